@@ -1,0 +1,48 @@
+# The only commands a newcomer needs: setup, demo, test, lint, bench.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export TRUENORTH_DATA_DIR ?= $(CURDIR)/var/data
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: setup assets demo serve test test-sqlite test-postgres lint bench clean
+
+setup: $(VENV)/.installed assets
+
+$(VENV)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+assets: node_modules/.package-lock.json
+	$(BIN)/python scripts/vendor_assets.py
+
+# Demo on SQLite over plain HTTP on the loopback address (so cookies are not marked Secure).
+demo: setup
+	TRUENORTH_HTTPS=false $(BIN)/truenorth demo
+	TRUENORTH_HTTPS=false $(BIN)/truenorth serve --host 127.0.0.1 --port 8000
+
+lint: setup
+	$(BIN)/ruff check truenorth tests scripts benchmarks
+	$(BIN)/mypy truenorth tests scripts
+	$(BIN)/python manage.py makemigrations --check --dry-run
+
+test-sqlite: setup
+	$(BIN)/pytest
+
+test-postgres: setup
+	DATABASE_URL=$${TRUENORTH_TEST_POSTGRES:-$(PG_TEST_URL)} $(BIN)/pytest
+
+# Lint, then the suite on SQLite; in CI (CI=true) or with TRUENORTH_TEST_POSTGRES set, again on PostgreSQL.
+test: lint test-sqlite
+	@if [ "$$CI" = "true" ] || [ -n "$$TRUENORTH_TEST_POSTGRES" ]; then $(MAKE) --no-print-directory test-postgres; fi
+
+bench: setup
+	@ls benchmarks/*.py >/dev/null 2>&1 && for f in benchmarks/*.py; do $(BIN)/python $$f; done || echo "no benchmarks yet"
+
+clean:
+	rm -rf $(VENV) node_modules truenorth/static/vendor var

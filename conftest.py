@@ -1,0 +1,82 @@
+"""Personas shared by every test: owner, admin, member, stakeholder of organisation A, and an outsider
+who owns organisation B and belongs to nothing in A."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+
+from truenorth.accounts.models import User
+from truenorth.accounts.services import create_token
+from truenorth.orgs.models import Membership, Organisation, Role
+from truenorth.orgs.services import create_organisation
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@dataclass
+class Persona:
+    user: User
+    membership: Membership | None
+    client: Client
+    token: str  # read-write API token
+    read_token: str
+
+    def api(self) -> Client:
+        """A client whose requests carry this persona's read-write API token."""
+        return Client(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+
+    def api_read(self) -> Client:
+        return Client(HTTP_AUTHORIZATION=f"Bearer {self.read_token}")
+
+
+def _persona(email: str, name: str, org: Organisation | None, role: str | None) -> Persona:
+    user = User.objects.create_user(email=email, password=PASSWORD, name=name)
+    membership = None
+    if org is not None and role is not None:
+        membership = Membership.objects.create(organisation=org, user=user, role=role)
+    client = Client()
+    client.force_login(user)
+    _, raw = create_token(user, "tests", "read-write")
+    _, raw_read = create_token(user, "tests-read", "read")
+    return Persona(user, membership, client, raw, raw_read)
+
+
+@pytest.fixture
+def org_a(db) -> Organisation:
+    founder = User.objects.create_user(email="founder@a.example", password=PASSWORD, name="Founder A")
+    return create_organisation(founder, "Alpha Org", "alpha")
+
+
+@pytest.fixture
+def owner(org_a) -> Persona:
+    return _persona("owner@a.example", "Owner A", org_a, Role.OWNER)
+
+
+@pytest.fixture
+def admin(org_a) -> Persona:
+    return _persona("admin@a.example", "Admin A", org_a, Role.ADMIN)
+
+
+@pytest.fixture
+def member(org_a) -> Persona:
+    return _persona("member@a.example", "Member A", org_a, Role.MEMBER)
+
+
+@pytest.fixture
+def stakeholder(org_a) -> Persona:
+    return _persona("stakeholder@a.example", "Stakeholder A", org_a, Role.STAKEHOLDER)
+
+
+@pytest.fixture
+def org_b(db) -> Organisation:
+    founder = User.objects.create_user(email="founder@b.example", password=PASSWORD, name="Founder B")
+    return create_organisation(founder, "Bravo Secret Org", "bravo-secret")
+
+
+@pytest.fixture
+def outsider(org_b) -> Persona:
+    """Owns organisation B; must never see anything of organisation A."""
+    return _persona("outsider@b.example", "Outsider B", org_b, Role.OWNER)

@@ -1,0 +1,208 @@
+"""The `truenorth` command: serve, migrate, createuser, demo, check.
+
+Commands only parse arguments and print; the work is done by services shared with the web UI and the API.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="truenorth",
+    help="TrueNorth: one goal for the whole organisation, run by evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class UsageFailure(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "truenorth.settings")
+    import django
+
+    django.setup()
+
+
+def _call_command(*args: str, **kwargs: Any) -> None:
+    from django.core.management import call_command
+
+    call_command(*args, **kwargs)
+
+
+@app.command()
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report unapplied migrations (exit 1 if any).")
+    ] = False,
+) -> None:
+    """Create or upgrade the database schema."""
+    _setup_django()
+    if check:
+        _call_command("migrate", check=True, plan=True, verbosity=1)
+        return
+    _call_command("migrate", interactive=False, verbosity=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
+    migrate_first: Annotated[
+        bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving.")
+    ] = True,
+) -> None:
+    """Serve the web app and API with gunicorn (production-grade; not Django's runserver)."""
+    _setup_django()
+    if migrate_first:
+        _call_command("migrate", interactive=False, verbosity=0)
+    _call_command("collectstatic", interactive=False, verbosity=0)
+    from gunicorn.app.base import BaseApplication
+
+    from truenorth.wsgi import application
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 60)
+
+        def load(self) -> Any:
+            return application
+
+    console.print(f"TrueNorth serving on http://{host}:{port}/ (Ctrl+C to stop)")
+    _Server().run()
+
+
+@app.command()
+def createuser(
+    email: Annotated[str, typer.Argument(help="E-mail address (the sign-in name).")],
+    name: Annotated[str, typer.Option(help="Display name.")] = "",
+    password: Annotated[
+        str | None,
+        typer.Option(
+            help="Password; prompted for if omitted (or read from TRUENORTH_PASSWORD).",
+            envvar="TRUENORTH_PASSWORD",
+        ),
+    ] = None,
+    org: Annotated[str | None, typer.Option(help="Add the user to this organisation (its address).")] = None,
+    role: Annotated[str, typer.Option(help="Role in --org: owner, admin, member or stakeholder.")] = "member",
+    create_org: Annotated[
+        str | None,
+        typer.Option("--create-org", help="Create an organisation with this name, owned by the user."),
+    ] = None,
+) -> None:
+    """Create a user, optionally in an organisation."""
+    _setup_django()
+    from django.db import transaction
+
+    from truenorth.accounts.services import create_user
+    from truenorth.history.models import HistoryEntry
+    from truenorth.history.services import record
+    from truenorth.orgs.models import ROLE_RANK, Membership, Organisation
+    from truenorth.orgs.services import create_organisation
+
+    if role not in ROLE_RANK:
+        raise UsageFailure(f"--role: unknown role '{role}'; choose one of {', '.join(ROLE_RANK)}")
+    target = None
+    if org:
+        target = Organisation.objects.filter(slug=org).first()
+        if target is None:
+            raise UsageFailure(f"--org: no organisation with the address '{org}'")
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with transaction.atomic():
+        user = create_user(email, password, name)
+        if target is not None:
+            membership = Membership.objects.create(organisation=target, user=user, role=role)
+            record(
+                target, membership, None, HistoryEntry.Action.CREATED, {"role": {"old": None, "new": role}}
+            )
+        if create_org:
+            create_organisation(user, create_org)
+    console.print(f"Created {user.email}.")
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo organisations and users (safe to run twice) and print how to sign in."""
+    _setup_django()
+    _call_command("migrate", interactive=False, verbosity=0)
+    from truenorth.core.demo import DEMO_PASSWORD, load_demo
+
+    users = load_demo()
+    table = Table(title="Demo sign-ins (password for all: " + DEMO_PASSWORD + ")")
+    table.add_column("E-mail")
+    table.add_column("Role in Acme Outdoor")
+    for spec in users:
+        table.add_row(spec.email, spec.role)
+    console.print(table)
+
+
+@app.command()
+def check() -> None:
+    """Check the configuration, the database and the front-end assets; exit 1 on any problem."""
+    _setup_django()
+    from truenorth.core.health import run_checks
+
+    results = run_checks()
+    table = Table(title="TrueNorth check")
+    table.add_column("Check")
+    table.add_column("Status")
+    table.add_column("Detail")
+    for result in results:
+        colour = {"ok": "green", "warning": "yellow", "error": "red"}[result.status]
+        table.add_row(result.name, f"[{colour}]{result.status}[/{colour}]", result.detail)
+    console.print(table)
+    if any(r.status == "error" for r in results):
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: usage and input errors are one line on stderr with exit code 2."""
+    from truenorth.core.errors import DomainError
+    from truenorth.env import ConfigError
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(
+            args=argv if argv is not None else sys.argv[1:], prog_name="truenorth", standalone_mode=False
+        )
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except click.UsageError as exc:
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        return 2
+    except click.ClickException as exc:
+        print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
+    except (UsageFailure, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DomainError as exc:
+        prefix = f"{exc.field}: " if exc.field else ""
+        print(f"error: {prefix}{exc.message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

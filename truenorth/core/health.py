@@ -1,0 +1,78 @@
+"""Configuration and database health, for `truenorth check` (and later the admin page)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+VENDOR_FILES = ("vendor/htmx/htmx.min.js", "vendor/pico/pico.min.css", "vendor/vega/vega-embed.min.js")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: str  # "ok" | "warning" | "error"
+    detail: str
+
+
+def _database() -> list[CheckResult]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # report any driver error as a failed check, never a traceback
+        return [
+            CheckResult(
+                "database", "error", f"{connection.vendor}: cannot connect ({exc.__class__.__name__}: {exc})"
+            )
+        ]
+    results = [CheckResult("database", "ok", f"{connection.vendor} reachable")]
+    executor = MigrationExecutor(connection)
+    pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if pending:
+        results.append(
+            CheckResult("migrations", "error", f"{len(pending)} unapplied; run `truenorth migrate`")
+        )
+    else:
+        results.append(CheckResult("migrations", "ok", "all applied"))
+    return results
+
+
+def _assets() -> CheckResult:
+    static_dirs = [Path(d) for d in settings.STATICFILES_DIRS] + [Path(settings.STATIC_ROOT)]
+    missing = [f for f in VENDOR_FILES if not any((d / f).exists() for d in static_dirs)]
+    if missing:
+        return CheckResult("front-end assets", "error", f"missing {', '.join(missing)}; run `make setup`")
+    return CheckResult("front-end assets", "ok", "htmx, Pico and Vega present")
+
+
+def _security() -> list[CheckResult]:
+    results = []
+    if settings.DEBUG:
+        results.append(CheckResult("debug", "warning", "DEBUG is on; never in production"))
+    else:
+        results.append(CheckResult("debug", "ok", "off"))
+    if not settings.HTTPS:
+        results.append(
+            CheckResult("https", "warning", "TRUENORTH_HTTPS=false: cookies are not Secure, no HSTS")
+        )
+    else:
+        results.append(CheckResult("https", "ok", "secure cookies and HSTS on"))
+    return results
+
+
+def run_checks() -> list[CheckResult]:
+    return [
+        CheckResult("data directory", "ok", str(settings.DATA_DIR)),
+        *_database(),
+        _assets(),
+        *_security(),
+        CheckResult(
+            "e-mail",
+            "ok",
+            "SMTP " + settings.EMAIL_HOST if settings.EMAIL_HOST else "console (printed, not sent)",
+        ),
+    ]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET
+
+from truenorth.core.access import CURRENT_ORG_SESSION_KEY, current_user
+from truenorth.orgs.services import memberships_of
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Send people to the organisation they last used, or help them start one."""
+    if not request.user.is_authenticated:
+        return redirect("accounts:login")
+    memberships = list(memberships_of(current_user(request)))
+    if not memberships:
+        return render(request, "core/welcome.html", {})
+    wanted = request.session.get(CURRENT_ORG_SESSION_KEY)
+    chosen = next((m for m in memberships if m.organisation.slug == wanted), memberships[0])
+    return redirect("orgs:dashboard", org_slug=chosen.organisation.slug)
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness and database reachability, for load balancers and `truenorth check`."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:  # any database failure is "unhealthy", never a 500 page
+        return JsonResponse({"status": "error", "database": "unreachable"}, status=503)
+    return JsonResponse({"status": "ok", "database": "ok"})
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"detail": "Not found.", "errors": []}, status=404)
+    return render(request, "404.html", {}, status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"detail": "Internal error; it has been logged.", "errors": []}, status=500)
+    return render(request, "500.html", {}, status=500)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"detail": "Bad request.", "errors": []}, status=400)
+    return render(request, "400.html", {}, status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"detail": "Forbidden.", "errors": []}, status=403)
+    return render(request, "403.html", {"message": str(exception or "")}, status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"detail": f"CSRF check failed: {reason}", "errors": []}, status=403)
+    return render(
+        request,
+        "403.html",
+        {"message": "Your form expired or came from another site. Reload the page and try again."},
+        status=403,
+    )

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from django import forms
+
+from truenorth.orgs.models import Role
+
+
+class OrganisationForm(forms.Form):
+    name = forms.CharField(max_length=120, label="Name")
+    slug = forms.SlugField(
+        max_length=60,
+        required=False,
+        label="Address",
+        help_text="Used in links: /o/<address>/. Derived from the name if empty.",
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail address")
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, label="Role")
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, label="Role")

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from truenorth.core.access import apply_error, current_user, org_view
+from truenorth.core.errors import DomainError, NotFound
+from truenorth.history.services import entries_for
+from truenorth.orgs import services
+from truenorth.orgs.forms import InviteForm, OrganisationForm, RoleForm
+from truenorth.orgs.models import ROLE_HELP, Membership, Role
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def create(request: HttpRequest) -> HttpResponse:
+    form = OrganisationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            org = services.create_organisation(
+                current_user(request), form.cleaned_data["name"], form.cleaned_data["slug"] or None
+            )
+        except DomainError as exc:
+            apply_error(form, exc)
+        else:
+            messages.success(request, f"{org.name} is ready. Invite the people who shape its goals.")
+            return redirect("orgs:dashboard", org_slug=org.slug)
+    return render(request, "orgs/create.html", {"form": form})
+
+
+@org_view
+def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
+    org = membership.organisation
+    return render(
+        request,
+        "orgs/dashboard.html",
+        {"membership": membership, "org": org, "member_count": org.memberships.count()},
+    )
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def members(request: HttpRequest, membership: Membership) -> HttpResponse:
+    form = InviteForm(request.POST or None)
+    link: str | None = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _, link = services.invite(
+                membership, current_user(request), form.cleaned_data["email"], form.cleaned_data["role"]
+            )
+        except DomainError as exc:
+            apply_error(form, exc)
+        else:
+            messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+            form = InviteForm()
+    invitations = services.invitations_of(membership) if membership.can_admin else []
+    return render(
+        request,
+        "orgs/members.html",
+        {
+            "membership": membership,
+            "org": membership.organisation,
+            "members": services.members_of(membership),
+            "invitations": invitations,
+            "form": form,
+            "invite_link": link,
+            "roles": Role.choices,
+            "role_help": ROLE_HELP,
+        },
+    )
+
+
+@org_view
+@require_POST
+def change_role(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose a valid role.")
+    else:
+        try:
+            target = services.change_role(
+                membership, current_user(request), member_id, form.cleaned_data["role"]
+            )
+        except NotFound:
+            raise
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request, f"{target.user.display_name} is now {target.get_role_display().lower()}."
+            )
+    return redirect("orgs:members", org_slug=membership.organisation.slug)
+
+
+@org_view
+@require_POST
+def remove_member(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
+    leaving = services.get_member(membership, member_id).user_id == current_user(request).pk
+    try:
+        services.remove_member(membership, current_user(request), member_id)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("orgs:members", org_slug=membership.organisation.slug)
+    if leaving:
+        messages.success(request, f"You left {membership.organisation.name}.")
+        return redirect("core:home")
+    messages.success(request, "Member removed.")
+    return redirect("orgs:members", org_slug=membership.organisation.slug)
+
+
+@org_view
+@require_POST
+def revoke_invitation(request: HttpRequest, membership: Membership, invitation_id: int) -> HttpResponse:
+    try:
+        services.revoke_invitation(membership, current_user(request), invitation_id)
+    except NotFound:
+        raise
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Invitation revoked.")
+    return redirect("orgs:members", org_slug=membership.organisation.slug)
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    org = membership.organisation
+    initial = {"name": org.name, "slug": org.slug, "version": org.version}
+    form = OrganisationForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            org = services.update_organisation(
+                membership,
+                current_user(request),
+                name=form.cleaned_data["name"],
+                slug=form.cleaned_data["slug"] or org.slug,
+                version=form.cleaned_data["version"],
+            )
+        except NotFound:
+            raise
+        except DomainError as exc:
+            apply_error(form, exc)
+        else:
+            messages.success(request, "Settings saved.")
+            return redirect("orgs:settings", org_slug=org.slug)
+    history = entries_for(org).select_related(None)[:50]
+    return render(
+        request,
+        "orgs/settings.html",
+        {"membership": membership, "org": org, "form": form, "history": history},
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
+    try:
+        invitation = services.pending_invitation(token)
+    except NotFound as exc:
+        return render(request, "orgs/invitation_invalid.html", {"message": exc.message}, status=404)
+    if not request.user.is_authenticated:
+        return render(request, "orgs/invitation.html", {"invitation": invitation, "next": request.path})
+    if request.method == "POST":
+        membership = services.accept_invitation(current_user(request), token)
+        messages.success(request, f"You joined {membership.organisation.name} as {membership.role}.")
+        return redirect("orgs:dashboard", org_slug=membership.organisation.slug)
+    return render(request, "orgs/invitation.html", {"invitation": invitation, "next": request.path})

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import include, path
+
+from truenorth.api import api
+
+urlpatterns = [
+    path("", include("truenorth.core.urls")),
+    path("accounts/", include("truenorth.accounts.urls")),
+    path("", include("truenorth.orgs.urls")),
+    path("api/v1/", api.urls),
+]
+
+handler400 = "truenorth.core.views.bad_request"
+handler403 = "truenorth.core.views.permission_denied"
+handler404 = "truenorth.core.views.not_found"
+handler500 = "truenorth.core.views.server_error"
