@@ -27,8 +27,8 @@ demo: setup
 	TRUENORTH_HTTPS=false $(BIN)/truenorth serve --host 127.0.0.1 --port 8000
 
 lint: setup
-	$(BIN)/ruff check truenorth tests scripts benchmarks
-	$(BIN)/mypy truenorth tests scripts
+	$(BIN)/ruff check truenorth tests scripts benchmarks conftest.py manage.py
+	$(BIN)/mypy truenorth tests scripts conftest.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 test-sqlite: setup

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import DomainError, NotFound
 from truenorth.history.services import entries_for
+from truenorth.htmx import is_htmx
 from truenorth.orgs import services
 from truenorth.orgs.forms import InviteForm, OrganisationForm, RoleForm
 from truenorth.orgs.models import ROLE_HELP, Membership, Role
@@ -76,10 +77,10 @@ def members(request: HttpRequest, membership: Membership) -> HttpResponse:
 @org_view
 @require_POST
 def change_role(request: HttpRequest, membership: Membership, member_id: int) -> HttpResponse:
+    """Change a member's role; htmx requests get the updated table row back, others a redirect."""
     form = RoleForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Choose a valid role.")
-    else:
+    ok, text = False, "Choose a valid role."
+    if form.is_valid():
         try:
             target = services.change_role(
                 membership, current_user(request), member_id, form.cleaned_data["role"]
@@ -87,11 +88,21 @@ def change_role(request: HttpRequest, membership: Membership, member_id: int) ->
         except NotFound:
             raise
         except DomainError as exc:
-            messages.error(request, exc.message)
+            text = exc.message
         else:
-            messages.success(
-                request, f"{target.user.display_name} is now {target.get_role_display().lower()}."
-            )
+            ok, text = True, f"{target.user.display_name} is now {target.get_role_display().lower()}."
+    if is_htmx(request):
+        row = services.get_member(membership, member_id)
+        context = {
+            "m": row,
+            "membership": membership,
+            "org": membership.organisation,
+            "roles": Role.choices,
+            "row_message": text,
+            "row_message_class": "field-ok" if ok else "field-error",
+        }
+        return render(request, "orgs/_member_row.html", context, status=200)
+    (messages.success if ok else messages.error)(request, text)
     return redirect("orgs:members", org_slug=membership.organisation.slug)
 
 
