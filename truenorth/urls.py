@@ -1,8 +1,11 @@
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import include, path, register_converter
 
 from truenorth.api import api
+from truenorth.core.converters import ObjectIdConverter
+
+register_converter(ObjectIdConverter, "id")
 
 urlpatterns = [
     path("", include("truenorth.core.urls")),

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from truenorth.accounts import services
 from truenorth.accounts.models import APIToken, User
-from truenorth.core.schemas import ERRORS, READ_ERRORS, StrictSchema
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
 
 router = Router(tags=["account"])
 
@@ -63,6 +63,6 @@ def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, dict[str,
 
 
 @router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke an API token")
-def revoke_token(request: HttpRequest, token_id: int) -> tuple[int, None]:
+def revoke_token(request: HttpRequest, token_id: ObjectId) -> tuple[int, None]:
     services.revoke_token(_user(request), token_id)
     return 204, None

@@ -12,7 +12,7 @@ urlpatterns = [
     path("login/", views.sign_in, name="login"),
     path("logout/", views.sign_out, name="logout"),
     path("tokens/", views.tokens, name="tokens"),
-    path("tokens/<int:token_id>/revoke/", views.revoke_token, name="revoke_token"),
+    path("tokens/<id:token_id>/revoke/", views.revoke_token, name="revoke_token"),
     path(
         "password-reset/",
         auth_views.PasswordResetView.as_view(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from ninja import Schema
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 
 class StrictSchema(Schema):
@@ -24,3 +26,8 @@ class ErrorOut(Schema):
 
 ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
 READ_ERRORS = {401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
+
+
+# A database id: out-of-range numbers are refused as 422 before they reach the database
+# (PostgreSQL would raise on a bigint overflow).
+ObjectId = Annotated[int, Field(ge=1, le=2**63 - 1)]

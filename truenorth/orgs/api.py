@@ -9,7 +9,7 @@ from ninja import Router, Schema
 from pydantic import Field
 
 from truenorth.accounts.models import User
-from truenorth.core.schemas import ERRORS, READ_ERRORS, StrictSchema
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
 from truenorth.orgs import services
 from truenorth.orgs.models import Invitation, Membership, Organisation, Role
 
@@ -118,13 +118,15 @@ def list_members(request: HttpRequest, slug: str) -> list[dict[str, object]]:
 @router.patch(
     "/{slug}/members/{member_id}", response={200: MemberOut, **ERRORS}, summary="Change a member's role"
 )
-def change_role(request: HttpRequest, slug: str, member_id: int, payload: MemberPatch) -> dict[str, object]:
+def change_role(
+    request: HttpRequest, slug: str, member_id: ObjectId, payload: MemberPatch
+) -> dict[str, object]:
     m = services.membership_for(_user(request), slug)
     return _member_out(services.change_role(m, _user(request), member_id, payload.role))
 
 
 @router.delete("/{slug}/members/{member_id}", response={204: None, **ERRORS}, summary="Remove a member")
-def remove_member(request: HttpRequest, slug: str, member_id: int) -> tuple[int, None]:
+def remove_member(request: HttpRequest, slug: str, member_id: ObjectId) -> tuple[int, None]:
     m = services.membership_for(_user(request), slug)
     services.remove_member(m, _user(request), member_id)
     return 204, None
@@ -151,7 +153,7 @@ def invite(request: HttpRequest, slug: str, payload: InvitationIn) -> tuple[int,
 @router.delete(
     "/{slug}/invitations/{invitation_id}", response={204: None, **ERRORS}, summary="Revoke an invitation"
 )
-def revoke_invitation(request: HttpRequest, slug: str, invitation_id: int) -> tuple[int, None]:
+def revoke_invitation(request: HttpRequest, slug: str, invitation_id: ObjectId) -> tuple[int, None]:
     m = services.membership_for(_user(request), slug)
     services.revoke_invitation(m, _user(request), invitation_id)
     return 204, None

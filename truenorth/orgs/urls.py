@@ -11,10 +11,10 @@ urlpatterns = [
     path("invite/<str:token>/", views.accept_invitation, name="accept_invitation"),
     path("o/<slug:org_slug>/", views.dashboard, name="dashboard"),
     path("o/<slug:org_slug>/members/", views.members, name="members"),
-    path("o/<slug:org_slug>/members/<int:member_id>/role/", views.change_role, name="change_role"),
-    path("o/<slug:org_slug>/members/<int:member_id>/remove/", views.remove_member, name="remove_member"),
+    path("o/<slug:org_slug>/members/<id:member_id>/role/", views.change_role, name="change_role"),
+    path("o/<slug:org_slug>/members/<id:member_id>/remove/", views.remove_member, name="remove_member"),
     path(
-        "o/<slug:org_slug>/invitations/<int:invitation_id>/revoke/",
+        "o/<slug:org_slug>/invitations/<id:invitation_id>/revoke/",
         views.revoke_invitation,
         name="revoke_invitation",
     ),
