@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from django.contrib.auth.hashers import Argon2PasswordHasher
 from django.test import Client
 
 from truenorth.accounts.models import User
@@ -14,6 +15,19 @@ from truenorth.orgs.models import Membership, Organisation, Role
 from truenorth.orgs.services import create_organisation
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+class FastArgon2PasswordHasher(Argon2PasswordHasher):
+    """Still Argon2 (tests check the algorithm), with the cheapest parameters so fixtures are fast."""
+
+    time_cost = 1
+    memory_cost = 8
+    parallelism = 1
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings) -> None:
+    settings.PASSWORD_HASHERS = ["conftest.FastArgon2PasswordHasher"]
 
 
 @dataclass

@@ -179,11 +179,16 @@ def main(argv: list[str] | None = None) -> int:
 
     command = typer.main.get_command(app)
     try:
-        command.main(
+        result = command.main(
             args=argv if argv is not None else sys.argv[1:], prog_name="truenorth", standalone_mode=False
         )
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # The help text is already printed; only add a line when there is something to say.
+        if exc.format_message().strip():
+            print(f"error: {exc.format_message()}", file=sys.stderr)
+        return 2
     except click.exceptions.Abort:
         err_console.print("aborted")
         return 130
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         prefix = f"{exc.field}: " if exc.field else ""
         print(f"error: {prefix}{exc.message}", file=sys.stderr)
         return 2
-    return 0
+    return result if isinstance(result, int) else 0
 
 
 if __name__ == "__main__":

@@ -75,9 +75,14 @@ def sign_in(request: HttpRequest, email: str, password: str) -> User:
     if user is None:
         LoginAttempt.objects.create(email=email[:254], ip_address=ip)
         raise ValidationFailed("E-mail address or password is wrong.", field="password")
-    LoginAttempt.objects.filter(email=email).delete()
+    clear_login_failures(email)
     assert isinstance(user, User)
     return user
+
+
+def clear_login_failures(email: str) -> None:
+    """Forget failed sign-ins for an address, e.g. once its owner proved control by resetting."""
+    LoginAttempt.objects.filter(email=(email or "").strip().lower()).delete()
 
 
 def purge_old_login_attempts() -> int:

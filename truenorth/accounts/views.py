@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import login, logout
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import SetPasswordForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -70,19 +72,25 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:login")
 
 
+NEW_TOKEN_SESSION_KEY = "new_api_token"
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
+    """List and create tokens; a new secret is shown once, on the page after the redirect."""
     user = current_user(request)
     form = TokenForm(request.POST or None)
-    created: str | None = None
     if request.method == "POST" and form.is_valid():
         try:
-            _, created = services.create_token(user, form.cleaned_data["name"], form.cleaned_data["scope"])
+            _, raw = services.create_token(user, form.cleaned_data["name"], form.cleaned_data["scope"])
         except DomainError as exc:
             apply_error(form, exc)
         else:
-            form = TokenForm()
+            # Post/redirect/get, so reloading the page cannot create a second token.
+            request.session[NEW_TOKEN_SESSION_KEY] = raw
+            return redirect("accounts:tokens")
+    created = request.session.pop(NEW_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
     return render(
         request,
         "accounts/tokens.html",
@@ -101,3 +109,12 @@ def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
         raise Http404() from None
     messages.success(request, f"Token “{token.name}” revoked; it no longer works.")
     return redirect("accounts:tokens")
+
+
+class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
+    """Django's reset confirmation, which also lifts a sign-in lockout on the address."""
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        response = super().form_valid(form)
+        services.clear_login_failures(form.user.email)
+        return response

@@ -53,5 +53,7 @@ def org_view(view: OrgView[P]) -> Callable[..., HttpResponse]:
 
 def apply_error(form: Form, exc: DomainError) -> None:
     """Show a service error on the form, on its field when the form has it."""
-    field = exc.field if exc.field in form.fields else None
+    # Errors about hidden fields (e.g. a stale "version") are shown at the top of the form.
+    visible = exc.field in form.fields and not form.fields[exc.field].widget.is_hidden
+    field = exc.field if visible else None
     form.add_error(field, exc.message)

@@ -18,7 +18,9 @@ def home(request: HttpRequest) -> HttpResponse:
     if not memberships:
         return render(request, "core/welcome.html", {})
     wanted = request.session.get(CURRENT_ORG_SESSION_KEY)
-    chosen = next((m for m in memberships if m.organisation.slug == wanted), memberships[0])
+    # Without a remembered choice, the organisation joined first (usually one's own) wins.
+    first_joined = min(memberships, key=lambda m: (m.joined_at, m.pk))
+    chosen = next((m for m in memberships if m.organisation.slug == wanted), first_joined)
     return redirect("orgs:dashboard", org_slug=chosen.organisation.slug)
 
 
