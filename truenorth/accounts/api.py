@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from truenorth.accounts import services
@@ -56,13 +56,13 @@ def list_tokens(request: HttpRequest) -> list[APIToken]:
 
 
 @router.post("/tokens", response={201: TokenCreatedOut, **ERRORS}, summary="Create an API token")
-def create_token(request: HttpRequest, payload: TokenIn) -> tuple[int, dict[str, object]]:
+def create_token(request: HttpRequest, payload: TokenIn) -> Status[dict[str, object]]:
     token, raw = services.create_token(_user(request), payload.name, payload.scope)
-    data = TokenOut.from_orm(token).dict()
-    return 201, {**data, "token": raw}
+    data = TokenOut.model_validate(token).model_dump()
+    return Status(201, {**data, "token": raw})
 
 
 @router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke an API token")
-def revoke_token(request: HttpRequest, token_id: ObjectId) -> tuple[int, None]:
+def revoke_token(request: HttpRequest, token_id: ObjectId) -> Status[None]:
     services.revoke_token(_user(request), token_id)
-    return 204, None
+    return Status(204, None)

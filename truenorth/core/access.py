@@ -37,7 +37,8 @@ def org_view(view: OrgView[P]) -> Callable[..., HttpResponse]:
             membership = membership_for(current_user(request), org_slug)
         except NotFound:
             raise Http404("No such organisation.") from None
-        request.session[CURRENT_ORG_SESSION_KEY] = membership.organisation.slug
+        if request.session.get(CURRENT_ORG_SESSION_KEY) != org_slug:  # avoid a session write per page
+            request.session[CURRENT_ORG_SESSION_KEY] = org_slug
         request.membership = membership  # type: ignore[attr-defined]
         try:
             return view(request, membership, *args, **kwargs)

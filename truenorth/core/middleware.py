@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
 class SecurityHeadersMiddleware:
@@ -18,4 +18,28 @@ class SecurityHeadersMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        return response
+
+
+class APIMethodNotAllowedMiddleware:
+    """django-ninja answers a wrong HTTP method with plain text; the API promises JSON errors."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code == 405
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            allow = response.get("Allow", "")
+            json = JsonResponse(
+                {"detail": f"Method {request.method} is not allowed here; use {allow}.", "errors": []},
+                status=405,
+            )
+            if allow:
+                json["Allow"] = allow
+            return json
         return response

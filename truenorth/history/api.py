@@ -32,7 +32,7 @@ class HistoryFilter(Schema):
     object_type: str | None = Field(None, description="e.g. orgs.organisation")
     object_id: str | None = None
     limit: int = Field(100, ge=1, le=1000)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
 @router.get("/{slug}/history", response={200: list[HistoryOut], **READ_ERRORS}, summary="History of changes")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import Router, Schema, Status
 from pydantic import Field
 
 from truenorth.accounts.models import User
@@ -89,9 +89,9 @@ def list_organisations(request: HttpRequest) -> list[dict[str, object]]:
 
 
 @router.post("", response={201: OrganisationOut, **ERRORS}, summary="Create an organisation")
-def create_organisation(request: HttpRequest, payload: OrganisationIn) -> tuple[int, dict[str, object]]:
+def create_organisation(request: HttpRequest, payload: OrganisationIn) -> Status[dict[str, object]]:
     org = services.create_organisation(_user(request), payload.name, payload.slug)
-    return 201, _org_out(org, Role.OWNER)
+    return Status(201, _org_out(org, Role.OWNER))
 
 
 @router.get("/{slug}", response={200: OrganisationOut, **READ_ERRORS}, summary="Get an organisation")
@@ -126,10 +126,10 @@ def change_role(
 
 
 @router.delete("/{slug}/members/{member_id}", response={204: None, **ERRORS}, summary="Remove a member")
-def remove_member(request: HttpRequest, slug: str, member_id: ObjectId) -> tuple[int, None]:
+def remove_member(request: HttpRequest, slug: str, member_id: ObjectId) -> Status[None]:
     m = services.membership_for(_user(request), slug)
     services.remove_member(m, _user(request), member_id)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get(
@@ -144,16 +144,16 @@ def list_invitations(request: HttpRequest, slug: str) -> list[Invitation]:
 @router.post(
     "/{slug}/invitations", response={201: InvitationCreatedOut, **ERRORS}, summary="Invite by e-mail"
 )
-def invite(request: HttpRequest, slug: str, payload: InvitationIn) -> tuple[int, dict[str, object]]:
+def invite(request: HttpRequest, slug: str, payload: InvitationIn) -> Status[dict[str, object]]:
     m = services.membership_for(_user(request), slug)
     invitation, link = services.invite(m, _user(request), payload.email, payload.role)
-    return 201, {**InvitationOut.from_orm(invitation).dict(), "link": link}
+    return Status(201, {**InvitationOut.model_validate(invitation).model_dump(), "link": link})
 
 
 @router.delete(
     "/{slug}/invitations/{invitation_id}", response={204: None, **ERRORS}, summary="Revoke an invitation"
 )
-def revoke_invitation(request: HttpRequest, slug: str, invitation_id: ObjectId) -> tuple[int, None]:
+def revoke_invitation(request: HttpRequest, slug: str, invitation_id: ObjectId) -> Status[None]:
     m = services.membership_for(_user(request), slug)
     services.revoke_invitation(m, _user(request), invitation_id)
-    return 204, None
+    return Status(204, None)

@@ -74,7 +74,8 @@ def _validate_slug(slug: str) -> str:
 
 
 def _unique_slug(base: str) -> str:
-    base = (slugify(base)[:50] or "org").strip("-") or "org"
+    # slugify keeps underscores, which an address typed in may not have: same rule for both.
+    base = slugify(base).replace("_", "-")[:50].strip("-") or "org"
     if base in RESERVED_SLUGS:
         base = f"{base}-org"
     candidate, n = base, 2
