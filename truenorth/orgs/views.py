@@ -45,6 +45,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
 @org_view
 @require_http_methods(["GET", "POST"])
 def members(request: HttpRequest, membership: Membership) -> HttpResponse:
+    if request.method == "POST":
+        services.require_role(membership, Role.ADMIN)
     form = InviteForm(request.POST or None)
     link: str | None = None
     if request.method == "POST" and form.is_valid():
@@ -141,6 +143,8 @@ def revoke_invitation(request: HttpRequest, membership: Membership, invitation_i
 @org_view
 @require_http_methods(["GET", "POST"])
 def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
+    if request.method == "POST":
+        services.require_role(membership, Role.ADMIN)
     org = membership.organisation
     initial = {"name": org.name, "slug": org.slug, "version": org.version}
     form = OrganisationForm(request.POST or None, initial=initial)

@@ -151,8 +151,8 @@ def test_settings_cannot_be_changed_by_a_member(member, org_a):
     assert page.status_code == 200
     assert b"Only admins and owners" in page.content
     response = member.client.post(_url("settings"), {"name": "Hijacked", "slug": "alpha", "version": 1})
-    assert response.status_code == 200
-    assert "needs the admin role" in " ".join(response.context["form"].non_field_errors())
+    assert response.status_code == 403
+    assert b"needs the admin role" in response.content
     org_a.refresh_from_db()
     assert org_a.name == "Alpha Org"
 
@@ -244,8 +244,8 @@ def test_invite_form_errors(admin, member):
 @pytest.mark.django_db
 def test_member_cannot_invite(member):
     response = member.client.post(_url("members"), {"email": "x@example.com", "role": Role.STAKEHOLDER})
-    assert response.status_code == 200
-    assert "needs the admin role" in " ".join(response.context["form"].non_field_errors())
+    assert response.status_code == 403
+    assert b"needs the admin role" in response.content
     assert mail.outbox == []
     assert not Invitation.objects.exists()
 

@@ -8,14 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.core import mail
-from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
+from truenorth.accounts.models import APIToken, User
+from truenorth.accounts.services import create_token
 from truenorth.history.models import HistoryEntry
 from truenorth.orgs.models import Invitation, Membership, Organisation, Role
 
 if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
+
     from conftest import Persona
 
 ORG = "/api/v1/orgs/alpha"
@@ -25,7 +28,9 @@ def state(org: Organisation) -> dict[str, Any]:
     org = Organisation.objects.get(pk=org.pk)
     return {
         "organisation": (org.name, org.slug, org.version),
-        "memberships": sorted(Membership.objects.filter(organisation=org).values_list("id", "user_id", "role")),
+        "memberships": sorted(
+            Membership.objects.filter(organisation=org).values_list("id", "user_id", "role")
+        ),
         "invitations": sorted(
             Invitation.objects.filter(organisation=org).values_list("id", "email", "role", "revoked_at")
         ),
@@ -43,16 +48,16 @@ def mid(persona: Persona) -> int:
     return persona.membership.pk
 
 
-def send(client: Client, method: str, url: str, body: dict[str, Any] | None = None) -> HttpResponse:
+def send(client: Client, method: str, url: str, body: dict[str, Any] | None = None) -> Response:
     call = getattr(client, method)
     if body is None:
-        response: HttpResponse = call(url)
+        response: Response = call(url)
     else:
         response = call(url, json.dumps(body), content_type="application/json")
     return response
 
 
-def assert_refused_on_the_web(response: HttpResponse, message: str) -> None:
+def assert_refused_on_the_web(response: Response, message: str) -> None:
     """A refused form must say so: a 403 page, or the page shown again with the refusal on it.
 
     Answering 200 with a page that does not mention the refusal looks to the user (and to any script)
@@ -65,7 +70,7 @@ def assert_refused_on_the_web(response: HttpResponse, message: str) -> None:
     )
 
 
-def assert_json_error(response: HttpResponse, status: int) -> dict[str, Any]:
+def assert_json_error(response: Response, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content
     assert response.headers["Content-Type"].startswith("application/json")
     data: dict[str, Any] = response.json()
@@ -76,7 +81,9 @@ def assert_json_error(response: HttpResponse, status: int) -> dict[str, Any]:
 
 @pytest.fixture
 def invitation(org_a: Organisation, owner: Persona) -> Invitation:
-    response = send(owner.api(), "post", f"{ORG}/invitations", {"email": "pending@a.example", "role": "member"})
+    response = send(
+        owner.api(), "post", f"{ORG}/invitations", {"email": "pending@a.example", "role": "member"}
+    )
     assert response.status_code == 201, response.content
     mail.outbox.clear()
     return Invitation.objects.get(pk=response.json()["id"])
@@ -104,7 +111,9 @@ def test_a_stakeholder_can_read_the_organisation_its_members_and_its_history(sta
 
 def test_a_stakeholder_cannot_invite_anyone(org_a: Organisation, stakeholder: Persona) -> None:
     before = state(org_a)
-    response = send(stakeholder.api(), "post", f"{ORG}/invitations", {"email": "x@a.example", "role": "member"})
+    response = send(
+        stakeholder.api(), "post", f"{ORG}/invitations", {"email": "x@a.example", "role": "member"}
+    )
     assert "admin" in assert_json_error(response, 403)["detail"]
     assert state(org_a) == before
     assert mail.outbox == []
@@ -121,7 +130,10 @@ def test_a_stakeholder_cannot_invite_anyone_on_the_web(org_a: Organisation, stak
 
 def test_a_stakeholder_cannot_see_pending_invitations(stakeholder: Persona, invitation: Invitation) -> None:
     assert_json_error(stakeholder.api().get(f"{ORG}/invitations"), 403)
-    assert invitation.email not in stakeholder.client.get(reverse("orgs:members", args=["alpha"])).content.decode()
+    assert (
+        invitation.email
+        not in stakeholder.client.get(reverse("orgs:members", args=["alpha"])).content.decode()
+    )
 
 
 def test_a_stakeholder_cannot_change_anyones_role(
@@ -152,7 +164,9 @@ def test_a_stakeholder_cannot_rename_the_organisation(org_a: Organisation, stake
     assert state(org_a) == before
 
 
-def test_a_stakeholder_cannot_change_the_settings_on_the_web(org_a: Organisation, stakeholder: Persona) -> None:
+def test_a_stakeholder_cannot_change_the_settings_on_the_web(
+    org_a: Organisation, stakeholder: Persona
+) -> None:
     before = state(org_a)
     url = reverse("orgs:settings", args=["alpha"])
     response = stakeholder.client.post(url, {"name": "Renamed", "slug": "renamed", "version": "1"})
@@ -179,7 +193,9 @@ def test_a_member_cannot_manage_members(
 ) -> None:
     before = state(org_a)
     api = member.api()
-    assert_json_error(send(api, "post", f"{ORG}/invitations", {"email": "x@a.example", "role": "stakeholder"}), 403)
+    assert_json_error(
+        send(api, "post", f"{ORG}/invitations", {"email": "x@a.example", "role": "stakeholder"}), 403
+    )
     assert_json_error(send(api, "patch", f"{ORG}/members/{mid(stakeholder)}", {"role": "member"}), 403)
     assert_json_error(send(api, "patch", f"{ORG}/members/{mid(member)}", {"role": "admin"}), 403)
     assert_json_error(send(api, "delete", f"{ORG}/members/{mid(stakeholder)}"), 403)
@@ -253,7 +269,7 @@ def test_an_admin_cannot_demote_or_remove_an_owner_or_another_admin(
 ) -> None:
     other_admin = Membership.objects.create(
         organisation=org_a,
-        user=type(admin.user).objects.create_user(email="admin2@a.example", password="x" * 12),
+        user=User.objects.create_user(email="admin2@a.example", password="x" * 12),
         role=Role.ADMIN,
     )
     before = state(org_a)
@@ -320,7 +336,9 @@ def test_an_owner_can_demote_and_remove_an_admin(org_a: Organisation, owner: Per
 
 
 @pytest.mark.parametrize("role", ["admin", "member", "stakeholder"])
-def test_the_last_owner_cannot_be_demoted(org_a: Organisation, owner_is_the_only_owner: Persona, role: str) -> None:
+def test_the_last_owner_cannot_be_demoted(
+    org_a: Organisation, owner_is_the_only_owner: Persona, role: str
+) -> None:
     owner = owner_is_the_only_owner
     before = state(org_a)
     response = send(owner.api(), "patch", f"{ORG}/members/{mid(owner)}", {"role": role})
@@ -329,7 +347,9 @@ def test_the_last_owner_cannot_be_demoted(org_a: Organisation, owner_is_the_only
     assert state(org_a) == before
 
 
-def test_the_last_owner_cannot_be_demoted_on_the_web(org_a: Organisation, owner_is_the_only_owner: Persona) -> None:
+def test_the_last_owner_cannot_be_demoted_on_the_web(
+    org_a: Organisation, owner_is_the_only_owner: Persona
+) -> None:
     owner = owner_is_the_only_owner
     before = state(org_a)
     url = reverse("orgs:change_role", args=["alpha", mid(owner)])
@@ -347,9 +367,7 @@ def test_the_last_owner_cannot_be_removed(org_a: Organisation, owner_is_the_only
     assert state(org_a) == before
 
 
-def test_an_owner_can_step_down_while_another_owner_remains(
-    org_a: Organisation, owner: Persona
-) -> None:
+def test_an_owner_can_step_down_while_another_owner_remains(org_a: Organisation, owner: Persona) -> None:
     assert Membership.objects.filter(organisation=org_a, role=Role.OWNER).count() == 2
     assert send(owner.api(), "patch", f"{ORG}/members/{mid(owner)}", {"role": "admin"}).status_code == 200
     founder = Membership.objects.get(organisation=org_a, role=Role.OWNER)
@@ -360,15 +378,15 @@ def test_an_owner_can_step_down_while_another_owner_remains(
 
 
 def _token_for(membership: Membership) -> str:
-    from truenorth.accounts.services import create_token
-
     return create_token(membership.user, "test", "read-write")[1]
 
 
 # --- read-only tokens -------------------------------------------------------------------------
 
 
-def _writes(member_id: int, invitation_id: int, token_id: int) -> list[tuple[str, str, dict[str, Any] | None]]:
+def _writes(
+    member_id: int, invitation_id: int, token_id: int
+) -> list[tuple[str, str, dict[str, Any] | None]]:
     return [
         ("patch", ORG, {"name": "Renamed"}),
         ("post", "/api/v1/orgs", {"name": "Another"}),
@@ -384,8 +402,6 @@ def _writes(member_id: int, invitation_id: int, token_id: int) -> list[tuple[str
 def test_a_read_only_token_cannot_post_patch_or_delete(
     org_a: Organisation, owner: Persona, member: Persona, invitation: Invitation
 ) -> None:
-    from truenorth.accounts.models import APIToken
-
     tokens_before = sorted(APIToken.objects.values_list("id", "revoked_at"))
     before = state(org_a)
     token_id = APIToken.objects.get(user=owner.user, scope="read-write").pk
@@ -400,8 +416,15 @@ def test_a_read_only_token_cannot_post_patch_or_delete(
 
 
 def test_a_read_only_token_can_read(owner: Persona, invitation: Invitation) -> None:
-    for url in ("/api/v1/me", "/api/v1/tokens", "/api/v1/orgs", ORG, f"{ORG}/members", f"{ORG}/invitations",
-                f"{ORG}/history"):
+    for url in (
+        "/api/v1/me",
+        "/api/v1/tokens",
+        "/api/v1/orgs",
+        ORG,
+        f"{ORG}/members",
+        f"{ORG}/invitations",
+        f"{ORG}/history",
+    ):
         response = owner.api_read().get(url)
         assert response.status_code == 200, (url, response.content)
 

@@ -1,0 +1,678 @@
+"""Tenant isolation, checked by walking every route rather than by listing them.
+
+Organisation A ("Alpha Org", /o/alpha/) is fully populated: four personas, a pending invitation and
+API tokens. The outsider owns organisation B and belongs to nothing in A. For every web route Django
+knows and every operation in the OpenAPI schema, the outsider (and an anonymous visitor) tries to read
+and change organisation A's objects. Every such attempt must answer exactly as if the object did not
+exist (404), must not mention anything of organisation A, and must change nothing.
+
+Routes are discovered, not listed: a new route whose URL parameters this file cannot fill makes the
+walk fail and names the parameter to add to the mapping below, so new routes are covered by default.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django.urls.resolvers import RoutePattern
+from django.utils.encoding import force_bytes
+from django.utils.http import urlsafe_base64_encode
+
+from truenorth.accounts.models import APIToken, User
+from truenorth.api import api
+from truenorth.history.models import HistoryEntry
+from truenorth.orgs import services as org_services
+from truenorth.orgs.models import Invitation, Membership, Organisation, Role
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as Response
+
+    from conftest import Persona
+
+ORG_A_NAME = "Alpha Org"
+ORG_A_SLUG = "alpha"
+ORG_B_SLUG = "bravo-secret"
+INVITEE_EMAIL = "invitee@a.example"
+
+API_PREFIX = "api/v1/"
+# Values that exist nowhere: the app must answer for org A's objects exactly as it does for these.
+ABSENT_SLUG = "no-such-organisation"
+ABSENT_ID = 2_147_483_000
+
+# URL parameters that name an organisation or an object in one. A route that has any of them is
+# "scoped": for someone outside the organisation it must answer 404, never 403/200/a redirect.
+OBJECT_KWARGS = frozenset({"org_slug", "member_id", "invitation_id", "token_id"})
+
+# Bearer links: whoever holds the link may use it, by design, so they are the explicit exceptions to
+# "every route with a parameter answers 404". The walk still checks them for leaks and 5xx.
+#  - orgs:accept_invitation: /invite/<token>/ is e-mailed to the invitee and may be forwarded; the
+#    holder legitimately sees which organisation invites them (so "Alpha Org" may appear) and may
+#    accept it. The walk only GETs it: POSTing would legitimately make the outsider a member of A.
+#  - accounts:password_reset_confirm: the walk uses an org-A user's uid with a token that is NOT valid,
+#    so the page must say the link is invalid without revealing whose account it is.
+BEARER_LINK_ROUTES = frozenset({"orgs:accept_invitation", "accounts:password_reset_confirm"})
+BEARER_LINK_MAY_SHOW: dict[str, frozenset[str]] = {
+    "orgs:accept_invitation": frozenset({ORG_A_NAME, INVITEE_EMAIL}),
+    "accounts:password_reset_confirm": frozenset(),
+}
+BEARER_LINK_SKIP_POST = frozenset({"orgs:accept_invitation"})
+
+# Floors, so the walks cannot pass vacuously (e.g. if the resolver walk or the schema broke).
+# Raise them when you add routes; never lower them to make a failure go away.
+MIN_WEB_ROUTES = 19
+MIN_WEB_SCOPED_ROUTES = 7
+MIN_API_OPERATIONS = 15
+MIN_API_SCOPED_OPERATIONS = 10
+
+# Form data sent with every web POST: a valid value for every form field in the app, aimed at doing
+# as much damage as possible (rename the organisation, grant owner, invite), so that a missing access
+# check would show up as a change rather than be hidden behind a form error.
+# Plain requests, and the htmx form of a POST (views answer htmx with a fragment, not a redirect).
+WEB_REQUEST_VARIANTS: list[tuple[str, dict[str, str]]] = [
+    ("get", {}),
+    ("post", {}),
+    ("post", {"HX-Request": "true"}),
+]
+
+WEB_POST_DATA = {
+    "name": "Pwned by B",
+    "slug": "pwned-by-b",
+    "version": "1",
+    "email": "pwned@b.example",
+    "role": Role.OWNER,
+    "scope": APIToken.Scope.READ_WRITE,
+    "organisation": "",
+    "password": "correct-horse-battery-staple-42",
+    "new_password1": "correct-horse-battery-staple-42",
+    "new_password2": "correct-horse-battery-staple-42",
+}
+
+
+@dataclass
+class OrgA:
+    """Organisation A with one object of every kind a URL can point at."""
+
+    org: Organisation
+    users: list[User]
+    member: Membership
+    invitation: Invitation
+    invitation_token: str
+    token: APIToken  # an org-A user's read-write API token
+    secrets: list[str] = field(default_factory=list)  # strings no outsider response may contain
+
+
+@pytest.fixture
+def world(org_a: Organisation, owner: Persona, admin: Persona, member: Persona, stakeholder: Persona) -> OrgA:
+    assert owner.membership is not None and member.membership is not None
+    invitation, link = org_services.invite(owner.membership, owner.user, INVITEE_EMAIL, Role.MEMBER)
+    raw_invitation = link.rstrip("/").rsplit("/", 1)[-1]
+    mail.outbox.clear()
+    users = [m.user for m in Membership.objects.filter(organisation=org_a).select_related("user")]
+    token = APIToken.objects.get(user=owner.user, scope=APIToken.Scope.READ_WRITE)
+    secrets = [ORG_A_NAME, f"/o/{ORG_A_SLUG}/", INVITEE_EMAIL, token.prefix, *(u.email for u in users)]
+    return OrgA(org_a, users, member.membership, invitation, raw_invitation, token, secrets)
+
+
+def org_a_state(world: OrgA) -> dict[str, Any]:
+    """Everything about organisation A that a successful attack would change."""
+    org = Organisation.objects.get(pk=world.org.pk)
+    user_ids = [u.pk for u in world.users]
+    return {
+        "organisation": (org.name, org.slug, org.version),
+        "memberships": sorted(
+            Membership.objects.filter(organisation=org).values_list("id", "user_id", "role")
+        ),
+        "invitations": sorted(
+            Invitation.objects.filter(organisation=org).values_list(
+                "id", "email", "role", "revoked_at", "accepted_at", "accepted_by_id"
+            )
+        ),
+        "tokens": sorted(
+            APIToken.objects.filter(user_id__in=user_ids).values_list("id", "user_id", "scope", "revoked_at")
+        ),
+        "users": sorted(
+            User.objects.filter(pk__in=user_ids).values_list("id", "email", "password", "is_active")
+        ),
+        "history": sorted(HistoryEntry.objects.filter(organisation=org).values_list("id", flat=True)),
+    }
+
+
+def leaked(text: str, secrets: list[str], allowed: frozenset[str] = frozenset()) -> list[str]:
+    return [s for s in secrets if s not in allowed and s.lower() in text.lower()]
+
+
+def body_and_location(response: Response) -> str:
+    return response.content.decode(errors="replace") + "\n" + response.headers.get("Location", "")
+
+
+def signed_in(persona: Persona) -> Client:
+    """A fresh signed-in browser: a POST to the logout route must not sign out the rest of the walk."""
+    client = Client()
+    client.force_login(persona.user)
+    return client
+
+
+# --- the web walk -----------------------------------------------------------------------------
+
+
+@dataclass
+class WebRoute:
+    name: str  # "namespace:name", or the route itself when unnamed
+    route: str  # e.g. "o/<slug:org_slug>/members/<int:member_id>/role/"
+    kwargs: list[str]
+
+    @property
+    def scoped(self) -> bool:
+        return bool(self.kwargs) and self.name not in BEARER_LINK_ROUTES
+
+
+KWARG_RE = re.compile(r"<(?:(?P<converter>[^>:]+):)?(?P<name>\w+)>")
+
+
+def _walk(patterns: list[Any], prefix: str, namespace: str) -> Iterator[WebRoute]:
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            route = prefix + _route_of(entry.pattern, prefix)
+            if route.startswith(API_PREFIX) or route.startswith(settings.STATIC_URL.lstrip("/")):
+                continue  # the API is walked through its OpenAPI schema; static files hold no data
+            ns = ":".join(filter(None, [namespace, entry.namespace or ""]))
+            yield from _walk(entry.url_patterns, route, ns)
+        elif isinstance(entry, URLPattern):
+            route = prefix + _route_of(entry.pattern, prefix)
+            name = f"{namespace}:{entry.name}" if namespace and entry.name else (entry.name or route)
+            yield WebRoute(name, route, [m["name"] for m in KWARG_RE.finditer(route)])
+        else:  # pragma: no cover - Django has only these two kinds
+            pytest.fail(f"Unknown URL entry {entry!r} under {prefix!r}; teach the walk about it.")
+
+
+def _route_of(pattern: Any, prefix: str) -> str:
+    if not isinstance(pattern, RoutePattern):
+        pytest.fail(
+            f"The walk builds URLs from path() routes only; {pattern!r} under {prefix!r} is a regex. "
+            "Use path(), or teach tests/test_isolation.py to fill regex groups."
+        )
+    return str(pattern)
+
+
+def web_routes() -> list[WebRoute]:
+    return list(_walk(get_resolver().url_patterns, "", ""))
+
+
+def web_kwargs(world: OrgA, org_slug: str = ORG_A_SLUG) -> dict[str, str]:
+    """Every URL parameter the web routes use, pointing at organisation A's objects.
+
+    A new route with a parameter not listed here makes the walk fail: add the parameter here with a
+    value that points into organisation A (and to OBJECT_KWARGS if it names an organisation's object).
+    """
+    return {
+        "org_slug": org_slug,
+        "member_id": str(world.member.pk),
+        "invitation_id": str(world.invitation.pk),
+        "token_id": str(world.token.pk),
+        "token": world.invitation_token,  # the invitation link; see BEARER_LINK_ROUTES
+        "uidb64": urlsafe_base64_encode(force_bytes(world.users[0].pk)),
+    }
+
+
+# Per-route values that differ from web_kwargs (the same parameter name means different things).
+WEB_KWARG_OVERRIDES: dict[str, dict[str, str]] = {
+    # An org-A user's uid with a reset token that is not valid (a valid one would be a bearer link).
+    "accounts:password_reset_confirm": {"token": "bogus-reset-token"},
+}
+
+ABSENT_KWARGS = {
+    "org_slug": ABSENT_SLUG,
+    "member_id": str(ABSENT_ID),
+    "invitation_id": str(ABSENT_ID),
+    "token_id": str(ABSENT_ID),
+}
+
+
+def build_url(route: WebRoute, values: dict[str, str]) -> str:
+    missing = [k for k in route.kwargs if k not in values]
+    if missing:
+        pytest.fail(
+            f"Route {route.name!r} ({route.route}) has URL parameter(s) {missing} that the isolation walk "
+            "does not know. Add them to web_kwargs() in tests/test_isolation.py with a value that points "
+            "at an object of organisation A (and to OBJECT_KWARGS if they name an organisation's object), "
+            "so the new route is checked for cross-organisation access."
+        )
+    url = "/" + KWARG_RE.sub(lambda m: values[m["name"]], route.route)
+    match = resolve(url)
+    assert match.route == route.route, f"{url} resolved to {match.route}, not {route.route}"
+    return url
+
+
+def test_the_web_walk_finds_every_route_and_can_fill_their_parameters(world: OrgA) -> None:
+    routes = web_routes()
+    assert len(routes) >= MIN_WEB_ROUTES, [r.route for r in routes]
+    assert sum(r.scoped for r in routes) >= MIN_WEB_SCOPED_ROUTES, [r.route for r in routes if r.scoped]
+    assert not [r for r in routes if r.route.startswith(API_PREFIX)]
+    for route in routes:
+        build_url(route, {**web_kwargs(world), **WEB_KWARG_OVERRIDES.get(route.name, {})})
+    unknown = {k for r in routes if r.scoped for k in r.kwargs} - OBJECT_KWARGS
+    assert not unknown, (
+        f"Scoped routes use parameters {unknown} not in OBJECT_KWARGS; add them there (and to web_kwargs)."
+    )
+
+
+def _assert_outsider_cannot_reach(
+    route: WebRoute, url: str, absent_url: str, outsider: Persona, world: OrgA
+) -> list[str]:
+    problems = []
+    for method, headers in WEB_REQUEST_VARIANTS:
+        data = WEB_POST_DATA if method == "post" else None
+        what = f"{method.upper()}{' (htmx)' if headers else ''} {url} ({route.name})"
+        response = getattr(signed_in(outsider), method)(url, data, headers=headers)
+        absent = getattr(signed_in(outsider), method)(absent_url, data, headers=headers)
+        # 404 as if it did not exist. A 405 is tolerated only for a method the route never accepts,
+        # i.e. when an object that does not exist gets the very same 405: it reveals nothing.
+        if response.status_code not in (404, 405) or response.status_code != absent.status_code:
+            problems.append(
+                f"{what} answered {response.status_code} {response.headers.get('Location', '')}; an object "
+                f"that does not exist answers {absent.status_code}. It must answer 404 as if organisation "
+                "A's object did not exist."
+            )
+        if found := leaked(body_and_location(response), world.secrets):
+            problems.append(f"{what} revealed {found}")
+    return problems
+
+
+def test_an_outsider_gets_404_from_every_web_route_into_another_organisation(
+    world: OrgA, outsider: Persona
+) -> None:
+    before = org_a_state(world)
+    problems: list[str] = []
+    walked = 0
+    for route in web_routes():
+        values = {**web_kwargs(world), **WEB_KWARG_OVERRIDES.get(route.name, {})}
+        url = build_url(route, values)
+        if route.scoped:
+            absent_url = build_url(route, {**values, **ABSENT_KWARGS})
+            problems += _assert_outsider_cannot_reach(route, url, absent_url, outsider, world)
+            walked += 1
+            continue
+        methods = ["get"] if route.name in BEARER_LINK_SKIP_POST else ["get", "post"]
+        allowed = BEARER_LINK_MAY_SHOW.get(route.name, frozenset())
+        for method in methods:
+            data = WEB_POST_DATA if method == "post" else None
+            response = getattr(signed_in(outsider), method)(url, data)
+            if response.status_code >= 500:
+                problems.append(f"{method.upper()} {url} ({route.name}) failed with {response.status_code}")
+            if found := leaked(body_and_location(response), world.secrets, allowed):
+                problems.append(f"{method.upper()} {url} ({route.name}) revealed {found}")
+    assert walked >= MIN_WEB_SCOPED_ROUTES
+    assert not problems, "\n".join(problems)
+    assert org_a_state(world) == before, "the outsider's requests changed organisation A"
+    assert not [m for m in mail.outbox if INVITEE_EMAIL in m.to or "Alpha" in m.subject]
+
+
+def test_an_outsider_cannot_reach_another_organisations_objects_through_their_own_organisation(
+    world: OrgA, outsider: Persona
+) -> None:
+    """The classic IDOR: /o/<my org, where I am owner>/members/<a member of another org>/..."""
+    before = org_a_state(world)
+    problems: list[str] = []
+    walked = 0
+    for route in web_routes():
+        if not route.scoped or set(route.kwargs) <= {"org_slug"} or "org_slug" not in route.kwargs:
+            continue
+        values = web_kwargs(world, org_slug=ORG_B_SLUG)
+        url = build_url(route, values)
+        absent_url = build_url(route, {**values, **ABSENT_KWARGS, "org_slug": ORG_B_SLUG})
+        problems += _assert_outsider_cannot_reach(route, url, absent_url, outsider, world)
+        walked += 1
+    assert walked >= 3  # change role, remove member, revoke invitation
+    assert not problems, "\n".join(problems)
+    assert org_a_state(world) == before, "the outsider's requests changed organisation A"
+
+
+def test_an_invitation_link_holder_sees_only_the_invitation(world: OrgA, outsider: Persona) -> None:
+    # The explicit exception: the link is meant for whoever holds it, so it shows the organisation's
+    # name, but nothing else of it (no members, no addresses inside it).
+    url = reverse("orgs:accept_invitation", args=[world.invitation_token])
+    for client in (signed_in(outsider), Client()):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert ORG_A_NAME in response.content.decode()
+        found = leaked(
+            response.content.decode(), world.secrets, BEARER_LINK_MAY_SHOW["orgs:accept_invitation"]
+        )
+        assert not found, f"the invitation page revealed {found}"
+
+
+def test_a_forged_or_revoked_invitation_link_reveals_nothing(
+    world: OrgA, owner: Persona, outsider: Persona
+) -> None:
+    assert owner.membership is not None
+    forged = signed_in(outsider).get(reverse("orgs:accept_invitation", args=["forged-token"]))
+    assert forged.status_code == 404
+    assert not leaked(forged.content.decode(), world.secrets)
+
+    org_services.revoke_invitation(owner.membership, owner.user, world.invitation.pk)
+    before = org_a_state(world)
+    url = reverse("orgs:accept_invitation", args=[world.invitation_token])
+    for method in ("get", "post"):
+        response = getattr(signed_in(outsider), method)(url)
+        assert response.status_code == 404, method
+        assert not leaked(response.content.decode(), world.secrets), method
+    assert org_a_state(world) == before
+
+
+def test_an_anonymous_visitor_is_sent_to_sign_in_by_every_organisation_page(world: OrgA) -> None:
+    login = reverse(settings.LOGIN_URL)
+    problems: list[str] = []
+    checked = 0
+    for route in web_routes():
+        url = build_url(route, {**web_kwargs(world), **WEB_KWARG_OVERRIDES.get(route.name, {})})
+        methods = ["get"] if route.name in BEARER_LINK_SKIP_POST else ["get", "post"]
+        for method in methods:
+            response = getattr(Client(), method)(url, WEB_POST_DATA if method == "post" else None)
+            body = response.content.decode(errors="replace")
+            if route.scoped:
+                checked += 1
+                expected = f"{login}?next={quote(url)}"
+                if response.status_code != 302 or response.headers.get("Location") != expected:
+                    problems.append(
+                        f"anonymous {method.upper()} {url} ({route.name}) answered {response.status_code} "
+                        f"{response.headers.get('Location', '')}, not a redirect to {expected}"
+                    )
+            elif response.status_code >= 500:
+                problems.append(
+                    f"anonymous {method.upper()} {url} ({route.name}) failed: {response.status_code}"
+                )
+            allowed = BEARER_LINK_MAY_SHOW.get(route.name, frozenset())
+            if found := leaked(body, world.secrets, allowed):
+                problems.append(f"anonymous {method.upper()} {url} ({route.name}) revealed {found}")
+    assert checked >= 2 * MIN_WEB_SCOPED_ROUTES
+    assert not problems, "\n".join(problems)
+
+
+# --- the API walk -----------------------------------------------------------------------------
+
+
+@dataclass
+class Operation:
+    method: str  # lower case, as in the schema
+    path: str  # e.g. "/api/v1/orgs/{slug}/members/{member_id}"
+    spec: dict[str, Any]
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    def __str__(self) -> str:
+        return f"{self.method.upper()} {self.path}"
+
+
+HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
+
+
+def api_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = api.get_openapi_schema()
+    return schema
+
+
+def api_operations() -> list[Operation]:
+    return [
+        Operation(method, path, spec)
+        for path, item in api_schema()["paths"].items()
+        for method, spec in item.items()
+        if method in HTTP_METHODS
+    ]
+
+
+def api_path_values(world: OrgA, slug: str = ORG_A_SLUG) -> dict[str, str]:
+    """Every API path parameter, pointing at organisation A's objects.
+
+    A new operation with a path parameter not listed here makes the walk fail: add it with a value
+    that points at an object of organisation A (or of one of its users).
+    """
+    return {
+        "slug": slug,
+        "member_id": str(world.member.pk),
+        "invitation_id": str(world.invitation.pk),
+        "token_id": str(world.token.pk),
+    }
+
+
+ABSENT_PATH_VALUES = {
+    "slug": ABSENT_SLUG,
+    "member_id": str(ABSENT_ID),
+    "invitation_id": str(ABSENT_ID),
+    "token_id": str(ABSENT_ID),
+}
+
+
+def example_value(schema: dict[str, Any], components: dict[str, Any], name: str = "") -> Any:
+    """A minimal value that satisfies a JSON schema, so input validation (422) cannot mask access control.
+
+    Objects get every property, not only the required ones, and enums their first choice (the role
+    "owner"): if an access check were missing, the request would really change something.
+    """
+    if "$ref" in schema:
+        return example_value(components[schema["$ref"].rsplit("/", 1)[-1]], components, name)
+    for combinator in ("allOf", "anyOf", "oneOf"):
+        if combinator in schema:
+            options = [s for s in schema[combinator] if s.get("type") != "null"] or schema[combinator]
+            return example_value(options[0], components, name)
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {key: example_value(sub, components, key) for key, sub in props.items()}
+    if kind == "array":
+        item = example_value(schema.get("items", {}), components, name)
+        return [item] * max(schema.get("minItems", 0), 0)
+    if kind == "string":
+        if schema.get("format") == "date-time":
+            return "2030-01-01T00:00:00Z"
+        if schema.get("format") == "date":
+            return "2030-01-01"
+        value = "pwned@b.example" if "email" in name else "pwned-by-b"
+        value = value.ljust(schema.get("minLength", 0), "x")
+        return value[: schema.get("maxLength", len(value))]
+    if kind == "integer":
+        return max(int(schema.get("minimum", 1)), 1)
+    if kind == "number":
+        return float(max(schema.get("minimum", 1), 1))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    pytest.fail(f"Cannot build an example for {name!r}: {schema}; teach example_value() this schema.")
+
+
+@dataclass
+class Request:
+    method: str
+    url: str
+    body: Any  # None: no body
+
+
+def build_request(op: Operation, values: dict[str, str]) -> Request:
+    missing = [p for p in op.path_params if p not in values]
+    if missing:
+        pytest.fail(
+            f"API operation {op} has path parameter(s) {missing} that the isolation walk does not know. "
+            "Add them to api_path_values() in tests/test_isolation.py with a value that points at an "
+            "object of organisation A, so the new operation is checked for cross-organisation access."
+        )
+    components = api_schema().get("components", {}).get("schemas", {})
+    url = re.sub(r"{(\w+)}", lambda m: quote(values[m[1]], safe=""), op.path)
+    query = {
+        p["name"]: example_value(p.get("schema", {}), components, p["name"])
+        for p in op.spec.get("parameters", [])
+        if p.get("in") == "query" and p.get("required")
+    }
+    if query:
+        url += "?" + urlencode(query)
+    body = None
+    content = op.spec.get("requestBody", {}).get("content", {})
+    if content:
+        assert "application/json" in content, f"{op}: the walk only sends JSON bodies"
+        body = example_value(content["application/json"]["schema"], components)
+    return Request(op.method, url, body)
+
+
+def send(client: Client, request: Request) -> Response:
+    call = getattr(client, request.method)
+    if request.body is None:
+        response: Response = call(request.url)
+    else:
+        response = call(request.url, json.dumps(request.body), content_type="application/json")
+    return response
+
+
+def token_client(raw: str) -> Client:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+
+
+def _assert_api_indistinguishable_from_absent(
+    op: Operation, values: dict[str, str], absent_values: dict[str, str], raw_token: str, world: OrgA
+) -> list[str]:
+    request = build_request(op, values)
+    response = send(token_client(raw_token), request)
+    absent = send(token_client(raw_token), build_request(op, absent_values))
+    problems = []
+    if response.status_code != 404:
+        hint = (
+            " (422: the walk's generated body was refused; fix example_value(), a 404 must not be"
+            " masked by validation)"
+            if response.status_code == 422
+            else ""
+        )
+        problems.append(
+            f"{op} as {request.url} with body {request.body} answered {response.status_code}"
+            f"{hint}: {response.content[:200]!r}; it must answer 404 as if the object did not exist."
+        )
+    elif response.content != absent.content:
+        problems.append(
+            f"{op} answered {response.content!r} for organisation A's object but {absent.content!r} for "
+            "one that does not exist; the two must be indistinguishable."
+        )
+    if response.headers.get("Content-Type", "").split(";")[0] != "application/json":
+        problems.append(f"{op} answered {response.headers.get('Content-Type')}, not JSON")
+    if found := leaked(body_and_location(response), world.secrets):
+        problems.append(f"{op} revealed {found}")
+    return problems
+
+
+def test_the_api_walk_covers_every_operation_and_can_fill_their_parameters(world: OrgA) -> None:
+    ops = api_operations()
+    assert len(ops) >= MIN_API_OPERATIONS, [str(o) for o in ops]
+    assert sum(bool(o.path_params) for o in ops) >= MIN_API_SCOPED_OPERATIONS
+    for op in ops:
+        build_request(op, api_path_values(world))
+    # The schema describes exactly what is served.
+    served = Client().get(f"/{API_PREFIX}openapi.json")
+    assert served.status_code == 200
+    assert set(served.json()["paths"]) == set(api_schema()["paths"])
+
+
+def test_an_outsider_gets_404_from_every_api_operation_on_another_organisation(
+    world: OrgA, outsider: Persona
+) -> None:
+    before = org_a_state(world)
+    problems: list[str] = []
+    scoped = unscoped = 0
+    for op in api_operations():
+        if op.path_params:
+            scoped += 1
+            problems += _assert_api_indistinguishable_from_absent(
+                op, api_path_values(world), ABSENT_PATH_VALUES, outsider.token, world
+            )
+            if op.method == "get":  # a read token is refused the same way
+                problems += _assert_api_indistinguishable_from_absent(
+                    op, api_path_values(world), ABSENT_PATH_VALUES, outsider.read_token, world
+                )
+        else:
+            unscoped += 1
+            request = build_request(op, {})
+            response = send(token_client(outsider.token), request)
+            if response.status_code >= 500 or response.status_code == 422:
+                problems.append(
+                    f"{op} with body {request.body} answered {response.status_code}: "
+                    f"{response.content[:200]!r}"
+                )
+            if found := leaked(body_and_location(response), world.secrets):
+                problems.append(f"{op} revealed {found}")
+    assert scoped >= MIN_API_SCOPED_OPERATIONS
+    assert scoped + unscoped >= MIN_API_OPERATIONS
+    assert not problems, "\n".join(problems)
+    assert org_a_state(world) == before, "the outsider's API calls changed organisation A"
+    assert not [m for m in mail.outbox if "Alpha" in m.subject]
+
+
+def test_an_outsider_cannot_reach_another_organisations_objects_through_their_own_organisation_in_the_api(
+    world: OrgA, outsider: Persona
+) -> None:
+    """/orgs/<my org, where I am owner>/members/<a member of another org>: still 404."""
+    before = org_a_state(world)
+    problems: list[str] = []
+    walked = 0
+    for op in api_operations():
+        if "slug" not in op.path_params or set(op.path_params) == {"slug"}:
+            continue
+        walked += 1
+        values = api_path_values(world, slug=ORG_B_SLUG)
+        problems += _assert_api_indistinguishable_from_absent(
+            op, values, {**ABSENT_PATH_VALUES, "slug": ORG_B_SLUG}, outsider.token, world
+        )
+    assert walked >= 3  # change role, remove member, revoke invitation
+    assert not problems, "\n".join(problems)
+    assert org_a_state(world) == before, "the outsider's API calls changed organisation A"
+
+
+PUBLIC_API_DOCUMENTS = ("openapi.json", "docs")
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer tn_not-a-real-token", "Basic b3duZXI6cHc="])
+def test_every_api_operation_answers_401_json_without_a_valid_token(
+    world: OrgA, authorization: str | None
+) -> None:
+    before = org_a_state(world)
+    problems: list[str] = []
+    ops = api_operations()
+    for op in ops:
+        request = build_request(op, api_path_values(world))
+        client = Client(HTTP_AUTHORIZATION=authorization) if authorization else Client()
+        response = send(client, request)
+        content_type = response.headers.get("Content-Type", "").split(";")[0]
+        if response.status_code != 401 or content_type != "application/json":
+            problems.append(f"{op} answered {response.status_code} {content_type}, not 401 JSON")
+        elif not response.json().get("detail"):
+            problems.append(f"{op} answered 401 without a detail: {response.content!r}")
+        if found := leaked(body_and_location(response), world.secrets):
+            problems.append(f"{op} revealed {found}")
+    assert len(ops) >= MIN_API_OPERATIONS
+    assert not problems, "\n".join(problems)
+    assert org_a_state(world) == before
+    # Only the API's description is public, and it holds no data.
+    for document in PUBLIC_API_DOCUMENTS:
+        response = Client().get(f"/{API_PREFIX}{document}")
+        assert response.status_code == 200, document
+        assert not leaked(response.content.decode(), world.secrets), document
+
+
+def test_the_api_ignores_a_signed_in_browser_session(world: OrgA, owner: Persona) -> None:
+    # Session cookies are sent by browsers automatically; accepting them would make the API open to
+    # cross-site request forgery. Only a token authenticates.
+    before = org_a_state(world)
+    for op in api_operations():
+        response = send(owner.client, build_request(op, api_path_values(world)))
+        assert response.status_code == 401, f"{op} accepted a session cookie: {response.status_code}"
+    assert org_a_state(world) == before
