@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "truenorth.accounts",
     "truenorth.orgs",
     "truenorth.history",
+    "truenorth.strategy",
+    "truenorth.engagement",
 ]
 
 MIDDLEWARE = [
