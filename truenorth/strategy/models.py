@@ -7,6 +7,56 @@ from django.utils import timezone
 from truenorth.orgs.models import Organisation
 
 
+# Choices live at module level so each has a distinct name in the OpenAPI schema.
+class GoalLevel(models.TextChoices):
+    STRATEGIC = "strategic", "Strategic goal"
+    INTERMEDIATE = "intermediate", "Intermediate goal"
+    TACTICAL = "tactical", "Immediate tactical goal"
+    SPRINT = "sprint", "Sprint goal"
+
+
+class GoalStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    ACTIVE = "active", "Active"
+    ACHIEVED = "achieved", "Achieved"
+    MISSED = "missed", "Missed"
+    ABANDONED = "abandoned", "Abandoned"
+
+
+class LinkKind(models.TextChoices):
+    ALIGNS = "aligns", "Aligns to (counts toward)"
+    RELATES = "relates", "Related to"
+
+
+class Direction(models.TextChoices):
+    INCREASE = "increase", "Higher is better"
+    DECREASE = "decrease", "Lower is better"
+
+
+class CheckInStatus(models.TextChoices):
+    ON_TRACK = "on_track", "On track"
+    AT_RISK = "at_risk", "At risk"
+    OFF_TRACK = "off_track", "Off track"
+
+
+class ProposalState(models.TextChoices):
+    OPEN = "open", "Open"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class EndorsementKind(models.TextChoices):
+    ENDORSE = "endorse", "Endorses"
+    CONCERN = "concern", "Concern"
+
+
+class WorkItemStatus(models.TextChoices):
+    TODO = "todo", "To do"
+    IN_PROGRESS = "in_progress", "In progress"
+    DONE = "done", "Done"
+
+
 class Team(models.Model):
     """A team of people in an organisation that works on one or more products."""
 
@@ -46,23 +96,18 @@ class Product(models.Model):
 class Goal(models.Model):
     """An outcome to reach: strategic, intermediate, tactical or sprint; owned, dated and measured."""
 
-    class Level(models.TextChoices):
-        STRATEGIC = "strategic", "Strategic goal"
-        INTERMEDIATE = "intermediate", "Intermediate goal"
-        TACTICAL = "tactical", "Immediate tactical goal"
-        SPRINT = "sprint", "Sprint goal"
+    Level = GoalLevel
 
-    class Status(models.TextChoices):
-        PROPOSED = "proposed", "Proposed"
-        ACTIVE = "active", "Active"
-        ACHIEVED = "achieved", "Achieved"
-        MISSED = "missed", "Missed"
-        ABANDONED = "abandoned", "Abandoned"
+    Status = GoalStatus
 
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="goals")
     # None: an organisation-level goal that several products serve.
-    product = models.ForeignKey(Product, on_delete=models.CASCADE, null=True, blank=True, related_name="goals")
-    parent = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="children")
+    product = models.ForeignKey(
+        Product, on_delete=models.CASCADE, null=True, blank=True, related_name="goals"
+    )
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
     level = models.CharField(max_length=20, choices=Level.choices, default=Level.STRATEGIC)
     title = models.CharField(max_length=200)
     outcome = models.TextField(blank=True)
@@ -93,9 +138,7 @@ class Goal(models.Model):
 class GoalLink(models.Model):
     """A goal aligned to (counts toward) or related to (no roll-up) a goal elsewhere in the organisation."""
 
-    class Kind(models.TextChoices):
-        ALIGNS = "aligns", "Aligns to (counts toward)"
-        RELATES = "relates", "Related to"
+    Kind = LinkKind
 
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="+")
     source = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="links_out")
@@ -115,9 +158,7 @@ class GoalLink(models.Model):
 class TargetMeasure(models.Model):
     """What moving the goal means in numbers: a measure from its baseline to a target, in a direction."""
 
-    class Direction(models.TextChoices):
-        INCREASE = "increase", "Higher is better"
-        DECREASE = "decrease", "Lower is better"
+    Direction = Direction
 
     goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="targets")
     name = models.CharField(max_length=120)
@@ -156,13 +197,12 @@ class TargetObservation(models.Model):
 class CheckIn(models.Model):
     """The owner's regular word on an active goal: status, confidence and a short narrative."""
 
-    class Status(models.TextChoices):
-        ON_TRACK = "on_track", "On track"
-        AT_RISK = "at_risk", "At risk"
-        OFF_TRACK = "off_track", "Off track"
+    Status = CheckInStatus
 
     goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="checkins")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     status = models.CharField(max_length=12, choices=Status.choices)
     confidence = models.PositiveSmallIntegerField()
     narrative = models.TextField(blank=True)
@@ -183,7 +223,9 @@ class Comment(models.Model):
     """A remark on a goal by anyone in the organisation; @mentions notify people."""
 
     goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="comments")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     body = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -197,14 +239,12 @@ class Comment(models.Model):
 class ChangeProposal(models.Model):
     """A suggested change to a goal's wording, target or date, which its owner accepts or rejects."""
 
-    class State(models.TextChoices):
-        OPEN = "open", "Open"
-        ACCEPTED = "accepted", "Accepted"
-        REJECTED = "rejected", "Rejected"
-        WITHDRAWN = "withdrawn", "Withdrawn"
+    State = ProposalState
 
     goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="proposals")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
     # {"title": "...", "outcome": "...", "target_date": "YYYY-MM-DD", "targets": {"<id>": {"target": 12.0}}}
     changes = models.JSONField()
     reason = models.TextField(blank=True)
@@ -227,9 +267,7 @@ class ChangeProposal(models.Model):
 class Endorsement(models.Model):
     """Someone says they understand and support a goal, or raises a concern about it."""
 
-    class Kind(models.TextChoices):
-        ENDORSE = "endorse", "Endorses"
-        CONCERN = "concern", "Concern"
+    Kind = EndorsementKind
 
     goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="endorsements")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -260,10 +298,7 @@ class Endorsement(models.Model):
 class WorkItem(models.Model):
     """A piece of work (story, epic, ticket) that importers fill; linked to a goal for line of sight."""
 
-    class Status(models.TextChoices):
-        TODO = "todo", "To do"
-        IN_PROGRESS = "in_progress", "In progress"
-        DONE = "done", "Done"
+    Status = WorkItemStatus
 
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="work_items")
     product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="work_items")
@@ -271,8 +306,12 @@ class WorkItem(models.Model):
     external_key = models.CharField(max_length=100, blank=True)
     url = models.URLField(max_length=500, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.TODO)
-    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="work_items")
-    goal = models.ForeignKey(Goal, on_delete=models.SET_NULL, null=True, blank=True, related_name="work_items")
+    team = models.ForeignKey(
+        Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="work_items"
+    )
+    goal = models.ForeignKey(
+        Goal, on_delete=models.SET_NULL, null=True, blank=True, related_name="work_items"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

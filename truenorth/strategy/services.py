@@ -299,6 +299,8 @@ def archive_product(
     require_writer(membership)
     with transaction.atomic():
         product = get_product(membership, product_id)
+        if (product.archived_at is not None) == archived:
+            return product  # already in that state: nothing changes, nothing is recorded
         before = _product_snapshot(product)
         product.archived_at = timezone.now() if archived else None
         product.version += 1
@@ -370,13 +372,19 @@ def _weight(value: Any) -> float:
     return weight
 
 
-def _cadence(value: Any) -> int:
+def _whole(value: Any, field: str, what: str = "a whole number") -> int:
+    """An integer; 7.9 or "7.9" is refused rather than silently cut to 7."""
     try:
-        days = int(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise ValidationFailed(
-            f"'{value}' is not a whole number of days.", field="checkin_cadence_days"
-        ) from None
+        raise ValidationFailed(f"'{value}' is not {what}.", field=field) from None
+    if not math.isfinite(number) or number != int(number):
+        raise ValidationFailed(f"'{value}' is not {what}.", field=field)
+    return int(number)
+
+
+def _cadence(value: Any) -> int:
+    days = _whole(value, "checkin_cadence_days", "a whole number of days")
     if not 1 <= days <= 366:
         raise ValidationFailed(
             "Check-in cadence must be between 1 and 366 days.", field="checkin_cadence_days"
@@ -482,7 +490,7 @@ def _target_text(t: TargetSpec | TargetMeasure) -> str:
 
 def _locked_goal(membership: Membership, goal_id: int, version: int | None) -> Goal:
     get_goal(membership, goal_id)
-    goal = Goal.objects.select_for_update().select_related("owner").get(pk=goal_id)
+    goal = Goal.objects.select_for_update(of=("self",)).select_related("owner").get(pk=goal_id)
     _check_version(goal, version)
     return goal
 
@@ -596,6 +604,25 @@ def _refuse_cycle(up: dict[int, set[int]], source: Goal, target: Goal, field: st
         )
 
 
+def _refuse_double_count(up: dict[int, set[int]], source: Goal, target: Goal, field: str) -> None:
+    """Refuse a new edge "source counts toward target" when source, or a goal counting toward source,
+    already counts toward target or one of its ancestors: its progress would be counted twice."""
+    down: dict[int, set[int]] = defaultdict(set)
+    for node, parents in up.items():
+        for parent in parents:
+            down[parent].add(node)
+    destinations = {target.pk} | _reachable(up, target.pk)
+    for node in {source.pk} | _reachable(down, source.pk):
+        already = _reachable(up, node) & destinations
+        if already:
+            titles = dict(Goal.objects.filter(pk__in={node, *already}).values_list("pk", "title"))
+            reached = titles.get(min(already), "")
+            who = "It" if node == source.pk else f"“{titles.get(node, '')}”, which counts toward it,"
+            raise ValidationFailed(
+                f"{who} already counts toward “{reached}”: its progress would be counted twice.", field=field
+            )
+
+
 @transaction.atomic
 def move_goal(
     membership: Membership,
@@ -616,6 +643,7 @@ def move_goal(
         up = _up_edges(membership.organisation_id)
         up[goal.pk].discard(goal.parent_id or 0)
         _refuse_cycle(up, goal, parent, "parent")
+        _refuse_double_count(up, goal, parent, "parent")
         _check_level(goal.level, parent)
     elif goal.level != Goal.Level.STRATEGIC and goal.parent_id is not None:
         pass  # a non-strategic root is allowed (e.g. a tactical goal not yet placed), lint shows it
@@ -631,11 +659,22 @@ def move_goal(
     )
     index = len(siblings) if position is None else max(0, min(int(position), len(siblings)))
     siblings.insert(index, goal)
+    old_parent_id = goal.parent_id
     goal.parent = parent
     for i, sibling in enumerate(siblings):
         if sibling.pk != goal.pk and sibling.position != i:
             Goal.objects.filter(pk=sibling.pk).update(position=i)
     goal.position = index
+    if old_parent_id != goal.parent_id:  # close the gap it leaves among its former siblings
+        former = Goal.objects.filter(
+            organisation_id=membership.organisation_id,
+            product=product,
+            parent_id=old_parent_id,
+            archived_at__isnull=True,
+        ).exclude(pk=goal.pk)
+        for i, sibling in enumerate(former.order_by("position", "id")):
+            if sibling.position != i:
+                Goal.objects.filter(pk=sibling.pk).update(position=i)
     return _save_goal(membership, actor, goal, before)
 
 
@@ -648,6 +687,10 @@ def archive_goal(
     goal = _locked_goal(membership, goal_id, version)
     if archived and goal.children.filter(archived_at__isnull=True).exists():
         raise ValidationFailed("Archive or move its sub-goals first.", field="archived")
+    if (goal.archived_at is not None) == archived:
+        return goal  # already in that state: nothing changes, nothing is recorded
+    if not archived and goal.parent is not None and goal.parent.archived_at is not None:
+        raise ValidationFailed("Its parent goal is archived: restore the parent first.", field="archived")
     before = _goal_snapshot(goal)
     goal.archived_at = timezone.now() if archived else None
     return _save_goal(membership, actor, goal, before)
@@ -771,14 +814,17 @@ def link_goals(membership: Membership, actor: User, source_id: int, target_id: i
     if GoalLink.objects.filter(source=source, target=target, kind=kind).exists():
         raise Conflict("These goals are already linked that way.", field="target")
     if kind == GoalLink.Kind.ALIGNS:
-        if source.product_id is not None and source.product_id == target.product_id:
+        if source.product_id == target.product_id:
             raise ValidationFailed(
-                "Both goals are in the same product tree: move it under that goal instead.", field="target"
+                "Both goals are in the same tree: move it under that goal instead.", field="target"
+            )
+        if target.archived_at is not None or target.status == Goal.Status.ABANDONED:
+            raise ValidationFailed(
+                "That goal is archived or abandoned: nothing can count toward it.", field="target"
             )
         up = _up_edges(membership.organisation_id)
-        if target.pk in _reachable(up, source.pk):
-            raise ValidationFailed(f"It already counts toward “{target.title}”.", field="target")
         _refuse_cycle(up, source, target, "target")
+        _refuse_double_count(up, source, target, "target")
     link = GoalLink.objects.create(
         organisation_id=membership.organisation_id, source=source, target=target, kind=kind
     )
@@ -965,13 +1011,11 @@ def check_in(
     goal = get_goal(membership, goal_id)
     if goal.owner_id != actor.pk and not membership.can_admin:
         raise Forbidden("Only the goal's owner (or an admin) records its check-ins.")
-    if goal.status != Goal.Status.ACTIVE:
-        raise ValidationFailed(f"Check-ins are for active goals; this one is {goal.status}.", field="status")
+    if goal.status != Goal.Status.ACTIVE or goal.archived_at is not None:
+        state = "archived" if goal.archived_at is not None else goal.status
+        raise ValidationFailed(f"Check-ins are for active goals; this one is {state}.", field="status")
     status = _choice(status, CheckIn.Status.values, "status")
-    try:
-        conf = int(confidence)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"'{confidence}' is not a whole number.", field="confidence") from None
+    conf = _whole(confidence, "confidence")
     if not 0 <= conf <= 10:
         raise ValidationFailed("Confidence must be between 0 and 10.", field="confidence")
     observation = None
@@ -1154,8 +1198,11 @@ def _clean_changes(goal: Goal, changes: Mapping[str, Any]) -> dict[str, Any]:
                 raise ValidationFailed(f"Target measure {key} is not one of this goal's.", field="targets")
             new_target = value.get("target") if isinstance(value, Mapping) else value
             spec = {f: getattr(own[tid], f) for f in TARGET_FIELDS} | {"target": new_target}
-            clean_targets[str(tid)] = {"target": _clean_target(spec).target}
-        clean["targets"] = clean_targets
+            new_value = _clean_target(spec).target
+            if new_value != own[tid].target:  # proposing the current value changes nothing
+                clean_targets[str(tid)] = {"target": new_value}
+        if clean_targets:
+            clean["targets"] = clean_targets
     same = (
         all(
             (str(getattr(goal, k)) if k == "target_date" and goal.target_date else getattr(goal, k)) == v
@@ -1221,9 +1268,18 @@ def _get_proposal(membership: Membership, proposal_id: int) -> ChangeProposal:
 
 @transaction.atomic
 def decide_proposal(
-    membership: Membership, actor: User, proposal_id: int, *, accept: bool, reason: str = ""
+    membership: Membership,
+    actor: User,
+    proposal_id: int,
+    *,
+    accept: bool,
+    reason: str = "",
+    over_newer_edits: bool = False,
 ) -> ChangeProposal:
-    """The goal's owner (or an admin) accepts (the change is applied) or rejects (a reason is required)."""
+    """The goal's owner (or an admin) accepts (the change is applied) or rejects (a reason is required).
+
+    A proposal made against an older version of the goal is not applied silently over the edits made
+    since: accepting it is a 409 until the decider says so (`over_newer_edits`)."""
     proposal = _get_proposal(membership, proposal_id)
     goal = get_goal(membership, proposal.goal_id)
     if goal.owner_id != actor.pk and not membership.can_admin:
@@ -1233,6 +1289,13 @@ def decide_proposal(
     reason = _text(reason, "reason", max_length=2000)
     if not accept and not reason:
         raise ValidationFailed("Say why the proposal is rejected.", field="reason")
+    if accept and goal.version != proposal.goal_version and not over_newer_edits:
+        raise Conflict(
+            f"“{goal.title}” has changed since this proposal was made (version {proposal.goal_version} "
+            f"then, {goal.version} now). Review the goal as it is now, then accept again choosing to "
+            "apply the proposal over the newer edits.",
+            field="over_newer_edits",
+        )
     if accept:
         changes = dict(proposal.changes)
         targets = changes.pop("targets", {})
@@ -1402,13 +1465,20 @@ def work_items_of(
     return qs.order_by("-created_at", "-id")
 
 
-def _goal_for_work(membership: Membership, goal_id: int | None) -> Goal | None:
+def _goal_for_work(membership: Membership, product: Product, goal_id: int | None) -> Goal | None:
+    """The goal a work item of `product` serves: one of the product's goals or an organisation goal."""
     if goal_id is None:
         return None
     try:
         goal = get_goal(membership, goal_id)
     except NotFound:
         raise ValidationFailed("No such goal in this organisation.", field="goal") from None
+    if goal.product_id not in (None, product.pk):
+        raise ValidationFailed(
+            f"“{goal.title}” belongs to another product; link work to a goal of {product.name} "
+            "or of the organisation.",
+            field="goal",
+        )
     return goal
 
 
@@ -1442,7 +1512,7 @@ def create_work_item(
         url=url,
         status=_choice(status, WorkItem.Status.values, "status"),
         team=team,
-        goal=_goal_for_work(membership, goal_id),
+        goal=_goal_for_work(membership, product, goal_id),
     )
     return item
 
@@ -1459,7 +1529,7 @@ def link_work_item(membership: Membership, actor: User, item_id: int, goal_id: i
     if item is None:
         raise NotFound("No such work item.")
     old = item.goal
-    item.goal = _goal_for_work(membership, goal_id)
+    item.goal = _goal_for_work(membership, item.product, goal_id)
     item.save(update_fields=["goal"])
     if old != item.goal:
         if old is not None:
@@ -1525,7 +1595,9 @@ def alignment(membership: Membership) -> Alignment:
     served: dict[int, list[Goal]] = defaultdict(list)
     unaligned: list[Goal] = []
     for g in goals.values():
-        if g.product_id is None:
+        if g.product_id is None or g.product is None or g.product.archived_at is not None:
+            continue
+        if g.status == Goal.Status.ABANDONED:
             continue
         reach = _reachable(up, g.pk) & org_ids
         direct = {d for d in up.get(g.pk, set()) if d in org_ids}
