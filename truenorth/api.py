@@ -97,12 +97,16 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 def _register_routers() -> None:
     from truenorth.accounts.api import router as accounts_router
+    from truenorth.engagement.api import router as engagement_router
     from truenorth.history.api import router as history_router
     from truenorth.orgs.api import router as orgs_router
+    from truenorth.strategy.api import router as strategy_router
 
     api.add_router("/", accounts_router)
     api.add_router("/orgs", orgs_router)
     api.add_router("/orgs", history_router)
+    api.add_router("/orgs", strategy_router)
+    api.add_router("/orgs", engagement_router)
 
 
 _register_routers()
