@@ -79,6 +79,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "truenorth.orgs.context_processors.organisations",
+                "truenorth.engagement.context_processors.unread_notifications",
             ],
         },
     },

@@ -11,6 +11,8 @@ urlpatterns = [
     path("", include("truenorth.core.urls")),
     path("accounts/", include("truenorth.accounts.urls")),
     path("", include("truenorth.orgs.urls")),
+    path("", include("truenorth.strategy.urls")),
+    path("", include("truenorth.engagement.urls")),
     path("api/v1/", api.urls),
 ]
 

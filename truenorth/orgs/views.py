@@ -8,11 +8,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import DomainError, NotFound
+from truenorth.engagement.services import notifications_of
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
 from truenorth.orgs import services
 from truenorth.orgs.forms import InviteForm, OrganisationForm, RoleForm
 from truenorth.orgs.models import ROLE_HELP, Membership, Role
+from truenorth.strategy import services as strategy
+from truenorth.strategy.views import product_progress
 
 
 @login_required
@@ -35,10 +38,28 @@ def create(request: HttpRequest) -> HttpResponse:
 @org_view
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     org = membership.organisation
+    user = current_user(request)
+    progress = strategy.progress_for_org(org.pk)
+    counts = strategy.product_counts(membership)
+    by_product = product_progress(membership, progress)
+    products = [
+        (p, counts.get(p.pk, {}).get("goals", 0), by_product.get(p.pk))
+        for p in strategy.products_of(membership).prefetch_related(None)
+    ]
+    org_goals = strategy.tree_level(membership, product_id=None, parent_id=None, progress=progress)
+    unread = list(notifications_of(user, org).filter(read_at__isnull=True)[:10])
     return render(
         request,
         "orgs/dashboard.html",
-        {"membership": membership, "org": org, "member_count": org.memberships.count()},
+        {
+            "membership": membership,
+            "org": org,
+            "member_count": org.memberships.count(),
+            "products": products,
+            "org_goals": org_goals,
+            "my_overdue": strategy.overdue_checkins(membership, owner_id=user.pk)[:20],
+            "unread": unread,
+        },
     )
 
 

@@ -5,3 +5,57 @@ document.addEventListener("keydown", (event) => {
     document.querySelectorAll("details.dropdown[open]").forEach((d) => d.removeAttribute("open"));
   }
 });
+
+// --- The goal tree: disclosure buttons open a goal's sub-goals (htmx loads them the first time). ---
+function treeGroup(toggle) {
+  return document.getElementById(toggle.getAttribute("aria-controls"));
+}
+
+function setExpanded(toggle, open) {
+  const group = treeGroup(toggle);
+  toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  if (group) group.hidden = !open;
+}
+
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("[data-tree-toggle]");
+  if (toggle) setExpanded(toggle, toggle.getAttribute("aria-expanded") !== "true");
+});
+
+// Arrow keys inside a tree: up/down move between visible goals, right opens, left closes or goes
+// to the parent goal; Home/End jump to the first/last visible goal.
+function visibleLinks(tree) {
+  return Array.from(tree.querySelectorAll(".tree-link")).filter((link) => link.offsetParent !== null);
+}
+
+document.addEventListener("keydown", (event) => {
+  const link = event.target.closest ? event.target.closest(".tree-link, [data-tree-toggle]") : null;
+  const tree = link ? link.closest("[data-goal-tree]") : null;
+  if (!tree) return;
+  const item = link.closest(".tree-item");
+  const toggle = item.querySelector(":scope > .tree-row > [data-tree-toggle]");
+  const rowLink = item.querySelector(":scope > .tree-row > .tree-link");
+  const links = visibleLinks(tree);
+  const index = links.indexOf(rowLink);
+  let next = null;
+  switch (event.key) {
+    case "ArrowDown": next = links[index + 1]; break;
+    case "ArrowUp": next = links[index - 1]; break;
+    case "Home": next = links[0]; break;
+    case "End": next = links[links.length - 1]; break;
+    case "ArrowRight":
+      if (toggle && toggle.getAttribute("aria-expanded") !== "true") toggle.click();
+      else if (toggle) next = links[index + 1];
+      break;
+    case "ArrowLeft":
+      if (toggle && toggle.getAttribute("aria-expanded") === "true") setExpanded(toggle, false);
+      else {
+        const parent = item.parentElement.closest(".tree-item");
+        if (parent) next = parent.querySelector(":scope > .tree-row > .tree-link");
+      }
+      break;
+    default: return;
+  }
+  event.preventDefault();
+  if (next) next.focus();
+});
