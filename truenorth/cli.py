@@ -1,4 +1,4 @@
-"""The `truenorth` command: serve, migrate, createuser, demo, check.
+"""The `truenorth` command: serve, migrate, createuser, demo, check, and the Vision commands.
 
 Commands only parse arguments and print; the work is done by services shared with the web UI and the API.
 """
@@ -13,6 +13,8 @@ import click
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from truenorth.strategy import cli as strategy_cli
 
 app = typer.Typer(
     name="truenorth",
@@ -170,6 +172,14 @@ def check() -> None:
     console.print(table)
     if any(r.status == "error" for r in results):
         raise typer.Exit(1)
+
+
+# Vision (truenorth/strategy/cli.py): lint, products, goals, export, import.
+app.command("lint")(strategy_cli.lint)
+app.add_typer(strategy_cli.products_app, name="products")
+app.add_typer(strategy_cli.goals_app, name="goals")
+app.command("export")(strategy_cli.export)
+app.command("import")(strategy_cli.import_)
 
 
 def main(argv: list[str] | None = None) -> int:
