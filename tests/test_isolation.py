@@ -12,6 +12,7 @@ walk fail and names the parameter to add to the mapping below, so new routes are
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.db.models import F
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.urls.resolvers import RoutePattern
@@ -33,6 +35,20 @@ from truenorth.api import api
 from truenorth.history.models import HistoryEntry
 from truenorth.orgs import services as org_services
 from truenorth.orgs.models import Invitation, Membership, Organisation, Role
+from truenorth.strategy import services as vision
+from truenorth.strategy.models import (
+    ChangeProposal,
+    CheckIn,
+    Comment,
+    Endorsement,
+    Goal,
+    GoalLink,
+    Product,
+    TargetMeasure,
+    TargetObservation,
+    Team,
+    WorkItem,
+)
 
 if TYPE_CHECKING:
     from django.test.client import _MonkeyPatchedWSGIResponse as Response
@@ -51,7 +67,21 @@ ABSENT_ID = 2_147_483_000
 
 # URL parameters that name an organisation or an object in one. A route that has any of them is
 # "scoped": for someone outside the organisation it must answer 404, never 403/200/a redirect.
-OBJECT_KWARGS = frozenset({"org_slug", "member_id", "invitation_id", "token_id"})
+OBJECT_KWARGS = frozenset(
+    {
+        "org_slug",
+        "member_id",
+        "invitation_id",
+        "token_id",
+        "product_id",
+        "goal_id",
+        "target_id",
+        "proposal_id",
+        "concern_id",
+        "link_id",
+        "item_id",
+    }
+)
 
 # Bearer links: whoever holds the link may use it, by design, so they are the explicit exceptions to
 # "every route with a parameter answers 404". The walk still checks them for leaks and 5xx.
@@ -69,10 +99,10 @@ BEARER_LINK_SKIP_POST = frozenset({"orgs:accept_invitation"})
 
 # Floors, so the walks cannot pass vacuously (e.g. if the resolver walk or the schema broke).
 # Raise them when you add routes; never lower them to make a failure go away.
-MIN_WEB_ROUTES = 19
-MIN_WEB_SCOPED_ROUTES = 7
-MIN_API_OPERATIONS = 15
-MIN_API_SCOPED_OPERATIONS = 10
+MIN_WEB_ROUTES = 50
+MIN_WEB_SCOPED_ROUTES = 38
+MIN_API_OPERATIONS = 66
+MIN_API_SCOPED_OPERATIONS = 60
 
 # Form data sent with every web POST: a valid value for every form field in the app, aimed at doing
 # as much damage as possible (rename the organisation, grant owner, invite), so that a missing access
@@ -108,7 +138,57 @@ class OrgA:
     invitation: Invitation
     invitation_token: str
     token: APIToken  # an org-A user's read-write API token
+    vision: VisionA
     secrets: list[str] = field(default_factory=list)  # strings no outsider response may contain
+
+
+@dataclass
+class VisionA:
+    """Organisation A's products and goals: one object of every kind a Vision URL points at."""
+
+    team: Team
+    product: Product
+    goal: Goal  # an active strategic goal owned by the owner, with a child
+    child: Goal
+    org_goal: Goal
+    target: TargetMeasure
+    link: GoalLink
+    proposal: ChangeProposal
+    concern: Endorsement
+    item: WorkItem
+
+
+VISION_SECRETS = ("Alpha Secret Product", "Alpha secret goal", "Alpha secret work")
+
+
+def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
+    m, u = owner.membership, owner.user
+    assert m is not None and stakeholder.membership is not None
+    team = vision.create_team(m, u, "Alpha Team")
+    product = vision.create_product(m, u, name=VISION_SECRETS[0], owner_id=u.pk, team_ids=[team.pk])
+    goal = vision.create_goal(
+        m,
+        u,
+        product_id=product.pk,
+        title=VISION_SECRETS[1],
+        owner_id=u.pk,
+        status=Goal.Status.ACTIVE,
+        targets=[{"name": "Weekly active teams", "baseline": 10, "target": 40}],
+    )
+    child = vision.create_goal(m, u, product_id=product.pk, parent_id=goal.pk, title="Alpha child goal")
+    org_goal = vision.create_goal(m, u, title="Alpha organisation goal", owner_id=u.pk)
+    target = goal.targets.get()
+    vision.record_observation(m, u, target.pk, 20)
+    link = vision.link_goals(m, u, goal.pk, org_goal.pk, GoalLink.Kind.ALIGNS)
+    vision.check_in(m, u, goal.pk, status="on_track", confidence=7)
+    vision.add_comment(stakeholder.membership, stakeholder.user, goal.pk, "Looks right to me")
+    proposal = vision.propose_change(
+        stakeholder.membership, stakeholder.user, goal.pk, {"title": "Alpha goal, reworded"}
+    )
+    concern = vision.raise_concern(stakeholder.membership, stakeholder.user, goal.pk, "Too ambitious for Q3")
+    vision.endorse(stakeholder.membership, stakeholder.user, goal.pk)
+    item = vision.create_work_item(m, u, product.pk, title=VISION_SECRETS[2], external_key="ALPHA-1")
+    return VisionA(team, product, goal, child, org_goal, target, link, proposal, concern, item)
 
 
 @pytest.fixture
@@ -120,7 +200,9 @@ def world(org_a: Organisation, owner: Persona, admin: Persona, member: Persona, 
     users = [m.user for m in Membership.objects.filter(organisation=org_a).select_related("user")]
     token = APIToken.objects.get(user=owner.user, scope=APIToken.Scope.READ_WRITE)
     secrets = [ORG_A_NAME, f"/o/{ORG_A_SLUG}/", INVITEE_EMAIL, token.prefix, *(u.email for u in users)]
-    return OrgA(org_a, users, member.membership, invitation, raw_invitation, token, secrets)
+    secrets += VISION_SECRETS
+    objects = populate_vision(owner, stakeholder)
+    return OrgA(org_a, users, member.membership, invitation, raw_invitation, token, objects, secrets)
 
 
 def org_a_state(world: OrgA) -> dict[str, Any]:
@@ -144,7 +226,60 @@ def org_a_state(world: OrgA) -> dict[str, Any]:
             User.objects.filter(pk__in=user_ids).values_list("id", "email", "password", "is_active")
         ),
         "history": sorted(HistoryEntry.objects.filter(organisation=org).values_list("id", flat=True)),
+        **vision_state(org),
     }
+
+
+def vision_state(org: Organisation) -> dict[str, Any]:
+    """Every Vision row of the organisation, field by field."""
+    by_org = {
+        "teams": Team.objects.filter(organisation=org),
+        "products": Product.objects.filter(organisation=org),
+        "goals": Goal.objects.filter(organisation=org),
+        "links": GoalLink.objects.filter(organisation=org),
+        "work_items": WorkItem.objects.filter(organisation=org),
+        "targets": TargetMeasure.objects.filter(goal__organisation=org),
+        "observations": TargetObservation.objects.filter(target_measure__goal__organisation=org),
+        "checkins": CheckIn.objects.filter(goal__organisation=org),
+        "comments": Comment.objects.filter(goal__organisation=org),
+        "proposals": ChangeProposal.objects.filter(goal__organisation=org),
+        "endorsements": Endorsement.objects.filter(goal__organisation=org),
+    }
+    state: dict[str, Any] = {
+        name: sorted(map(repr, qs.order_by("pk").values())) for name, qs in by_org.items()
+    }
+    state["product_teams"] = sorted(
+        Product.teams.through.objects.filter(product__organisation=org).values_list("product_id", "team_id")
+    )
+    return state
+
+
+def cross_organisation_references() -> list[str]:
+    """Rows of one organisation that point at another organisation's objects (must be none)."""
+    checks = {
+        "goal parent": Goal.objects.exclude(parent__isnull=True).exclude(
+            parent__organisation=F("organisation")
+        ),
+        "goal product": Goal.objects.exclude(product__isnull=True).exclude(
+            product__organisation=F("organisation")
+        ),
+        "link target": GoalLink.objects.exclude(target__organisation=F("organisation")),
+        "link source": GoalLink.objects.exclude(source__organisation=F("organisation")),
+        "work item goal": WorkItem.objects.exclude(goal__isnull=True).exclude(
+            goal__organisation=F("organisation")
+        ),
+        "work item team": WorkItem.objects.exclude(team__isnull=True).exclude(
+            team__organisation=F("organisation")
+        ),
+        "product team": Product.teams.through.objects.exclude(team__organisation=F("product__organisation")),
+        "product owner": Product.objects.exclude(owner__isnull=True).exclude(
+            owner__memberships__organisation=F("organisation")
+        ),
+        "goal owner": Goal.objects.exclude(owner__isnull=True).exclude(
+            owner__memberships__organisation=F("organisation")
+        ),
+    }
+    return [f"{name}: {list(qs.values_list('pk', flat=True))}" for name, qs in checks.items() if qs.exists()]
 
 
 def leaked(text: str, secrets: list[str], allowed: frozenset[str] = frozenset()) -> list[str]:
@@ -221,6 +356,32 @@ def web_kwargs(world: OrgA, org_slug: str = ORG_A_SLUG) -> dict[str, str]:
         "token_id": str(world.token.pk),
         "token": world.invitation_token,  # the invitation link; see BEARER_LINK_ROUTES
         "uidb64": urlsafe_base64_encode(force_bytes(world.users[0].pk)),
+        **vision_ids(world.vision),
+    }
+
+
+VISION_ID_NAMES = (
+    "product_id",
+    "goal_id",
+    "target_id",
+    "proposal_id",
+    "concern_id",
+    "link_id",
+    "item_id",
+    "work_item_id",
+)
+
+
+def vision_ids(v: VisionA) -> dict[str, str]:
+    return {
+        "product_id": str(v.product.pk),
+        "goal_id": str(v.goal.pk),
+        "target_id": str(v.target.pk),
+        "proposal_id": str(v.proposal.pk),
+        "concern_id": str(v.concern.pk),
+        "link_id": str(v.link.pk),
+        "item_id": str(v.item.pk),
+        "work_item_id": str(v.item.pk),
     }
 
 
@@ -230,12 +391,7 @@ WEB_KWARG_OVERRIDES: dict[str, dict[str, str]] = {
     "accounts:password_reset_confirm": {"token": "bogus-reset-token"},
 }
 
-ABSENT_KWARGS = {
-    "org_slug": ABSENT_SLUG,
-    "member_id": str(ABSENT_ID),
-    "invitation_id": str(ABSENT_ID),
-    "token_id": str(ABSENT_ID),
-}
+ABSENT_KWARGS = {"org_slug": ABSENT_SLUG} | {name: str(ABSENT_ID) for name in OBJECT_KWARGS - {"org_slug"}}
 
 
 def build_url(route: WebRoute, values: dict[str, str]) -> str:
@@ -418,7 +574,9 @@ class Operation:
 HTTP_METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 
 
+@functools.cache
 def api_schema() -> dict[str, Any]:
+    """The OpenAPI schema (built once: building it for every request made the walk slow)."""
     schema: dict[str, Any] = api.get_openapi_schema()
     return schema
 
@@ -443,6 +601,7 @@ def api_path_values(world: OrgA, slug: str = ORG_A_SLUG) -> dict[str, str]:
         "member_id": str(world.member.pk),
         "invitation_id": str(world.invitation.pk),
         "token_id": str(world.token.pk),
+        **vision_ids(world.vision),
     }
 
 
@@ -451,21 +610,25 @@ ABSENT_PATH_VALUES = {
     "member_id": str(ABSENT_ID),
     "invitation_id": str(ABSENT_ID),
     "token_id": str(ABSENT_ID),
-}
+} | {name: str(ABSENT_ID) for name in VISION_ID_NAMES}
 
 
-def example_value(schema: dict[str, Any], components: dict[str, Any], name: str = "") -> Any:
+def example_value(
+    schema: dict[str, Any], components: dict[str, Any], name: str = "", refs: dict[str, Any] | None = None
+) -> Any:
     """A minimal value that satisfies a JSON schema, so input validation (422) cannot mask access control.
 
     Objects get every property, not only the required ones, and enums their first choice (the role
     "owner"): if an access check were missing, the request would really change something.
     """
+    if refs and name in refs:
+        return refs[name]
     if "$ref" in schema:
-        return example_value(components[schema["$ref"].rsplit("/", 1)[-1]], components, name)
+        return example_value(components[schema["$ref"].rsplit("/", 1)[-1]], components, name, refs)
     for combinator in ("allOf", "anyOf", "oneOf"):
         if combinator in schema:
             options = [s for s in schema[combinator] if s.get("type") != "null"] or schema[combinator]
-            return example_value(options[0], components, name)
+            return example_value(options[0], components, name, refs)
     if "const" in schema:
         return schema["const"]
     if "enum" in schema:
@@ -473,9 +636,9 @@ def example_value(schema: dict[str, Any], components: dict[str, Any], name: str 
     kind = schema.get("type")
     if kind == "object":
         props = schema.get("properties", {})
-        return {key: example_value(sub, components, key) for key, sub in props.items()}
+        return {key: example_value(sub, components, key, refs) for key, sub in props.items()}
     if kind == "array":
-        item = example_value(schema.get("items", {}), components, name)
+        item = example_value(schema.get("items", {}), components, name, refs)
         return [item] * max(schema.get("minItems", 0), 0)
     if kind == "string":
         if schema.get("format") == "date-time":
@@ -503,7 +666,7 @@ class Request:
     body: Any  # None: no body
 
 
-def build_request(op: Operation, values: dict[str, str]) -> Request:
+def build_request(op: Operation, values: dict[str, str], refs: dict[str, Any] | None = None) -> Request:
     missing = [p for p in op.path_params if p not in values]
     if missing:
         pytest.fail(
@@ -524,7 +687,7 @@ def build_request(op: Operation, values: dict[str, str]) -> Request:
     content = op.spec.get("requestBody", {}).get("content", {})
     if content:
         assert "application/json" in content, f"{op}: the walk only sends JSON bodies"
-        body = example_value(content["application/json"]["schema"], components)
+        body = example_value(content["application/json"]["schema"], components, refs=refs)
     return Request(op.method, url, body)
 
 
@@ -676,3 +839,72 @@ def test_the_api_ignores_a_signed_in_browser_session(world: OrgA, owner: Persona
         response = send(owner.client, build_request(op, api_path_values(world)))
         assert response.status_code == 401, f"{op} accepted a session cookie: {response.status_code}"
     assert org_a_state(world) == before
+
+
+def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_through_request_bodies(
+    world: OrgA, outsider: Persona
+) -> None:
+    """Object ids in a body (parent, product, goal, target, team, owner) are checked too: an outsider who
+    owns organisation B and sends B's own URLs with A's ids in the body changes nothing of A, learns
+    nothing of A, and never makes B's objects point into A."""
+    assert outsider.membership is not None
+    b = outsider.membership
+    product_b = vision.create_product(b, outsider.user, name="Bravo product", owner_id=outsider.user.pk)
+    goal_b = vision.create_goal(
+        b,
+        outsider.user,
+        product_id=product_b.pk,
+        title="Bravo goal",
+        owner_id=outsider.user.pk,
+        status=Goal.Status.ACTIVE,
+        targets=[{"name": "Bravo measure", "baseline": 1, "target": 2}],
+    )
+    org_goal_b = vision.create_goal(b, outsider.user, title="Bravo organisation goal")
+    link_b = vision.link_goals(b, outsider.user, goal_b.pk, org_goal_b.pk, GoalLink.Kind.ALIGNS)
+    proposal_b = vision.propose_change(b, outsider.user, goal_b.pk, {"title": "Bravo goal, reworded"})
+    concern_b = vision.raise_concern(b, outsider.user, goal_b.pk, "Bravo concern")
+    item_b = vision.create_work_item(b, outsider.user, product_b.pk, title="Bravo work")
+    b_values = {
+        "slug": ORG_B_SLUG,
+        "product_id": str(product_b.pk),
+        "goal_id": str(goal_b.pk),
+        "target_id": str(goal_b.targets.get().pk),
+        "proposal_id": str(proposal_b.pk),
+        "concern_id": str(concern_b.pk),
+        "link_id": str(link_b.pk),
+        "item_id": str(item_b.pk),
+        "work_item_id": str(item_b.pk),
+        "member_id": str(b.pk),
+        "invitation_id": str(ABSENT_ID),
+        "token_id": str(ABSENT_ID),
+    }
+    v = world.vision
+    a_owner = next(u for u in world.users if u.email == "owner@a.example")
+    refs: dict[str, Any] = {
+        "product": v.product.pk,
+        "parent": v.child.pk,
+        "goal": v.goal.pk,
+        "target": v.org_goal.pk,
+        "team": v.team.pk,
+        "teams": [v.team.pk],
+        "owner": a_owner.pk,
+        "owner_email": a_owner.email,
+        "ids": [1, 2, 3],
+    }
+    before = org_a_state(world)
+    problems: list[str] = []
+    walked = 0
+    for op in api_operations():
+        if "slug" not in op.path_params or "requestBody" not in op.spec:
+            continue
+        walked += 1
+        request = build_request(op, b_values, refs)
+        response = send(token_client(outsider.token), request)
+        if response.status_code >= 500:
+            problems.append(f"{op} with {request.body} failed: {response.status_code}")
+        if found := leaked(body_and_location(response), world.secrets):
+            problems.append(f"{op} with {request.body} revealed {found}")
+    assert walked >= 15
+    assert not problems, "\n".join(problems)
+    assert org_a_state(world) == before, "the outsider's API calls changed organisation A"
+    assert not cross_organisation_references()
