@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "truenorth.orgs",
     "truenorth.history",
     "truenorth.strategy",
+    "truenorth.measures",
     "truenorth.engagement",
 ]
 

@@ -161,6 +161,11 @@ class TargetMeasure(models.Model):
     Direction = Direction
 
     goal = models.ForeignKey(Goal, on_delete=models.CASCADE, related_name="targets")
+    # The Value pillar's measure this target tracks (its observations then come from the measure);
+    # None: a named measure local to the goal, observed through TargetObservation.
+    measure = models.ForeignKey(
+        "measures.Measure", on_delete=models.SET_NULL, null=True, blank=True, related_name="goal_targets"
+    )
     name = models.CharField(max_length=120)
     unit = models.CharField(max_length=30, blank=True)
     baseline = models.FloatField()
