@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL cannot store NUL characters in text: refuse them as bad input (422), not a 500 later."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("Must not contain NUL characters.")
+    if isinstance(value, list | tuple):
+        for item in value:
+            _no_nul(item)
+    return value
 
 
 class StrictSchema(Schema):
-    """Input schema that refuses unknown fields, so a typo is an error and not silently ignored."""
+    """Input schema that refuses unknown fields (a typo is an error, not silently ignored) and text
+    holding NUL characters."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 class FieldError(Schema):

@@ -273,20 +273,8 @@ class OrphanReportOut(Schema):
 # --- input schemas --------------------------------------------------------------------------------
 
 
-def _no_nul(value: Any) -> Any:
-    # PostgreSQL cannot store NUL characters in text: refuse them as bad input rather than fail later.
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("Must not contain NUL characters.")
-    return value
-
-
 class In(StrictSchema):
-    """Input: unknown fields refused, and text without NUL characters."""
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _text_without_nul(cls, value: Any) -> Any:
-        return _no_nul(value)
+    """Input of the Vision API (StrictSchema: unknown fields and NUL characters refused)."""
 
 
 class TeamIn(In):
@@ -506,13 +494,8 @@ class ExportFilter(Schema):
     format: Literal["json", "yaml", "markdown"] = "json"
 
 
-class ImportFilter(Schema):
+class ImportFilter(StrictSchema):
     name: str | None = Field(None, min_length=1, max_length=120, description="Name of the new product.")
-
-    @field_validator("name", mode="after")
-    @classmethod
-    def _text_without_nul(cls, value: Any) -> Any:
-        return _no_nul(value)
 
 
 # --- helpers --------------------------------------------------------------------------------------

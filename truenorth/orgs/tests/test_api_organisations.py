@@ -525,3 +525,12 @@ def test_unknown_invitation_token_is_not_valid(db):
     page = Client().get("/invite/not-a-real-token/")
     assert page.status_code == 404
     assert b"not valid" in page.content
+
+
+@pytest.mark.django_db
+def test_text_with_a_nul_character_is_a_422_naming_the_field(owner):
+    # PostgreSQL cannot store NUL in text: it must be refused as bad input, never reach the database.
+    response = owner.api().post("/api/v1/orgs", {"name": "Bad\x00name"}, content_type="application/json")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "name"
+    assert "NUL" in response.json()["errors"][0]["message"]
