@@ -1,8 +1,26 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_save
+
+
+def _seed_new_organisation(
+    sender: type, instance: Any, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    """Every new organisation starts with the EBM example measures in its catalogue."""
+    if created and not raw:
+        from truenorth.measures.services import seed_catalogue
+
+        seed_catalogue(instance)
 
 
 class MeasuresConfig(AppConfig):
     name = "truenorth.measures"
     label = "measures"
+
+    def ready(self) -> None:
+        from truenorth.orgs.models import Organisation
+
+        post_save.connect(_seed_new_organisation, sender=Organisation, dispatch_uid="measures-seed-catalogue")

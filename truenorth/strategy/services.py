@@ -775,6 +775,12 @@ def record_observation(
 ) -> TargetObservation:
     require_writer(membership)
     target = _get_target(membership, target_id)
+    if target.measure_id is not None:
+        raise ValidationFailed(
+            f"“{target.name}” takes its values from a measure of the Value pillar: record the value "
+            "on that measure.",
+            field="target",
+        )
     number = _number(value, "value")
     when = observed_at or timezone.now()
     if when > timezone.now() + dt.timedelta(minutes=5):
@@ -872,14 +878,45 @@ def links_of(membership: Membership, goal: Goal) -> dict[str, list[GoalLink]]:
 
 
 def latest_values(target_ids: Iterable[int]) -> dict[int, float]:
-    """The latest observation of each target measure (one query)."""
+    """The latest value of each target measure (one query): from its Value measure's current
+    (non-superseded) observations when it tracks one, else from its own observations."""
+    from truenorth.measures.models import Observation
+
     latest = TargetObservation.objects.filter(target_measure=OuterRef("pk")).order_by("-observed_at", "-id")
+    measured = Observation.objects.filter(measure=OuterRef("measure_id"), superseded=False).order_by(
+        "-observed_at", "-id"
+    )
     rows = (
         TargetMeasure.objects.filter(pk__in=list(target_ids))
-        .annotate(latest=Subquery(latest.values("value")[:1]))
-        .values_list("pk", "latest")
+        .annotate(
+            latest=Subquery(latest.values("value")[:1]),
+            measured=Subquery(measured.values("value")[:1]),
+        )
+        .values_list("pk", "measure_id", "latest", "measured")
     )
-    return {pk: value for pk, value in rows if value is not None}
+    values = {pk: (measured if measure_id is not None else own) for pk, measure_id, own, measured in rows}
+    return {pk: value for pk, value in values.items() if value is not None}
+
+
+def stale_target_ids(targets: Iterable[TargetMeasure], now: dt.datetime | None = None) -> set[int]:
+    """The targets whose Value measure is stale (last observation older than its cadence, or none).
+    One query for any number of targets; none when no target tracks a measure."""
+    from truenorth.measures.maths import is_stale
+    from truenorth.measures.models import Measure
+
+    by_measure: dict[int, list[int]] = defaultdict(list)
+    for t in targets:
+        if t.measure_id is not None:
+            by_measure[t.measure_id].append(t.pk)
+    if not by_measure:
+        return set()
+    now = now or timezone.now()
+    rows = (
+        Measure.objects.filter(pk__in=list(by_measure), archived_at__isnull=True)
+        .annotate(last=Max("observations__observed_at", filter=Q(observations__superseded=False)))
+        .values_list("pk", "cadence_days", "last")
+    )
+    return {tid for pk, cadence, last in rows if is_stale(last, cadence, now) for tid in by_measure[pk]}
 
 
 def target_progress_of(target: TargetMeasure, current: float | None) -> float | None:
@@ -1027,7 +1064,15 @@ def check_in(
             raise ValidationFailed("That target measure belongs to another goal.", field="target")
         if value in (None, ""):
             raise ValidationFailed("Give the new value of the target measure.", field="value")
-        observation = record_observation(membership, actor, target.pk, value, note="check-in")
+        if target.measure_id is not None:
+            # The value goes to the measure the target tracks (and so to every goal tracking it).
+            from truenorth.measures import services as measures
+
+            measures.add_observation(
+                membership, actor, target.measure_id, value, note=f"check-in on “{goal.title}”"[:500]
+            )
+        else:
+            observation = record_observation(membership, actor, target.pk, value, note="check-in")
     checkin = CheckIn.objects.create(
         goal=goal,
         author=actor,
@@ -1115,8 +1160,10 @@ def lint(
     elif org_level:
         qs = qs.filter(product__isnull=True)
     today = today or timezone.localdate()
+    goals = list(qs)
+    stale = stale_target_ids(t for goal in goals for t in goal.targets.all())
     out: list[tuple[Goal, lint_core.Finding]] = []
-    for goal in qs:
+    for goal in goals:
         if goal.status in (Goal.Status.ABANDONED,):
             continue
         facts = lint_core.GoalFacts(
@@ -1126,7 +1173,10 @@ def lint(
             status=goal.status,
             owner=goal.owner.email if goal.owner else None,
             target_date=goal.target_date,
-            targets=[lint_core.TargetFacts(t.name, t.baseline, t.target) for t in goal.targets.all()],
+            targets=[
+                lint_core.TargetFacts(t.name, t.baseline, t.target, stale=t.pk in stale)
+                for t in goal.targets.all()
+            ],
             parent_target_date=goal.parent.target_date if goal.parent else None,
             parent_title=goal.parent.title if goal.parent else None,
         )
