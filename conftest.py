@@ -3,6 +3,7 @@ who owns organisation B and belongs to nothing in A."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -28,6 +29,17 @@ class FastArgon2PasswordHasher(Argon2PasswordHasher):
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["conftest.FastArgon2PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _jobs_run_inline() -> Iterator[None]:
+    """Background jobs run at once in tests (no worker, no queue file, no Redis)."""
+    from huey.contrib.djhuey import HUEY
+
+    before = HUEY.immediate
+    HUEY.immediate = True
+    yield
+    HUEY.immediate = before
 
 
 @dataclass

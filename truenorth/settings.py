@@ -31,6 +31,30 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+
+
+def _encryption_keys() -> list[str]:
+    """Keys for data-source credentials at rest: TRUENORTH_ENCRYPTION_KEY (comma-separated; the first
+    encrypts, every one decrypts, so a key can be rotated), or one generated once into the data
+    directory. Each is stretched into a Fernet key (truenorth/measures/sources.py)."""
+    configured = env_list("TRUENORTH_ENCRYPTION_KEY", [])
+    if configured:
+        return configured
+    key_file = DATA_DIR / "encryption_key"
+    if key_file.exists():
+        return [key_file.read_text().strip()]
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return [key]
+
+
+TRUENORTH_ENCRYPTION_KEYS = _encryption_keys()
+# DuckDB data sources may only open databases and read files inside these directories.
+TRUENORTH_DUCKDB_DIRS = [
+    Path(d).expanduser() for d in env_list("TRUENORTH_DUCKDB_DIRS", [str(DATA_DIR / "duckdb")])
+]
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -51,6 +75,7 @@ INSTALLED_APPS = [
     "truenorth.strategy",
     "truenorth.measures",
     "truenorth.engagement",
+    "huey.contrib.djhuey",
 ]
 
 MIDDLEWARE = [
@@ -171,6 +196,21 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'"
 )
+
+# Background jobs (huey; truenorth/measures/jobs.py, run by `truenorth worker`): a SQLite queue in the
+# data directory by default, Redis when TRUENORTH_REDIS_URL is set. Immediate mode runs jobs inline.
+REDIS_URL = env_str("TRUENORTH_REDIS_URL", "")
+HUEY = {
+    "name": "truenorth",
+    "immediate": env_bool("TRUENORTH_JOBS_IMMEDIATE", False),
+    "utc": True,
+    **(
+        {"huey_class": "huey.RedisHuey", "url": REDIS_URL}
+        if REDIS_URL
+        else {"huey_class": "huey.SqliteHuey", "filename": str(DATA_DIR / "jobs.sqlite3")}
+    ),
+    "consumer": {"workers": 2, "worker_type": "thread"},
+}
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
