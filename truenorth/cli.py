@@ -12,8 +12,11 @@ from typing import Annotated, Any
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from truenorth.measures import cli as measures_cli
+from truenorth.measures import cli_jobs as measures_cli_jobs
 from truenorth.strategy import cli as strategy_cli
 
 app = typer.Typer(
@@ -168,7 +171,8 @@ def check() -> None:
     table.add_column("Detail")
     for result in results:
         colour = {"ok": "green", "warning": "yellow", "error": "red"}[result.status]
-        table.add_row(result.name, f"[{colour}]{result.status}[/{colour}]", result.detail)
+        # Details quote error messages (e.g. a failed SQL refresh): never read them as markup.
+        table.add_row(escape(result.name), f"[{colour}]{result.status}[/{colour}]", escape(result.detail))
     console.print(table)
     if any(r.status == "error" for r in results):
         raise typer.Exit(1)
@@ -180,6 +184,12 @@ app.add_typer(strategy_cli.products_app, name="products")
 app.add_typer(strategy_cli.goals_app, name="goals")
 app.command("export")(strategy_cli.export)
 app.command("import")(strategy_cli.import_)
+
+# Value (truenorth/measures/cli.py): measure list, push, import, export.
+app.add_typer(measures_cli.measure_app, name="measure")
+# Jobs (truenorth/measures/cli_jobs.py): the worker, and `measure refresh`.
+measures_cli.measure_app.command("refresh")(measures_cli_jobs.measure_refresh)
+app.command("worker")(measures_cli_jobs.worker)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1108 @@
+"""API: Value — the measure catalogue, measures, observations (single, batch, file import, corrections),
+export, Key Value Area balance, investment and return, data sources and refresh. Every rule lives in
+measures.services, measures.imports, measures.sources and measures.refresh; this module translates JSON
+in and out only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, Literal
+
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import File, Query, Router, Schema, Status, UploadedFile
+from pydantic import Field, field_validator
+
+from truenorth.accounts.models import User
+from truenorth.core.errors import NotFound, ValidationFailed
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
+from truenorth.measures import imports, maths, refresh, services, sources
+from truenorth.measures.models import (
+    KVA,
+    CatalogueMeasure,
+    DataSource,
+    DataSourceKind,
+    Investment,
+    Measure,
+    MeasureDirection,
+    MeasureSource,
+    Observation,
+)
+from truenorth.orgs.models import Membership, Role
+from truenorth.orgs.services import membership_for
+
+router = Router(tags=["value"])
+
+MAX_LIST = 1000
+MAX_BATCH = 10_000
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+VERSION_HELP = "The version you read; a stale one is refused with 409."
+ROW = re.compile(r"^rows\[(\d+)\]")
+
+
+# --- output schemas -------------------------------------------------------------------------------
+
+
+class UserRef(Schema):
+    id: int
+    email: str
+    name: str
+
+
+class CatalogueOut(Schema):
+    id: int
+    key: str
+    name: str
+    kva: str
+    description: str
+    unit: str
+    direction: str
+
+
+class MeasureOut(Schema):
+    id: int
+    product: int | None = Field(description="None for an organisation-wide measure.")
+    name: str
+    kva: str
+    unit: str
+    direction: str
+    owner: UserRef | None
+    cadence_days: int
+    description: str
+    source: str
+    data_source: int | None
+    query: str
+    formula: str
+    baseline: float | None
+    target: float | None
+    target_date: dt.date | None
+    catalogue_key: str
+    created_at: dt.datetime
+    archived_at: dt.datetime | None
+    version: int
+    latest_value: float | None = Field(description="The latest current (not superseded) observation.")
+    latest_observed_at: dt.datetime | None
+    stale: bool = Field(description="Stale evidence: no observation within its cadence.")
+    last_refreshed_at: dt.datetime | None = Field(description="SQL and computed measures: the last refresh.")
+    last_refresh_error: str = Field(description="Why the last refresh failed; empty when it worked.")
+
+
+class ObservationOut(Schema):
+    id: int
+    measure: int
+    value: float
+    observed_at: dt.datetime
+    source: str
+    note: str
+    batch: int | None
+    supersedes: int | None
+    superseded: bool
+    recorded_by: str | None
+    recorded_at: dt.datetime
+
+
+class BatchOut(Schema):
+    batch: int = Field(description="The batch id.")
+    idempotency_key: str
+    created: int = Field(description="Observations this request saved (0 when replayed).")
+    rows: int = Field(description="Observations in the batch.")
+    replayed: bool = Field(description="True: the key was seen before and nothing new was saved.")
+
+
+class RowErrorOut(Schema):
+    line: int | None = Field(description="Line number in the file (1 = the header).")
+    field: str | None
+    message: str
+
+
+class PreviewRowOut(Schema):
+    line: int
+    measure: str
+    observed_at: str
+    value: str
+    note: str
+
+
+class ImportPreviewOut(Schema):
+    total: int = Field(description="Data rows in the file.")
+    valid: int = Field(description="Rows that would be saved.")
+    invalid: int = Field(description="Rows with an error (listed in errors).")
+    rows: list[PreviewRowOut] = Field(description="The first rows of the file, as read.")
+    errors: list[RowErrorOut]
+    measures: dict[str, int] = Field(description="Rows per matched measure name.")
+
+
+class ImportResultOut(Schema):
+    total: int = Field(description="Data rows in the file.")
+    created: int = Field(description="Observations saved by this request.")
+    skipped: int = Field(description="Rows an earlier import with the same key had already saved.")
+    rejected: int = Field(description="Rows not saved (listed in errors).")
+    batches: list[int]
+    errors: list[RowErrorOut]
+
+
+class KvaBalanceOut(Schema):
+    product: int
+    counts: dict[str, int] = Field(description="Live measures per Key Value Area.")
+    missing: list[str] = Field(description="Key Value Areas with no measure: the product cannot see them.")
+    balanced: bool
+
+
+class InvestmentOut(Schema):
+    id: int
+    product: int
+    goal: int | None
+    period_start: dt.date
+    period_end: dt.date
+    amount: float | None
+    people: float | None
+    daily_rate: float | None
+    currency: str
+    note: str
+    created_at: dt.datetime
+    created_by: str | None
+
+
+class ValueMeasureOut(Schema):
+    product: int
+    value_measure: int | None
+
+
+class MeasureRef(Schema):
+    id: int
+    name: str
+    unit: str
+    direction: str
+
+
+class ROIPointOut(Schema):
+    period: dt.date = Field(description="The first day of the month.")
+    invested: float = Field(description="Invested in that month.")
+    value: float | None = Field(description="The value measure's value in force at the end of the month.")
+
+
+class ROIOut(Schema):
+    product: int
+    since: dt.date | None
+    until: dt.date | None
+    currency: str | None
+    invested: float | None
+    value_measure: MeasureRef | None
+    value_start: float | None
+    value_end: float | None
+    value_delta: float | None
+    improvement: float | None = Field(description="The value's change in its better direction.")
+    delta_per_unit: float | None = Field(description="Improvement per unit of currency invested.")
+    series: list[ROIPointOut]
+    reason: str = Field(description="Why a figure is unknown; empty when every figure is known.")
+
+
+class DataSourceOut(Schema):
+    id: int
+    name: str
+    kind: str
+    config: dict[str, Any] = Field(
+        description="Admins only (others get {}): DuckDB paths, or the PostgreSQL address with its "
+        "password masked. The stored settings are never shown back."
+    )
+    timeout_seconds: int
+    last_checked_at: dt.datetime | None
+    last_error: str
+    version: int
+    measures: int = Field(description="Measures whose query runs against it.")
+
+
+class RefreshOut(Schema):
+    ok: bool
+    created: int = Field(description="New observations ingested.")
+    skipped: int = Field(description="Rows or points not ingested (already present, future, not computable).")
+    error: str = Field(description="Why the refresh failed; the measure keeps its observations.")
+    notes: list[str]
+    summary: str
+    measure: MeasureOut
+
+
+class SourceTestOut(Schema):
+    ok: bool
+    detail: str = Field(description="What was reached, or why it failed.")
+    last_checked_at: dt.datetime | None
+
+
+# --- input schemas --------------------------------------------------------------------------------
+
+
+def _no_nul(value: Any) -> Any:
+    # PostgreSQL cannot store NUL characters in text: refuse them as bad input rather than fail later.
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("Must not contain NUL characters.")
+    return value
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and timezone.is_naive(value):
+        return timezone.make_aware(value)
+    return value
+
+
+class In(StrictSchema):
+    """Input: unknown fields refused, and text without NUL characters."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
+WHEN_HELP = "ISO 8601; without an offset: the server's time zone."
+
+
+class MeasureIn(In):
+    name: str = Field(min_length=1, max_length=120)
+    kva: KVA
+    product: ObjectId | None = Field(None, description="None: an organisation-wide measure.")
+    unit: str = Field("", max_length=30)
+    direction: MeasureDirection = MeasureDirection.HIGHER
+    owner: ObjectId | None = Field(None, description="User id of a member.")
+    cadence_days: int = Field(
+        30, ge=1, le=services.MAX_CADENCE_DAYS, description="Expected days between observations."
+    )
+    description: str = Field("", max_length=services.MAX_TEXT)
+    source: MeasureSource = MeasureSource.MANUAL
+    data_source: ObjectId | None = Field(None, description="SQL measures: the data source to query.")
+    query: str = Field("", max_length=20_000)
+    formula: str = Field("", max_length=2_000)
+    baseline: float | None = Field(None, allow_inf_nan=False)
+    target: float | None = Field(None, allow_inf_nan=False)
+    target_date: dt.date | None = None
+
+
+class MeasurePatch(In):
+    version: int | None = Field(None, description=VERSION_HELP)
+    product: ObjectId | None = Field(None, description="Move it to another product; null: organisation-wide.")
+    name: str | None = Field(None, min_length=1, max_length=120)
+    kva: KVA | None = None
+    unit: str | None = Field(None, max_length=30)
+    direction: MeasureDirection | None = None
+    owner: ObjectId | None = Field(None, description="User id of a member; null clears the owner.")
+    cadence_days: int | None = Field(None, ge=1, le=services.MAX_CADENCE_DAYS)
+    description: str | None = Field(None, max_length=services.MAX_TEXT)
+    source: MeasureSource | None = None
+    data_source: ObjectId | None = None
+    query: str | None = Field(None, max_length=20_000)
+    formula: str | None = Field(None, max_length=2_000)
+    baseline: float | None = Field(None, allow_inf_nan=False)
+    target: float | None = Field(None, allow_inf_nan=False)
+    target_date: dt.date | None = None
+
+
+class AdoptIn(In):
+    catalogue: ObjectId = Field(description="The catalogue entry's id.")
+    product: ObjectId = Field(description="The product that adopts it.")
+
+
+class ObservationIn(In):
+    value: float = Field(allow_inf_nan=False)
+    observed_at: dt.datetime | None = Field(None, description=f"Defaults to now. {WHEN_HELP}")
+    note: str = Field("", max_length=500)
+
+    @field_validator("observed_at", mode="after")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return _aware(value)
+
+
+class BatchRowIn(In):
+    measure: ObjectId
+    value: float = Field(allow_inf_nan=False)
+    observed_at: dt.datetime = Field(description=WHEN_HELP)
+    note: str = Field("", max_length=500)
+
+    @field_validator("observed_at", mode="after")
+    @classmethod
+    def _aware(cls, value: dt.datetime) -> dt.datetime:
+        aware = _aware(value)
+        assert aware is not None
+        return aware
+
+
+class BatchIn(In):
+    idempotency_key: str = Field(
+        "",
+        max_length=200,
+        description="Choose one per batch: a retry with the same key saves nothing twice.",
+    )
+    observations: list[BatchRowIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class CorrectionIn(In):
+    value: float = Field(allow_inf_nan=False)
+    note: str = Field("", max_length=500)
+
+
+class InvestmentIn(In):
+    period_start: dt.date
+    period_end: dt.date
+    amount: float | None = Field(None, ge=0, allow_inf_nan=False, description="Money spent; or give people.")
+    people: float | None = Field(None, gt=0, allow_inf_nan=False, description="Full-time people.")
+    daily_rate: float | None = Field(None, ge=0, allow_inf_nan=False, description="Cost per person-day.")
+    currency: str = Field("EUR", min_length=3, max_length=3)
+    goal: ObjectId | None = Field(None, description="The goal this investment serves.")
+    note: str = Field("", max_length=500)
+
+
+class ValueMeasureIn(In):
+    value_measure: ObjectId | None = Field(description="The measure of value delivered; null clears it.")
+
+
+class DataSourceIn(In):
+    name: str = Field(min_length=1, max_length=120)
+    kind: DataSourceKind
+    config: dict[str, Any] = Field(
+        description='Connection settings, e.g. {"path": "/data/x.duckdb"} or {"dsn": "postgres://…"}; '
+        "stored encrypted and never shown back."
+    )
+    timeout_seconds: int = Field(30, ge=1, le=600)
+
+
+class DataSourcePatch(In):
+    version: int | None = Field(None, description=VERSION_HELP)
+    name: str | None = Field(None, min_length=1, max_length=120)
+    config: dict[str, Any] | None = Field(None, description="Replaces the stored settings.")
+    timeout_seconds: int | None = Field(None, ge=1, le=600)
+
+
+class MeasureFilter(Schema):
+    product: ObjectId | None = None
+    kva: KVA | None = None
+    stale: bool | None = Field(None, description="true: only stale measures; false: only fresh ones.")
+    include_archived: bool = False
+    limit: int = Field(500, ge=1, le=MAX_LIST)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
+
+
+class ObservationFilter(Schema):
+    include_superseded: bool = Field(False, description="Also the observations later corrections replaced.")
+    since: dt.datetime | None = Field(None, description=WHEN_HELP)
+    until: dt.datetime | None = Field(None, description=WHEN_HELP)
+    limit: int = Field(500, ge=1, le=MAX_LIST)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
+
+
+class ExportFilter(Schema):
+    format: Literal["csv", "json"] = "csv"
+
+
+class ImportFilter(Schema):
+    preview: bool = Field(False, description="true: parse and check only; nothing is saved.")
+    idempotency_key: str = Field("", max_length=200, description="A retried import with it saves nothing.")
+
+    @field_validator("idempotency_key", mode="after")
+    @classmethod
+    def _text_without_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
+
+
+class PeriodFilter(Schema):
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+
+class ListFilter(Schema):
+    limit: int = Field(200, ge=1, le=MAX_LIST)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _scope(request: HttpRequest, slug: str) -> tuple[Membership, User]:
+    user = _user(request)
+    return membership_for(user, slug), user
+
+
+def _user_ref(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.pk, "email": user.email, "name": user.name}
+
+
+def _catalogue_out(c: CatalogueMeasure) -> dict[str, Any]:
+    return {
+        "id": c.pk,
+        "key": c.key,
+        "name": c.name,
+        "kva": c.kva,
+        "description": c.description,
+        "unit": c.unit,
+        "direction": c.direction,
+    }
+
+
+def _measure_out(x: Measure, now: dt.datetime) -> dict[str, Any]:
+    """A measure annotated by with_latest."""
+    value = getattr(x, "latest_value", None)
+    observed_at = getattr(x, "latest_at", None)
+    return {
+        "id": x.pk,
+        "product": x.product_id,
+        "name": x.name,
+        "kva": x.kva,
+        "unit": x.unit,
+        "direction": x.direction,
+        "owner": _user_ref(x.owner),
+        "cadence_days": x.cadence_days,
+        "description": x.description,
+        "source": x.source,
+        "data_source": x.data_source_id,
+        "query": x.query,
+        "formula": x.formula,
+        "baseline": x.baseline,
+        "target": x.target,
+        "target_date": x.target_date,
+        "catalogue_key": x.catalogue_key,
+        "created_at": x.created_at,
+        "archived_at": x.archived_at,
+        "version": x.version,
+        "latest_value": value,
+        "latest_observed_at": observed_at,
+        "stale": maths.is_stale(observed_at, x.cadence_days, now),
+        "last_refreshed_at": x.last_refreshed_at,
+        "last_refresh_error": x.last_refresh_error,
+    }
+
+
+def _observation_out(o: Observation) -> dict[str, Any]:
+    return {
+        "id": o.pk,
+        "measure": o.measure_id,
+        "value": o.value,
+        "observed_at": o.observed_at,
+        "source": o.source,
+        "note": o.note,
+        "batch": o.batch_id,
+        "supersedes": o.supersedes_id,
+        "superseded": o.superseded,
+        "recorded_by": o.recorded_by.email if o.recorded_by else None,
+        "recorded_at": o.recorded_at,
+    }
+
+
+def _investment_out(i: Investment) -> dict[str, Any]:
+    return {
+        "id": i.pk,
+        "product": i.product_id,
+        "goal": i.goal_id,
+        "period_start": i.period_start,
+        "period_end": i.period_end,
+        "amount": i.amount,
+        "people": i.people,
+        "daily_rate": i.daily_rate,
+        "currency": i.currency,
+        "note": i.note,
+        "created_at": i.created_at,
+        "created_by": i.created_by.email if i.created_by else None,
+    }
+
+
+def _data_source_out(m: Membership, d: DataSource, in_use: int) -> dict[str, Any]:
+    out = sources.describe(d)
+    if not m.has_role(Role.ADMIN):
+        out["config"] = {}
+    return {**out, "measures": in_use}
+
+
+def with_latest(qs: QuerySet[Measure]) -> QuerySet[Measure]:
+    """Annotate each measure's latest current observation (value and time) in the same query."""
+    current = Observation.objects.filter(measure=OuterRef("pk"), superseded=False).order_by(
+        "-observed_at", "-id"
+    )
+    return qs.annotate(
+        latest_value=Subquery(current.values("value")[:1]),
+        latest_at=Subquery(current.values("observed_at")[:1]),
+    )
+
+
+def _measure_detail(m: Membership, measure_id: int) -> dict[str, Any]:
+    measure = with_latest(services.measures_of(m, include_archived=True).filter(pk=measure_id)).first()
+    if measure is None:
+        raise NotFound("No such measure.")
+    return _measure_out(measure, timezone.now())
+
+
+def _row_field(name: str) -> str:
+    """`rows[3].measure_id` as the request names it: `observations.3.measure` (like schema errors)."""
+    name = ROW.sub(lambda match: f"observations.{match.group(1)}", name)
+    return name.removesuffix("_id")
+
+
+def _batch_fields(exc: ValidationFailed) -> ValidationFailed:
+    errors = {_row_field(name): message for name, message in exc.errors.items()}
+    field = _row_field(exc.field) if exc.field else None
+    message = re.sub(r"rows\[(\d+)\]\.(\w+?)(_id)?:", r"observations.\1.\2:", exc.message)
+    return ValidationFailed(message, field=field, errors=errors)
+
+
+# --- catalogue ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/{slug}/measure-catalogue",
+    response={200: list[CatalogueOut], **READ_ERRORS},
+    summary="The measure catalogue: EBM example measures per Key Value Area",
+)
+def list_catalogue(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    m, _ = _scope(request, slug)
+    return [_catalogue_out(c) for c in services.catalogue_of(m)]
+
+
+# --- measures -------------------------------------------------------------------------------------
+
+
+@router.get("/{slug}/measures", response={200: list[MeasureOut], **READ_ERRORS}, summary="List measures")
+def list_measures(request: HttpRequest, slug: str, filters: Query[MeasureFilter]) -> list[dict[str, Any]]:
+    m, _ = _scope(request, slug)
+    qs = with_latest(
+        services.measures_of(
+            m, product_id=filters.product, kva=filters.kva, include_archived=filters.include_archived
+        )
+    )
+    now = timezone.now()
+    if filters.stale is None:
+        rows = list(qs[filters.offset : filters.offset + filters.limit])
+    else:
+        wanted = [
+            x
+            for x in qs
+            if maths.is_stale(getattr(x, "latest_at", None), x.cadence_days, now) == filters.stale
+        ]
+        rows = wanted[filters.offset : filters.offset + filters.limit]
+    return [_measure_out(x, now) for x in rows]
+
+
+@router.post("/{slug}/measures", response={201: MeasureOut, **ERRORS}, summary="Create a custom measure")
+def create_measure(request: HttpRequest, slug: str, payload: MeasureIn) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    measure = services.create_measure(
+        m,
+        user,
+        name=payload.name,
+        kva=payload.kva,
+        product_id=payload.product,
+        unit=payload.unit,
+        direction=payload.direction,
+        owner_id=payload.owner,
+        cadence_days=payload.cadence_days,
+        description=payload.description,
+        source=payload.source,
+        data_source_id=payload.data_source,
+        query=payload.query,
+        formula=payload.formula,
+        baseline=payload.baseline,
+        target=payload.target,
+        target_date=payload.target_date,
+    )
+    return Status(201, _measure_detail(m, measure.pk))
+
+
+@router.post(
+    "/{slug}/measures/adopt",
+    response={201: MeasureOut, **ERRORS},
+    summary="Adopt a catalogue measure for a product",
+)
+def adopt_measure(request: HttpRequest, slug: str, payload: AdoptIn) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    measure = services.adopt_catalogue_measure(m, user, payload.catalogue, payload.product)
+    return Status(201, _measure_detail(m, measure.pk))
+
+
+EXPORT_DOC = {
+    "responses": {
+        "200": {
+            "description": "CSV by default (text/csv); `?format=json` answers application/json.",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    }
+}
+
+
+def _export(m: Membership, measure_id: int | None, fmt: str) -> HttpResponse:
+    text = services.export_observations(m, measure_id, fmt)
+    if fmt == "json":
+        return HttpResponse(text, content_type="application/json; charset=utf-8")
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    name = f"measure-{measure_id}" if measure_id else "measures"
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response
+
+
+@router.get(
+    "/{slug}/measures/export",
+    response={200: dict[str, Any], **READ_ERRORS},
+    summary="Export every measure and its observations as CSV or JSON",
+    openapi_extra=EXPORT_DOC,
+)
+def export_measures(request: HttpRequest, slug: str, filters: Query[ExportFilter]) -> HttpResponse:
+    m, _ = _scope(request, slug)
+    return _export(m, None, filters.format)
+
+
+@router.get(
+    "/{slug}/measures/{measure_id}",
+    response={200: MeasureOut, **READ_ERRORS},
+    summary="Get a measure with its latest value, staleness and refresh status",
+)
+def get_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
+    m, _ = _scope(request, slug)
+    return _measure_detail(m, measure_id)
+
+
+@router.patch(
+    "/{slug}/measures/{measure_id}", response={200: MeasureOut, **ERRORS}, summary="Change a measure"
+)
+def update_measure(
+    request: HttpRequest, slug: str, measure_id: ObjectId, payload: MeasurePatch
+) -> dict[str, Any]:
+    m, user = _scope(request, slug)
+    services.get_measure(m, measure_id)  # an unknown measure is a 404 before any field is looked at
+    given = payload.model_dump(exclude={"version"}, exclude_unset=True)
+    renamed = {"owner": "owner_id", "data_source": "data_source_id", "product": "product_id"}
+    fields: dict[str, Any] = {}
+    clear: list[str] = []
+    for name, value in given.items():
+        key = renamed.get(name, name)
+        if value is not None:
+            fields[key] = value
+        elif key in services.CLEARABLE:
+            clear.append(key)
+        else:
+            raise ValidationFailed("Must not be null.", field=name)
+    services.update_measure(m, user, measure_id, version=payload.version, clear=clear, **fields)
+    return _measure_detail(m, measure_id)
+
+
+@router.post(
+    "/{slug}/measures/{measure_id}/archive",
+    response={200: MeasureOut, **ERRORS},
+    summary="Archive a measure (kept with its observations)",
+)
+def archive_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
+    m, user = _scope(request, slug)
+    services.archive_measure(m, user, measure_id, archived=True)
+    return _measure_detail(m, measure_id)
+
+
+@router.post(
+    "/{slug}/measures/{measure_id}/restore",
+    response={200: MeasureOut, **ERRORS},
+    summary="Restore an archived measure",
+)
+def restore_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
+    m, user = _scope(request, slug)
+    services.archive_measure(m, user, measure_id, archived=False)
+    return _measure_detail(m, measure_id)
+
+
+@router.get(
+    "/{slug}/measures/{measure_id}/export",
+    response={200: dict[str, Any], **READ_ERRORS},
+    summary="Export one measure and its observations as CSV or JSON",
+    openapi_extra=EXPORT_DOC,
+)
+def export_measure(
+    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[ExportFilter]
+) -> HttpResponse:
+    m, _ = _scope(request, slug)
+    services.get_measure(m, measure_id)
+    return _export(m, measure_id, filters.format)
+
+
+@router.post(
+    "/{slug}/measures/{measure_id}/refresh",
+    response={200: RefreshOut, **ERRORS},
+    summary="Refresh a SQL or computed measure now (runs its query or formula)",
+    description="200 whether or not the refresh worked: `ok` and `error` say; a failed refresh keeps "
+    "every observation and is shown on the measure. 422 for a measure that is not SQL or computed.",
+)
+def refresh_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
+    m, user = _scope(request, slug)
+    measure = services.get_measure(m, measure_id)
+    services.require_writer(m)
+    result = refresh.refresh_measure(measure, actor=user)
+    return {
+        "ok": result.ok,
+        "created": result.created,
+        "skipped": result.skipped,
+        "error": result.error,
+        "notes": result.notes,
+        "summary": result.summary(),
+        "measure": _measure_detail(m, measure_id),
+    }
+
+
+# --- observations ---------------------------------------------------------------------------------
+
+
+@router.get(
+    "/{slug}/measures/{measure_id}/observations",
+    response={200: list[ObservationOut], **READ_ERRORS},
+    summary="Observations of a measure, newest first (corrected ones hidden unless asked)",
+)
+def list_observations(
+    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[ObservationFilter]
+) -> list[dict[str, Any]]:
+    m, _ = _scope(request, slug)
+    qs = services.observations_of(
+        m,
+        measure_id,
+        include_superseded=filters.include_superseded,
+        since=_aware(filters.since),
+        until=_aware(filters.until),
+    ).select_related("recorded_by")
+    return [_observation_out(o) for o in qs[filters.offset : filters.offset + filters.limit]]
+
+
+@router.post(
+    "/{slug}/measures/{measure_id}/observations",
+    response={201: ObservationOut, **ERRORS},
+    summary="Record one observation of a measure",
+)
+def add_observation(
+    request: HttpRequest, slug: str, measure_id: ObjectId, payload: ObservationIn
+) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    observation = services.add_observation(
+        m,
+        user,
+        measure_id,
+        payload.value,
+        observed_at=payload.observed_at,
+        note=payload.note,
+        source=MeasureSource.API,
+    )
+    return Status(201, _observation_out(observation))
+
+
+@router.post(
+    "/{slug}/observations/batch",
+    response={200: BatchOut, 201: BatchOut, **ERRORS},
+    summary="Record a batch of observations: all or none, idempotent with a key",
+    description="201 when saved; 200 with `replayed: true` when the idempotency key was already used "
+    "(nothing is saved twice). A bad row saves nothing and is named, e.g. `observations.3.value`.",
+)
+def add_batch(request: HttpRequest, slug: str, payload: BatchIn) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    rows = [
+        services.ObservationIn(
+            measure_id=row.measure, value=row.value, observed_at=row.observed_at, note=row.note
+        )
+        for row in payload.observations
+    ]
+    try:
+        result = services.add_observations(
+            m, user, rows, source=MeasureSource.API, idempotency_key=payload.idempotency_key
+        )
+    except ValidationFailed as exc:
+        raise _batch_fields(exc) from None
+    body = {
+        "batch": result.batch.pk,
+        "idempotency_key": result.batch.idempotency_key,
+        "created": result.created,
+        "rows": result.batch.rows,
+        "replayed": result.replayed,
+    }
+    return Status(200 if result.replayed else 201, body)
+
+
+@router.post(
+    "/{slug}/observations/{observation_id}/correct",
+    response={201: ObservationOut, **ERRORS},
+    summary="Correct an observation: a new one supersedes it (both are kept)",
+)
+def correct_observation(
+    request: HttpRequest, slug: str, observation_id: ObjectId, payload: CorrectionIn
+) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    observation = services.correct_observation(m, user, observation_id, payload.value, note=payload.note)
+    return Status(201, _observation_out(observation))
+
+
+# --- file import ---------------------------------------------------------------------------------
+
+
+def _row_errors(errors: list[imports.RowError]) -> list[dict[str, Any]]:
+    return [{"line": e.line, "field": e.field, "message": e.message} for e in errors]
+
+
+def _text_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+@router.post(
+    "/{slug}/observations/import",
+    response={200: ImportPreviewOut, 201: ImportResultOut, **ERRORS},
+    summary="Import observations from a CSV or Excel file (with ?preview=true: check only)",
+    description="Multipart upload, field `file`: columns `measure` (name or id), `observed_at`, `value` "
+    "and optionally `note`. Bad rows are reported with their line number (the header is line 1) and "
+    "the good rows are saved; nothing is saved with `preview=true` (200). A retried import with the "
+    "same `idempotency_key` saves nothing twice.",
+)
+def import_observations(
+    request: HttpRequest,
+    slug: str,
+    filters: Query[ImportFilter],
+    file: UploadedFile | None = File(None, description="The CSV or .xlsx file."),  # noqa: B008
+) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    services.require_writer(m)  # a preview only makes sense to someone who may import
+    if file is None:
+        raise ValidationFailed("Upload the file as multipart form data in the field `file`.", field="file")
+    if (file.size or 0) > MAX_UPLOAD_BYTES:
+        raise ValidationFailed(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB.", field="file")
+    name = file.name or "upload.csv"
+    content = file.read()
+    if filters.preview:
+        preview = imports.preview_import(m, name, content)
+        return Status(
+            200,
+            {
+                "total": preview.total,
+                "valid": preview.valid,
+                "invalid": preview.invalid,
+                "rows": [
+                    {
+                        "line": r.line,
+                        "measure": r.measure,
+                        "observed_at": _text_cell(r.observed_at),
+                        "value": _text_cell(r.value),
+                        "note": r.note,
+                    }
+                    for r in preview.rows
+                ],
+                "errors": _row_errors(preview.errors),
+                "measures": preview.measures,
+            },
+        )
+    result = imports.run_import(m, user, name, content, idempotency_key=filters.idempotency_key)
+    return Status(
+        201,
+        {
+            "total": result.total,
+            "created": result.created,
+            "skipped": result.skipped,
+            "rejected": result.rejected,
+            "batches": result.batches,
+            "errors": _row_errors(result.errors),
+        },
+    )
+
+
+# --- balance, investment and return ---------------------------------------------------------------
+
+
+@router.get(
+    "/{slug}/products/{product_id}/kva-balance",
+    response={200: KvaBalanceOut, **READ_ERRORS},
+    summary="Live measures per Key Value Area of a product, and the areas it cannot see",
+)
+def kva_balance(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[str, Any]:
+    m, _ = _scope(request, slug)
+    counts = services.kva_balance(m, product_id)
+    missing = [kva for kva, n in counts.items() if n == 0]
+    return {"product": product_id, "counts": counts, "missing": missing, "balanced": not missing}
+
+
+@router.get(
+    "/{slug}/products/{product_id}/investments",
+    response={200: list[InvestmentOut], **READ_ERRORS},
+    summary="Investment in a product, newest period first",
+)
+def list_investments(
+    request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[ListFilter]
+) -> list[dict[str, Any]]:
+    m, _ = _scope(request, slug)
+    qs = services.investments_of(m, product_id).select_related("created_by")
+    return [_investment_out(i) for i in qs[filters.offset : filters.offset + filters.limit]]
+
+
+@router.post(
+    "/{slug}/products/{product_id}/investments",
+    response={201: InvestmentOut, **ERRORS},
+    summary="Record investment in a product: an amount, or people x daily rate over a period",
+)
+def add_investment(
+    request: HttpRequest, slug: str, product_id: ObjectId, payload: InvestmentIn
+) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    investment = services.add_investment(
+        m,
+        user,
+        product_id,
+        period_start=payload.period_start,
+        period_end=payload.period_end,
+        amount=payload.amount,
+        people=payload.people,
+        daily_rate=payload.daily_rate,
+        currency=payload.currency,
+        goal_id=payload.goal,
+        note=payload.note,
+    )
+    return Status(201, _investment_out(investment))
+
+
+@router.put(
+    "/{slug}/products/{product_id}/value-measure",
+    response={200: ValueMeasureOut, **ERRORS},
+    summary="Choose the measure of value a product delivers (null: none)",
+)
+def set_value_measure(
+    request: HttpRequest, slug: str, product_id: ObjectId, payload: ValueMeasureIn
+) -> dict[str, Any]:
+    m, user = _scope(request, slug)
+    settings = services.set_value_measure(m, user, product_id, payload.value_measure)
+    return {"product": product_id, "value_measure": settings.value_measure_id}
+
+
+@router.get(
+    "/{slug}/products/{product_id}/return",
+    response={200: ROIOut, **READ_ERRORS},
+    summary="Return on investment: investment in a period against the change of the value measure",
+)
+def return_on_investment(
+    request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[PeriodFilter]
+) -> dict[str, Any]:
+    m, _ = _scope(request, slug)
+    roi = services.return_on_investment(m, product_id, since=filters.since, until=filters.until)
+    vm = roi.value_measure
+    return {
+        "product": product_id,
+        "since": roi.since,
+        "until": roi.until,
+        "currency": roi.currency,
+        "invested": roi.invested,
+        "value_measure": (
+            {"id": vm.pk, "name": vm.name, "unit": vm.unit, "direction": vm.direction} if vm else None
+        ),
+        "value_start": roi.value_start,
+        "value_end": roi.value_end,
+        "value_delta": roi.value_delta,
+        "improvement": roi.improvement,
+        "delta_per_unit": roi.delta_per_unit,
+        "series": [{"period": p.period, "invested": p.invested, "value": p.value} for p in roi.series],
+        "reason": roi.reason,
+    }
+
+
+# --- data sources ---------------------------------------------------------------------------------
+
+
+def _in_use(source_ids: list[int]) -> dict[int, int]:
+    rows = (
+        Measure.objects.filter(data_source_id__in=source_ids)
+        .values_list("data_source_id")
+        .annotate(n=Count("id"))
+        .values_list("data_source_id", "n")
+    )
+    return dict(rows)
+
+
+def _source_detail(m: Membership, source: DataSource) -> dict[str, Any]:
+    return _data_source_out(m, source, _in_use([source.pk]).get(source.pk, 0))
+
+
+@router.get(
+    "/{slug}/data-sources",
+    response={200: list[DataSourceOut], **READ_ERRORS},
+    summary="Data sources SQL measures query (settings shown to admins, password masked)",
+)
+def list_data_sources(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
+    m, _ = _scope(request, slug)
+    rows = sources.data_sources_of(m)
+    counts = _in_use([d.pk for d in rows])
+    return [_data_source_out(m, d, counts.get(d.pk, 0)) for d in rows]
+
+
+@router.post(
+    "/{slug}/data-sources",
+    response={201: DataSourceOut, **ERRORS},
+    summary="Add a data source (admins; its settings are stored encrypted)",
+)
+def create_data_source(request: HttpRequest, slug: str, payload: DataSourceIn) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    source = sources.create_data_source(
+        m,
+        user,
+        name=payload.name,
+        kind=payload.kind,
+        config=payload.config,
+        timeout_seconds=payload.timeout_seconds,
+    )
+    return Status(201, _source_detail(m, source))
+
+
+@router.patch(
+    "/{slug}/data-sources/{source_id}",
+    response={200: DataSourceOut, **ERRORS},
+    summary="Change a data source (admins; a masked password keeps the stored one)",
+)
+def update_data_source(
+    request: HttpRequest, slug: str, source_id: ObjectId, payload: DataSourcePatch
+) -> dict[str, Any]:
+    m, user = _scope(request, slug)
+    sources.get_data_source(m, source_id)
+    given = payload.model_fields_set
+    for name in ("name", "config", "timeout_seconds"):
+        if name in given and getattr(payload, name) is None:
+            raise ValidationFailed("Must not be null.", field=name)
+    source = sources.update_data_source(
+        m,
+        user,
+        source_id,
+        name=payload.name,
+        config=payload.config,
+        timeout_seconds=payload.timeout_seconds,
+        version=payload.version,
+    )
+    return _source_detail(m, source)
+
+
+@router.delete(
+    "/{slug}/data-sources/{source_id}",
+    response={204: None, **ERRORS},
+    summary="Remove a data source (admins; refused while a measure uses it)",
+)
+def delete_data_source(request: HttpRequest, slug: str, source_id: ObjectId) -> Status[None]:
+    m, user = _scope(request, slug)
+    sources.delete_data_source(m, user, source_id)
+    return Status(204, None)
+
+
+@router.post(
+    "/{slug}/data-sources/{source_id}/test",
+    response={200: SourceTestOut, **ERRORS},
+    summary="Test a data source: connect and run a trivial read-only query (admins)",
+)
+def test_data_source(request: HttpRequest, slug: str, source_id: ObjectId) -> dict[str, Any]:
+    m, _ = _scope(request, slug)
+    try:
+        detail, ok = sources.test_data_source(m, source_id), True
+    except sources.QueryFailed as exc:
+        detail, ok = exc.message, False
+    source = sources.get_data_source(m, source_id)
+    return {"ok": ok, "detail": detail, "last_checked_at": source.last_checked_at}
+
+
+test_data_source.__test__ = False  # type: ignore[attr-defined]  # an endpoint, not a pytest test
