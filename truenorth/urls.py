@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("truenorth.orgs.urls")),
     path("", include("truenorth.strategy.urls")),
     path("", include("truenorth.engagement.urls")),
+    path("", include("truenorth.measures.urls")),
     path("api/v1/", api.urls),
 ]
 

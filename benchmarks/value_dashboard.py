@@ -1,0 +1,305 @@
+"""Value dashboard at scale: one product with 200 measures and 1,000,000 observations over a year.
+
+For each database (SQLite in a temporary data directory; PostgreSQL when one answers on
+127.0.0.1:5432, in a scratch database this script creates and drops), it loads the data in bulk,
+then requests the product's value dashboard through Django's test client (the full middleware, view
+and template stack) several times, and prints the server time per page (median and p95) and the SQL
+queries per page, for the default period (90 days) and the whole year. Then the SQLite/PostgreSQL
+ratio. It never asserts on time.
+
+    .venv/bin/python benchmarks/value_dashboard.py [--observations N] [--measures N] [--runs N]
+        [--postgres URL | --no-postgres]
+
+Each database runs in a child process of its own, since Django is configured once per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+SCRATCH_DB = "truenorth_bench_value"
+KVAS = ("current_value", "unrealized_value", "time_to_market", "ability_to_innovate")
+
+
+# --- the child: one database ----------------------------------------------------------------------
+
+
+def _load(measures: int, observations: int, now: dt.datetime) -> tuple[str, int]:
+    """Create the organisation, product, measures and observations; return (dashboard URL, user id)."""
+    from django.db import connection
+
+    from truenorth.accounts.models import User
+    from truenorth.measures.models import Measure, Observation
+    from truenorth.orgs.services import create_organisation
+    from truenorth.strategy.models import Product
+
+    user = User.objects.create_user(email="bench@example.com", password="bench-password-123", name="Bench")
+    org = create_organisation(user, "Bench Org", "bench")
+    product = Product.objects.create(organisation=org, name="Bench product", owner=user)
+    Measure.objects.bulk_create(
+        [
+            Measure(
+                organisation=org,
+                product=product,
+                name=f"Measure {i:03}",
+                kva=KVAS[i % 4],
+                unit="pts",
+                direction="higher" if i % 3 else "lower",
+                cadence_days=7,
+                baseline=50.0,
+                target=80.0,
+            )
+            for i in range(measures)
+        ]
+    )
+    ids = list(Measure.objects.filter(product=product).order_by("id").values_list("id", flat=True))
+    table = Observation._meta.db_table
+    columns = "(measure_id, value, observed_at, source, note, superseded, recorded_at)"
+    per_measure = observations // len(ids)
+    step = dt.timedelta(days=365) / per_measure
+    start = now - dt.timedelta(days=365)
+    rng = random.Random(7)  # noqa: S311 (made-up data, not secrets)
+    recorded = connection.ops.adapt_datetimefield_value(now)
+
+    def rows() -> Any:
+        for mid in ids:
+            level = rng.uniform(40, 60)
+            for k in range(per_measure):
+                level += rng.gauss(0.01, 0.5)
+                when = start + step * k
+                yield (
+                    mid,
+                    round(level, 3),
+                    connection.ops.adapt_datetimefield_value(when),
+                    "api",
+                    "",
+                    False,
+                    recorded,
+                )
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            raw = cursor.cursor  # psycopg's own cursor: COPY is the fast path
+            with raw.copy(f"COPY {table} {columns} FROM STDIN") as copy:
+                for row in rows():
+                    copy.write_row(row)
+            # What autovacuum does soon after a bulk load: statistics, and the visibility map that lets
+            # PostgreSQL answer from the index alone.
+            cursor.execute(f"VACUUM ANALYZE {table}")
+        else:
+            sql = f"INSERT INTO {table} {columns} VALUES (%s, %s, %s, %s, %s, %s, %s)"  # noqa: S608
+            batch: list[tuple[Any, ...]] = []
+            for row in rows():
+                batch.append(row)
+                if len(batch) == 50_000:
+                    cursor.executemany(sql, batch)
+                    batch.clear()
+            if batch:
+                cursor.executemany(sql, batch)
+            cursor.execute("ANALYZE")
+    url = f"/o/{org.slug}/products/{product.pk}/value/"
+    return url, user.pk
+
+
+def _time_pages(url: str, user_id: int, runs: int) -> dict[str, Any]:
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from truenorth.accounts.models import User
+
+    client = Client()
+    client.force_login(User.objects.get(pk=user_id))
+    results: dict[str, Any] = {}
+    for label, query in (("90 days (default)", ""), ("365 days", "?period=365")):
+        response = client.get(url + query)  # warm-up: connection, template and code caches
+        assert response.status_code == 200, response.status_code
+        times: list[float] = []
+        queries = 0
+        for _ in range(runs):
+            with CaptureQueriesContext(connection) as captured:
+                t0 = time.perf_counter()
+                response = client.get(url + query)
+                times.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 200, response.status_code
+            queries = len(captured.captured_queries)
+        times.sort()
+        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+        results[label] = {
+            "median_ms": statistics.median(times),
+            "p95_ms": p95,
+            "queries": queries,
+            "bytes": len(response.content),
+            "cards": response.content.count(b'data-testid="measure-card"'),
+        }
+    return results
+
+
+def _explain(measure_ids: list[int], now: dt.datetime) -> str:
+    """The database's plan for the grouped bucket query (to check it uses the covering index)."""
+    from django.db import connection
+
+    from truenorth.measures.dashboard import bucket_sql
+
+    sql, params = bucket_sql(measure_ids, now - dt.timedelta(days=90), now)
+    prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
+    with connection.cursor() as cursor:
+        cursor.execute(prefix + sql, params)
+        return "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
+
+
+def child(args: argparse.Namespace) -> int:
+    """Run in a process whose environment names the database; print one JSON line of results."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "truenorth.settings")
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from truenorth.measures.models import Measure
+
+    call_command("migrate", interactive=False, verbosity=0)
+    now = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    url, user_id = _load(args.measures, args.observations, now)
+    load_s = time.perf_counter() - t0
+    from truenorth.measures.models import Observation
+
+    rows = Observation.objects.count()
+    ids = list(Measure.objects.values_list("id", flat=True))
+    pages = _time_pages(url, user_id, args.runs)
+    print(
+        json.dumps(
+            {
+                "vendor": connection.vendor,
+                "measures": len(ids),
+                "rows": rows,
+                "load_s": load_s,
+                "pages": pages,
+                "plan": _explain(ids, now),
+            }
+        )
+    )
+    return 0
+
+
+# --- the parent: one child per database -----------------------------------------------------------
+
+
+def _postgres_admin(url: str) -> Any:
+    import psycopg
+
+    return psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True, connect_timeout=3)
+
+
+def _run_child(database_url: str, data_dir: str, args: argparse.Namespace) -> dict[str, Any]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "DEBUG", "ALLOWED_HOSTS", "SECRET_KEY")
+    }
+    env.update(
+        DATABASE_URL=database_url,
+        TRUENORTH_DATA_DIR=data_dir,
+        TRUENORTH_HTTPS="false",
+        ALLOWED_HOSTS="testserver,localhost",
+        DJANGO_SETTINGS_MODULE="truenorth.settings",
+    )
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--observations",
+        str(args.observations),
+        "--measures",
+        str(args.measures),
+        "--runs",
+        str(args.runs),
+    ]
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark on {database_url} failed:\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _report(result: dict[str, Any], show_plan: bool) -> None:
+    print(
+        f"\n{result['vendor']}: {result['measures']} measures, {result['rows']:,} observation rows "
+        f"(loaded in {result['load_s']:.1f} s)"
+    )
+    for label, page in result["pages"].items():
+        print(
+            f"  dashboard, {label:<18} median {page['median_ms']:7.1f} ms   p95 {page['p95_ms']:7.1f} ms   "
+            f"{page['queries']} SQL queries   {page['cards']} measure cards   {page['bytes'] / 1024:.0f} KiB"
+        )
+    if show_plan:
+        print("  plan of the grouped bucket query:")
+        for line in result["plan"].splitlines():
+            print(f"    {line}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--observations", type=int, default=1_000_000)
+    parser.add_argument("--measures", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--postgres", default=os.environ.get("TRUENORTH_BENCH_POSTGRES", DEFAULT_POSTGRES))
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--plans", action="store_true", help="print the query plan of the bucket query")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    if args.child:
+        return child(args)
+
+    print(
+        f"Value dashboard: {args.measures} measures, {args.observations:,} observations over a year, "
+        f"{args.runs} timed requests per period (after one warm-up)."
+    )
+    results = []
+    with tempfile.TemporaryDirectory(prefix="truenorth-bench-") as data_dir:
+        sqlite = _run_child(f"sqlite:///{data_dir}/bench.sqlite3", data_dir, args)
+        _report(sqlite, args.plans)
+        results.append(sqlite)
+        if not args.no_postgres:
+            try:
+                admin = _postgres_admin(args.postgres)
+            except Exception as exc:  # not reachable: say so and keep the SQLite figures
+                print(f"\npostgresql: skipped ({str(exc).strip().splitlines()[0]})")
+            else:
+                with admin:
+                    admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+                    admin.execute(f"CREATE DATABASE {SCRATCH_DB}")
+                try:
+                    base = args.postgres.rsplit("/", 1)[0]
+                    postgres = _run_child(f"{base}/{SCRATCH_DB}", data_dir, args)
+                    _report(postgres, args.plans)
+                    results.append(postgres)
+                finally:
+                    with _postgres_admin(args.postgres) as admin:
+                        admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH_DB}")
+    if len(results) == 2:
+        print("\nSQLite / PostgreSQL (median server time per page):")
+        for label in results[0]["pages"]:
+            a, b = results[0]["pages"][label]["median_ms"], results[1]["pages"][label]["median_ms"]
+            print(f"  {label:<18} {a / b:5.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
