@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import F
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
@@ -33,6 +34,18 @@ from django.utils.http import urlsafe_base64_encode
 from truenorth.accounts.models import APIToken, User
 from truenorth.api import api
 from truenorth.history.models import HistoryEntry
+from truenorth.measures import services as value
+from truenorth.measures import sources as value_sources
+from truenorth.measures.models import (
+    KVA,
+    CatalogueMeasure,
+    DataSource,
+    Investment,
+    Measure,
+    Observation,
+    ObservationBatch,
+    ValueSettings,
+)
 from truenorth.orgs import services as org_services
 from truenorth.orgs.models import Invitation, Membership, Organisation, Role
 from truenorth.strategy import services as vision
@@ -80,6 +93,9 @@ OBJECT_KWARGS = frozenset(
         "concern_id",
         "link_id",
         "item_id",
+        "measure_id",
+        "observation_id",
+        "source_id",
     }
 )
 
@@ -156,9 +172,18 @@ class VisionA:
     proposal: ChangeProposal
     concern: Endorsement
     item: WorkItem
+    measure: Measure
+    observation: Observation
+    source: DataSource
 
 
-VISION_SECRETS = ("Alpha Secret Product", "Alpha secret goal", "Alpha secret work")
+VISION_SECRETS = (
+    "Alpha Secret Product",
+    "Alpha secret goal",
+    "Alpha secret work",
+    "Alpha secret measure",
+    "Alpha secret source",
+)
 
 
 def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
@@ -188,7 +213,28 @@ def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
     concern = vision.raise_concern(stakeholder.membership, stakeholder.user, goal.pk, "Too ambitious for Q3")
     vision.endorse(stakeholder.membership, stakeholder.user, goal.pk)
     item = vision.create_work_item(m, u, product.pk, title=VISION_SECRETS[2], external_key="ALPHA-1")
-    return VisionA(team, product, goal, child, org_goal, target, link, proposal, concern, item)
+    source = value_sources.create_data_source(
+        m, u, name=VISION_SECRETS[4], kind="duckdb", config={"path": ""}
+    )
+    measure = value.create_measure(m, u, name=VISION_SECRETS[3], kva=KVA.CURRENT_VALUE, product_id=product.pk)
+    observation = value.add_observation(m, u, measure.pk, 42, note="Alpha secret note")
+    value.add_investment(m, u, product.pk, period_start="2026-01-01", period_end="2026-03-31", amount=1000)
+    value.set_value_measure(m, u, product.pk, measure.pk)
+    return VisionA(
+        team,
+        product,
+        goal,
+        child,
+        org_goal,
+        target,
+        link,
+        proposal,
+        concern,
+        item,
+        measure,
+        observation,
+        source,
+    )
 
 
 @pytest.fixture
@@ -244,6 +290,13 @@ def vision_state(org: Organisation) -> dict[str, Any]:
         "comments": Comment.objects.filter(goal__organisation=org),
         "proposals": ChangeProposal.objects.filter(goal__organisation=org),
         "endorsements": Endorsement.objects.filter(goal__organisation=org),
+        "measures": Measure.objects.filter(organisation=org),
+        "observations_v": Observation.objects.filter(measure__organisation=org),
+        "batches": ObservationBatch.objects.filter(organisation=org),
+        "data_sources": DataSource.objects.filter(organisation=org),
+        "investments": Investment.objects.filter(organisation=org),
+        "value_settings": ValueSettings.objects.filter(product__organisation=org),
+        "catalogue": CatalogueMeasure.objects.filter(organisation=org),
     }
     state: dict[str, Any] = {
         name: sorted(map(repr, qs.order_by("pk").values())) for name, qs in by_org.items()
@@ -274,6 +327,25 @@ def cross_organisation_references() -> list[str]:
         "product team": Product.teams.through.objects.exclude(team__organisation=F("product__organisation")),
         "product owner": Product.objects.exclude(owner__isnull=True).exclude(
             owner__memberships__organisation=F("organisation")
+        ),
+        "measure product": Measure.objects.exclude(product__isnull=True).exclude(
+            product__organisation=F("organisation")
+        ),
+        "measure source": Measure.objects.exclude(data_source__isnull=True).exclude(
+            data_source__organisation=F("organisation")
+        ),
+        "observation batch": Observation.objects.exclude(batch__isnull=True).exclude(
+            batch__organisation=F("measure__organisation")
+        ),
+        "investment product": Investment.objects.exclude(product__organisation=F("organisation")),
+        "investment goal": Investment.objects.exclude(goal__isnull=True).exclude(
+            goal__organisation=F("organisation")
+        ),
+        "value measure": ValueSettings.objects.exclude(value_measure__isnull=True).exclude(
+            value_measure__organisation=F("product__organisation")
+        ),
+        "target measure": TargetMeasure.objects.exclude(measure__isnull=True).exclude(
+            measure__organisation=F("goal__organisation")
         ),
         "goal owner": Goal.objects.exclude(owner__isnull=True).exclude(
             owner__memberships__organisation=F("organisation")
@@ -361,6 +433,9 @@ def web_kwargs(world: OrgA, org_slug: str = ORG_A_SLUG) -> dict[str, str]:
 
 
 VISION_ID_NAMES = (
+    "measure_id",
+    "observation_id",
+    "source_id",
     "product_id",
     "goal_id",
     "target_id",
@@ -382,6 +457,9 @@ def vision_ids(v: VisionA) -> dict[str, str]:
         "link_id": str(v.link.pk),
         "item_id": str(v.item.pk),
         "work_item_id": str(v.item.pk),
+        "measure_id": str(v.measure.pk),
+        "observation_id": str(v.observation.pk),
+        "source_id": str(v.source.pk),
     }
 
 
@@ -664,6 +742,12 @@ class Request:
     method: str
     url: str
     body: Any  # None: no body
+    multipart: bool = False  # body is form fields and files, not JSON
+
+
+# An upload for multipart operations (file imports): a valid CSV naming organisation A's measure, so a
+# missing access check would import into A rather than be stopped by a parse error.
+UPLOAD_CSV = b"measure,observed_at,value,note\nAlpha secret measure,2026-01-05,13,pwned\n"
 
 
 def build_request(op: Operation, values: dict[str, str], refs: dict[str, Any] | None = None) -> Request:
@@ -685,8 +769,12 @@ def build_request(op: Operation, values: dict[str, str], refs: dict[str, Any] | 
         url += "?" + urlencode(query)
     body = None
     content = op.spec.get("requestBody", {}).get("content", {})
+    if "multipart/form-data" in content:
+        props = content["multipart/form-data"]["schema"].get("properties", {})
+        files = {name: SimpleUploadedFile(f"{name}.csv", UPLOAD_CSV, "text/csv") for name in props}
+        return Request(op.method, url, files, multipart=True)
     if content:
-        assert "application/json" in content, f"{op}: the walk only sends JSON bodies"
+        assert "application/json" in content, f"{op}: the walk only sends JSON or multipart bodies"
         body = example_value(content["application/json"]["schema"], components, refs=refs)
     return Request(op.method, url, body)
 
@@ -695,6 +783,10 @@ def send(client: Client, request: Request) -> Response:
     call = getattr(client, request.method)
     if request.body is None:
         response: Response = call(request.url)
+    elif request.multipart:
+        for upload in request.body.values():
+            upload.seek(0)
+        response = call(request.url, request.body)
     else:
         response = call(request.url, json.dumps(request.body), content_type="application/json")
     return response
@@ -864,6 +956,13 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
     proposal_b = vision.propose_change(b, outsider.user, goal_b.pk, {"title": "Bravo goal, reworded"})
     concern_b = vision.raise_concern(b, outsider.user, goal_b.pk, "Bravo concern")
     item_b = vision.create_work_item(b, outsider.user, product_b.pk, title="Bravo work")
+    measure_b = value.create_measure(
+        b, outsider.user, name="Bravo measure", kva=KVA.CURRENT_VALUE, product_id=product_b.pk
+    )
+    observation_b = value.add_observation(b, outsider.user, measure_b.pk, 1)
+    source_b = value_sources.create_data_source(
+        b, outsider.user, name="Bravo source", kind="duckdb", config={"path": ""}
+    )
     b_values = {
         "slug": ORG_B_SLUG,
         "product_id": str(product_b.pk),
@@ -874,6 +973,9 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
         "link_id": str(link_b.pk),
         "item_id": str(item_b.pk),
         "work_item_id": str(item_b.pk),
+        "measure_id": str(measure_b.pk),
+        "observation_id": str(observation_b.pk),
+        "source_id": str(source_b.pk),
         "member_id": str(b.pk),
         "invitation_id": str(ABSENT_ID),
         "token_id": str(ABSENT_ID),
@@ -889,6 +991,13 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
         "teams": [v.team.pk],
         "owner": a_owner.pk,
         "owner_email": a_owner.email,
+        "measure": v.measure.pk,
+        "measure_id": v.measure.pk,
+        "value_measure": v.measure.pk,
+        "data_source": v.source.pk,
+        "catalogue": CatalogueMeasure.objects.filter(organisation=world.org)
+        .values_list("pk", flat=True)
+        .first(),
         "ids": [1, 2, 3],
     }
     before = org_a_state(world)

@@ -18,6 +18,7 @@ from django.utils import timezone
 from truenorth.accounts.models import User
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
+from truenorth.measures.demo import load_value_demo
 from truenorth.orgs.models import Membership, Organisation, Role
 from truenorth.orgs.services import create_organisation, update_organisation
 from truenorth.strategy import services as strategy
@@ -75,6 +76,8 @@ def load_demo() -> list[DemoUser]:
                 )
         if slug == DEMO_ORG[1] and not Product.objects.filter(organisation=org).exists():
             _load_vision(org, users)
+        if slug == DEMO_ORG[1]:
+            load_value_demo(org, users, OWNER, MEMBER)
     return list(DEMO_USERS)
 
 
