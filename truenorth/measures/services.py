@@ -24,6 +24,14 @@ from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import Conflict, NotFound, ValidationFailed
+from truenorth.core.validate import check_version as _check_version
+from truenorth.core.validate import choice as _choice
+from truenorth.core.validate import date as _date
+from truenorth.core.validate import number as _number
+from truenorth.core.validate import optional_number as _optional_number
+from truenorth.core.validate import parse_number
+from truenorth.core.validate import required_date as _required_date
+from truenorth.core.validate import text as _text
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
 from truenorth.measures import maths
@@ -104,48 +112,6 @@ BULK_BATCH = 1000
 # --- small validators ---------------------------------------------------------------------------
 
 
-def _text(value: Any, field: str, *, required: bool = False, max_length: int = MAX_TEXT) -> str:
-    value = "" if value is None else str(value).strip()
-    if required and not value:
-        raise ValidationFailed(f"{field.replace('_', ' ').capitalize()} is required.", field=field)
-    if len(value) > max_length:
-        raise ValidationFailed(f"Must be at most {max_length} characters (got {len(value)}).", field=field)
-    return value
-
-
-def _choice(value: Any, choices: Iterable[str], field: str) -> str:
-    allowed = list(choices)
-    if value not in allowed:
-        raise ValidationFailed(f"'{value}' is not one of: {', '.join(allowed)}.", field=field)
-    return str(value)
-
-
-def parse_number(value: Any) -> float:
-    """A finite float from a number or its text; ValueError (with the message to show) otherwise."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"'{value}' is not a number.")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        text = str(value).strip()
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"'{text[:50]}' is not a number.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"'{value}' is not a finite number.")
-    return number
-
-
-def _number(value: Any, field: str, *, optional: bool = False) -> float | None:
-    if optional and value in (None, ""):
-        return None
-    try:
-        return parse_number(value)
-    except (ValueError, OverflowError) as exc:
-        raise ValidationFailed(str(exc), field=field) from None
-
-
 def parse_timestamp(value: Any) -> dt.datetime:
     """An aware datetime from ISO 8601 text, a date (midnight UTC) or a datetime (naive = UTC)."""
     if isinstance(value, dt.datetime):
@@ -175,26 +141,6 @@ def _timestamp(value: Any, field: str, *, now: dt.datetime | None = None) -> dt.
     if now is not None and when > now + FUTURE_TOLERANCE:
         raise ValidationFailed("An observation cannot be in the future.", field=field)
     return when
-
-
-def _date(value: Any, field: str) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationFailed(f"'{value}' is not a date (use YYYY-MM-DD).", field=field) from None
-
-
-def _required_date(value: Any, field: str) -> dt.date:
-    day = _date(value, field)
-    if day is None:
-        raise ValidationFailed(f"{field.replace('_', ' ').capitalize()} is required.", field=field)
-    return day
 
 
 def _cadence(value: Any) -> int:
@@ -408,8 +354,8 @@ def create_measure(
         data_source=_data_source(membership, data_source_id) if source == MeasureSource.SQL else None,
         query=_text(query, "query", max_length=20000) if source == MeasureSource.SQL else "",
         formula=_text(formula, "formula", max_length=2000) if source == MeasureSource.COMPUTED else "",
-        baseline=_number(baseline, "baseline", optional=True),
-        target=_number(target, "target", optional=True),
+        baseline=_optional_number(baseline, "baseline"),
+        target=_optional_number(target, "target"),
         target_date=_date(target_date, "target_date"),
         catalogue_key=_text(catalogue_key, "catalogue_key", max_length=60),
     )
@@ -451,15 +397,6 @@ def adopt_catalogue_measure(
         description=entry.description,
         catalogue_key=entry.key,
     )
-
-
-def _check_version(measure: Measure, version: int | None) -> None:
-    if version is not None and version != measure.version:
-        raise Conflict(
-            f"“{measure}” was changed by someone else (you edited version {version}, it is now at "
-            f"version {measure.version}). Reload it and apply your change again.",
-            field="version",
-        )
 
 
 def _locked_measure(membership: Membership, measure_id: int, version: int | None) -> Measure:
@@ -529,7 +466,7 @@ def update_measure(
         elif key == "formula":
             measure.formula = _text(value, "formula", max_length=2000)
         elif key in ("baseline", "target"):
-            setattr(measure, key, _number(value, key, optional=True))
+            setattr(measure, key, _optional_number(value, key))
         elif key == "target_date":
             measure.target_date = _date(value, "target_date")
         elif key == "catalogue_key":
@@ -1039,9 +976,9 @@ def add_investment(
     end = _required_date(period_end, "period_end")
     if end < start:
         raise ValidationFailed("The period must not end before it starts.", field="period_end")
-    amount_n = _number(amount, "amount", optional=True)
-    people_n = _number(people, "people", optional=True)
-    rate_n = _number(daily_rate, "daily_rate", optional=True)
+    amount_n = _optional_number(amount, "amount")
+    people_n = _optional_number(people, "people")
+    rate_n = _optional_number(daily_rate, "daily_rate")
     effort = people_n is not None or rate_n is not None
     if amount_n is not None and effort:
         raise ValidationFailed("Give either an amount or people and a daily rate, not both.", field="amount")

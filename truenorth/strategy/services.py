@@ -8,7 +8,6 @@ writes also take the acting User and record history.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -20,6 +19,12 @@ from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from truenorth.core.validate import check_version as _check_version
+from truenorth.core.validate import choice as _choice
+from truenorth.core.validate import date as _date
+from truenorth.core.validate import number as _number
+from truenorth.core.validate import text as _text
+from truenorth.core.validate import whole as _whole
 from truenorth.engagement import services as engagement
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
@@ -74,54 +79,6 @@ PROPOSABLE = ("title", "outcome", "target_date", "targets")
 
 
 # --- small validators ---------------------------------------------------------------------------
-
-
-def _text(value: str | None, field: str, *, required: bool = False, max_length: int = MAX_TEXT) -> str:
-    value = (value or "").strip()
-    if required and not value:
-        raise ValidationFailed(f"{field.replace('_', ' ').capitalize()} is required.", field=field)
-    if len(value) > max_length:
-        raise ValidationFailed(f"Must be at most {max_length} characters (got {len(value)}).", field=field)
-    return value
-
-
-def _choice(value: str, choices: Iterable[str], field: str) -> str:
-    allowed = list(choices)
-    if value not in allowed:
-        raise ValidationFailed(f"'{value}' is not one of: {', '.join(allowed)}.", field=field)
-    return value
-
-
-def _number(value: Any, field: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"'{value}' is not a number.", field=field) from None
-    if not math.isfinite(number):
-        raise ValidationFailed("Must be a finite number.", field=field)
-    return number
-
-
-def _date(value: Any, field: str) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationFailed(f"'{value}' is not a date (use YYYY-MM-DD).", field=field) from None
-
-
-def _check_version(obj: Product | Goal, version: int | None) -> None:
-    if version is not None and version != obj.version:
-        raise Conflict(
-            f"“{obj}” was changed by someone else (you edited version {version}, it is now at "
-            f"version {obj.version}). Reload it and apply your change again.",
-            field="version",
-        )
 
 
 def require_writer(membership: Membership) -> None:
@@ -370,17 +327,6 @@ def _weight(value: Any) -> float:
     if not 0 < weight <= MAX_WEIGHT:
         raise ValidationFailed(f"Weight must be above 0 and at most {MAX_WEIGHT:g}.", field="weight")
     return weight
-
-
-def _whole(value: Any, field: str, what: str = "a whole number") -> int:
-    """An integer; 7.9 or "7.9" is refused rather than silently cut to 7."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"'{value}' is not {what}.", field=field) from None
-    if not math.isfinite(number) or number != int(number):
-        raise ValidationFailed(f"'{value}' is not {what}.", field=field)
-    return int(number)
 
 
 def _cadence(value: Any) -> int:
