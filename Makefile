@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export TRUENORTH_DATA_DIR ?= $(CURDIR)/var/data
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: setup assets demo serve test test-sqlite test-postgres lint bench clean
+.PHONY: setup assets demo serve test test-sqlite test-postgres lint bench clean gbstats-venv
 
 setup: $(VENV)/.installed assets
 
@@ -31,7 +31,15 @@ lint: setup
 	$(BIN)/mypy truenorth tests scripts conftest.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
-test-sqlite: setup
+# GrowthBook's gbstats (the reference the statistics engine is checked against) pins numpy<2: own venv.
+gbstats-venv: .venv-gbstats/.installed
+
+.venv-gbstats/.installed:
+	$(PY) -m venv .venv-gbstats
+	.venv-gbstats/bin/pip install --quiet gbstats==0.8.0
+	touch $@
+
+test-sqlite: setup gbstats-venv
 	$(BIN)/pytest
 
 test-postgres: setup
@@ -45,4 +53,4 @@ bench: setup
 	@ls benchmarks/*.py >/dev/null 2>&1 && for f in benchmarks/*.py; do $(BIN)/python $$f; done || echo "no benchmarks yet"
 
 clean:
-	rm -rf $(VENV) node_modules truenorth/static/vendor var
+	rm -rf $(VENV) .venv-gbstats node_modules truenorth/static/vendor var
