@@ -1,0 +1,233 @@
+"""Run compiled evidence queries where the events live and turn the summary rows into statistics.
+
+An `Engine` is anything with a SQLGlot ``dialect`` name and a ``fetch(sql)`` returning rows as tuples;
+`DuckDBEngine` (a DuckDB file, or a directory of Parquet/CSV files registered as views) and
+`PostgresEngine` (psycopg, read-only transaction, statement timeout) are the built-in ones. A new engine
+(ClickHouse, Trino, BigQuery, Spark) is a class with those two members: the SQL comes from
+`compile_experiment(..., dialect=engine.dialect)` unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from truenorth.core.errors import DomainError, ValidationFailed
+from truenorth.evidence.compile import CompiledQuery, Tables, compile_experiment
+from truenorth.evidence.metrics import Metric
+from truenorth.stats.summary import Comparison, CupedStats, FloatArray, MeanStats, RatioStats, as_array
+
+Stats = MeanStats | RatioStats | CupedStats
+
+
+class QueryFailed(ValidationFailed):
+    """The engine refused or failed the query (missing table, bad column, timeout, unreachable)."""
+
+
+class Engine(Protocol):
+    """Where raw events live. ``fetch`` runs one read-only query and returns its rows."""
+
+    dialect: str
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]: ...
+
+
+_VIEW_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv_auto"}
+
+
+class DuckDBEngine:
+    """Embedded DuckDB over a ``.duckdb`` file (opened read-only) or a directory whose ``NAME.parquet``
+    / ``NAME.csv`` files (or ``NAME/`` directories of Parquet parts) become views called ``NAME``."""
+
+    dialect = "duckdb"
+
+    def __init__(self, source: str | Path, *, threads: int | None = None) -> None:
+        import duckdb
+
+        self.source = Path(source)
+        if not self.source.exists():
+            raise QueryFailed(f"no such DuckDB file or directory: {self.source}", field="source")
+        try:
+            if self.source.is_dir():
+                self.connection = duckdb.connect(":memory:")
+                self._register_views()
+            else:
+                self.connection = duckdb.connect(str(self.source), read_only=True)
+            if threads:
+                self.connection.execute(f"SET threads = {int(threads)}")
+        except duckdb.Error as exc:
+            raise QueryFailed(f"cannot open {self.source}: {_first_line(exc)}", field="source") from None
+
+    def _register_views(self) -> None:
+        for path in sorted(self.source.iterdir()):
+            if path.is_dir() and any(path.glob("*.parquet")):
+                name, reader, target = path.name, "read_parquet", str(path / "*.parquet")
+            elif path.suffix.lower() in _VIEW_SUFFIXES:
+                name, reader, target = path.stem, _VIEW_SUFFIXES[path.suffix.lower()], str(path)
+            else:
+                continue
+            if not name.isidentifier():
+                continue
+            quoted_target = target.replace("'", "''")
+            # `name` is a Python identifier and the path an escaped literal.
+            self.connection.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM {reader}('{quoted_target}')")  # noqa: S608
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        import duckdb
+
+        try:
+            return self.connection.execute(sql).fetchall()
+        except duckdb.Error as exc:
+            raise QueryFailed(f"DuckDB could not run the evidence query: {_first_line(exc)}") from None
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresEngine:
+    """PostgreSQL through psycopg: each query in a read-only transaction with a statement timeout."""
+
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, *, timeout_seconds: int = 300, search_path: str | None = None) -> None:
+        self.dsn = dsn
+        self.timeout_ms = int(timeout_seconds * 1000)
+        self.search_path = search_path
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        import psycopg
+        from psycopg import sql as pgsql
+
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=10) as conn:
+                conn.read_only = True
+                with conn.cursor() as cur:
+                    cur.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(self.timeout_ms))
+                    if self.search_path:
+                        cur.execute(
+                            pgsql.SQL("SET LOCAL search_path = {}").format(pgsql.Identifier(self.search_path))
+                        )
+                    cur.execute(sql.encode())
+                    return list(cur.fetchall())
+        except psycopg.Error as exc:
+            raise QueryFailed(f"PostgreSQL could not run the evidence query: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Summary statistics of one experiment: units per variation and, per metric, per variation."""
+
+    experiment: str
+    units: dict[str, int]
+    metrics: dict[str, dict[str, Stats]]
+    query: CompiledQuery
+
+
+def stats_from_row(metric: Metric, row: dict[str, float]) -> Stats:
+    """The statistics object for ``metric`` from one summary row (keys ``{metric}__{stat}``)."""
+
+    def get(stat: str) -> FloatArray:
+        value = row[f"{metric.name}__{stat}"]
+        return as_array(0.0 if value is None else float(value))
+
+    proportion = metric.aggregation == "proportion"
+    post = MeanStats(get("n"), get("sum"), get("sum_squares"), proportion)
+    if metric.aggregation == "ratio":
+        return RatioStats(
+            get("n"),
+            get("sum"),
+            get("sum_squares"),
+            get("d_sum"),
+            get("d_sum_squares"),
+            get("m_d_sum_of_products"),
+        )
+    if metric.covariate_days is not None:
+        pre = MeanStats(get("n"), get("pre_sum"), get("pre_sum_squares"), proportion)
+        return CupedStats(post, pre, get("post_pre_sum_of_products"))
+    return post
+
+
+def run_experiment(
+    engine: Engine,
+    experiment: str,
+    metrics: Sequence[Metric],
+    *,
+    tables: Tables | None = None,
+) -> Evidence:
+    """Compile ``metrics`` for ``engine``'s dialect, run the one query there, and return the statistics."""
+    query = compile_experiment(list(metrics), experiment, dialect=engine.dialect, tables=tables)
+    rows = engine.fetch(query.sql)
+    names = ("variation", "units", *query.columns)
+    units: dict[str, int] = {}
+    by_metric: dict[str, dict[str, Stats]] = {m.name: {} for m in metrics}
+    for raw in rows:
+        if len(raw) != len(names):
+            raise QueryFailed(f"the evidence query returned {len(raw)} columns, expected {len(names)}")
+        row = dict(zip(names, raw, strict=True))
+        variation = str(row["variation"])
+        units[variation] = int(row["units"] or 0)
+        for m in metrics:
+            by_metric[m.name][variation] = stats_from_row(m, row)
+    if not units:
+        raise QueryFailed(
+            f"experiment {experiment!r} has no assigned units in the assignments table", field="experiment"
+        )
+    return Evidence(experiment=experiment, units=units, metrics=by_metric, query=query)
+
+
+def srm_p_value(observed: dict[str, int], expected_weights: dict[str, float] | None = None) -> float:
+    """Sample ratio mismatch: the chi-squared p-value of observed units per variation against the
+    planned allocation (equal when not given), by `truenorth.stats.srm`. Below 0.001 the assignment
+    is suspect."""
+    from truenorth.stats import srm
+
+    names = sorted(observed)
+    weights = expected_weights or dict.fromkeys(names, 1.0)
+    if set(weights) != set(names):
+        raise DomainError(
+            f"planned variations {sorted(weights)} do not match the observed ones {names}", field="variations"
+        )
+    if len(names) < 2:
+        raise DomainError("an SRM check needs at least two variations with units", field="variations")
+    result = srm.check([observed[n] for n in names], [weights[n] for n in names])
+    if bool(result.not_enough_data):
+        raise DomainError(f"no SRM check: {result.reason}", field="variations")
+    return float(result.p_value)
+
+
+def compare_to_control(
+    evidence: Evidence, control: str, *, alpha: float = 0.05, cuped: bool = True
+) -> dict[str, dict[str, Comparison]]:
+    """Frequentist results per metric and treatment variation against ``control`` (Welch, proportion,
+    delta-method ratio, or CUPED when the metric has a covariate and ``cuped`` is true)."""
+    from truenorth.stats import frequentist
+
+    if control not in evidence.units:
+        raise DomainError(
+            f"no variation {control!r}; the experiment has {sorted(evidence.units)}", field="control"
+        )
+    results: dict[str, dict[str, Comparison]] = {}
+    for name, per_variation in evidence.metrics.items():
+        a = per_variation[control]
+        results[name] = {}
+        for variation, b in per_variation.items():
+            if variation == control:
+                continue
+            if isinstance(a, RatioStats) and isinstance(b, RatioStats):
+                results[name][variation] = frequentist.ratio(a, b, alpha=alpha)
+            elif isinstance(a, CupedStats) and isinstance(b, CupedStats):
+                results[name][variation] = (
+                    frequentist.cuped(a, b, alpha=alpha)
+                    if cuped
+                    else frequentist.welch(a.post, b.post, alpha=alpha)
+                )
+            elif isinstance(a, MeanStats) and isinstance(b, MeanStats):
+                results[name][variation] = frequentist.welch(a, b, alpha=alpha)
+    return results
