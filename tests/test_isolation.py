@@ -34,6 +34,8 @@ from django.utils.http import urlsafe_base64_encode
 from truenorth.accounts.models import APIToken, User
 from truenorth.api import api
 from truenorth.history.models import HistoryEntry
+from truenorth.hypotheses import services as validation
+from truenorth.hypotheses.models import Decision, Experiment, Hypothesis, ResultSnapshot
 from truenorth.measures import services as value
 from truenorth.measures import sources as value_sources
 from truenorth.measures.models import (
@@ -96,6 +98,10 @@ OBJECT_KWARGS = frozenset(
         "measure_id",
         "observation_id",
         "source_id",
+        "hypothesis_id",
+        "experiment_id",
+        "decision_id",
+        "snapshot_id",
     }
 )
 
@@ -175,6 +181,10 @@ class VisionA:
     measure: Measure
     observation: Observation
     source: DataSource
+    hypothesis: Hypothesis  # concluded, with an experiment, a result snapshot and a decision
+    experiment: Experiment
+    snapshot: ResultSnapshot
+    decision: Decision
 
 
 VISION_SECRETS = (
@@ -183,6 +193,7 @@ VISION_SECRETS = (
     "Alpha secret work",
     "Alpha secret measure",
     "Alpha secret source",
+    "Alpha secret hypothesis",
 )
 
 
@@ -220,6 +231,31 @@ def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
     observation = value.add_observation(m, u, measure.pk, 42, note="Alpha secret note")
     value.add_investment(m, u, product.pk, period_start="2026-01-01", period_end="2026-03-31", amount=1000)
     value.set_value_measure(m, u, product.pk, measure.pk)
+    hypothesis = validation.create_hypothesis(
+        m,
+        u,
+        product.pk,
+        title=VISION_SECRETS[5],
+        goal_id=goal.pk,
+        metric_name="Downloads",
+        baseline=20,
+        target=30,
+    )
+    validation.move_hypothesis(m, u, hypothesis.pk, "ready")
+    experiment = validation.create_experiment(
+        m,
+        u,
+        hypothesis.pk,
+        name="Alpha experiment",
+        kind="ab",
+        variations=[{"name": "control", "allocation": 0.5}, {"name": "b", "allocation": 0.5}],
+        metrics=[{"role": "primary", "name": "Downloads"}],
+    )
+    validation.move_hypothesis(m, u, hypothesis.pk, "testing")
+    snapshot = validation.record_snapshot(m, experiment.pk, method="frequentist", inputs={}, results={"n": 1})
+    decision = validation.conclude(
+        m, u, hypothesis.pk, outcome="validated", decision="persevere", learning="Alpha secret learning"
+    )
     return VisionA(
         team,
         product,
@@ -234,6 +270,10 @@ def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
         measure,
         observation,
         source,
+        hypothesis,
+        experiment,
+        snapshot,
+        decision,
     )
 
 
@@ -297,6 +337,10 @@ def vision_state(org: Organisation) -> dict[str, Any]:
         "investments": Investment.objects.filter(organisation=org),
         "value_settings": ValueSettings.objects.filter(product__organisation=org),
         "catalogue": CatalogueMeasure.objects.filter(organisation=org),
+        "hypotheses": Hypothesis.objects.filter(organisation=org),
+        "experiments": Experiment.objects.filter(hypothesis__organisation=org),
+        "snapshots": ResultSnapshot.objects.filter(experiment__hypothesis__organisation=org),
+        "decisions": Decision.objects.filter(hypothesis__organisation=org),
     }
     state: dict[str, Any] = {
         name: sorted(map(repr, qs.order_by("pk").values())) for name, qs in by_org.items()
@@ -433,6 +477,10 @@ def web_kwargs(world: OrgA, org_slug: str = ORG_A_SLUG) -> dict[str, str]:
 
 
 VISION_ID_NAMES = (
+    "hypothesis_id",
+    "experiment_id",
+    "decision_id",
+    "snapshot_id",
     "measure_id",
     "observation_id",
     "source_id",
@@ -460,6 +508,10 @@ def vision_ids(v: VisionA) -> dict[str, str]:
         "measure_id": str(v.measure.pk),
         "observation_id": str(v.observation.pk),
         "source_id": str(v.source.pk),
+        "hypothesis_id": str(v.hypothesis.pk),
+        "experiment_id": str(v.experiment.pk),
+        "decision_id": str(v.decision.pk),
+        "snapshot_id": str(v.snapshot.pk),
     }
 
 
@@ -963,6 +1015,10 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
     source_b = value_sources.create_data_source(
         b, outsider.user, name="Bravo source", kind="duckdb", config={"path": ""}
     )
+    hypothesis_b = validation.create_hypothesis(b, outsider.user, product_b.pk, title="Bravo hypothesis")
+    experiment_b = validation.create_experiment(
+        b, outsider.user, hypothesis_b.pk, name="Bravo experiment", kind="qualitative"
+    )
     b_values = {
         "slug": ORG_B_SLUG,
         "product_id": str(product_b.pk),
@@ -976,6 +1032,10 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
         "measure_id": str(measure_b.pk),
         "observation_id": str(observation_b.pk),
         "source_id": str(source_b.pk),
+        "hypothesis_id": str(hypothesis_b.pk),
+        "experiment_id": str(experiment_b.pk),
+        "snapshot_id": str(ABSENT_ID),
+        "decision_id": str(ABSENT_ID),
         "member_id": str(b.pk),
         "invitation_id": str(ABSENT_ID),
         "token_id": str(ABSENT_ID),
@@ -995,6 +1055,8 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
         "measure_id": v.measure.pk,
         "value_measure": v.measure.pk,
         "data_source": v.source.pk,
+        "hypothesis": v.hypothesis.pk,
+        "experiment": v.experiment.pk,
         "catalogue": CatalogueMeasure.objects.filter(organisation=world.org)
         .values_list("pk", flat=True)
         .first(),

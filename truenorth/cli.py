@@ -15,8 +15,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from truenorth.evidence import cli as evidence_cli
+from truenorth.hypotheses import cli as hypotheses_cli
 from truenorth.measures import cli as measures_cli
 from truenorth.measures import cli_jobs as measures_cli_jobs
+from truenorth.stats import cli as stats_cli
 from truenorth.strategy import cli as strategy_cli
 
 app = typer.Typer(
@@ -190,6 +193,15 @@ app.add_typer(measures_cli.measure_app, name="measure")
 # Jobs (truenorth/measures/cli_jobs.py): the worker, and `measure refresh`.
 measures_cli.measure_app.command("refresh")(measures_cli_jobs.measure_refresh)
 app.command("worker")(measures_cli_jobs.worker)
+
+# Statistics (truenorth/stats/cli.py): results from a summary or raw-event file, no database.
+app.command("analyze")(stats_cli.analyze)
+# Evidence queries (truenorth/evidence/cli.py): `evidence run`.
+app.add_typer(evidence_cli.evidence_app, name="evidence")
+
+# Validation (truenorth/hypotheses/cli.py): hypotheses list|show|create|move|rank|conclude, learnings.
+app.add_typer(hypotheses_cli.hypotheses_app, name="hypotheses")
+app.command("learnings")(hypotheses_cli.learnings)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "truenorth.strategy",
     "truenorth.measures",
     "truenorth.engagement",
+    "truenorth.hypotheses",
     "huey.contrib.djhuey",
 ]
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("truenorth.strategy.urls")),
     path("", include("truenorth.engagement.urls")),
     path("", include("truenorth.measures.urls")),
+    path("", include("truenorth.hypotheses.urls")),
     path("api/v1/", api.urls),
 ]
 

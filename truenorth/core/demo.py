@@ -18,6 +18,7 @@ from django.utils import timezone
 from truenorth.accounts.models import User
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
+from truenorth.hypotheses.demo import load_validation_demo
 from truenorth.measures.demo import load_value_demo
 from truenorth.orgs.models import Membership, Organisation, Role
 from truenorth.orgs.services import create_organisation, update_organisation
@@ -78,6 +79,7 @@ def load_demo() -> list[DemoUser]:
             _load_vision(org, users)
         if slug == DEMO_ORG[1]:
             load_value_demo(org, users, OWNER, MEMBER)
+            load_validation_demo(org, users, OWNER, MEMBER)
     return list(DEMO_USERS)
 
 

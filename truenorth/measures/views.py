@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, ValidationFailed
 from truenorth.htmx import is_htmx
+from truenorth.hypotheses.services import annotations_for_measure
 from truenorth.measures import charts, imports, maths, services
 from truenorth.measures import forms as f
 from truenorth.measures.dashboard import product_dashboard
@@ -201,6 +202,7 @@ def _measure_page(
         unit=measure.unit,
         baseline=measure.baseline,
         target=measure.target,
+        annotations=annotations_for_measure(membership, measure.pk),
     )
     now = timezone.now()
     correction_id, correction_form = correction if correction else (None, None)

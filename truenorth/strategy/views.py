@@ -21,6 +21,7 @@ from truenorth.core.access import current_user, org_view
 from truenorth.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
+from truenorth.hypotheses import services as hypotheses
 from truenorth.orgs import services as org_services
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as f
@@ -576,6 +577,7 @@ def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bou
         ),
         "links": services.links_of(membership, goal),
         "work_items": list(services.work_items_of(membership, goal_id=goal.pk)[:LIST_ROWS]),
+        **hypotheses.goal_context(membership, goal.pk),
         "checkins": list(goal.checkins.select_related("author")[:20]),
         "comments": list(services.comments_of(membership, goal)),
         "open_proposals": [r for r in proposal_rows if r[0].state == ChangeProposal.State.OPEN],

@@ -21,7 +21,7 @@ from truenorth.strategy.models import Goal, Product, TargetMeasure, TargetObserv
 PINNED = {
     "product": 21,
     "children": 9,
-    "goal": 26,
+    "goal": 27,
     "products": 15,
     "dashboard": 16,
     "alignment": 14,

@@ -1,0 +1,67 @@
+"""Real-browser tests of the hypothesis board: a card dragged from draft to ready with native drag and
+drop, a refused drag answered with an error toast, and the keyboard alternative (move buttons).
+
+Same server and browser as tests/test_browser.py (`truenorth demo` then `truenorth serve`, Debian's
+Chromium, every page watched for foreign requests and console errors); each scenario runs its own
+Chromium in its own thread, like tests/test_browser_vision.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect
+from test_browser import MEMBER, live_server_url  # tests/ is not a package: pytest puts it on sys.path
+from test_browser_vision import _run, _signed_in, _web
+
+pytestmark = pytest.mark.browser
+
+__all__ = ["live_server_url"]  # a fixture: imported so pytest finds it here too
+SHOTS = Path("/tmp/truenorth-shots/hypotheses")
+READY_ME = "Trip templates for first-time hikers"  # demo: a measurable draft
+NOT_MEASURABLE = "Route hints for junctions without signal"  # demo: a draft without a success signal
+
+
+def _open_board(page: Page) -> None:
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
+    page.get_by_role("link", name="Trail App", exact=True).first.click()
+    page.get_by_test_id("hypotheses-link").click()
+    expect(page.get_by_test_id("board-title")).to_have_text("Hypotheses of Trail App")
+
+
+def _card(page: Page, state: str, title: str) -> Locator:
+    return page.get_by_test_id(f"column-{state}").locator(".hyp-card").filter(has_text=title)
+
+
+def test_a_card_is_dragged_from_draft_to_ready(live_server_url: str) -> None:
+    def scenario(browser: Browser) -> None:
+        with _web(browser, live_server_url) as web:
+            # A refused move is answered 422 (with the board and a toast); Chromium logs the status.
+            web.watch.allow_error(r"status of 422")
+            page = _signed_in(web, MEMBER)
+            _open_board(page)
+            card = _card(page, "draft", READY_ME)
+            expect(card).to_be_visible()
+            card.drag_to(page.get_by_test_id("column-ready"))
+            expect(_card(page, "ready", READY_ME)).to_be_visible()
+            expect(_card(page, "draft", READY_ME)).to_have_count(0)
+            page.reload()
+            expect(_card(page, "ready", READY_ME)).to_be_visible()
+
+            # The lifecycle refuses a draft without a success signal: a toast, and the card stays.
+            _card(page, "draft", NOT_MEASURABLE).drag_to(page.get_by_test_id("column-ready"))
+            expect(page.get_by_test_id("toast")).to_contain_text("How will we measure its success?")
+            expect(_card(page, "draft", NOT_MEASURABLE)).to_be_visible()
+
+            # Keyboard: the card's move buttons do the same without a mouse.
+            button = _card(page, "ready", READY_ME).get_by_role("button", name=re.compile(r"→ draft"))
+            button.focus()
+            page.keyboard.press("Enter")
+            expect(_card(page, "draft", READY_ME)).to_be_visible()
+
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "board-1280x800.png"), full_page=True)
+
+    _run(scenario)
