@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import Argon2PasswordHasher
@@ -40,6 +41,17 @@ def _jobs_run_inline() -> Iterator[None]:
     HUEY.immediate = True
     yield
     HUEY.immediate = before
+
+
+@pytest.fixture(scope="session")
+def _duckdb_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(tmp_path_factory.mktemp("duckdb"))
+
+
+@pytest.fixture(autouse=True)
+def _duckdb_files_in_a_temporary_directory(settings, _duckdb_dir: str) -> None:
+    """DuckDB data sources (and the demo's event file) live in a temporary directory, never the real one."""
+    settings.TRUENORTH_DUCKDB_DIRS = [Path(_duckdb_dir)]
 
 
 @dataclass

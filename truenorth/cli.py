@@ -202,6 +202,7 @@ app.add_typer(evidence_cli.evidence_app, name="evidence")
 # Validation (truenorth/hypotheses/cli.py): hypotheses list|show|create|move|rank|conclude, learnings.
 app.add_typer(hypotheses_cli.hypotheses_app, name="hypotheses")
 app.command("learnings")(hypotheses_cli.learnings)
+app.command("power")(hypotheses_cli.power)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,8 @@ from truenorth.accounts.models import User
 from truenorth.core.errors import ValidationFailed
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
 from truenorth.hypotheses import scoring, services
+from truenorth.hypotheses.api_planning import router as planning_router
+from truenorth.hypotheses.api_results import router as results_router
 from truenorth.hypotheses.models import (
     Decision,
     DecisionChoice,
@@ -634,3 +636,7 @@ def get_decision(request: HttpRequest, slug: str, decision_id: ObjectId) -> dict
 def learnings(request: HttpRequest, slug: str, filters: Query[LearningFilters]) -> list[dict[str, Any]]:
     m, _ = _scope(request, slug)
     return [_decision(d) for d in services.learnings(m, filters.product, filters.q)[:MAX_LIST]]
+
+
+router.add_router("", planning_router)  # the power calculator and experiment plans
+router.add_router("", results_router)  # computed results (evidence queries) and their snapshots

@@ -257,3 +257,100 @@ def learnings(
             ),
         )
     )
+
+
+POWER_OPTIONS = {
+    "baseline_rate": "--rate",
+    "baseline_mean": "--mean",
+    "baseline_sd": "--sd",
+    "daily_traffic": "--daily",
+}
+
+
+def power(
+    mde: Annotated[float, typer.Option("--mde", help="Minimum detectable effect (0.05: a 5 % lift).")],
+    rate: Annotated[
+        float | None, typer.Option("--rate", help="Baseline conversion rate, 0..1 (proportion metrics).")
+    ] = None,
+    mean: Annotated[float | None, typer.Option("--mean", help="Baseline mean (mean metrics).")] = None,
+    sd: Annotated[
+        float | None, typer.Option("--sd", help="Per-unit standard deviation (mean metrics).")
+    ] = None,
+    absolute: Annotated[bool, typer.Option("--absolute", help="The MDE is an absolute change.")] = False,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level, in (0, 0.5].")] = 0.05,
+    power_: Annotated[float, typer.Option("--power", help="Power, in (0, 1).")] = 0.8,
+    variations: Annotated[int, typer.Option("--variations", help="Variations, the control included.")] = 2,
+    daily: Annotated[
+        float | None, typer.Option("--daily", help="Units entering per day (prints the days needed).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """Power calculator: units per variation to detect the MDE (no server or database needed)."""
+    from truenorth.core.errors import ValidationFailed
+    from truenorth.hypotheses import planning
+
+    try:
+        plan = planning.plan_sample_size(
+            metric_kind="proportion" if sd is None and mean is None else "mean",
+            baseline_rate=rate,
+            baseline_mean=mean,
+            baseline_sd=sd,
+            mde=mde,
+            relative=not absolute,
+            alpha=alpha,
+            power=power_,
+            variations=variations,
+            daily_traffic=daily,
+        )
+    except ValidationFailed as exc:  # name the option, not the service's field
+        field = exc.field or ""
+        raise ValidationFailed(exc.message, field=POWER_OPTIONS.get(field, f"--{field}")) from None
+    if as_json:
+        _print_json(plan.as_dict())
+        return
+    effect = f"{plan.mde:g} absolute" if not plan.relative else f"{plan.mde:.4g} relative ({plan.mde:.2%})"
+    typer.echo(
+        f"{plan.metric_kind.capitalize()} metric, MDE {effect}, alpha {plan.alpha:g}, power {plan.power:g}, "
+        f"{plan.variations} variations."
+    )
+    typer.echo(f"Units per variation: {', '.join(f'{n:,}' for n in plan.per_variation)}")
+    typer.echo(f"Total units: {plan.total:,}")
+    if plan.days is not None:
+        typer.echo(f"Days needed at {plan.daily_traffic:g} units a day: {plan.days:,}")
+
+
+@hypotheses_app.command("results")
+def hypotheses_results(
+    experiment_id: Annotated[int, typer.Argument(metavar="EXPERIMENT_ID")],
+    method: Annotated[
+        str, typer.Option("--method", help="frequentist, sequential or bayesian.")
+    ] = "frequentist",
+    correction: Annotated[str, typer.Option("--correction", help="holm, bh or none.")] = "holm",
+    as_json: Json = False,
+    org: Org = None,
+    as_user: As = None,
+) -> None:
+    """Compute an experiment's results from its raw events (stored as a new snapshot) and print them."""
+    membership, user = _identity(org, as_user)
+    from truenorth.hypotheses import results
+
+    made = results.compute_results(
+        membership,
+        user,
+        experiment_id,
+        method=method,
+        correction=None if correction == "none" else correction,
+    )
+    if as_json:
+        _print_json({"id": made.pk, "method": made.method, "results": made.results})
+        return
+    srm = made.results.get("srm", {})
+    typer.echo(
+        f"Snapshot #{made.pk}: {made.method}; data up to {made.results.get('freshness') or 'unknown'}; "
+        f"units {srm.get('units')}."
+    )
+    if srm.get("mismatch"):
+        typer.echo(f"Warning: sample ratio mismatch (p = {srm.get('p_value'):.2g}).")
+    for row in made.results.get("rows", []):
+        guard = f" [guardrail {row['guardrail']}]" if row.get("guardrail") else ""
+        typer.echo(f"- {row['metric']} ({row['role']}){guard}: {row['sentence']}")

@@ -130,6 +130,14 @@ class Experiment(models.Model):
     start_date = models.DateField(null=True, blank=True)
     stop_date = models.DateField(null=True, blank=True)
     state = models.CharField(max_length=20, choices=State.choices, default=State.PLANNED)
+    # Evidence settings (results.py): where the raw events live, the experiment's key in the
+    # assignments table, and the metric definitions (truenorth.evidence.metrics format) whose names
+    # match the experiment's metrics.
+    data_source = models.ForeignKey(
+        "measures.DataSource", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    evidence_key = models.CharField(max_length=200, blank=True)
+    metric_definitions = models.JSONField(default=list, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
 

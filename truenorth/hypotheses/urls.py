@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.urls import path
 
-from truenorth.hypotheses import views
+from truenorth.hypotheses import views, views_results
+from truenorth.hypotheses.views_planning import plan as plan_view
 
 app_name = "hypotheses"
 
@@ -21,4 +22,16 @@ urlpatterns = [
     path(HYPOTHESIS + "conclude/", views.conclude, name="conclude"),
     path(HYPOTHESIS + "experiments/new/", views.experiment_create, name="experiment_create"),
     path(ORG + "experiments/<id:experiment_id>/edit/", views.experiment_edit, name="experiment_edit"),
+    path(ORG + "experiments/<id:experiment_id>/plan/", plan_view, name="plan"),
+    path(ORG + "experiments/<id:experiment_id>/results/", views_results.results_page, name="results"),
+    path(
+        ORG + "experiments/<id:experiment_id>/results/evidence/",
+        views_results.evidence_settings,
+        name="evidence_settings",
+    ),
+    path(
+        ORG + "experiments/<id:experiment_id>/results/<id:snapshot_id>/",
+        views_results.result_snapshot,
+        name="result_snapshot",
+    ),
 ]

@@ -1,0 +1,113 @@
+"""API: an experiment's results — compute them from the raw events (a new immutable snapshot) and read
+the latest with the list of snapshots. hypotheses.results does the work."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+
+from truenorth.accounts.models import User
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
+from truenorth.hypotheses import results, services
+from truenorth.hypotheses.models import ResultSnapshot
+from truenorth.orgs.models import Membership
+from truenorth.orgs.services import membership_for
+
+router = Router(tags=["validation"])
+MAX_LIST = 200
+
+
+class ComputeIn(StrictSchema):
+    method: str = "frequentist"
+    correction: Literal["holm", "bh", "none"] = "holm"
+
+
+class EvidenceIn(StrictSchema):
+    data_source: ObjectId | None = None
+    experiment_key: str
+    metric_definitions: list[dict[str, Any]]
+
+
+class ResultSummaryOut(Schema):
+    id: int
+    computed_at: Any
+    method: str
+
+
+class ResultsOut(Schema):
+    latest: dict[str, Any] | None
+    snapshots: list[ResultSummaryOut]
+
+
+def _scope(request: HttpRequest, slug: str) -> tuple[Membership, User]:
+    assert isinstance(request.user, User)
+    return membership_for(request.user, slug), request.user
+
+
+def _full(s: ResultSnapshot) -> dict[str, Any]:
+    return {
+        "id": s.pk,
+        "experiment": s.experiment_id,
+        "computed_at": s.computed_at,
+        "method": s.method,
+        "inputs": s.inputs,
+        "query": s.query,
+        "results": s.results,
+    }
+
+
+@router.post(
+    "/{slug}/experiments/{experiment_id}/results",
+    response={201: dict[str, Any], **ERRORS},
+    summary="Compute an experiment's results from its raw events and store them as a new snapshot",
+)
+def compute(
+    request: HttpRequest, slug: str, experiment_id: ObjectId, payload: ComputeIn
+) -> Status[dict[str, Any]]:
+    m, user = _scope(request, slug)
+    correction = None if payload.correction == "none" else payload.correction
+    made = results.compute_results(m, user, experiment_id, method=payload.method, correction=correction)
+    return Status(201, _full(made))
+
+
+@router.get(
+    "/{slug}/experiments/{experiment_id}/results",
+    response={200: ResultsOut, **READ_ERRORS},
+    summary="An experiment's latest results in full and the list of its result snapshots",
+)
+def latest(request: HttpRequest, slug: str, experiment_id: ObjectId) -> dict[str, Any]:
+    m, _ = _scope(request, slug)
+    services.get_experiment(m, experiment_id)
+    listed = list(services.snapshots_of(m, experiment_id).only("id", "computed_at", "method")[:MAX_LIST])
+    newest = services.get_snapshot(m, listed[0].pk) if listed else None
+    return {
+        "latest": _full(newest) if newest else None,
+        "snapshots": [{"id": s.pk, "computed_at": s.computed_at, "method": s.method} for s in listed],
+    }
+
+
+@router.put(
+    "/{slug}/experiments/{experiment_id}/evidence",
+    response={200: dict[str, Any], **ERRORS},
+    summary="Set where an experiment's raw events live and its metric definitions",
+)
+def set_evidence(
+    request: HttpRequest, slug: str, experiment_id: ObjectId, payload: EvidenceIn
+) -> dict[str, Any]:
+    m, user = _scope(request, slug)
+    e = results.configure_evidence(
+        m,
+        user,
+        experiment_id,
+        data_source_id=payload.data_source,
+        evidence_key=payload.experiment_key,
+        metric_definitions=payload.metric_definitions,
+    )
+    return {
+        "data_source": e.data_source_id,
+        "experiment_key": e.evidence_key,
+        "metric_definitions": e.metric_definitions,
+        "version": e.version,
+    }
