@@ -15,6 +15,8 @@ MAX_TEXT = 5000
 def text(value: Any, field: str, *, required: bool = False, max_length: int = MAX_TEXT) -> str:
     """Stripped text; "" for None. Required text may not be blank."""
     value = "" if value is None else str(value).strip()
+    if "\x00" in value:  # PostgreSQL cannot store NUL in text
+        raise ValidationFailed("Must not contain NUL characters.", field=field)
     if required and not value:
         raise ValidationFailed(f"{field.replace('_', ' ').capitalize()} is required.", field=field)
     if len(value) > max_length:

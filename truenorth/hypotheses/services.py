@@ -8,7 +8,6 @@ the acting User, check the role and record history.
 from __future__ import annotations
 
 import datetime as dt
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,11 @@ from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import Conflict, NotFound, ValidationFailed
+from truenorth.core.validate import check_version as _check_version
+from truenorth.core.validate import choice as _choice
+from truenorth.core.validate import date as _date
+from truenorth.core.validate import optional_number
+from truenorth.core.validate import text as _text
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
 from truenorth.hypotheses import scoring
@@ -95,25 +99,12 @@ UNMEASURED = "How will we measure its success? Name a measure or metric, its bas
 # --- validators -----------------------------------------------------------------------------------
 
 
-def _text(value: Any, field: str, *, required: bool = False, max_length: int = MAX_TEXT) -> str:
-    value = str(value or "").strip()
-    if "\x00" in value:
-        raise ValidationFailed("Must not contain NUL characters.", field=field)
-    if required and not value:
-        raise ValidationFailed(f"{field.replace('_', ' ').capitalize()} is required.", field=field)
-    if len(value) > max_length:
-        raise ValidationFailed(f"Must be at most {max_length} characters (got {len(value)}).", field=field)
-    return value
-
 
 def _number(value: Any, field: str, *, minimum: float | None = None) -> float | None:
-    if value in (None, ""):
+    number = optional_number(value, field)
+    if number is None:
         return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed(f"'{value}' is not a number.", field=field) from None
-    if not math.isfinite(number) or abs(number) > 1e15:
+    if abs(number) > 1e15:
         raise ValidationFailed("Must be a finite number.", field=field)
     if minimum is not None and number < minimum:
         raise ValidationFailed(f"Must be at least {minimum:g}.", field=field)
@@ -131,33 +122,7 @@ def _score_input(value: Any, field: str) -> float | int | None:
     return number
 
 
-def _date(value: Any, field: str) -> dt.date | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationFailed(f"'{value}' is not a date (use YYYY-MM-DD).", field=field) from None
 
-
-def _choice(value: Any, choices: Iterable[str], field: str) -> str:
-    allowed = list(choices)
-    if value not in allowed:
-        raise ValidationFailed(f"'{value}' is not one of: {', '.join(allowed)}.", field=field)
-    return str(value)
-
-
-def _check_version(obj: Hypothesis | Experiment, version: int | None) -> None:
-    if version is not None and version != obj.version:
-        raise Conflict(
-            f"“{obj}” was changed by someone else (you edited version {version}, it is now at "
-            f"version {obj.version}). Reload it and apply your change again.",
-            field="version",
-        )
 
 
 def _owner(membership: Membership, user_id: int | None) -> User | None:

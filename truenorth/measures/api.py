@@ -9,7 +9,7 @@ import datetime as dt
 import re
 from typing import Any, Literal
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import File, Query, Router, Schema, Status, UploadedFile
@@ -446,7 +446,7 @@ def _catalogue_out(c: CatalogueMeasure) -> dict[str, Any]:
 
 
 def _measure_out(x: Measure, now: dt.datetime) -> dict[str, Any]:
-    """A measure annotated by with_latest."""
+    """A measure annotated by services.with_latest."""
     value = getattr(x, "latest_value", None)
     observed_at = getattr(x, "latest_at", None)
     return {
@@ -518,19 +518,9 @@ def _data_source_out(m: Membership, d: DataSource, in_use: int) -> dict[str, Any
     return {**out, "measures": in_use}
 
 
-def with_latest(qs: QuerySet[Measure]) -> QuerySet[Measure]:
-    """Annotate each measure's latest current observation (value and time) in the same query."""
-    current = Observation.objects.filter(measure=OuterRef("pk"), superseded=False).order_by(
-        "-observed_at", "-id"
-    )
-    return qs.annotate(
-        latest_value=Subquery(current.values("value")[:1]),
-        latest_at=Subquery(current.values("observed_at")[:1]),
-    )
-
 
 def _measure_detail(m: Membership, measure_id: int) -> dict[str, Any]:
-    measure = with_latest(services.measures_of(m, include_archived=True).filter(pk=measure_id)).first()
+    measure = services.with_latest(services.measures_of(m, include_archived=True).filter(pk=measure_id)).first()
     if measure is None:
         raise NotFound("No such measure.")
     return _measure_out(measure, timezone.now())
@@ -568,7 +558,7 @@ def list_catalogue(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 @router.get("/{slug}/measures", response={200: list[MeasureOut], **READ_ERRORS}, summary="List measures")
 def list_measures(request: HttpRequest, slug: str, filters: Query[MeasureFilter]) -> list[dict[str, Any]]:
     m, _ = _scope(request, slug)
-    qs = with_latest(
+    qs = services.with_latest(
         services.measures_of(
             m, product_id=filters.product, kva=filters.kva, include_archived=filters.include_archived
         )

@@ -84,7 +84,6 @@ def measure_list(
     from django.utils import timezone
 
     from truenorth.measures import maths, services
-    from truenorth.measures.api import with_latest
     from truenorth.measures.models import KVA
 
     if kva is not None and kva not in KVA.values:
@@ -93,7 +92,7 @@ def measure_list(
         from truenorth.strategy import services as strategy_services
 
         strategy_services.get_product(membership, product)
-    measures = with_latest(
+    measures = services.with_latest(
         services.measures_of(membership, product_id=product, kva=kva, include_archived=archived)
     )
     now = timezone.now()

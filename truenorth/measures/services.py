@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from truenorth.accounts.models import User
@@ -875,6 +875,16 @@ def with_last_observed(qs: QuerySet[Measure]) -> QuerySet[Measure]:
         last_observed_at=Max("observations__observed_at", filter=Q(observations__superseded=False))
     )
 
+
+def with_latest(qs: QuerySet[Measure]) -> QuerySet[Measure]:
+    """Annotate each measure's latest current observation (value and time) in the same query."""
+    current = Observation.objects.filter(measure=OuterRef("pk"), superseded=False).order_by(
+        "-observed_at", "-id"
+    )
+    return qs.annotate(
+        latest_value=Subquery(current.values("value")[:1]),
+        latest_at=Subquery(current.values("observed_at")[:1]),
+    )
 
 def stale_measures(
     membership: Membership, *, now: dt.datetime | None = None, product_id: int | None = None
