@@ -72,6 +72,24 @@ def _by_kva(measures: Iterable[Measure]) -> list[tuple[str, str, list[Measure]]]
 # --- catalogue ------------------------------------------------------------------------------------
 
 
+def _chart(membership: Membership, measure: Measure) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
+    """The measure's latest current observations and its one chart definition (page and SVG alike)."""
+    points = list(
+        Observation.objects.filter(measure=measure, superseded=False)
+        .order_by("-observed_at", "-id")
+        .values_list("observed_at", "value")[:CHART_POINTS]
+    )
+    spec = charts.chart_spec(
+        points,
+        title=measure.name,
+        unit=measure.unit,
+        baseline=measure.baseline,
+        target=measure.target,
+        annotations=annotations_for_measure(membership, measure.pk),
+    )
+    return points, spec
+
+
 @org_view
 @require_http_methods(["GET", "POST"])
 def catalogue(request: HttpRequest, membership: Membership) -> HttpResponse:
@@ -190,20 +208,8 @@ def _measure_page(
             "recorded_by"
         )[:OBSERVATION_ROWS]
     )
-    points = list(
-        Observation.objects.filter(measure=measure, superseded=False)
-        .order_by("-observed_at", "-id")
-        .values_list("observed_at", "value")[:CHART_POINTS]
-    )
+    points, spec = _chart(membership, measure)
     latest = points[0] if points else None
-    spec = charts.chart_spec(
-        points,
-        title=measure.name,
-        unit=measure.unit,
-        baseline=measure.baseline,
-        target=measure.target,
-        annotations=annotations_for_measure(membership, measure.pk),
-    )
     now = timezone.now()
     correction_id, correction_form = correction if correction else (None, None)
     return render(
@@ -376,14 +382,7 @@ def measure_export(request: HttpRequest, membership: Membership, measure_id: int
 def measure_chart_svg(request: HttpRequest, membership: Membership, measure_id: int) -> HttpResponse:
     """The measure page's chart as a static SVG (the same definition the browser draws)."""
     measure = services.get_measure(membership, measure_id)
-    points = list(
-        Observation.objects.filter(measure=measure, superseded=False)
-        .order_by("-observed_at", "-id")
-        .values_list("observed_at", "value")[:CHART_POINTS]
-    )
-    spec = charts.chart_spec(
-        points, title=measure.name, unit=measure.unit, baseline=measure.baseline, target=measure.target
-    )
+    _, spec = _chart(membership, measure)
     response = HttpResponse(charts.chart_svg(spec), content_type="image/svg+xml; charset=utf-8")
     response["Content-Disposition"] = f'inline; filename="measure-{measure.pk}.svg"'
     return response

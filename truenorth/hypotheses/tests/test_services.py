@@ -241,3 +241,19 @@ def test_decisions_annotate_the_measure_they_moved(member, make, measure) -> Non
     [(_when, label)] = services.annotations_for_measure(member.membership, measure.pk)
     assert "One-tap download" in label and "Inconclusive" in label
     assert [d.hypothesis_id for d in services.decisions_for_goal(member.membership, h.goal_id)] == [h.pk]
+
+
+def test_the_static_chart_carries_the_same_decision_annotations_as_the_page(member, make, measure) -> None:
+    from django.urls import reverse
+
+    from truenorth.measures import services as measures
+
+    measures.add_observation(member.membership, member.user, measure.pk, 3)
+    h = make(measure_id=measure.pk, baseline=1, target=2)
+    services.move_hypothesis(member.membership, member.user, h.pk, "ready")
+    services.create_experiment(member.membership, member.user, h.pk, name="x", kind="qualitative")
+    services.move_hypothesis(member.membership, member.user, h.pk, "testing")
+    _conclude(member, h, "learned")
+    url = reverse("measures:chart_svg", kwargs={"org_slug": "alpha", "measure_id": measure.pk})
+    svg = member.client.get(url).content.decode()
+    assert "One-tap download" in svg
