@@ -4,6 +4,8 @@
 - Conflict         -> HTTP 409 (e.g. a stale version, a duplicate).
 - Forbidden        -> HTTP 403 (a known organisation, but the role is too low).
 - NotFound         -> HTTP 404 (absent, or in an organisation the user cannot see).
+- TooLarge         -> HTTP 413 (an upload or body over a documented size limit); a ValidationFailed, so
+                      forms and the CLI treat it like any other input error.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class ValidationFailed(DomainError):
             "detail": self.message,
             "errors": [{"field": f, "message": m} for f, m in self.errors.items()],
         }
+
+
+class TooLarge(ValidationFailed):
+    status = 413
 
 
 class Conflict(DomainError):
