@@ -6,6 +6,7 @@ Commands only parse arguments and print; the work is done by services shared wit
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from typing import Annotated, Any
 
@@ -74,13 +75,19 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the web app and API with gunicorn (production-grade; not Django's runserver)."""
+    # Migrate and collect static files in a child process, so the gunicorn master never holds a database
+    # connection its forked workers could inherit and share (answers for the wrong user on PostgreSQL).
+    prepare = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell, no user input
+        [sys.executable, "-c", f"import sys, truenorth.cli as c; sys.exit(c._prepare_to_serve({migrate_first}))"],
+        check=False,
+    )
+    if prepare.returncode != 0:
+        raise typer.Exit(prepare.returncode)
     _setup_django()
-    if migrate_first:
-        _call_command("migrate", interactive=False, verbosity=0)
-    _call_command("collectstatic", interactive=False, verbosity=0)
+    from django.db import connections
     from gunicorn.app.base import BaseApplication
 
-    from truenorth.wsgi import application
+    from truenorth.wsgi import application, close_connections_before_fork, forget_inherited_connections
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
@@ -88,12 +95,30 @@ def serve(
             self.cfg.set("workers", workers)
             self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 60)
+            self.cfg.set("pre_fork", close_connections_before_fork)
+            self.cfg.set("post_fork", forget_inherited_connections)
 
         def load(self) -> Any:
             return application
 
+    connections.close_all()
     console.print(f"TrueNorth serving on http://{host}:{port}/ (Ctrl+C to stop)")
     _Server().run()
+
+
+def _prepare_to_serve(migrate_first: bool) -> int:
+    """`serve`'s preparation, run in a child process: migrate (unless --no-migrate), collect static files."""
+    from truenorth.env import ConfigError
+
+    try:
+        _setup_django()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if migrate_first:
+        _call_command("migrate", interactive=False, verbosity=0)
+    _call_command("collectstatic", interactive=False, verbosity=0)
+    return 0
 
 
 @app.command()
