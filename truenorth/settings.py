@@ -122,6 +122,8 @@ try:
 except ValueError as exc:  # dj_database_url raises ValueError on unknown schemes
     raise ConfigError(f"DATABASE_URL: {exc}") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Django's backend, creating the file and its -wal/-shm 0600 (truenorth/db/sqlite3/base.py).
+    DATABASES["default"]["ENGINE"] = "truenorth.db.sqlite3"
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",

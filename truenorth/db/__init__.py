@@ -1,0 +1,1 @@
+"""Database backends TrueNorth configures itself (see settings.DATABASES)."""
