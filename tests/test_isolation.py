@@ -36,6 +36,7 @@ from truenorth.api import api
 from truenorth.history.models import HistoryEntry
 from truenorth.hypotheses import services as validation
 from truenorth.hypotheses.models import Decision, Experiment, Hypothesis, ResultSnapshot
+from truenorth.jobs.models import Job
 from truenorth.measures import services as value
 from truenorth.measures import sources as value_sources
 from truenorth.measures.models import (
@@ -102,6 +103,7 @@ OBJECT_KWARGS = frozenset(
         "experiment_id",
         "decision_id",
         "snapshot_id",
+        "job_id",
     }
 )
 
@@ -185,6 +187,7 @@ class VisionA:
     experiment: Experiment
     snapshot: ResultSnapshot
     decision: Decision
+    job: Job  # a finished measure refresh
 
 
 VISION_SECRETS = (
@@ -256,6 +259,14 @@ def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
     decision = validation.conclude(
         m, u, hypothesis.pk, outcome="validated", decision="persevere", learning="Alpha secret learning"
     )
+    job = Job.objects.create(
+        organisation=m.organisation,
+        kind="measure.refresh",
+        status="succeeded",
+        created_by=u,
+        params={"measure_id": measure.pk},
+        result={"summary": "Alpha secret job result"},
+    )
     return VisionA(
         team,
         product,
@@ -274,6 +285,7 @@ def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
         experiment,
         snapshot,
         decision,
+        job,
     )
 
 
@@ -492,6 +504,7 @@ VISION_ID_NAMES = (
     "link_id",
     "item_id",
     "work_item_id",
+    "job_id",
 )
 
 
@@ -512,6 +525,7 @@ def vision_ids(v: VisionA) -> dict[str, str]:
         "experiment_id": str(v.experiment.pk),
         "decision_id": str(v.decision.pk),
         "snapshot_id": str(v.snapshot.pk),
+        "job_id": str(v.job.pk),
     }
 
 

@@ -109,8 +109,10 @@ def _register_routers() -> None:
     api.add_router("/orgs", history_router)
     api.add_router("/orgs", strategy_router)
     api.add_router("/orgs", engagement_router)
+    from truenorth.jobs.api import router as jobs_router
     api.add_router("/orgs", measures_router)
     api.add_router("/orgs", hypotheses_router)
 
 
 _register_routers()
+    api.add_router("/orgs", jobs_router)

@@ -97,6 +97,7 @@ WSGI_APPLICATION = "truenorth.wsgi.application"
 
 TEMPLATES = [
     {
+    "truenorth.jobs",
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
@@ -224,3 +225,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 CSRF_FAILURE_VIEW = "truenorth.core.views.csrf_failure"
+# At most this many jobs (refreshes, evidence runs, imports) of one organisation queued or running at
+# once (truenorth/jobs); more are refused with 429.
+TRUENORTH_JOBS_PER_ORGANISATION = env_int("TRUENORTH_JOBS_PER_ORGANISATION", 2, minimum=1)
+# Instance-wide ceiling on any data-source query, whatever the source's own timeout_seconds says.
+TRUENORTH_MAX_QUERY_SECONDS = env_int("TRUENORTH_MAX_QUERY_SECONDS", 300, minimum=1)

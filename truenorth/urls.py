@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("truenorth.engagement.urls")),
     path("", include("truenorth.measures.urls")),
     path("", include("truenorth.hypotheses.urls")),
+    path("", include("truenorth.jobs.urls")),
     path("api/v1/", api.urls),
 ]
 

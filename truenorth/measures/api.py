@@ -18,7 +18,8 @@ from pydantic import Field, field_validator
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
-from truenorth.measures import imports, maths, refresh, services, sources
+from truenorth.jobs.api import SUBMIT_ERRORS, JobOut, accepted
+from truenorth.measures import imports, jobs, maths, services, sources
 from truenorth.measures.models import (
     KVA,
     CatalogueMeasure,
@@ -212,16 +213,6 @@ class DataSourceOut(Schema):
     last_error: str
     version: int
     measures: int = Field(description="Measures whose query runs against it.")
-
-
-class RefreshOut(Schema):
-    ok: bool
-    created: int = Field(description="New observations ingested.")
-    skipped: int = Field(description="Rows or points not ingested (already present, future, not computable).")
-    error: str = Field(description="Why the refresh failed; the measure keeps its observations.")
-    notes: list[str]
-    summary: str
-    measure: MeasureOut
 
 
 class SourceTestOut(Schema):
@@ -718,25 +709,19 @@ def export_measure(
 
 @router.post(
     "/{slug}/measures/{measure_id}/refresh",
-    response={200: RefreshOut, **ERRORS},
-    summary="Refresh a SQL or computed measure now (runs its query or formula)",
-    description="200 whether or not the refresh worked: `ok` and `error` say; a failed refresh keeps "
-    "every observation and is shown on the measure. 422 for a measure that is not SQL or computed.",
+    response={202: JobOut, **SUBMIT_ERRORS},
+    summary="Refresh a SQL or computed measure now (runs its query or formula as a background job)",
+    description="202 with the job (`Location`: GET it until `status` is succeeded or failed; `result` "
+    "says what was ingested, `error` why it failed; a failed refresh keeps every observation and is "
+    "shown on the measure). 422 for a measure that is not SQL or computed; 429 when the organisation "
+    "already has TRUENORTH_JOBS_PER_ORGANISATION jobs queued or running.",
 )
-def refresh_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
+def refresh_measure(
+    request: HttpRequest, response: HttpResponse, slug: str, measure_id: ObjectId
+) -> Status[dict[str, Any]]:
     m, user = _scope(request, slug)
     measure = services.get_measure(m, measure_id)
-    services.require_writer(m)
-    result = refresh.refresh_measure(measure, actor=user)
-    return {
-        "ok": result.ok,
-        "created": result.created,
-        "skipped": result.skipped,
-        "error": result.error,
-        "notes": result.notes,
-        "summary": result.summary(),
-        "measure": _measure_detail(m, measure_id),
-    }
+    return accepted(response, jobs.submit_refresh(m, user, measure))
 
 
 # --- observations ---------------------------------------------------------------------------------

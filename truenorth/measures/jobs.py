@@ -2,9 +2,11 @@
 
 - `refresh_due_measures`: every REFRESH_EVERY_MINUTES minutes, refresh the SQL and computed measures
   that are due (refresh.due_measures). A lock keeps two runs from overlapping.
-- `refresh_measure_job(measure_id, actor_id=None)`: refresh one measure now (the "Refresh" button, the
-  API). Use `enqueue_refresh` to queue it; in immediate mode (TRUENORTH_JOBS_IMMEDIATE, tests) it runs
-  inline.
+- `submit_refresh(membership, actor, measure)`: refresh one measure now as a job (truenorth/jobs) that
+  the person follows (the "Refresh now" button, the API); `run_refresh` is its runner. In immediate mode
+  (TRUENORTH_JOBS_IMMEDIATE, tests) it runs inline.
+- `refresh_measure_job(measure_id, actor_id=None)`: a bare huey task refreshing one measure (no job to
+  follow); `enqueue_refresh` queues it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.urls import reverse
 from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, lock_task
 
+from truenorth.accounts.models import User
 from truenorth.core.errors import DomainError
-from truenorth.measures.refresh import refresh_due, refresh_measure
+from truenorth.jobs.models import Job
+from truenorth.jobs.services import JobFailed, Progress, acting_membership, register, submit
+from truenorth.measures import services
+from truenorth.measures.models import Measure
+from truenorth.measures.refresh import check_refreshable, refresh_due, refresh_measure
+from truenorth.orgs.models import Membership
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +65,40 @@ def enqueue_refresh(measure_id: int, actor_id: int | None = None) -> Any:
     """Queue a refresh of one measure; returns huey's result handle (`handle.get()` is the summary dict
     once the worker has run it; at once in immediate mode)."""
     return refresh_measure_job(measure_id, actor_id)
+
+
+REFRESH_KIND = "measure.refresh"
+
+
+def submit_refresh(membership: Membership, actor: User, measure: Measure) -> Job:
+    """Refresh a SQL or computed measure as a background job (members and above). Refuses at once what
+    cannot be refreshed (422) and, past the organisation's job limit, 429."""
+    services.require_writer(membership)
+    check_refreshable(measure)
+    return submit(membership, actor, REFRESH_KIND, {"measure_id": measure.pk})
+
+
+@register(REFRESH_KIND)
+def run_refresh(job: Job, progress: Progress) -> dict[str, Any]:
+    """The job: refresh the measure as the person who asked (who must still be a writer there)."""
+    membership, actor = acting_membership(job)
+    measure = services.get_measure(membership, int(job.params["measure_id"]))
+    progress(0, 1)
+    result = refresh_measure(measure, actor=actor)
+    progress(1, 1)
+    outcome = {
+        "measure": measure.pk,
+        "ok": result.ok,
+        "created": result.created,
+        "skipped": result.skipped,
+        "notes": result.notes,
+        "summary": f"“{measure.name}”: {result.summary()}",
+        "link": reverse("measures:measure", args=(job.organisation.slug, measure.pk)),
+        "link_text": f"Back to “{measure.name}”",
+    }
+    if not result.ok:
+        raise JobFailed(result.error, result=outcome)
+    return outcome
 
 
 def queue_description() -> str:

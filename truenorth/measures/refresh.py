@@ -79,14 +79,7 @@ def refresh_measure(measure: Measure, *, actor: User | None = None) -> RefreshRe
     """Refresh one SQL or computed measure. With an actor, it must be a member (or higher) of the
     measure's organisation; without one it is the system (the background job)."""
     membership = _membership(measure, actor)
-    if measure.source not in REFRESHABLE:
-        raise ValidationFailed(
-            f"“{measure.name}” is entered by hand or pushed ({measure.get_source_display()}); "
-            "only SQL and computed measures are refreshed.",
-            field="source",
-        )
-    if measure.archived_at is not None:
-        raise ValidationFailed(f"“{measure.name}” is archived: restore it to refresh it.", field="measure")
+    check_refreshable(measure)
     try:
         if measure.source == MeasureSource.SQL:
             result = _refresh_sql(measure, membership, actor)
@@ -102,6 +95,18 @@ def refresh_measure(measure: Measure, *, actor: User | None = None) -> RefreshRe
         return RefreshResult(measure, ok=False, error=message)
     services.record_refresh(measure, ok=True)
     return result
+
+
+def check_refreshable(measure: Measure) -> None:
+    """Refuse (422) a measure that is not refreshed: entered by hand or pushed, or archived."""
+    if measure.source not in REFRESHABLE:
+        raise ValidationFailed(
+            f"“{measure.name}” is entered by hand or pushed ({measure.get_source_display()}); "
+            "only SQL and computed measures are refreshed.",
+            field="source",
+        )
+    if measure.archived_at is not None:
+        raise ValidationFailed(f"“{measure.name}” is archived: restore it to refresh it.", field="measure")
 
 
 def due_measures(now: dt.datetime | None = None, *, organisation_id: int | None = None) -> list[Measure]:

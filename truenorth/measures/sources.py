@@ -36,6 +36,7 @@ import json
 import math
 import threading
 import time
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -732,3 +733,7 @@ def run_query(
             f"The query returned more than {limit:,} rows; aggregate or filter it (e.g. one row per day)."
         )
     return shape(result.columns, result.rows)
+    ceiling = settings.TRUENORTH_MAX_QUERY_SECONDS  # the instance-wide cap on any query's time
+    if source.timeout_seconds > ceiling:
+        source = copy.copy(source)  # not saved: the cap applies to this run only
+        source.timeout_seconds = ceiling

@@ -24,6 +24,7 @@ urlpatterns = [
         name="observation_correct",
     ),
     path(MEASURE + "import/", views.measure_import, name="import"),
+    path(MEASURE + "refresh/", views.measure_refresh, name="refresh"),
     path(MEASURE + "export.csv", views.measure_export, {"fmt": "csv"}, name="export_csv"),
     path(MEASURE + "export.json", views.measure_export, {"fmt": "json"}, name="export_json"),
     path(MEASURE + "chart.svg", views.measure_chart_svg, name="chart_svg"),

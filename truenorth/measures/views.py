@@ -23,10 +23,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from truenorth.core.access import apply_error, current_user, org_view
-from truenorth.core.errors import Conflict, ValidationFailed
+from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses.services import annotations_for_measure
-from truenorth.measures import charts, imports, maths, services
+from truenorth.measures import charts, imports, jobs, maths, services
 from truenorth.measures import forms as f
 from truenorth.measures.dashboard import product_dashboard
 from truenorth.measures.models import KVA, Measure, Observation
@@ -242,6 +242,19 @@ def _measure_page(
 @require_GET
 def measure(request: HttpRequest, membership: Membership, measure_id: int) -> HttpResponse:
     return _measure_page(request, membership, measure_id)
+
+
+@org_view
+@require_POST
+def measure_refresh(request: HttpRequest, membership: Membership, measure_id: int) -> HttpResponse:
+    """"Refresh now": submit the refresh as a background job and show its page (which follows it)."""
+    measure = services.get_measure(membership, measure_id)
+    try:
+        job = jobs.submit_refresh(membership, current_user(request), measure)
+    except (ValidationFailed, TooManyRequests) as exc:
+        messages.error(request, exc.message)
+        return redirect(_measure_url(membership, measure_id, ""))
+    return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
 
 
 @org_view
