@@ -132,6 +132,11 @@ def revoke_token(user: User, token_id: int) -> APIToken:
     return token
 
 
+def revoke_all_tokens(user: User) -> int:
+    """Revoke every active token of `user` (their password was reset or changed); returns how many."""
+    return APIToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
 def authenticate_token(raw: str) -> APIToken | None:
     """The active token matching raw, with its user; records when it was last used."""
     if not raw:

@@ -13,6 +13,7 @@ urlpatterns = [
     path("logout/", views.sign_out, name="logout"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<id:token_id>/revoke/", views.revoke_token, name="revoke_token"),
+    path("password/", views.PasswordChange.as_view(), name="password_change"),
     path(
         "password-reset/",
         auth_views.PasswordResetView.as_view(

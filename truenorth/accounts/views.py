@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import secrets
+
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse_lazy
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -72,30 +76,46 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:login")
 
 
-NEW_TOKEN_SESSION_KEY = "new_api_token"
+# Nonces of the token forms last shown (a few, for several tabs): a form is good for one token, so a reload
+# (which re-posts it) creates no second token. Nonces are no secret; the token is never in the session.
+TOKEN_FORM_NONCES_KEY = "token_form_nonces"
+TOKEN_FORM_NONCES_KEPT = 5
+
+
+def _token_page(request: HttpRequest, form: TokenForm, created: str | None = None) -> HttpResponse:
+    nonce = secrets.token_urlsafe(16)
+    kept = list(request.session.get(TOKEN_FORM_NONCES_KEY, []))[-(TOKEN_FORM_NONCES_KEPT - 1) :]
+    request.session[TOKEN_FORM_NONCES_KEY] = [*kept, nonce]
+    context = {"form": form, "tokens": services.tokens_of(current_user(request)), "created": created}
+    response = render(request, "accounts/tokens.html", {**context, "nonce": nonce})
+    add_never_cache_headers(response)  # the page may carry a secret: never from a cache, nor the back button
+    return response
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
-    """List and create tokens; a new secret is shown once, on the page after the redirect."""
+    """List and create tokens; a new secret is shown once, in the answer to the POST that created it, and
+    is never stored (not even in the session)."""
     user = current_user(request)
-    form = TokenForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "GET":
+        return _token_page(request, TokenForm())
+    nonce = request.POST.get("nonce", "")
+    issued = list(request.session.get(TOKEN_FORM_NONCES_KEY, []))
+    if nonce not in issued:
+        # A re-post of a form already used (a reload of the page that showed the token): no new token.
+        messages.info(request, "That form was already used; no new token was created.")
+        return redirect("accounts:tokens")
+    form = TokenForm(request.POST)
+    if form.is_valid():
         try:
             _, raw = services.create_token(user, form.cleaned_data["name"], form.cleaned_data["scope"])
         except DomainError as exc:
             apply_error(form, exc)
         else:
-            # Post/redirect/get, so reloading the page cannot create a second token.
-            request.session[NEW_TOKEN_SESSION_KEY] = raw
-            return redirect("accounts:tokens")
-    created = request.session.pop(NEW_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
-    return render(
-        request,
-        "accounts/tokens.html",
-        {"form": form, "tokens": services.tokens_of(user), "created": created},
-    )
+            request.session[TOKEN_FORM_NONCES_KEY] = [n for n in issued if n != nonce]
+            return _token_page(request, TokenForm(), created=raw)
+    return _token_page(request, form)
 
 
 @login_required
@@ -111,10 +131,35 @@ def revoke_token(request: HttpRequest, token_id: int) -> HttpResponse:
     return redirect("accounts:tokens")
 
 
+def _tokens_revoked_message(request: HttpRequest, revoked: int) -> None:
+    if revoked:
+        plural = "token was" if revoked == 1 else "tokens were"
+        messages.warning(
+            request,
+            f"Your password changed, so your {revoked} API {plural} revoked: create new ones for your scripts.",
+        )
+
+
 class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
-    """Django's reset confirmation, which also lifts a sign-in lockout on the address."""
+    """Django's reset confirmation, which also lifts a sign-in lockout on the address and revokes the
+    user's API tokens (as the password change ends their other sessions)."""
 
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         response = super().form_valid(form)
         services.clear_login_failures(form.user.email)
+        _tokens_revoked_message(self.request, services.revoke_all_tokens(form.user))
+        return response
+
+
+class PasswordChange(auth_views.PasswordChangeView):
+    """Change the password (the current one first); ends the user's other sessions and revokes their API
+    tokens, saying so."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:tokens")
+
+    def form_valid(self, form: PasswordChangeForm) -> HttpResponse:
+        response = super().form_valid(form)
+        messages.success(self.request, "Password changed; you are signed out everywhere else.")
+        _tokens_revoked_message(self.request, services.revoke_all_tokens(form.user))
         return response
