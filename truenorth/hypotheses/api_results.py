@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
 
 from truenorth.accounts.models import User
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
-from truenorth.hypotheses import results, services
+from truenorth.hypotheses import jobs, results, services
 from truenorth.hypotheses.models import ResultSnapshot
+from truenorth.jobs.api import SUBMIT_ERRORS, JobOut, accepted
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import membership_for
 
@@ -60,16 +61,19 @@ def _full(s: ResultSnapshot) -> dict[str, Any]:
 
 @router.post(
     "/{slug}/experiments/{experiment_id}/results",
-    response={201: dict[str, Any], **ERRORS},
-    summary="Compute an experiment's results from its raw events and store them as a new snapshot",
+    response={202: JobOut, **SUBMIT_ERRORS},
+    summary="Compute an experiment's results from its raw events (a background job) into a new snapshot",
+    description="202 with the job (`Location`: GET it until `status` is succeeded or failed); when it "
+    "succeeded, `result.snapshot` is the new snapshot's id; `error` says why it failed. 422 at once for "
+    "a bad method or correction or missing evidence settings; 429 when the organisation already has "
+    "TRUENORTH_JOBS_PER_ORGANISATION jobs queued or running.",
 )
 def compute(
-    request: HttpRequest, slug: str, experiment_id: ObjectId, payload: ComputeIn
+    request: HttpRequest, response: HttpResponse, slug: str, experiment_id: ObjectId, payload: ComputeIn
 ) -> Status[dict[str, Any]]:
     m, user = _scope(request, slug)
-    correction = None if payload.correction == "none" else payload.correction
-    made = results.compute_results(m, user, experiment_id, method=payload.method, correction=correction)
-    return Status(201, _full(made))
+    job = jobs.submit_compute(m, user, experiment_id, method=payload.method, correction=payload.correction)
+    return accepted(response, job)
 
 
 @router.get(

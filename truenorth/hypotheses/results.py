@@ -203,15 +203,11 @@ def _roles(experiment: Experiment, metrics: Sequence[Metric]) -> dict[str, str]:
     return {m.name: by_name.get(m.name) or by_slug.get(slug(m.name)) or MetricRole.SECONDARY for m in metrics}
 
 
-def compute_results(
-    membership: Membership,
-    actor: User,
-    experiment_id: int,
-    *,
-    method: str = "frequentist",
-    correction: str | None = "holm",
-) -> ResultSnapshot:
-    """Compute an experiment's results from its raw events and store them as a new snapshot."""
+def check_computable(
+    membership: Membership, experiment_id: int, method: str, correction: str | None
+) -> tuple[Experiment, str | None]:
+    """What compute_results refuses before running anything (a writer, a known method and correction,
+    evidence settings); returns the experiment and the correction (None for "none")."""
     services.require_writer(membership)
     experiment = services.get_experiment(membership, experiment_id)
     if method not in METHODS:
@@ -234,6 +230,19 @@ def compute_results(
     engine = SourceEngine(source)
     try:
         evidence = run_experiment(engine, experiment.evidence_key, metrics, tables=tables)
+    return experiment, correction
+
+
+def compute_results(
+    membership: Membership,
+    actor: User,
+    experiment_id: int,
+    *,
+    method: str = "frequentist",
+    correction: str | None = "holm",
+) -> ResultSnapshot:
+    """Compute an experiment's results from its raw events and store them as a new snapshot."""
+    experiment, correction = check_computable(membership, experiment_id, method, correction)
         freshness = _freshness(engine, tables)
     except ValidationFailed as exc:
         raise ValidationFailed(f"The evidence query failed: {exc.message}", field="query") from None

@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from truenorth.core.access import current_user, org_view
-from truenorth.core.errors import NotFound, ValidationFailed
-from truenorth.hypotheses import results, services
+from truenorth.core.errors import NotFound, TooManyRequests, ValidationFailed
+from truenorth.hypotheses import jobs, results, services
 from truenorth.hypotheses.models import ResultSnapshot
 from truenorth.measures import sources
 from truenorth.orgs.models import Membership
@@ -105,13 +105,10 @@ def results_page(request: HttpRequest, membership: Membership, experiment_id: in
         services.require_writer(membership)
         method = request.POST.get("method", "frequentist")
         try:
-            made = results.compute_results(membership, current_user(request), experiment_id, method=method)
-        except ValidationFailed as exc:
-            return _page(request, membership, experiment_id, None, error=exc.message, status=422)
-        messages.success(request, "Results computed and stored as a new snapshot.")
-        return redirect(
-            reverse("hypotheses:result_snapshot", args=(membership.organisation.slug, experiment_id, made.pk))
-        )
+            job = jobs.submit_compute(membership, current_user(request), experiment_id, method=method)
+        except (ValidationFailed, TooManyRequests) as exc:
+            return _page(request, membership, experiment_id, None, error=exc.message, status=exc.status)
+        return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
     return _page(request, membership, experiment_id, None)
 
 

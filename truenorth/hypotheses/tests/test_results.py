@@ -179,8 +179,12 @@ def test_the_chart_spec_renders_to_svg(member, experiment) -> None:
 def test_compute_from_the_page_and_stakeholder_post_is_403(member, stakeholder, experiment) -> None:
     assert stakeholder.client.post(_url(experiment), {"method": "frequentist"}).status_code == 403
     response = member.client.post(_url(experiment), {"method": "sequential"})
-    assert response.status_code == 302
-    assert ResultSnapshot.objects.get(experiment=experiment).method.startswith("sequential")
+    assert response.status_code == 302  # to the job's page, which links to the new snapshot
+    made = ResultSnapshot.objects.get(experiment=experiment)
+    assert made.method.startswith("sequential")
+    job_page = member.client.get(response["Location"]).content.decode()
+    assert 'data-status="succeeded"' in job_page
+    assert reverse("hypotheses:result_snapshot", args=("alpha", experiment.pk, made.pk)) in job_page
     assert member.client.post(_url(experiment), {"method": "magic"}).status_code == 422
 
 
@@ -201,11 +205,14 @@ def test_api_computes_and_lists_and_refuses_a_bad_method(member, stakeholder, ex
     bad = member.api().post(path, json.dumps({"method": "magic"}), content_type="application/json")
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "method"
     made = member.api().post(path, json.dumps({"method": "bayesian"}), content_type="application/json")
-    assert made.status_code == 201 and made.json()["query"]
+    assert made.status_code == 202, made.content  # a background job (it ran inline here)
+    job = made.json()
+    assert made["Location"] == job["url"] and job["status"] == "succeeded", job
     refused = stakeholder.api().post(path, json.dumps({}), content_type="application/json")
     assert refused.status_code == 403
     listed = stakeholder.api_read().get(path).json()
-    assert listed["latest"]["id"] == made.json()["id"] and len(listed["snapshots"]) == 1
+    assert listed["latest"]["id"] == job["result"]["snapshot"] and len(listed["snapshots"]) == 1
+    assert listed["latest"]["query"]
 
 
 def test_api_sets_evidence_settings(member, experiment) -> None:
