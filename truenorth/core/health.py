@@ -97,6 +97,27 @@ def _refreshes() -> list[CheckResult]:
     return results or [CheckResult("data sources and refreshes", "ok", "no failures")]
 
 
+def _jobs() -> list[CheckResult]:
+    """Background jobs queued or running for over an hour: the worker is not running, or was killed
+    (`truenorth worker` fails the jobs it finds running when it starts)."""
+    from truenorth.jobs.services import STUCK_AFTER, stuck_jobs
+
+    try:
+        stuck = stuck_jobs()
+    except Exception:  # no database or no tables yet: the database checks above say so
+        return []
+    hours = int(STUCK_AFTER.total_seconds() // 3600)
+    return [
+        CheckResult(
+            f"job #{j.pk} ({j.kind}, {j.organisation.slug})",
+            "warning",
+            f"{j.status} since {j.created_at:%Y-%m-%d %H:%M} UTC (over {hours} h): "
+            "is `truenorth worker` running?",
+        )
+        for j in stuck
+    ] or [CheckResult("background jobs", "ok", "none stuck")]
+
+
 def _one_line(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= 200 else line[:199] + "…"
@@ -108,6 +129,7 @@ def run_checks() -> list[CheckResult]:
         CheckResult("data directory", "ok", str(settings.DATA_DIR)),
         *database,
         *(_refreshes() if database[0].status == "ok" else []),  # needs a reachable database
+        *(_jobs() if database[0].status == "ok" else []),
         _assets(),
         *_security(),
         CheckResult(

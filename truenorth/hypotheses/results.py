@@ -243,6 +243,14 @@ def compute_results(
 ) -> ResultSnapshot:
     """Compute an experiment's results from its raw events and store them as a new snapshot."""
     experiment, correction = check_computable(membership, experiment_id, method, correction)
+    assert experiment.data_source_id is not None  # check_computable refused it otherwise
+    source = DataSource.objects.get(pk=experiment.data_source_id)
+    definitions = clean_definitions(experiment.metric_definitions)
+    metrics = metrics_from_dicts(definitions)
+    tables = Tables()
+    engine = SourceEngine(source)
+    try:
+        evidence = run_experiment(engine, experiment.evidence_key, metrics, tables=tables)
         freshness = _freshness(engine, tables)
     except ValidationFailed as exc:
         raise ValidationFailed(f"The evidence query failed: {exc.message}", field="query") from None

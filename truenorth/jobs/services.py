@@ -219,7 +219,11 @@ def execute(job_id: int) -> None:
 
 
 def _finish(job_id: int, status: str, *, error: str = "", result: dict[str, Any] | None = None) -> None:
-    fields: dict[str, Any] = {"status": status, "error": error[:MAX_ERROR_LENGTH], "finished_at": timezone.now()}
+    fields: dict[str, Any] = {
+        "status": status,
+        "error": error[:MAX_ERROR_LENGTH],
+        "finished_at": timezone.now(),
+    }
     if result is not None:
         fields["result"] = result
     if status == JobStatus.SUCCEEDED:

@@ -1,4 +1,4 @@
-"""Web pages: an organisation's recent jobs, and one job (status, progress, result; it polls while it runs)."""
+"""Web pages: an organisation's recent jobs, and one job (status, progress, result; polls while it runs)."""
 
 from __future__ import annotations
 

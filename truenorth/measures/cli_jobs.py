@@ -37,6 +37,8 @@ def worker(
 ) -> None:
     """Run the background jobs: measure refreshes every 5 minutes and on demand (Ctrl+C to stop)."""
     _setup_django()
+    from truenorth.jobs import services as job_services
+    from truenorth.jobs import tasks  # noqa: F401  # registers run_job with the consumer
     from truenorth.measures import jobs
 
     huey = jobs.HUEY
@@ -44,6 +46,10 @@ def worker(
         raise click.UsageError(
             "TRUENORTH_JOBS_IMMEDIATE is on: jobs run inline in the web process, there is no queue to consume"
         )
+    job_services.discover()
+    # One worker per instance: a job still "running" was left by a worker that was killed.
+    if interrupted := job_services.fail_interrupted():
+        console.print(f"Marked {interrupted} job(s) left running by a stopped worker as failed.")
     logging.getLogger("huey").setLevel(logging.INFO)
     console.print(
         f"TrueNorth worker: {escape(jobs.queue_description())}, {workers} thread(s) (Ctrl+C to stop)"

@@ -18,7 +18,9 @@ from truenorth.measures.models import DataSource, Measure, Observation
 
 QUICK = "SELECT TIMESTAMP '2025-01-01 00:00:00' AS t, 42.0 AS v"
 # Interruptible and far longer than any test: only a time limit ends it.
-ENDLESS = "SELECT TIMESTAMP '2025-01-01 00:00:00' AS t, sum(hash(i)) * 0.0 AS v FROM range(1000000000000) r(i)"
+ENDLESS = (
+    "SELECT TIMESTAMP '2025-01-01 00:00:00' AS t, sum(hash(i)) * 0.0 AS v FROM range(1000000000000) r(i)"
+)
 
 
 @pytest.fixture
@@ -78,7 +80,7 @@ def test_refreshing_a_measure_through_the_api_answers_202_with_a_job_that_ends_w
     org_a, member, memory_source
 ):
     measure = sql_measure(org_a, memory_source)
-    response = member.api().post(api_path(org_a, f"measures/{measure.pk}/refresh"), content_type="application/json")
+    response = member.api().post(api_path(org_a, f"measures/{measure.pk}/refresh"))
     assert response.status_code == 202, response.content
     body = response.json()
     assert response["Location"] == body["url"] == api_path(org_a, f"jobs/{body['id']}")
@@ -276,10 +278,24 @@ def test_the_instance_ceiling_on_query_time_stops_a_query_whose_source_allows_fa
     DataSource.objects.filter(pk=memory_source.pk).update(timeout_seconds=600)
     measure = sql_measure(org_a, DataSource.objects.get(pk=memory_source.pk), query=ENDLESS)
     started = time.monotonic()
-    job = services.reload(Job.objects.get(pk=member.api().post(
-        api_path(org_a, f"measures/{measure.pk}/refresh")
-    ).json()["id"]))
+    submitted = member.api().post(api_path(org_a, f"measures/{measure.pk}/refresh")).json()
+    job = services.reload(Job.objects.get(pk=submitted["id"]))
     assert time.monotonic() - started < 10
     assert job.status == "failed"
     assert "longer than 1 s" in job.error
     assert DataSource.objects.get(pk=memory_source.pk).timeout_seconds == 600  # the cap is not saved
+
+
+def test_truenorth_check_warns_about_jobs_stuck_in_the_queue(org_a):
+    import datetime as dt
+
+    from truenorth.core.health import run_checks
+
+    assert any(c.name == "background jobs" and c.status == "ok" for c in run_checks())
+    Job.objects.create(
+        organisation=org_a, kind="measure.refresh", created_at=timezone.now() - dt.timedelta(hours=2)
+    )
+    Job.objects.create(organisation=org_a, kind="measure.refresh")  # just queued: fine
+    warnings = [c for c in run_checks() if c.name.startswith("job #")]
+    assert len(warnings) == 1
+    assert warnings[0].status == "warning" and "truenorth worker" in warnings[0].detail
