@@ -223,13 +223,6 @@ def check_computable(
             "Set the experiment's data source and its key in the assignments table first.",
             field="data_source",
         )
-    source = DataSource.objects.get(pk=experiment.data_source_id)
-    definitions = clean_definitions(experiment.metric_definitions)
-    metrics = metrics_from_dicts(definitions)
-    tables = Tables()
-    engine = SourceEngine(source)
-    try:
-        evidence = run_experiment(engine, experiment.evidence_key, metrics, tables=tables)
     return experiment, correction
 
 
