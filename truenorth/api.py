@@ -100,6 +100,7 @@ def _register_routers() -> None:
     from truenorth.engagement.api import router as engagement_router
     from truenorth.history.api import router as history_router
     from truenorth.hypotheses.api import router as hypotheses_router
+    from truenorth.jobs.api import router as jobs_router
     from truenorth.measures.api import router as measures_router
     from truenorth.orgs.api import router as orgs_router
     from truenorth.strategy.api import router as strategy_router
@@ -109,10 +110,9 @@ def _register_routers() -> None:
     api.add_router("/orgs", history_router)
     api.add_router("/orgs", strategy_router)
     api.add_router("/orgs", engagement_router)
-    from truenorth.jobs.api import router as jobs_router
     api.add_router("/orgs", measures_router)
     api.add_router("/orgs", hypotheses_router)
+    api.add_router("/orgs", jobs_router)
 
 
 _register_routers()
-    api.add_router("/orgs", jobs_router)

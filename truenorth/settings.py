@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "truenorth.measures",
     "truenorth.engagement",
     "truenorth.hypotheses",
+    "truenorth.jobs",
     "huey.contrib.djhuey",
 ]
 
@@ -97,7 +98,6 @@ WSGI_APPLICATION = "truenorth.wsgi.application"
 
 TEMPLATES = [
     {
-    "truenorth.jobs",
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
@@ -215,6 +215,11 @@ HUEY = {
     ),
     "consumer": {"workers": 2, "worker_type": "thread"},
 }
+# At most this many jobs (refreshes, evidence runs, imports) of one organisation queued or running at
+# once (truenorth/jobs); more are refused with 429.
+TRUENORTH_JOBS_PER_ORGANISATION = env_int("TRUENORTH_JOBS_PER_ORGANISATION", 2, minimum=1)
+# Instance-wide ceiling on any data-source query, whatever the source's own timeout_seconds says.
+TRUENORTH_MAX_QUERY_SECONDS = env_int("TRUENORTH_MAX_QUERY_SECONDS", 300, minimum=1)
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
@@ -225,8 +230,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 CSRF_FAILURE_VIEW = "truenorth.core.views.csrf_failure"
-# At most this many jobs (refreshes, evidence runs, imports) of one organisation queued or running at
-# once (truenorth/jobs); more are refused with 429.
-TRUENORTH_JOBS_PER_ORGANISATION = env_int("TRUENORTH_JOBS_PER_ORGANISATION", 2, minimum=1)
-# Instance-wide ceiling on any data-source query, whatever the source's own timeout_seconds says.
-TRUENORTH_MAX_QUERY_SECONDS = env_int("TRUENORTH_MAX_QUERY_SECONDS", 300, minimum=1)

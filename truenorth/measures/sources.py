@@ -30,13 +30,13 @@ Naive timestamps and dates are taken as UTC. Anything else is a clear `QueryFail
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
 import decimal
 import json
 import math
 import threading
 import time
-import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -647,6 +647,10 @@ def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: 
 
 def _execute(source: DataSource, query: str, limit: int) -> _Result:
     text = check_query(source, query)
+    ceiling = settings.TRUENORTH_MAX_QUERY_SECONDS  # the instance-wide cap on any query's time
+    if source.timeout_seconds > ceiling:
+        source = copy.copy(source)  # not saved: the cap applies to this run only
+        source.timeout_seconds = ceiling
     config = decrypt_config(source)
     if source.kind == DataSourceKind.DUCKDB:
         return _run_duckdb(source, config, text, limit)
@@ -733,7 +737,3 @@ def run_query(
             f"The query returned more than {limit:,} rows; aggregate or filter it (e.g. one row per day)."
         )
     return shape(result.columns, result.rows)
-    ceiling = settings.TRUENORTH_MAX_QUERY_SECONDS  # the instance-wide cap on any query's time
-    if source.timeout_seconds > ceiling:
-        source = copy.copy(source)  # not saved: the cap applies to this run only
-        source.timeout_seconds = ceiling
