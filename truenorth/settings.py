@@ -180,6 +180,13 @@ EMAIL_BACKEND = (
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TrueNorth <truenorth@localhost>")
 
+# Observation file imports (measures/imports.py): larger files are refused with 413, the rest with 422.
+TRUENORTH_IMPORT_MAX_FILE_BYTES = env_int("TRUENORTH_IMPORT_MAX_FILE_BYTES", 50 * 2**20, minimum=1)
+TRUENORTH_IMPORT_MAX_ROWS = env_int("TRUENORTH_IMPORT_MAX_ROWS", 1_000_000, minimum=1)
+TRUENORTH_IMPORT_MAX_CELL_CHARS = env_int("TRUENORTH_IMPORT_MAX_CELL_CHARS", 1000, minimum=1)
+# The sum of an .xlsx file's uncompressed parts, checked before the workbook is opened (zip bombs).
+TRUENORTH_IMPORT_MAX_XLSX_BYTES = env_int("TRUENORTH_IMPORT_MAX_XLSX_BYTES", 200 * 2**20, minimum=1)
+
 # Security. HTTPS is assumed (secure cookies, HSTS) unless TRUENORTH_HTTPS=false,
 # which `make demo` sets because it serves plain HTTP on the loopback address.
 HTTPS = env_bool("TRUENORTH_HTTPS", not DEBUG)

@@ -6,6 +6,7 @@ in and out only."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any, Literal
 
@@ -13,11 +14,12 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import File, Query, Router, Schema, Status, UploadedFile
+from ninja.decorators import decorate_view
 from pydantic import Field, field_validator
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
-from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ErrorOut, ObjectId, StrictSchema
 from truenorth.jobs.api import SUBMIT_ERRORS, JobOut, accepted
 from truenorth.measures import imports, jobs, maths, services, sources
 from truenorth.measures.models import (
@@ -38,7 +40,7 @@ router = Router(tags=["value"])
 
 MAX_LIST = 1000
 MAX_BATCH = 10_000
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+UPLOAD_OVERHEAD = 64 * 1024  # multipart framing around an uploaded file
 VERSION_HELP = "The version you read; a stale one is refused with 409."
 ROW = re.compile(r"^rows\[(\d+)\]")
 
@@ -127,21 +129,13 @@ class PreviewRowOut(Schema):
 
 
 class ImportPreviewOut(Schema):
-    total: int = Field(description="Data rows in the file.")
+    total: int = Field(description="Data rows checked (the whole file unless `more`).")
     valid: int = Field(description="Rows that would be saved.")
     invalid: int = Field(description="Rows with an error (listed in errors).")
+    more: bool = Field(description="The file has more rows than the preview checked; the import checks all.")
     rows: list[PreviewRowOut] = Field(description="The first rows of the file, as read.")
     errors: list[RowErrorOut]
     measures: dict[str, int] = Field(description="Rows per matched measure name.")
-
-
-class ImportResultOut(Schema):
-    total: int = Field(description="Data rows in the file.")
-    created: int = Field(description="Observations saved by this request.")
-    skipped: int = Field(description="Rows an earlier import with the same key had already saved.")
-    rejected: int = Field(description="Rows not saved (listed in errors).")
-    batches: list[int]
-    errors: list[RowErrorOut]
 
 
 class KvaBalanceOut(Schema):
@@ -826,17 +820,46 @@ def _text_cell(value: Any) -> str:
     return str(value)
 
 
+def _limit_upload(run: Any) -> Any:
+    """Refuse (413) an upload whose declared length is over the import limit before its body is read."""
+
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = imports.max_file_bytes()
+        if length > limit + UPLOAD_OVERHEAD:
+            body = {
+                "detail": f"The upload is {length / 1e6:,.1f} MB; a file may be at most {limit / 1e6:,.1f} MB.",
+                "errors": [{"field": "file", "message": "The file is too large."}],
+            }
+            response = HttpResponse(json.dumps(body), status=413, content_type="application/json")
+            response["Connection"] = "close"  # the unread body must not be taken for the next request
+            return response
+        return run(request, *args, **kwargs)
+
+    return wrapped
+
+
 @router.post(
     "/{slug}/observations/import",
-    response={200: ImportPreviewOut, 201: ImportResultOut, **ERRORS},
-    summary="Import observations from a CSV or Excel file (with ?preview=true: check only)",
+    response={200: ImportPreviewOut, 202: JobOut, **SUBMIT_ERRORS, 413: ErrorOut},
+    summary="Import observations from a CSV or Excel file as a background job (?preview=true: check only)",
     description="Multipart upload, field `file`: columns `measure` (name or id), `observed_at`, `value` "
-    "and optionally `note`. Bad rows are reported with their line number (the header is line 1) and "
-    "the good rows are saved; nothing is saved with `preview=true` (200). A retried import with the "
-    "same `idempotency_key` saves nothing twice.",
+    "and optionally `note`. With `preview=true` nothing is saved: the first "
+    f"{imports.PREVIEW_CHECK_ROWS:,} rows are checked at once (200; `more` says the file has more). "
+    "Otherwise the file is checked (size, format, header) and imported by a background job: 202 with the "
+    "job (`Location`: GET it until `status` is succeeded or failed); its `result` counts the rows saved, "
+    "skipped and rejected and lists the bad rows by line (the header is line 1). A retried import with the "
+    "same `idempotency_key` saves nothing twice and resumes an interrupted one. 413 for a file over "
+    "TRUENORTH_IMPORT_MAX_FILE_BYTES; 422 for one over the row, cell or unpacked-size limits; 429 when the "
+    "organisation already has TRUENORTH_JOBS_PER_ORGANISATION jobs queued or running.",
 )
+@decorate_view(_limit_upload)
 def import_observations(
     request: HttpRequest,
+    response: HttpResponse,
     slug: str,
     filters: Query[ImportFilter],
     file: UploadedFile | None = File(None, description="The CSV or .xlsx file."),  # noqa: B008
@@ -845,8 +868,7 @@ def import_observations(
     services.require_writer(m)  # a preview only makes sense to someone who may import
     if file is None:
         raise ValidationFailed("Upload the file as multipart form data in the field `file`.", field="file")
-    if (file.size or 0) > MAX_UPLOAD_BYTES:
-        raise ValidationFailed(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB.", field="file")
+    imports.check_file_size(file.size)
     name = file.name or "upload.csv"
     content = file.read()
     if filters.preview:
@@ -857,6 +879,7 @@ def import_observations(
                 "total": preview.total,
                 "valid": preview.valid,
                 "invalid": preview.invalid,
+                "more": preview.more,
                 "rows": [
                     {
                         "line": r.line,
@@ -871,18 +894,8 @@ def import_observations(
                 "measures": preview.measures,
             },
         )
-    result = imports.run_import(m, user, name, content, idempotency_key=filters.idempotency_key)
-    return Status(
-        201,
-        {
-            "total": result.total,
-            "created": result.created,
-            "skipped": result.skipped,
-            "rejected": result.rejected,
-            "batches": result.batches,
-            "errors": _row_errors(result.errors),
-        },
-    )
+    job = imports.submit_import(m, user, name, content, idempotency_key=filters.idempotency_key)
+    return accepted(response, job)
 
 
 # --- balance, investment and return ---------------------------------------------------------------

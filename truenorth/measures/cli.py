@@ -28,7 +28,6 @@ measure_app = typer.Typer(
 )
 
 EXPORT_FORMATS = ("csv", "json")
-MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_SHOWN_ERRORS = 50
 
 
@@ -183,14 +182,16 @@ def import_(
     """Import observations from a CSV or Excel file; bad rows are listed by line, good rows saved.
 
     Columns: measure (name or id), observed_at, value and optionally note."""
+    membership, actor = _identity(org, as_user)
+    from truenorth.measures import imports
+
     try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            raise click.UsageError(f"FILE: {file} is larger than {MAX_FILE_BYTES // 2**20} MB")
+        limit = imports.max_file_bytes()  # TRUENORTH_IMPORT_MAX_FILE_BYTES, as for the API
+        if file.stat().st_size > limit:
+            raise click.UsageError(f"FILE: {file} is larger than {limit / 1e6:,.1f} MB")
         content = file.read_bytes()
     except OSError as exc:
         raise click.UsageError(f"FILE: cannot read {file}: {exc.strerror}") from None
-    membership, actor = _identity(org, as_user)
-    from truenorth.measures import imports
 
     if preview:
         report = imports.preview_import(membership, file.name, content)

@@ -15,8 +15,8 @@ from django.utils import timezone
 from truenorth.measures.models import KVA, MeasureDirection
 from truenorth.strategy.forms import Choices, set_choices
 
-# The previewed file travels back in the confirming form, base64-encoded (4/3 of its size), which must
-# stay under Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB). Larger files: `truenorth measure import`.
+# The previewed file travels back in the confirming form, base64-encoded (4/3 of its size), in the page:
+# kept small. Larger files (up to TRUENORTH_IMPORT_MAX_FILE_BYTES): the API or `truenorth measure import`.
 MAX_UPLOAD_BYTES = 1_500_000
 EARLIEST = dt.date(1900, 1, 1)
 LATEST = dt.date(2200, 12, 31)
@@ -101,8 +101,9 @@ class UploadForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError(
-                f"The file is larger than {MAX_UPLOAD_BYTES / 1e6:g} MB: import it with "
-                "`truenorth measure import FILE` instead."
+                f"The file is larger than {MAX_UPLOAD_BYTES / 1e6:g} MB: import it through the API or with "
+                "`truenorth measure import FILE` instead.",
+                code="too_large",
             )
         name = upload.name.lower()
         if not name.endswith((".csv", ".txt", ".xlsx")):

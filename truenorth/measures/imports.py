@@ -9,6 +9,12 @@ ones land in chunks, each chunk one atomic batch. With an idempotency key, chunk
 `KEY:n`, so running the same import again after an interruption skips the chunks already stored and
 never counts a row twice. Chunks are cut from the file alone (rows that parse), so they are the same on
 every run of the same file.
+
+Limits (settings TRUENORTH_IMPORT_*; README "Limits"): a file over the size limit is refused with 413
+(TooLarge); too many rows, a cell over the cell limit, or an .xlsx file whose parts unpack to too much
+(read from the zip directory before openpyxl opens it) with 422 naming the file and the line. A preview
+reads at most PREVIEW_CHECK_ROWS rows. The web upload and the API run imports as background jobs
+(`submit_import`, runner `run_import_job`): the request only checks the file, the worker imports it.
 """
 
 from __future__ import annotations
@@ -16,15 +22,21 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from truenorth.accounts.models import User
-from truenorth.core.errors import ValidationFailed
+from truenorth.core.errors import DomainError, TooLarge, ValidationFailed
+from truenorth.jobs import services as jobs
+from truenorth.jobs.models import Job
 from truenorth.measures import services
 from truenorth.measures.models import Measure, MeasureSource
 from truenorth.orgs.models import Membership
@@ -32,8 +44,8 @@ from truenorth.orgs.models import Membership
 REQUIRED = ("measure", "observed_at", "value")
 OPTIONAL = ("note",)
 DELIMITERS = (",", ";", "\t", "|")
-PREVIEW_ROWS = 20
-MAX_ROWS = 2_000_000
+PREVIEW_ROWS = 20  # rows a preview shows
+PREVIEW_CHECK_ROWS = 10_000  # rows a preview reads and checks at most: it answers at once for any file
 # The row fields services name, as the columns of the file.
 COLUMN_OF = {"measure_id": "measure", "observed_at": "observed_at", "value": "value", "note": "note"}
 
@@ -52,6 +64,7 @@ class ParsedFile:
     kind: str  # "csv" | "xlsx"
     columns: list[str]
     rows: list[ParsedRow]
+    more: bool = False  # parsing stopped at a limit and the file has more rows
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ class ImportPreview:
     rows: list[ParsedRow]  # the first rows of the file
     errors: list[RowError]
     measures: dict[str, int]  # matched measure name -> rows for it
+    more: bool = False  # the file has more rows than the preview checked (PREVIEW_CHECK_ROWS)
 
 
 @dataclass
@@ -82,6 +96,44 @@ class ImportResult:
     @property
     def rejected(self) -> int:
         return len({e.line for e in self.errors})
+
+
+# --- limits -------------------------------------------------------------------------------------
+# Every cap is refused before the work it bounds: the file size before reading, an .xlsx file's
+# uncompressed size from its zip directory before openpyxl opens it, the row count and cell size while
+# streaming the rows (a refused file is never held whole as rows). See the TRUENORTH_IMPORT_* settings.
+
+XLSX_MAX_COLUMNS = 64  # columns read from a sheet (the named ones must be among them)
+MAX_ZIP_MEMBERS = 10_000
+
+
+def max_file_bytes() -> int:
+    return int(settings.TRUENORTH_IMPORT_MAX_FILE_BYTES)
+
+
+def _max_rows() -> int:
+    return int(settings.TRUENORTH_IMPORT_MAX_ROWS)
+
+
+def _max_cell_chars() -> int:
+    return int(settings.TRUENORTH_IMPORT_MAX_CELL_CHARS)
+
+
+def _max_xlsx_bytes() -> int:
+    return int(settings.TRUENORTH_IMPORT_MAX_XLSX_BYTES)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
+def check_file_size(size: int | None, limit: int | None = None) -> None:
+    """Refuse (413) a file larger than the limit (the import setting unless given)."""
+    limit = max_file_bytes() if limit is None else limit
+    if size is not None and size > limit:
+        raise TooLarge(
+            f"The file is {_megabytes(size)}; a file may be at most {_megabytes(limit)}.", field="file"
+        )
 
 
 # --- reading files ------------------------------------------------------------------------------
@@ -122,6 +174,17 @@ def _cell_text(value: Any) -> str:
     return str(value).strip()
 
 
+def _check_cells(line: int, cells: Sequence[Any], header: Sequence[Any], limit: int) -> None:
+    for index, cell in enumerate(cells):
+        if isinstance(cell, str) and len(cell) > limit:
+            name = str(header[index] or "").strip()[:40] if index < len(header) else ""
+            raise ValidationFailed(
+                f"Line {line}, column {name or index + 1}: a cell may hold at most {limit:,} characters; "
+                f"this one holds {len(cell):,}.",
+                field="file",
+            )
+
+
 def _row(line: int, cells: Sequence[Any], columns: dict[str, int]) -> ParsedRow | None:
     def get(name: str) -> Any:
         index = columns.get(name)
@@ -141,59 +204,150 @@ def _row(line: int, cells: Sequence[Any], columns: dict[str, int]) -> ParsedRow 
     )
 
 
-def _csv_rows(text: str) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(text: str) -> Generator[tuple[int, list[Any]]]:
     first_line = text.split("\n", 1)[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line))
     next_line = 1
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over the csv module's 131,072-character limit
+            if "field limit" in str(exc):
+                message = f"a cell may hold at most {_max_cell_chars():,} characters"
+            else:
+                message = f"this line cannot be read as CSV ({exc})"
+            raise ValidationFailed(f"Line {next_line}: {message}.", field="file") from None
         yield next_line, cells
         next_line = reader.line_num + 1
 
 
-def _xlsx_rows(content: bytes) -> Iterator[tuple[int, list[Any]]]:
+def _check_xlsx_archive(content: bytes) -> None:
+    """Refuse an .xlsx file whose parts unpack to more than the limit, from the zip directory alone
+    (nothing is decompressed). zipfile never returns more than a member's declared size (and checks its
+    CRC), so a directory that understates sizes cannot smuggle more data past this check."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise ValidationFailed(f"This is not a readable Excel (.xlsx) file: {exc}", field="file") from None
+    limit = _max_xlsx_bytes()
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ValidationFailed(
+            f"This Excel file has {len(members):,} parts; at most {MAX_ZIP_MEMBERS:,} are read.", field="file"
+        )
+    total = sum(m.file_size for m in members)
+    if total > limit:
+        raise ValidationFailed(
+            f"This Excel file unpacks to {_megabytes(total)}; at most {_megabytes(limit)} is read. "
+            "Save it as CSV or split it.",
+            field="file",
+        )
+    # Shared strings are loaded whole into memory when the workbook opens: a tighter cap.
+    shared = sum(m.file_size for m in members if m.filename.lower().endswith("sharedstrings.xml"))
+    if shared > limit // 8:
+        raise ValidationFailed(
+            f"This Excel file's text cells unpack to {_megabytes(shared)}; at most {_megabytes(limit // 8)} "
+            "is read. Save it as CSV or split it.",
+            field="file",
+        )
+
+
+_XLSX_ERRORS = (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, SyntaxError, EOFError, zlib.error)
+
+
+def _xlsx_rows(content: bytes) -> Generator[tuple[int, list[Any]]]:
     import openpyxl  # imported on demand: only Excel uploads need it
 
+    _check_xlsx_archive(content)
     try:
         book = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+    except _XLSX_ERRORS as exc:
         raise ValidationFailed(f"This is not a readable Excel (.xlsx) file: {exc}", field="file") from None
     try:
+        if not book.worksheets:
+            raise ValidationFailed("This Excel file has no sheet.", field="file")
         sheet = book.worksheets[0]
-        for line, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
+        # The sheet's own dimension (cheap: the start of its XML) refuses an oversized sheet at once.
+        declared = sheet.max_row
+        if isinstance(declared, int) and declared > _max_rows() + 1:
+            raise ValidationFailed(
+                f"The sheet has {declared:,} rows; a file may hold at most {_max_rows():,}.", field="file"
+            )
+        # max_col bounds every row's width (a cell at column XFD would otherwise pad 16,384 cells).
+        cells_by_row = sheet.iter_rows(values_only=True, max_col=XLSX_MAX_COLUMNS)
+        line = 0
+        while True:
+            try:
+                cells = next(cells_by_row)
+            except StopIteration:
+                return
+            except _XLSX_ERRORS as exc:
+                raise ValidationFailed(
+                    f"Line {line + 1}: this Excel file cannot be read: {exc}", field="file"
+                ) from None
+            line += 1
             yield line, list(cells)
     finally:
         book.close()
 
 
-def parse_file(filename: str, content: bytes) -> ParsedFile:
-    """The data rows of a CSV or .xlsx file (by extension, or by content for an unknown one)."""
+def _is_xlsx(filename: str, content: bytes) -> bool:
     name = filename.lower()
-    is_xlsx = name.endswith((".xlsx", ".xlsm")) or (
+    return name.endswith((".xlsx", ".xlsm")) or (
         not name.endswith((".csv", ".tsv", ".txt")) and content[:4] == b"PK\x03\x04"
     )
+
+
+def parse_file(filename: str, content: bytes, *, limit: int | None = None, keep: bool = True) -> ParsedFile:
+    """The data rows of a CSV or .xlsx file (by extension, or by content for an unknown one).
+
+    With `limit`, stop after that many data rows (`more` tells whether the file goes on); with
+    `keep=False`, read every row but keep none (a check of the caps). The caps on size, rows and cells
+    apply either way."""
+    check_file_size(len(content))
+    name = filename.lower()
+    is_xlsx = _is_xlsx(filename, content)
     if name.endswith(".xls"):
         raise ValidationFailed(
             "Old Excel (.xls) files are not supported: save as .xlsx or CSV.", field="file"
         )
     if not content.strip():
         raise ValidationFailed("The file is empty.", field="file")
-    lines: Iterator[tuple[int, list[Any]]] = _xlsx_rows(content) if is_xlsx else _csv_rows(_decode(content))
-    header: list[Any] | None = None
-    for _, cells in lines:
-        if any(c not in (None, "") for c in cells):
-            header = cells
-            break
-    if header is None:
-        raise ValidationFailed("The file is empty.", field="file")
-    columns = _columns(header)
-    rows: list[ParsedRow] = []
-    for line, cells in lines:
-        row = _row(line, cells, columns)
-        if row is not None:
-            rows.append(row)
-            if len(rows) > MAX_ROWS:
-                raise ValidationFailed(f"A file may hold at most {MAX_ROWS:,} rows.", field="file")
-    return ParsedFile("xlsx" if is_xlsx else "csv", [str(h or "").strip() for h in header], rows)
+    max_rows, max_chars = _max_rows(), _max_cell_chars()
+    lines = _xlsx_rows(content) if is_xlsx else _csv_rows(_decode(content))
+    with closing(lines):  # closing the generator closes the workbook
+        header: list[Any] | None = None
+        for line, cells in lines:
+            _check_cells(line, cells, [], max_chars)
+            if any(c not in (None, "") for c in cells):
+                header = cells
+                break
+        if header is None:
+            raise ValidationFailed("The file is empty.", field="file")
+        columns = _columns(header)
+        rows: list[ParsedRow] = []
+        count = 0
+        more = False
+        for line, cells in lines:
+            count += 1  # blank lines count too: they cost as much to read
+            if count > max_rows:
+                raise ValidationFailed(
+                    f"A file may hold at most {max_rows:,} rows after the header; split it.", field="file"
+                )
+            _check_cells(line, cells, header, max_chars)
+            if not keep:
+                continue
+            row = _row(line, cells, columns)
+            if row is not None:
+                if limit is not None and len(rows) >= limit:
+                    more = True
+                    break
+                rows.append(row)
+    return ParsedFile(
+        "xlsx" if is_xlsx else "csv", [str(h or "").strip() for h in header], rows, more=more
+    )
 
 
 # --- matching and validating --------------------------------------------------------------------
@@ -242,8 +396,10 @@ def _resolve(
     return resolved, errors
 
 
-def _check(membership: Membership, filename: str, content: bytes, *, check_existing: bool) -> _Checked:
-    parsed = parse_file(filename, content)
+def _check(
+    membership: Membership, filename: str, content: bytes, *, check_existing: bool, limit: int | None = None
+) -> _Checked:
+    parsed = parse_file(filename, content, limit=limit)
     resolved, resolve_errors = _resolve(membership, parsed.rows)
     candidates = [i for i in range(len(parsed.rows)) if i in resolved]
     inputs = [
@@ -274,8 +430,11 @@ def _check(membership: Membership, filename: str, content: bytes, *, check_exist
 
 
 def preview_import(membership: Membership, filename: str, content: bytes) -> ImportPreview:
-    """What an import of this file would do: counts, the first rows, every bad row and the measures matched."""
-    checked = _check(membership, filename, content, check_existing=True)
+    """What an import of this file would do: counts, the first rows, every bad row and the measures matched.
+
+    It reads and checks at most PREVIEW_CHECK_ROWS rows (`more` says the file has more), so it answers
+    quickly and in bounded memory for any file; the import itself checks every row."""
+    checked = _check(membership, filename, content, check_existing=True, limit=PREVIEW_CHECK_ROWS)
     matched = Counter(row.measure.name for row in checked.clean)
     bad_lines = {e.line for e in checked.errors}
     return ImportPreview(
@@ -285,7 +444,15 @@ def preview_import(membership: Membership, filename: str, content: bytes) -> Imp
         rows=checked.parsed.rows[:PREVIEW_ROWS],
         errors=checked.errors,
         measures=dict(sorted(matched.items())),
+        more=checked.parsed.more,
     )
+
+
+def _import_key(idempotency_key: str) -> str:
+    key = services.clean_idempotency_key(idempotency_key)
+    if key and len(key) > 180:
+        raise ValidationFailed("An import's key must be at most 180 characters.", field="idempotency_key")
+    return key
 
 
 def run_import(
@@ -304,9 +471,7 @@ def run_import(
     services.require_writer(membership)
     if chunk_size < 1:
         raise ValidationFailed("The chunk size must be at least 1.", field="chunk_size")
-    key = services.clean_idempotency_key(idempotency_key)
-    if key and len(key) > 180:
-        raise ValidationFailed("An import's key must be at most 180 characters.", field="idempotency_key")
+    key = _import_key(idempotency_key)
     # Chunks are cut before looking for values already stored, so a re-run cuts the same chunks.
     checked = _check(membership, filename, content, check_existing=False)
     result = ImportResult(total=len(checked.parsed.rows), created=0, skipped=0, errors=list(checked.errors))
@@ -347,3 +512,115 @@ def run_import(
             progress(done, len(good))
     result.errors.sort(key=lambda e: (e.line, e.field))
     return result
+
+
+def describe_result(result: ImportResult) -> str:
+    """One line: what an import did."""
+    parts = [f"{result.created:,} observation{'s' if result.created != 1 else ''} imported"]
+    if result.skipped:
+        parts.append(f"{result.skipped:,} already imported before (same key)")
+    if result.rejected:
+        parts.append(f"{result.rejected:,} row{'s' if result.rejected != 1 else ''} rejected")
+    return ", ".join(parts) + f" (of {result.total:,} rows in the file)."
+
+
+# --- as a background job (truenorth/jobs) ---------------------------------------------------------
+# The web upload and the API store the file on a job and answer at once; the worker parses and stores it
+# chunk by chunk (reporting progress), so no web worker holds a large file. An interrupted import is
+# resumed by importing the same file with the same key (chunks already stored are skipped); without a
+# key, rows already stored are reported as duplicates, never stored twice.
+
+IMPORT_KIND = "observations.import"
+MAX_RESULT_ERRORS = 1000  # bad rows listed in a job's result (the count covers all of them)
+
+
+def check_upload(filename: str, content: bytes) -> None:
+    """What an upload is refused for before its import is queued: size, format and header; for CSV the
+    row and cell caps over the whole file (one pass of the csv module, nothing kept: about a second for
+    a million rows); for .xlsx the unpacked size and the sheet's declared rows (the job counts its rows:
+    parsing a sheet is the slow part that must not run in a web worker)."""
+    if _is_xlsx(filename, content):
+        parse_file(filename, content, limit=0)
+    else:
+        parse_file(filename, content, keep=False)
+
+
+def submit_import(
+    membership: Membership,
+    actor: User,
+    filename: str,
+    content: bytes,
+    *,
+    idempotency_key: str = "",
+    measure_id: int | None = None,
+) -> Job:
+    """Check what can be checked at once (role, size, format, header and, for .xlsx, the unpacked size)
+    and queue the import as a job holding the file. `measure_id`: the measure page it was uploaded from."""
+    services.require_writer(membership)
+    key = _import_key(idempotency_key)
+    check_upload(filename, content)
+    params: dict[str, Any] = {"filename": filename[:255], "idempotency_key": key, "bytes": len(content)}
+    if measure_id is not None:
+        params["measure_id"] = measure_id
+    return jobs.submit(membership, actor, IMPORT_KIND, params, payload=content)
+
+
+def result_dict(result: ImportResult) -> dict[str, Any]:
+    """An import's result as JSON (the API's answer and a job's result)."""
+    return {
+        "total": result.total,
+        "created": result.created,
+        "skipped": result.skipped,
+        "rejected": result.rejected,
+        "batches": result.batches,
+        "errors": [
+            {"line": e.line, "field": e.field, "message": e.message} for e in result.errors[:MAX_RESULT_ERRORS]
+        ],
+        "errors_total": len(result.errors),
+        "summary": describe_result(result),
+    }
+
+
+@jobs.register(IMPORT_KIND)
+def run_import_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
+    """The job: import the stored file as the person who uploaded it (who must still be a writer)."""
+    membership, actor = jobs.acting_membership(job)
+    content = jobs.payload_of(job)
+    if content is None:
+        raise jobs.JobFailed("The uploaded file is no longer stored; upload it again.")
+    handled = 0
+
+    def report(done: int, total: int) -> None:
+        nonlocal handled
+        handled = done
+        progress(done, total)
+
+    progress(0, 0)
+    key = str(job.params.get("idempotency_key") or "")
+    try:
+        result = run_import(
+            membership, actor, str(job.params.get("filename") or "upload.csv"), content,
+            idempotency_key=key, progress=report,
+        )
+    except jobs.JobFailed:
+        raise
+    except DomainError as exc:
+        if not handled:
+            raise
+        resume = (
+            "import the same file again with the same key to resume"
+            if key
+            else "import the same file again: rows already stored are reported, not stored twice"
+        )
+        raise jobs.JobFailed(
+            f"{exc.message} The {handled:,} good rows handled before it are stored; {resume}.",
+            result={"handled": handled},
+        ) from None
+    outcome = result_dict(result)
+    measure_id = job.params.get("measure_id")
+    if measure_id is not None:
+        outcome["link"] = (
+            reverse("measures:measure", args=(job.organisation.slug, int(measure_id))) + "#observations"
+        )
+        outcome["link_text"] = "Back to the measure"
+    return outcome

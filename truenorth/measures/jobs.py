@@ -5,6 +5,8 @@
 - `submit_refresh(membership, actor, measure)`: refresh one measure now as a job (truenorth/jobs) that
   the person follows (the "Refresh now" button, the API); `run_refresh` is its runner. In immediate mode
   (TRUENORTH_JOBS_IMMEDIATE, tests) it runs inline.
+- `imports.run_import_job`: the runner of observation file imports (IMPORT_KIND), registered by
+  importing measures/imports.py here.
 - `refresh_measure_job(measure_id, actor_id=None)`: a bare huey task refreshing one measure (no job to
   follow); `enqueue_refresh` queues it.
 """
@@ -22,7 +24,7 @@ from truenorth.accounts.models import User
 from truenorth.core.errors import DomainError
 from truenorth.jobs.models import Job
 from truenorth.jobs.services import JobFailed, Progress, acting_membership, register, submit
-from truenorth.measures import services
+from truenorth.measures import imports, services
 from truenorth.measures.models import Measure
 from truenorth.measures.refresh import check_refreshable, refresh_due, refresh_measure
 from truenorth.orgs.models import Membership
@@ -68,6 +70,8 @@ def enqueue_refresh(measure_id: int, actor_id: int | None = None) -> Any:
 
 
 REFRESH_KIND = "measure.refresh"
+# File imports run as jobs too; their runner lives with them (importing it here registers it).
+IMPORT_KIND = imports.IMPORT_KIND
 
 
 def submit_refresh(membership: Membership, actor: User, measure: Measure) -> Job:

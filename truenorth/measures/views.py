@@ -318,8 +318,9 @@ def _not_found(request: HttpRequest, membership: Membership) -> HttpResponse:
 @org_view
 @require_POST
 def measure_import(request: HttpRequest, membership: Membership, measure_id: int) -> HttpResponse:
-    """First step: parse the uploaded file and show what would be imported, row by row. Second step
-    (the confirm form, carrying the same file): import it, all good rows in one batch."""
+    """First step: parse the start of the uploaded file (at most imports.PREVIEW_CHECK_ROWS rows) and show
+    what would be imported, row by row. Second step (the confirm form, carrying the same file): import it
+    as a background job and show the job's page."""
     services.require_writer(membership)
     measure = services.get_measure(membership, measure_id)
     context: dict[str, Any] = {"membership": membership, "org": membership.organisation, "measure": measure}
@@ -333,23 +334,24 @@ def measure_import(request: HttpRequest, membership: Membership, measure_id: int
         except (binascii.Error, ValueError):
             messages.error(request, "The file to import was damaged; upload it again.")
             return redirect(_measure_url(membership, measure_id, "import"))
-        try:
-            result = imports.run_import(
+        try:  # the import runs as a background job; its page follows it
+            job = imports.submit_import(
                 membership,
                 current_user(request),
                 confirm.cleaned_data["filename"],
                 content,
                 idempotency_key=confirm.cleaned_data["idempotency_key"],
+                measure_id=measure.pk,
             )
-        except FormErrors as exc:
+        except (*FormErrors, TooManyRequests) as exc:
             messages.error(request, exc.message)
             return redirect(_measure_url(membership, measure_id, "import"))
-        messages.success(request, _describe_import(result))
-        return redirect(_measure_url(membership, measure_id, "observations"))
+        return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
 
     form = f.UploadForm(request.POST, request.FILES)
     if not form.is_valid():
-        return _measure_page(request, membership, measure_id, upload_form=form, status=422)
+        status = 413 if form.has_error("file", code="too_large") else 422
+        return _measure_page(request, membership, measure_id, upload_form=form, status=status)
     upload = form.cleaned_data["file"]
     content = upload.read()
     try:
@@ -368,15 +370,6 @@ def measure_import(request: HttpRequest, membership: Membership, measure_id: int
         ),
     )
     return render(request, "measures/import_preview.html", context)
-
-
-def _describe_import(result: imports.ImportResult) -> str:
-    parts = [f"{result.created} observation{'s' if result.created != 1 else ''} imported"]
-    if result.skipped:
-        parts.append(f"{result.skipped} already imported before")
-    if result.rejected:
-        parts.append(f"{result.rejected} row{'s' if result.rejected != 1 else ''} rejected (see the preview)")
-    return ", ".join(parts) + "."
 
 
 @org_view

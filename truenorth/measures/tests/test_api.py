@@ -381,17 +381,20 @@ def test_csv_upload_preview_then_import_reports_bad_lines_and_keeps_good_rows(me
     assert [r["line"] for r in body["rows"]] == [2, 3, 4, 5]
     assert not Observation.objects.exists()
 
+    # The import is a background job (run inline in tests): 202 with the job, its result when done.
     imported = _upload(member.api(), CSV_WITH_A_BAD_ROW, "?idempotency_key=upload-1")
-    assert imported.status_code == 201, imported.content
-    body = imported.json()
+    assert imported.status_code == 202, imported.content
+    job = member.api().get(imported["Location"]).json()
+    assert (job["kind"], job["status"]) == ("observations.import", "succeeded")
+    body = job["result"]
     assert (body["total"], body["created"], body["rejected"]) == (4, 2, 2)
     assert {(e["line"], e["field"]) for e in body["errors"]} == {(3, "value"), (5, "measure")}
     assert sorted(Observation.objects.values_list("value", flat=True)) == [100, 120]
     assert set(Observation.objects.values_list("source", flat=True)) == {"file"}
 
     retry = _upload(member.api(), CSV_WITH_A_BAD_ROW, "?idempotency_key=upload-1")
-    assert retry.status_code == 201
-    assert (retry.json()["created"], retry.json()["skipped"]) == (0, 2)
+    assert retry.status_code == 202
+    assert (retry.json()["result"]["created"], retry.json()["result"]["skipped"]) == (0, 2)
     assert Observation.objects.count() == 2
 
 

@@ -240,6 +240,7 @@ def test_a_file_is_previewed_then_imported_once(owner, measure) -> None:
     }
     done = owner.client.post(url, confirm)
     assert done.status_code == 302
+    assert "/jobs/" in done["Location"]  # the import runs as a background job; its page follows it
     assert Observation.objects.filter(measure=measure).count() == 4
     again = owner.client.post(url, confirm, follow=True)  # a double submit counts nothing twice
     assert Observation.objects.filter(measure=measure).count() == 4
