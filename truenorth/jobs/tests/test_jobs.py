@@ -299,3 +299,13 @@ def test_truenorth_check_warns_about_jobs_stuck_in_the_queue(org_a):
     warnings = [c for c in run_checks() if c.name.startswith("job #")]
     assert len(warnings) == 1
     assert warnings[0].status == "warning" and "truenorth worker" in warnings[0].detail
+
+
+def test_refresh_now_past_the_limit_says_why_on_the_measure_page(org_a, member, memory_source, settings):
+    settings.TRUENORTH_JOBS_PER_ORGANISATION = 1
+    Job.objects.create(organisation=org_a, kind="measure.refresh", status=JobStatus.RUNNING)
+    measure = sql_measure(org_a, memory_source)
+    response = member.client.post(f"/o/{org_a.slug}/measures/{measure.pk}/refresh/", follow=True)
+    assert response.redirect_chain[-1][0] == f"/o/{org_a.slug}/measures/{measure.pk}/"
+    assert "at most 1 at a time" in response.content.decode()
+    assert Job.objects.count() == 1
