@@ -114,10 +114,14 @@ OBJECT_KWARGS = frozenset(
 #    accept it. The walk only GETs it: POSTing would legitimately make the outsider a member of A.
 #  - accounts:password_reset_confirm: the walk uses an org-A user's uid with a token that is NOT valid,
 #    so the page must say the link is invalid without revealing whose account it is.
-BEARER_LINK_ROUTES = frozenset({"orgs:accept_invitation", "accounts:password_reset_confirm"})
+#  - accounts:sign_in_link: an e-mailed sign-in link (after failed sign-ins); the walk uses an invalid one.
+BEARER_LINK_ROUTES = frozenset(
+    {"orgs:accept_invitation", "accounts:password_reset_confirm", "accounts:sign_in_link"}
+)
 BEARER_LINK_MAY_SHOW: dict[str, frozenset[str]] = {
     "orgs:accept_invitation": frozenset({ORG_A_NAME, INVITEE_EMAIL}),
     "accounts:password_reset_confirm": frozenset(),
+    "accounts:sign_in_link": frozenset(),
 }
 BEARER_LINK_SKIP_POST = frozenset({"orgs:accept_invitation"})
 
@@ -533,6 +537,7 @@ def vision_ids(v: VisionA) -> dict[str, str]:
 WEB_KWARG_OVERRIDES: dict[str, dict[str, str]] = {
     # An org-A user's uid with a reset token that is not valid (a valid one would be a bearer link).
     "accounts:password_reset_confirm": {"token": "bogus-reset-token"},
+    "accounts:sign_in_link": {"token": "bogus-sign-in-link"},
 }
 
 ABSENT_KWARGS = {"org_slug": ABSENT_SLUG} | {name: str(ABSENT_ID) for name in OBJECT_KWARGS - {"org_slug"}}

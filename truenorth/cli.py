@@ -206,6 +206,15 @@ def check() -> None:
         raise typer.Exit(1)
 
 
+@app.command("purge-sign-ins")
+def purge_sign_ins() -> None:
+    """Delete failed sign-ins older than the throttling window (`truenorth worker` does it every hour)."""
+    _setup_django()
+    from truenorth.accounts.services import purge_old_login_attempts
+
+    console.print(f"Deleted {purge_old_login_attempts()} old failed sign-in(s).")
+
+
 # Vision (truenorth/strategy/cli.py): lint, products, goals, export, import.
 app.command("lint")(strategy_cli.lint)
 app.add_typer(strategy_cli.products_app, name="products")

@@ -147,10 +147,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Login throttling: failures allowed per e-mail address and per client address in the window.
+# Login throttling (accounts/services.py, README "Sign-in throttling"): past this many failures for an
+# account in the window, its password alone is not enough (a known browser or an e-mailed link must back
+# it); past this many from one client address, that address is refused for the window.
 LOGIN_MAX_FAILURES_PER_EMAIL = env_int("LOGIN_MAX_FAILURES_PER_EMAIL", 5, minimum=1)
 LOGIN_MAX_FAILURES_PER_IP = env_int("LOGIN_MAX_FAILURES_PER_IP", 20, minimum=1)
 LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+
+
+def _trusted_proxies() -> list[str]:
+    """TRUENORTH_TRUSTED_PROXIES: addresses or networks of the reverse proxies in front of TrueNorth; only
+    from them is X-Forwarded-For believed (its right-most address that is not a trusted proxy)."""
+    import ipaddress
+
+    for item in (proxies := env_list("TRUENORTH_TRUSTED_PROXIES", [])):
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"TRUENORTH_TRUSTED_PROXIES: '{item}' is not an IP address or network (e.g. 10.0.0.0/8)"
+            ) from None
+    return proxies
+
+
+TRUENORTH_TRUSTED_PROXIES = _trusted_proxies()
 INVITATION_VALID_DAYS = env_int("INVITATION_VALID_DAYS", 14, minimum=1)
 
 LANGUAGE_CODE = "en-gb"

@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     name = "truenorth.accounts"
     label = "accounts"
+
+    def ready(self) -> None:
+        # Registers the periodic purge of old failed sign-ins with huey, in every process (the worker too).
+        from truenorth.accounts import jobs  # noqa: F401

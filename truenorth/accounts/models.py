@@ -32,6 +32,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
+    # When a sign-in link was last e-mailed because of failed sign-ins (at most one per few minutes).
+    sign_in_link_sent_at = models.DateTimeField(null=True, blank=True)
 
     objects: ClassVar[UserManager] = UserManager()
 
@@ -91,11 +93,19 @@ class APIToken(models.Model):
 
 
 class LoginAttempt(models.Model):
-    """A failed sign-in, kept for a while to throttle password guessing."""
+    """A failed sign-in, kept for a while to throttle password guessing (purged by a periodic job).
+
+    `ip_address` is the client's address as read through the trusted proxies (an IPv6 client's /64)."""
 
     email = models.CharField(max_length=254, db_index=True)
     ip_address = models.CharField(max_length=64, db_index=True)
     at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        indexes = (
+            models.Index(fields=("email", "at"), name="loginattempt_email_at"),
+            models.Index(fields=("ip_address", "at"), name="loginattempt_ip_at"),
+        )
 
     def __str__(self) -> str:
         return f"failed sign-in for {self.email} from {self.ip_address}"

@@ -10,6 +10,7 @@ app_name = "accounts"
 urlpatterns = [
     path("signup/", views.sign_up, name="signup"),
     path("login/", views.sign_in, name="login"),
+    path("login/link/<str:token>/", views.sign_in_link, name="sign_in_link"),
     path("logout/", views.sign_out, name="logout"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<id:token_id>/revoke/", views.revoke_token, name="revoke_token"),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
 from django.contrib.auth import views as auth_views
@@ -10,13 +11,14 @@ from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.utils.cache import add_never_cache_headers
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from truenorth.accounts import services
 from truenorth.accounts.forms import SignInForm, SignUpForm, TokenForm
+from truenorth.accounts.models import User
 from truenorth.core.access import apply_error, current_user
 from truenorth.core.errors import DomainError, NotFound, TooManyRequests
 from truenorth.orgs.services import create_organisation
@@ -46,14 +48,29 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to TrueNorth.")
             if target := _next_url(request):
-                return redirect(target)
-            return redirect("orgs:dashboard", org_slug=org.slug) if org else redirect("core:home")
+                return _remember_device(redirect(target), user)
+            response = redirect("orgs:dashboard", org_slug=org.slug) if org else redirect("core:home")
+            return _remember_device(response, user)
     return render(request, "accounts/signup.html", {"form": form, "next": _next_url(request)})
+
+
+def _remember_device(response: HttpResponse, user: User) -> HttpResponse:
+    """Mark this browser as one the user signs in from: failed sign-ins by others against the account
+    never make its password alone insufficient here (accounts/services.py)."""
+    response.set_cookie(
+        services.DEVICE_COOKIE,
+        services.device_cookie_value(user),
+        max_age=int(services.DEVICE_COOKIE_MAX_AGE.total_seconds()),
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
 
 
 @require_http_methods(["GET", "POST"])
 def sign_in(request: HttpRequest) -> HttpResponse:
-    form = SignInForm(request.POST or None)
+    form = SignInForm(request.POST or None, initial={"email": request.GET.get("email", "")})
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
@@ -65,8 +82,21 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             login(request, user)
-            return redirect(_next_url(request) or "core:home")
+            return _remember_device(redirect(_next_url(request) or "core:home"), user)
     return render(request, "accounts/login.html", {"form": form, "next": _next_url(request)}, status=status)
+
+
+@require_http_methods(["GET"])
+def sign_in_link(request: HttpRequest, token: str) -> HttpResponse:
+    """An e-mailed sign-in link: this browser may then sign in to the account with its password, however
+    many failed sign-ins others caused. It signs nobody in by itself."""
+    try:
+        user = services.confirm_sign_in_link(request, token)
+    except DomainError as exc:
+        messages.error(request, f"{exc.message} Sign in again to receive a new one.")
+        return redirect("accounts:login")
+    messages.success(request, "E-mail address confirmed: sign in with your password.")
+    return redirect(f"{reverse('accounts:login')}?{urlencode({'email': user.email})}")
 
 
 @require_POST
@@ -76,16 +106,15 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     return redirect("accounts:login")
 
 
-# Nonces of the token forms last shown (a few, for several tabs): a form is good for one token, so a reload
-# (which re-posts it) creates no second token. Nonces are no secret; the token is never in the session.
-TOKEN_FORM_NONCES_KEY = "token_form_nonces"
-TOKEN_FORM_NONCES_KEPT = 5
+# Each token form carries a random nonce and is good for one token: the nonces of the last forms used are
+# kept in the session, so a reload (which re-posts the form) creates no second token. Nonces are no
+# secret, and only POSTs write them; the token itself is never in the session.
+TOKEN_FORM_USED_KEY = "token_forms_used"
+TOKEN_FORM_USED_KEPT = 20
 
 
 def _token_page(request: HttpRequest, form: TokenForm, created: str | None = None) -> HttpResponse:
     nonce = secrets.token_urlsafe(16)
-    kept = list(request.session.get(TOKEN_FORM_NONCES_KEY, []))[-(TOKEN_FORM_NONCES_KEPT - 1) :]
-    request.session[TOKEN_FORM_NONCES_KEY] = [*kept, nonce]
     context = {"form": form, "tokens": services.tokens_of(current_user(request)), "created": created}
     response = render(request, "accounts/tokens.html", {**context, "nonce": nonce})
     add_never_cache_headers(response)  # the page may carry a secret: never from a cache, nor the back button
@@ -101,8 +130,8 @@ def tokens(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _token_page(request, TokenForm())
     nonce = request.POST.get("nonce", "")
-    issued = list(request.session.get(TOKEN_FORM_NONCES_KEY, []))
-    if nonce not in issued:
+    used = list(request.session.get(TOKEN_FORM_USED_KEY, []))
+    if len(nonce) < 16 or nonce in used:
         # A re-post of a form already used (a reload of the page that showed the token): no new token.
         messages.info(request, "That form was already used; no new token was created.")
         return redirect("accounts:tokens")
@@ -113,7 +142,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             apply_error(form, exc)
         else:
-            request.session[TOKEN_FORM_NONCES_KEY] = [n for n in issued if n != nonce]
+            request.session[TOKEN_FORM_USED_KEY] = [*used[-(TOKEN_FORM_USED_KEPT - 1) :], nonce]
             return _token_page(request, TokenForm(), created=raw)
     return _token_page(request, form)
 
@@ -147,6 +176,7 @@ class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         response = super().form_valid(form)
         services.clear_login_failures(form.user.email)
+        services.mark_confirmed(self.request, form.user)  # the reset link proved the mailbox
         _tokens_revoked_message(self.request, services.revoke_all_tokens(form.user))
         return response
 

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.contrib.sessions.models import Session
 from django.core import mail
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
@@ -29,22 +30,35 @@ def _all_session_data() -> str:
     return "\n".join(repr(session.get_decoded()) for session in Session.objects.all())
 
 
+def _post_token_form(persona: Persona, name: str) -> tuple[HttpResponse, str]:
+    """Fill in and send the tokens page's form, as a browser would; returns the answer and the nonce."""
+    page = persona.client.get(TOKENS).content.decode()
+    found = re.search(r'name="nonce" value="([^"]+)"', page)
+    nonce = found.group(1) if found else ""
+    return persona.client.post(TOKENS, {"name": name, "scope": "read", "nonce": nonce}), nonce
+
+
 def _create_on_the_web(persona: Persona, name: str) -> tuple[str, str]:
     """Create a token through the tokens page; returns its secret as shown and the form's nonce."""
-    page = persona.client.get(TOKENS).content.decode()
-    nonce = re.search(r'name="nonce" value="([^"]+)"', page)
-    assert nonce, page
-    response = persona.client.post(TOKENS, {"name": name, "scope": "read", "nonce": nonce.group(1)})
+    response, nonce = _post_token_form(persona, name)
     assert response.status_code == 200, response.content
     assert "no-store" in response["Cache-Control"]
     shown = TOKEN_RE.search(response.content.decode())
     assert shown, response.content
-    return shown.group(1), nonce.group(1)
+    return shown.group(1), nonce
 
 
 def test_a_new_tokens_secret_is_shown_in_the_answer_and_never_stored_in_the_session(owner: Persona) -> None:
-    raw, _ = _create_on_the_web(owner, "laptop")
-    assert raw not in _all_session_data()
+    before = APIToken.objects.count()
+    response, _ = _post_token_form(owner, "laptop")
+    assert APIToken.objects.count() == before + 1
+    # Right after the POST, no stored session holds a raw token (they all start with "tn_").
+    assert "tn_" not in _all_session_data()
+    assert response.status_code == 200, response.content
+    assert "no-store" in response["Cache-Control"]
+    shown = TOKEN_RE.search(response.content.decode())
+    assert shown, response.content
+    raw = shown.group(1)
     assert Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get("/api/v1/me").json()["email"] == owner.user.email
     # The next view of the page does not show it again.
     assert raw not in owner.client.get(TOKENS).content.decode()
