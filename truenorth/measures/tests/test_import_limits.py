@@ -416,3 +416,18 @@ def test_the_worker_finds_the_import_runner_by_discovering_the_apps_jobs_modules
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "truenorth.settings", "TRUENORTH_DATA_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "run_import_job", done.stderr
+
+
+def test_an_xlsx_whose_rows_are_only_counted_by_the_job_fails_the_job_with_the_limit_not_a_500(
+    member, revenue, settings
+):
+    """Without a declared dimension, a sheet's rows are counted while the job streams it (parsing a sheet
+    in the request would hold a web worker); the job fails naming the limit and stores nothing."""
+    settings.TRUENORTH_IMPORT_MAX_ROWS = 1000
+    content = crafted_xlsx(many_rows(1500, dimension=False), no_shared_strings())
+    response = _upload(member.api(), "rows.xlsx", content, "?idempotency_key=rows")
+    assert response.status_code == 202, response.content
+    job = member.api().get(response["Location"]).json()
+    assert job["status"] == "failed"
+    assert "at most 1,000 rows" in job["error"]
+    assert not Observation.objects.exists()
