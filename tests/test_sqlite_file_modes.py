@@ -68,7 +68,9 @@ def test_an_existing_world_readable_database_is_made_private_on_the_next_start(t
 
 def test_a_database_elsewhere_gets_a_private_new_directory_and_file(tmp_path: Path) -> None:
     db = tmp_path / "elsewhere" / "deep" / "db.sqlite3"
-    _migrate_and_stat(tmp_path / "data", f"sqlite:///{db}")
+    modes = _migrate_and_stat(tmp_path / "data", f"sqlite:///{db}")
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    # The data directory (keys, job queue) is created private too, wherever the database is.
+    assert modes["data_dir"] == 0o700
 

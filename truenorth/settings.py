@@ -13,6 +13,8 @@ from truenorth.env import ConfigError, env_bool, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent
 
 DATA_DIR = Path(env_str("TRUENORTH_DATA_DIR", str(user_data_path("truenorth", appauthor=False)))).expanduser()
+# It holds keys, the job queue and by default the database: created private to the account running TrueNorth.
+DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 def _secret_key() -> str:
