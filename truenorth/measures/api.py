@@ -831,7 +831,7 @@ def _limit_upload(run: Any) -> Any:
         limit = imports.max_file_bytes()
         if length > limit + UPLOAD_OVERHEAD:
             body = {
-                "detail": f"The upload is {length / 1e6:,.1f} MB; a file may be at most {limit / 1e6:,.1f} MB.",
+                "detail": f"The upload is {imports.size_text(length)}; a file may be at most {imports.size_text(limit)}.",
                 "errors": [{"field": "file", "message": "The file is too large."}],
             }
             response = HttpResponse(json.dumps(body), status=413, content_type="application/json")

@@ -188,7 +188,7 @@ def import_(
     try:
         limit = imports.max_file_bytes()  # TRUENORTH_IMPORT_MAX_FILE_BYTES, as for the API
         if file.stat().st_size > limit:
-            raise click.UsageError(f"FILE: {file} is larger than {limit / 1e6:,.1f} MB")
+            raise click.UsageError(f"FILE: {file} is larger than {imports.size_text(limit)}")
         content = file.read_bytes()
     except OSError as exc:
         raise click.UsageError(f"FILE: cannot read {file}: {exc.strerror}") from None

@@ -123,8 +123,9 @@ def _max_xlsx_bytes() -> int:
     return int(settings.TRUENORTH_IMPORT_MAX_XLSX_BYTES)
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:,.1f} MB"
+def size_text(size: int) -> str:
+    """A byte count for people: "820 KB", "52.4 MB"."""
+    return f"{size / 1e3:,.0f} KB" if size < 1e6 else f"{size / 1e6:,.1f} MB"
 
 
 def check_file_size(size: int | None, limit: int | None = None) -> None:
@@ -132,7 +133,7 @@ def check_file_size(size: int | None, limit: int | None = None) -> None:
     limit = max_file_bytes() if limit is None else limit
     if size is not None and size > limit:
         raise TooLarge(
-            f"The file is {_megabytes(size)}; a file may be at most {_megabytes(limit)}.", field="file"
+            f"The file is {size_text(size)}; a file may be at most {size_text(limit)}.", field="file"
         )
 
 
@@ -245,7 +246,7 @@ def _check_xlsx_archive(content: bytes) -> None:
     total = sum(m.file_size for m in members)
     if total > limit:
         raise ValidationFailed(
-            f"This Excel file unpacks to {_megabytes(total)}; at most {_megabytes(limit)} is read. "
+            f"This Excel file unpacks to {size_text(total)}; at most {size_text(limit)} is read. "
             "Save it as CSV or split it.",
             field="file",
         )
@@ -253,7 +254,7 @@ def _check_xlsx_archive(content: bytes) -> None:
     shared = sum(m.file_size for m in members if m.filename.lower().endswith("sharedstrings.xml"))
     if shared > limit // 8:
         raise ValidationFailed(
-            f"This Excel file's text cells unpack to {_megabytes(shared)}; at most {_megabytes(limit // 8)} "
+            f"This Excel file's text cells unpack to {size_text(shared)}; at most {size_text(limit // 8)} "
             "is read. Save it as CSV or split it.",
             field="file",
         )

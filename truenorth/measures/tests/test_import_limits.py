@@ -431,3 +431,21 @@ def test_an_xlsx_whose_rows_are_only_counted_by_the_job_fails_the_job_with_the_l
     assert job["status"] == "failed"
     assert "at most 1,000 rows" in job["error"]
     assert not Observation.objects.exists()
+
+
+def test_the_cli_refuses_a_file_over_the_same_size_limit_and_a_cell_over_the_cell_limit_in_one_line(
+    capsys, tmp_path, member, revenue, settings
+):
+    from truenorth import cli
+
+    settings.TRUENORTH_IMPORT_MAX_FILE_BYTES = 10_000
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"measure,observed_at,value\n" + b"Revenue,2026-01-01,1\n" * 1000)
+    long_cell = tmp_path / "long.csv"
+    long_cell.write_bytes(b"measure,observed_at,value,note\nRevenue,2026-01-01,1," + b"n" * 2000 + b"\n")
+    for path, fragment in ((big, "larger than 10 KB"), (long_cell, "Line 2, column note")):
+        code = cli.main(["measure", "import", str(path), "--org", SLUG, "--as", member.user.email])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not Observation.objects.exists()
