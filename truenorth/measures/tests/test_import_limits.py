@@ -449,3 +449,20 @@ def test_the_cli_refuses_a_file_over_the_same_size_limit_and_a_cell_over_the_cel
         assert code == 2, err
         assert len(err.strip().splitlines()) == 1 and fragment in err, err
     assert not Observation.objects.exists()
+
+
+def test_past_the_organisations_job_limit_an_import_is_429_in_the_api_and_a_message_on_the_web(
+    owner, member, revenue, queued, settings
+):
+    settings.TRUENORTH_JOBS_PER_ORGANISATION = 1
+    assert _upload(member.api(), "a.csv", big_csv(5), "?idempotency_key=a").status_code == 202  # queued
+    refused = _upload(member.api(), "b.csv", big_csv(5), "?idempotency_key=b")
+    assert refused.status_code == 429, refused.content
+    url = reverse("measures:import", kwargs={"org_slug": SLUG, "measure_id": revenue.pk})
+    preview = owner.client.post(url, {"file": SimpleUploadedFile("x.csv", big_csv(5))})
+    form = preview.context["confirm_form"]
+    confirm = {"confirm": "1", **{k: form.initial[k] for k in ("filename", "content", "idempotency_key")}}
+    page = owner.client.post(url, confirm, follow=True)
+    assert page.status_code == 200
+    assert "already has 1 job" in page.content.decode()
+    assert Job.objects.count() == 1 and not Observation.objects.exists()
