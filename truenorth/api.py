@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -13,6 +15,7 @@ from ninja.security import HttpBearer
 from truenorth.accounts.models import APIToken
 from truenorth.accounts.services import authenticate_token
 from truenorth.core.errors import DomainError, Forbidden
+from truenorth.core.views import too_large
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,12 @@ def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return api.create_response(request, {"detail": str(exc), "errors": []}, status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def on_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    # Bodies that declare their size are refused by core.middleware before this; the rest land here.
+    return too_large(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
 @api.exception_handler(Exception)

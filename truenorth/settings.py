@@ -85,6 +85,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "truenorth.core.middleware.SecurityHeadersMiddleware",
+    "truenorth.core.middleware.RequestBodyLimitMiddleware",
     "truenorth.core.middleware.APIMethodNotAllowedMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -208,6 +209,12 @@ TRUENORTH_IMPORT_MAX_ROWS = env_int("TRUENORTH_IMPORT_MAX_ROWS", 1_000_000, mini
 TRUENORTH_IMPORT_MAX_CELL_CHARS = env_int("TRUENORTH_IMPORT_MAX_CELL_CHARS", 1000, minimum=1)
 # The sum of an .xlsx file's uncompressed parts, checked before the workbook is opened (zip bombs).
 TRUENORTH_IMPORT_MAX_XLSX_BYTES = env_int("TRUENORTH_IMPORT_MAX_XLSX_BYTES", 200 * 2**20, minimum=1)
+
+# Request bodies (README, "Limits"): a JSON or form body may hold TRUENORTH_MAX_JSON_BODY_MB; the
+# default fits the largest observation batch (10,000 rows, 500-character notes) in any JSON encoding,
+# \u escapes included. Larger bodies are refused with 413 (core.middleware.RequestBodyLimitMiddleware).
+TRUENORTH_MAX_JSON_BODY_MB = env_int("TRUENORTH_MAX_JSON_BODY_MB", 64, minimum=1)
+DATA_UPLOAD_MAX_MEMORY_SIZE = TRUENORTH_MAX_JSON_BODY_MB * 2**20
 
 # Security. HTTPS is assumed (secure cookies, HSTS) unless TRUENORTH_HTTPS=false,
 # which `make demo` sets because it serves plain HTTP on the loopback address.

@@ -43,3 +43,28 @@ class APIMethodNotAllowedMiddleware:
                 json["Allow"] = allow
             return json
         return response
+
+
+class RequestBodyLimitMiddleware:
+    """Answers 413 to a request whose declared body is over the limits, before anything reads it.
+
+    JSON and form bodies may hold DATA_UPLOAD_MAX_MEMORY_SIZE (TRUENORTH_MAX_JSON_BODY_MB); multipart
+    bodies (file uploads) that plus the largest file an import accepts (TRUENORTH_IMPORT_MAX_FILE_BYTES).
+    Django itself would raise RequestDataTooBig later, which became a 500 in the API."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if request.content_type == "multipart/form-data":
+            limit += settings.TRUENORTH_IMPORT_MAX_FILE_BYTES
+        if length > limit:
+            from truenorth.core.views import too_large
+
+            return too_large(request, limit)
+        return self.get_response(request)

@@ -40,7 +40,15 @@ class ErrorOut(Schema):
     errors: list[FieldError] = []
 
 
-ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,  # the body is over the limit (core.middleware.RequestBodyLimitMiddleware)
+    422: ErrorOut,
+}
 READ_ERRORS = {401: ErrorOut, 404: ErrorOut, 422: ErrorOut}
 
 

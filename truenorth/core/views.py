@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -51,7 +53,21 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return render(request, "500.html", {}, status=500)
 
 
+def too_large(request: HttpRequest, limit: int, field: str = "body") -> HttpResponse:
+    """413: the request body is over a configured limit (README, "Limits"); JSON for the API."""
+    megabytes = f"{limit / 2**20:g} MB"
+    message = f"The request is larger than the {megabytes} this server accepts."
+    if _wants_json(request):
+        return JsonResponse(
+            {"detail": message, "errors": [{"field": field, "message": message}], "limit_bytes": limit},
+            status=413,
+        )
+    return render(request, "413.html", {"message": message}, status=413)
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):  # a body read past DATA_UPLOAD_MAX_MEMORY_SIZE
+        return too_large(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
     if _wants_json(request):
         return JsonResponse({"detail": "Bad request.", "errors": []}, status=400)
     return render(request, "400.html", {}, status=400)
