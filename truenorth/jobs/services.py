@@ -29,6 +29,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
+from huey.contrib.djhuey import HUEY
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import DomainError, NotFound, TooManyRequests
@@ -119,7 +120,10 @@ def submit(
             params=params or {},
             payload=payload,
         )
-    _enqueue(job)
+    if HUEY.immediate:
+        _enqueue(job)
+    else:  # inside a caller's transaction, the worker must not look for the job before it is committed
+        transaction.on_commit(lambda: _enqueue(job))
     return reload(job)
 
 

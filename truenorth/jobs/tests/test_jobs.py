@@ -309,3 +309,18 @@ def test_refresh_now_past_the_limit_says_why_on_the_measure_page(org_a, member, 
     assert response.redirect_chain[-1][0] == f"/o/{org_a.slug}/measures/{measure.pk}/"
     assert "at most 1 at a time" in response.content.decode()
     assert Job.objects.count() == 1
+
+
+def test_outside_immediate_mode_a_job_is_queued_only_once_its_row_is_committed(
+    member, monkeypatch, django_capture_on_commit_callbacks
+):
+    from huey.contrib.djhuey import HUEY
+
+    queued: list[int] = []
+    monkeypatch.setattr(services, "_enqueue", lambda job: queued.append(job.pk))
+    monkeypatch.setattr(HUEY, "immediate", False)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.submit(member.membership, member.user, "test.count", {"n": 1})
+        assert queued == []  # the worker could not see the row yet
+    assert queued == [job.pk]
+    assert job.status == "queued"
