@@ -57,6 +57,27 @@ TRUENORTH_ENCRYPTION_KEYS = _encryption_keys()
 TRUENORTH_DUCKDB_DIRS = [
     Path(d).expanduser() for d in env_list("TRUENORTH_DUCKDB_DIRS", [str(DATA_DIR / "duckdb")])
 ]
+
+
+def _duckdb_grants() -> dict[int, list[Path]]:
+    """TRUENORTH_DUCKDB_GRANTS: extra directories the operator grants one organisation, as
+    `<organisation id>=<absolute directory>` items (comma-separated; an id may appear several times)."""
+    grants: dict[int, list[Path]] = {}
+    for item in env_list("TRUENORTH_DUCKDB_GRANTS", []):
+        org_id, sep, directory = item.partition("=")
+        if not sep or not org_id.strip().isdigit() or not Path(directory.strip()).expanduser().is_absolute():
+            raise ConfigError(
+                f"TRUENORTH_DUCKDB_GRANTS: '{item}' is not '<organisation id>=<absolute directory>'."
+            )
+        grants.setdefault(int(org_id), []).append(Path(directory.strip()).expanduser())
+    return grants
+
+
+# Each organisation reaches only `<dir>/org-<id>/` under every TRUENORTH_DUCKDB_DIRS entry, plus these.
+TRUENORTH_DUCKDB_GRANTS = _duckdb_grants()
+# PostgreSQL data sources on loopback, private, link-local or unspecified addresses (and Unix sockets)
+# are refused unless the operator allows them.
+TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS = env_bool("TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS", False)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

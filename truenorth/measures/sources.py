@@ -2,20 +2,26 @@
 
 Kinds and their settings (the `config` dict; stored only as a Fernet token in `config_encrypted`):
 
-- "duckdb": `{"path": "/dir/file.duckdb" or "" (an empty in-memory database), "files": [paths]}`. The
+- "duckdb": `{"path": "file.duckdb" or "" (an empty in-memory database), "files": [paths]}`. The
   query may read the listed Parquet/CSV files (or every file in a listed directory) itself, e.g.
-  `SELECT day, revenue FROM read_parquet('/data/sales.parquet')`. Every path must lie inside one of
-  `settings.TRUENORTH_DUCKDB_DIRS` (TRUENORTH_DUCKDB_DIRS): an organisation admin is not a server admin
-  and must not read the server's own files.
+  `SELECT day, revenue FROM read_parquet('/data/org-7/sales.parquet')`. Each organisation reaches only
+  its own directories: `<dir>/org-<organisation id>/` under every `settings.TRUENORTH_DUCKDB_DIRS`
+  entry (created on demand, mode 0700; `organisation_directory(org)`), plus the directories the
+  operator grants it in TRUENORTH_DUCKDB_GRANTS. Relative paths are taken inside the organisation's
+  directory; every path is resolved (`..`, symbolic links) and checked again before each run.
 - "postgres": `{"dsn": "postgres://user:password@host:5432/db"}`. Best practice: a role that can only
-  read; TrueNorth enforces read-only anyway. TrueNorth's own database is refused as a source (it holds
-  every organisation's data); keep other internal databases out of reach by network policy.
+  read (README, "Data sources"); TrueNorth enforces read-only anyway and refuses superusers and members
+  of the server-file/program/signal roles. Loopback, private, link-local and unspecified addresses
+  (and Unix sockets) are refused unless TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS is set; the checked
+  addresses are pinned (`hostaddr`), so a name cannot resolve elsewhere at connect time. TrueNorth's own
+  database is refused by identity after connecting (system identifier, database name and oid), not by
+  the spelling of the address.
 
 Read-only is enforced, not trusted:
 
 - DuckDB: the query must be exactly one SELECT (DuckDB's own parser decides); the database file is
-  attached READ_ONLY to an empty in-memory database; then file access outside the allowed paths,
-  extension loading and installing, and every further configuration change are switched off
+  attached READ_ONLY to an empty in-memory database; then file access outside the source's listed
+  paths, extension loading and installing, and every further configuration change are switched off
   (`enable_external_access=false`, `lock_configuration=true`), so `COPY … TO`, `ATTACH`, `INSTALL` or
   reading another file fail even if the parser let them through. A watchdog thread interrupts a query
   that runs longer than the source's timeout.
@@ -33,8 +39,12 @@ import base64
 import copy
 import datetime as dt
 import decimal
+import ipaddress
 import json
+import logging
 import math
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -55,7 +65,7 @@ from truenorth.core.errors import Conflict, NotFound, ValidationFailed
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
 from truenorth.measures.models import DataSource, DataSourceKind
-from truenorth.orgs.models import Membership, Role
+from truenorth.orgs.models import Membership, Organisation, Role
 from truenorth.orgs.services import require_role
 
 # History records these; never the configuration (it holds credentials).
@@ -67,6 +77,16 @@ MAX_ERROR_LENGTH = 500
 DEFAULT_LIMIT = 100_000
 DUCKDB_MEMORY_LIMIT = "1GB"
 _KDF_INFO = b"truenorth data source credentials v1"
+ORG_DIRECTORY_PREFIX = "org-"
+# Roles whose members can read or write the server's files, run programs or stop other sessions.
+DANGEROUS_ROLES = (
+    "pg_read_server_files",
+    "pg_write_server_files",
+    "pg_execute_server_program",
+    "pg_signal_backend",
+)
+
+logger = logging.getLogger(__name__)
 
 
 class QueryFailed(ValidationFailed):
@@ -133,38 +153,89 @@ def _allowed_roots() -> list[Path]:
     return [Path(d).resolve() for d in settings.TRUENORTH_DUCKDB_DIRS]
 
 
-def _allowed_path(raw: Any, field: str) -> str:
+def _org_pk(organisation: Organisation | int) -> int:
+    return organisation if isinstance(organisation, int) else int(organisation.pk)
+
+
+def organisation_directory(organisation: Organisation | int) -> Path:
+    """The organisation's own DuckDB directory under the first allowed root (`<root>/org-<id>/`),
+    created on demand (mode 0700). Put its DuckDB, Parquet and CSV files here."""
+    roots = _allowed_roots()
+    if not roots:
+        raise ValidationFailed(
+            "DuckDB sources are switched off on this server (TRUENORTH_DUCKDB_DIRS is empty).", field="path"
+        )
+    directory = roots[0] / f"{ORG_DIRECTORY_PREFIX}{_org_pk(organisation)}"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return directory
+
+
+def organisation_directories(organisation: Organisation | int) -> list[Path]:
+    """Every directory the organisation's DuckDB sources may reach (resolved): `<root>/org-<id>/` under
+    each allowed root, then the directories the operator grants it (TRUENORTH_DUCKDB_GRANTS)."""
+    pk = _org_pk(organisation)
+    found: list[Path] = []
+    for number, root in enumerate(_allowed_roots()):
+        directory = root / f"{ORG_DIRECTORY_PREFIX}{pk}"
+        try:
+            directory.mkdir(mode=0o700, parents=number == 0, exist_ok=True)
+        except OSError:
+            pass  # a read-only or missing root: nothing of this organisation's lies there
+        found.append(directory.resolve())
+    grants: dict[int, list[Path]] = getattr(settings, "TRUENORTH_DUCKDB_GRANTS", {}) or {}
+    found.extend(Path(d).resolve() for d in grants.get(pk, []))
+    return found
+
+
+def _inside(path: Path, directories: Iterable[Path]) -> bool:
+    return any(path == d or path.is_relative_to(d) for d in directories)
+
+
+def _allowed_path(raw: Any, field: str, organisation: Organisation | int) -> str:
+    """The resolved path if it lies inside one of the organisation's directories (relative paths are
+    taken inside its own directory; `..` and symbolic links are resolved before the check)."""
     if not isinstance(raw, str) or not raw.strip():
         raise ValidationFailed("Give a file path.", field=field)
     if "\x00" in raw:
         raise ValidationFailed("Not a valid path.", field=field)
-    path = Path(raw.strip()).expanduser()
+    directories = organisation_directories(organisation)
+    path = Path(raw.strip())
     if not path.is_absolute():
-        raise ValidationFailed(f"“{raw}” is not an absolute path (start it with /).", field=field)
-    resolved = path.resolve()
-    roots = _allowed_roots()
-    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
-        where = ", ".join(str(r) for r in roots) or "(none configured)"
+        path = organisation_directory(organisation) / path
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop
+        resolved = None
+    if resolved is None or not _inside(resolved, directories):
+        # Name only what the caller typed and its own directories, never where a link leads.
+        where = ", ".join(str(d) for d in directories) or "(none configured)"
         raise ValidationFailed(
-            f"“{raw}” is outside the directories DuckDB sources may use: {where} "
-            "(set by the server's TRUENORTH_DUCKDB_DIRS).",
+            f"“{raw}” is outside this organisation's DuckDB directories: {where} "
+            "(each organisation reaches only its own; see TRUENORTH_DUCKDB_DIRS).",
             field=field,
         )
     return str(resolved)
 
 
-def _clean_duckdb(config: dict[str, Any]) -> dict[str, Any]:
+def _clean_duckdb(config: dict[str, Any], organisation: Organisation | int) -> dict[str, Any]:
     unknown = set(config) - {"path", "files"}
     if unknown:
         raise ValidationFailed(f"Unknown DuckDB setting(s): {', '.join(sorted(unknown))}.", field="config")
     raw_path = config.get("path") or ""
-    path = _allowed_path(raw_path, "path") if str(raw_path).strip() else ""
+    path = _allowed_path(raw_path, "path", organisation) if str(raw_path).strip() else ""
     files = config.get("files") or []
     if isinstance(files, str):
         files = [line for line in files.replace(",", "\n").splitlines() if line.strip()]
     if not isinstance(files, list) or len(files) > 100:
         raise ValidationFailed("Give at most 100 file or directory paths.", field="files")
-    return {"path": path, "files": [_allowed_path(f, "files") for f in files]}
+    return {"path": path, "files": [_allowed_path(f, "files", organisation) for f in files]}
+
+
+# What a DSN may set: no `service`, `passfile`, `sslkey`… (they would read the server's own files).
+_DSN_PARAMETERS = {
+    "user", "password", "host", "hostaddr", "port", "dbname", "sslmode", "options", "application_name",
+    "connect_timeout", "target_session_attrs", "channel_binding", "gssencmode", "sslnegotiation",
+}  # fmt: skip
 
 
 def _clean_postgres(config: dict[str, Any]) -> dict[str, Any]:
@@ -189,43 +260,114 @@ def _clean_postgres(config: dict[str, Any]) -> dict[str, Any]:
             "Not a valid PostgreSQL address (percent-encode special characters in the password).",
             field="dsn",
         ) from None
-    if not params.get("host") or not params.get("dbname"):
+    refused = sorted(set(params) - _DSN_PARAMETERS)
+    if refused:
+        raise ValidationFailed(f"Parameter(s) not allowed in the address: {', '.join(refused)}.", field="dsn")
+    if not (params.get("host") or params.get("hostaddr")) or not params.get("dbname"):
         raise ValidationFailed("The address needs a host and a database name.", field="dsn")
-    if _is_app_database(params):
-        raise ValidationFailed("TrueNorth's own database cannot be a data source.", field="dsn")
+    _pinned_addresses(params, resolve_names=False)  # literal addresses now; names again at connect time
     return {"dsn": dsn}
 
 
-_LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
+# --- where a PostgreSQL source may connect --------------------------------------------------------
 
 
-def _app_database() -> dict[str, Any]:
-    return dict(settings.DATABASES["default"])
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, IPv4-compatible, NAT64)."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    packed = int(address)
+    if address in ipaddress.ip_network("::/96") or address in ipaddress.ip_network("64:ff9b::/96"):
+        return ipaddress.IPv4Address(packed & 0xFFFFFFFF)
+    return None
 
 
-def _is_app_database(params: dict[str, Any]) -> bool:
-    """Whether a PostgreSQL address points at TrueNorth's own database (every organisation's data)."""
-    own = _app_database()
-    if own.get("ENGINE") != "django.db.backends.postgresql":
+def _public_address(text: str) -> bool:
+    """Whether an address is a public (global) one, looking through IPv6 forms that embed IPv4."""
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = _embedded_ipv4(address)
+        if inner is not None and not inner.is_global:
+            return False
+    return bool(address.is_global) and not address.is_multicast
 
-    def host(value: Any) -> str:
-        text = str(value or "").strip().lower()
-        return "localhost" if text in _LOOPBACK or text.startswith("/") else text
 
-    return (
-        host(params.get("host")) == host(own.get("HOST"))
-        and str(params.get("port") or "5432") == str(own.get("PORT") or "5432")
-        and str(params.get("dbname") or "") == str(own.get("NAME") or "")
+def _split(value: Any) -> list[str]:
+    return [part.strip() for part in str(value or "").split(",")] if str(value or "").strip() else []
+
+
+def _resolve(host: str, port: str) -> list[str]:
+    try:
+        infos = socket.getaddrinfo(host, int(port or 5432), type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        return []
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+class _NoAddress(Exception):
+    """No host name of the address resolves."""
+
+
+def _pinned_addresses(params: dict[str, Any], *, resolve_names: bool = True) -> dict[str, Any]:
+    """Refuse loopback, private, link-local, unspecified and Unix-socket destinations (unless the
+    operator allows private networks); return the parameters with every host pinned to its checked
+    addresses (`hostaddr`), so the name cannot resolve somewhere else when the driver connects."""
+    if settings.TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS:
+        return params
+    hosts, addrs = _split(params.get("host")), _split(params.get("hostaddr"))
+    ports = _split(params.get("port"))
+    count = max(len(hosts), len(addrs), 1)
+    if (hosts and len(hosts) != count) or (addrs and len(addrs) != count) or len(ports) not in (0, 1, count):
+        raise ValidationFailed("The address's host, hostaddr and port lists do not match.", field="dsn")
+    refusal = ValidationFailed(
+        "This address is on a loopback, private or link-local network (or a local socket); this server "
+        "does not allow data sources there (TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS).",
+        field="dsn",
     )
+    out_hosts: list[str] = []
+    out_addrs: list[str] = []
+    out_ports: list[str] = []
+    for i in range(count):
+        host = hosts[i] if hosts else ""
+        port = ports[i] if len(ports) == count else (ports[0] if ports else "5432")
+        if addrs and addrs[i]:
+            candidates = [addrs[i]]
+        elif not host or host.startswith(("/", "@")) or host.lower() == "localhost":
+            raise refusal
+        else:
+            try:
+                ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+                candidates = [host.strip("[]")]
+            except ValueError:
+                if not resolve_names:
+                    continue
+                candidates = _resolve(host, port)  # an unknown name: nothing to try there
+        for address in candidates:
+            if not _public_address(address):
+                raise refusal
+            out_hosts.append(host or address)
+            out_addrs.append(address)
+            out_ports.append(port)
+    if resolve_names and not out_addrs:
+        raise _NoAddress()
+    pinned = {"host": ",".join(out_hosts), "hostaddr": ",".join(out_addrs), "port": ",".join(out_ports)}
+    return {**params, **pinned}
 
 
-def clean_config(kind: str, config: Any) -> dict[str, Any]:
-    """Validate a kind's settings and normalise them (absolute resolved paths, stripped DSN)."""
+def clean_config(kind: str, config: Any, organisation: Organisation | int) -> dict[str, Any]:
+    """Validate a kind's settings and normalise them (resolved paths inside the organisation's
+    directories, stripped DSN)."""
     if not isinstance(config, dict):
         raise ValidationFailed("Settings must be an object.", field="config")
     if kind == DataSourceKind.DUCKDB:
-        return _clean_duckdb(config)
+        return _clean_duckdb(config, organisation)
     if kind == DataSourceKind.POSTGRES:
         return _clean_postgres(config)
     raise ValidationFailed(f"'{kind}' is not one of: {', '.join(DataSourceKind.values)}.", field="kind")
@@ -262,8 +404,20 @@ def public_config(source: DataSource) -> dict[str, Any]:
     return {"path": config.get("path", ""), "files": list(config.get("files", []))}
 
 
+# Where the stored password goes: changing any of these with the mask in place needs the password again.
+_PASSWORD_BOUND = {"host": "host", "hostaddr": "address", "port": "port", "user": "user"}
+
+
+def _where(params: dict[str, Any], key: str) -> str:
+    value = str(params.get(key) or "").strip()
+    if key == "port":
+        return ",".join(p.strip().lstrip("0") or "0" for p in (value or "5432").split(","))
+    return value.lower() if key in ("host", "hostaddr") else value
+
+
 def _keep_password(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
-    """An edited DSN whose password is still the mask keeps the stored password."""
+    """An edited DSN whose password is still the mask keeps the stored password, unless the edit
+    changes where it would be sent (host, address, port or user): then it must be typed again."""
     import psycopg
 
     dsn = new.get("dsn")
@@ -276,6 +430,14 @@ def _keep_password(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
         return new
     if params.get("password") != MASK:
         return new
+    moved = [key for key in _PASSWORD_BOUND if _where(params, key) != _where(old_params, key)]
+    if moved:
+        # Otherwise the stored password could be sent to a server of the editor's choosing.
+        raise ValidationFailed(
+            f"Changing the {', '.join(_PASSWORD_BOUND[key] for key in moved)} needs the password again: "
+            f"type it in place of {MASK}.",
+            field="dsn",
+        )
     if old_params.get("password"):
         params["password"] = old_params["password"]
     else:
@@ -356,7 +518,7 @@ def create_data_source(
     """Add a data source (admins only); its settings are stored encrypted."""
     require_role(membership, Role.ADMIN)
     clean_name = _name(name)
-    cleaned = clean_config(kind, config)
+    cleaned = clean_config(kind, config, membership.organisation_id)
     seconds = _timeout(timeout_seconds)
     if DataSource.objects.filter(organisation_id=membership.organisation_id, name=clean_name).exists():
         raise Conflict(f"A data source named “{clean_name}” already exists.", field="name")
@@ -414,7 +576,7 @@ def update_data_source(
             source.timeout_seconds = _timeout(timeout_seconds)
         if config is not None:
             old = decrypt_config(source) if source.kind == DataSourceKind.POSTGRES else {}
-            cleaned = clean_config(source.kind, _keep_password(config, old))
+            cleaned = clean_config(source.kind, _keep_password(config, old), source.organisation_id)
             source.config_encrypted = encrypt_config(cleaned)
             changed_config = True
         after = snapshot(source, SOURCE_FIELDS)
@@ -527,11 +689,12 @@ def _run_duckdb(source: DataSource, config: dict[str, Any], text: str, limit: in
     # Re-check the stored paths: the allowed directories may have been narrowed since.
     for raw in ([path] if path else []) + files:
         try:
-            _allowed_path(raw, "config")
+            _allowed_path(raw, "config", source.organisation_id)
         except ValidationFailed as exc:
             raise SourceUnavailable(exc.message) from None
     if path and not Path(path).is_file():
         raise SourceUnavailable(f"The DuckDB file {path} does not exist (or is not a file).")
+    _no_links_out(source.organisation_id, [f for f in files if Path(f).is_dir()])
     try:
         conn = duckdb.connect(
             ":memory:",
@@ -563,9 +726,21 @@ def _run_duckdb(source: DataSource, config: dict[str, Any], text: str, limit: in
         started = time.monotonic()
         timer.start()
         try:
-            cursor = conn.execute(text)
-            columns = [d[0] for d in cursor.description or []]
+            # TIMESTAMPTZ columns come back as UTC instants (converting them in Python needs pytz).
+            relation = conn.sql(text)
+            names, types = list(relation.columns), [str(t) for t in relation.types]
+            zoned = [i for i, name in enumerate(types) if name == "TIMESTAMP WITH TIME ZONE"]
+            if zoned:
+                picks = ", ".join(
+                    f"timezone('UTC', #{i + 1})" if i in zoned else f"#{i + 1}" for i in range(len(types))
+                )
+                cursor = conn.execute(f"SELECT {picks} FROM (\n{text}\n) AS truenorth_query")  # noqa: S608
+            else:
+                cursor = conn.execute(text)
+            columns = names if zoned else [d[0] for d in cursor.description or []]
             rows = cursor.fetchmany(limit + 1)
+            if zoned:
+                rows = [_utc_columns(row, zoned) for row in rows]
         except duckdb.InterruptException:
             raise QueryTimeout(
                 f"The query took longer than {source.timeout_seconds} s and was stopped "
@@ -584,12 +759,139 @@ def _run_duckdb(source: DataSource, config: dict[str, Any], text: str, limit: in
         conn.close()
 
 
+MAX_SCANNED_ENTRIES = 100_000
+
+
+def _no_links_out(organisation: Organisation | int, directories: list[str]) -> None:
+    """Refuse a listed directory holding a symbolic link that leads outside the organisation's
+    directories: DuckDB would list (glob) through it, naming another organisation's files."""
+    allowed = organisation_directories(organisation)
+    seen = 0
+    for top in directories:
+        for folder, subdirs, names in os.walk(top, followlinks=False):
+            for name in subdirs + names:
+                seen += 1
+                if seen > MAX_SCANNED_ENTRIES:
+                    raise SourceUnavailable(
+                        f"The listed directories hold more than {MAX_SCANNED_ENTRIES:,} entries; list "
+                        "narrower ones."
+                    )
+                entry = Path(folder) / name
+                if entry.is_symlink() and not _inside(entry.resolve(), allowed):
+                    raise SourceUnavailable(
+                        f"{entry} is a link leading outside this organisation's DuckDB directories; "
+                        "the server's operator must remove it."
+                    )
+
+
+def _utc_columns(row: tuple[Any, ...], indexes: list[int]) -> tuple[Any, ...]:
+    return tuple(
+        v.replace(tzinfo=dt.UTC) if i in indexes and isinstance(v, dt.datetime) else v
+        for i, v in enumerate(row)
+    )
+
+
 def _sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
 def _sql_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(_sql_string(v) for v in values) + "]"
+
+
+# The server's identity: a streaming replica shares the system identifier, so it counts as the same.
+_IDENTITY_SQL = (
+    "SELECT current_database(), d.oid::bigint, pg_catalog.pg_postmaster_start_time() "
+    "FROM pg_catalog.pg_database d WHERE d.datname = current_database()"
+)
+_SYSTEM_ID_SQL = "SELECT system_identifier FROM pg_catalog.pg_control_system()"
+_DANGEROUS_SQL = (
+    "SELECT rolname, rolsuper FROM pg_catalog.pg_roles "
+    "WHERE (rolsuper OR rolname = ANY(%s)) AND pg_catalog.pg_has_role(session_user, oid, 'MEMBER') "
+    "ORDER BY rolname"
+)
+
+
+@dataclass(frozen=True)
+class _Identity:
+    database: str
+    oid: int
+    started: Any
+    system_id: int | None
+
+    def same_as(self, other: _Identity) -> bool:
+        if (self.database, self.oid) != (other.database, other.oid):
+            return False
+        if self.system_id is not None and other.system_id is not None:
+            return self.system_id == other.system_id
+        return bool(self.started == other.started)
+
+
+def _identity(execute: Any) -> _Identity:
+    """`execute(sql, params)` returns the first row; a refused system identifier becomes None."""
+    database, oid, started = execute(_IDENTITY_SQL, None)
+    try:
+        system_id = execute(_SYSTEM_ID_SQL, None)[0]
+    except Exception:  # no privilege to read it: fall back to the start time
+        system_id = None
+    return _Identity(str(database), int(oid), started, None if system_id is None else int(system_id))
+
+
+def _own_identity() -> _Identity | None:
+    """TrueNorth's own PostgreSQL database (None when TrueNorth runs on another engine)."""
+    from django.db import DatabaseError, connections
+
+    own = connections["default"]
+    if own.vendor != "postgresql":
+        return None
+
+    def execute(sql: str, params: Any) -> Any:
+        with transaction.atomic(using="default"), own.cursor() as cursor:  # a savepoint if it fails
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+
+    try:
+        return _identity(execute)
+    except DatabaseError:
+        return None
+
+
+def _check_server(conn: Any) -> None:
+    """After connecting, before any query of the source's: refuse TrueNorth's own database (by the
+    server's identity, whatever the address's spelling) and roles that can reach beyond read-only SQL
+    (superusers, members of the server-file, program and signal roles)."""
+    import psycopg
+
+    def execute(sql: str, params: Any) -> Any:
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        finally:
+            conn.rollback()
+
+    try:
+        mine = _own_identity()
+        if mine is not None and _identity(execute).same_as(mine):
+            raise SourceUnavailable("TrueNorth's own database cannot be a data source.")
+        with conn.cursor() as cursor:
+            cursor.execute(_DANGEROUS_SQL, [list(DANGEROUS_ROLES)])
+            dangerous = cursor.fetchall()
+            role = cursor.execute("SELECT session_user").fetchone()
+        conn.rollback()
+    except psycopg.Error as exc:
+        logger.warning("Data source: the server checks failed: %s", _short(exc))
+        raise SourceUnavailable("The PostgreSQL server did not answer TrueNorth's checks.") from None
+    if dangerous:
+        what = (
+            "a superuser"
+            if any(superuser for _, superuser in dangerous)
+            else "a member of " + ", ".join(name for name, _ in dangerous)
+        )
+        raise SourceUnavailable(
+            f"The role “{role[0] if role else '?'}” is {what}: it can reach beyond read-only queries. "
+            "Use a role that can only read (README, “Data sources”)."
+        )
 
 
 def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: int) -> _Result:
@@ -600,8 +902,24 @@ def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: 
         params = psycopg.conninfo.conninfo_to_dict(str(config.get("dsn", "")))
     except psycopg.Error:
         raise SourceUnavailable("The stored PostgreSQL address is not valid; enter it again.") from None
-    if _is_app_database(params):
-        raise SourceUnavailable("TrueNorth's own database cannot be a data source.")
+    refused = sorted(set(params) - _DSN_PARAMETERS)
+    if refused:
+        raise SourceUnavailable(
+            f"Parameter(s) not allowed in the address: {', '.join(refused)}; enter it again."
+        )
+    shown = mask_dsn(str(config.get("dsn")))
+    cannot = SourceUnavailable(
+        f"Could not connect to PostgreSQL ({shown}): check the address, the user and the password, "
+        "and that the server accepts connections from TrueNorth."
+    )
+    try:
+        params = _pinned_addresses(params)
+    except _NoAddress:
+        logger.warning("Data source %s: no address of %s resolves", source.pk, shown)
+        raise cannot from None
+    except ValidationFailed as exc:
+        raise SourceUnavailable(exc.message) from None
+    params["passfile"] = os.devnull  # never the server's own ~/.pgpass
     options = str(params.get("options") or "")
     params["options"] = (
         f"{options} -c default_transaction_read_only=on -c statement_timeout={timeout_ms} "
@@ -612,10 +930,12 @@ def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: 
     try:
         conn = psycopg.connect(psycopg.conninfo.make_conninfo("", **params), autocommit=False)
     except psycopg.Error as exc:
-        raise SourceUnavailable(
-            f"Cannot connect to PostgreSQL ({mask_dsn(str(config.get('dsn')))}): {_short(exc)}"
-        ) from None
+        # Refused, timed out, not PostgreSQL, bad password: the same answer (no port scanner); details
+        # for the operator in the log.
+        logger.warning("Data source %s: cannot connect to %s: %s", source.pk, shown, _short(exc))
+        raise cannot from None
     try:
+        _check_server(conn)
         conn.read_only = True  # BEGIN READ ONLY
         # The measure's own SQL, by design; the server enforces read-only and the time limit.
         wrapped = f"SELECT * FROM (\n{text}\n) AS truenorth_query LIMIT {int(limit) + 1}"  # noqa: S608
