@@ -853,7 +853,10 @@ def _own_identity() -> _Identity | None:
     try:
         return _identity(execute)
     except DatabaseError:
-        return None
+        logger.exception("Cannot read TrueNorth's own database identity")
+        raise SourceUnavailable(  # fail closed: never run a source that might be TrueNorth's database
+            "TrueNorth cannot tell whether this is its own database; try again later."
+        ) from None
 
 
 def _check_server(conn: Any) -> None:
