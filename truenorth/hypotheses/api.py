@@ -35,7 +35,7 @@ from truenorth.strategy.services import get_product
 router = Router(tags=["validation"])
 
 MAX_LIST = 1000
-VERSION_HELP = "The version you read; a stale one is refused with 409."
+VERSION_HELP = "Required: the version you read; a stale one is refused with 409."
 Score1to10 = Field(None, ge=1, le=10)
 Estimate = Field(None, ge=0, le=1e15, allow_inf_nan=False)
 
@@ -188,14 +188,14 @@ class HypothesisIn(HypothesisFields):
 
 
 class HypothesisPatch(HypothesisFields):
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
     title: str | None = Field(None, min_length=1, max_length=200)
 
 
 class HypothesisMoveIn(StrictSchema):
     state: HypothesisState
     position: int | None = Field(None, ge=0, le=100_000, description="Index in the column; default: last.")
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
 
 
 class HypothesisConcludeIn(StrictSchema):
@@ -204,7 +204,7 @@ class HypothesisConcludeIn(StrictSchema):
     learning: str = Field(min_length=1, max_length=services.MAX_TEXT, description="We learned …")
     observed: str = Field("", max_length=services.MAX_TEXT, description="We observed …")
     next_step: str = Field("", max_length=services.MAX_TEXT, description="Therefore we will …")
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
 
 
 class VariationIn(StrictSchema):
@@ -238,7 +238,7 @@ class ExperimentIn(ExperimentFields):
 
 class ExperimentPatch(ExperimentFields):
     name: str | None = Field(None, min_length=1, max_length=200)
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
 
 
 class SnapshotIn(StrictSchema):

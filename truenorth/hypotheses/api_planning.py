@@ -36,8 +36,8 @@ class PowerIn(StrictSchema):
 
 
 class ApplyPlanIn(PowerIn):
-    version: int | None = Field(
-        None, description="The experiment version you read; a stale one is refused with 409."
+    version: int = Field(
+        description="Required: the experiment version you read; a stale one is refused with 409."
     )
 
 

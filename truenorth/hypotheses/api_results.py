@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema, Status
+from pydantic import Field
 
 from truenorth.accounts.models import User
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
@@ -29,6 +30,9 @@ class EvidenceIn(StrictSchema):
     data_source: ObjectId | None = None
     experiment_key: str
     metric_definitions: list[dict[str, Any]]
+    version: int = Field(
+        description="Required: the experiment version you read; a stale one is refused with 409."
+    )
 
 
 class ResultSummaryOut(Schema):
@@ -108,6 +112,7 @@ def set_evidence(
         data_source_id=payload.data_source,
         evidence_key=payload.experiment_key,
         metric_definitions=payload.metric_definitions,
+        version=payload.version,
     )
     return {
         "data_source": e.data_source_id,

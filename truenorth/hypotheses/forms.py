@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 
+from truenorth.core.forms import VersionField
 from truenorth.hypotheses.models import Decision, Experiment, ExperimentMetric
 from truenorth.strategy.forms import Choices, optional_int, set_choices
 
@@ -54,7 +55,7 @@ class HypothesisForm(forms.Form):
     time_criticality = _score("Time criticality")
     risk_reduction = _score("Risk reduction / opportunity enablement")
     job_size = _score("Job size")
-    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    version = VersionField(required=False)  # required when editing (core.forms.require_version)
 
     def __init__(self, *args: Any, goals: Choices, owners: Choices, measures: Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -91,7 +92,7 @@ class ExperimentForm(forms.Form):
         required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Start"
     )
     stop_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Stop")
-    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    version = VersionField(required=False)  # required when editing (core.forms.require_version)
 
     def __init__(self, *args: Any, measures: Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,4 +136,4 @@ class ConcludeForm(forms.Form):
     next_step = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), required=False, label="Therefore we will"
     )
-    version = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    version = VersionField()

@@ -19,6 +19,7 @@ from django.db import transaction
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
+from truenorth.core.validate import check_version
 from truenorth.evidence import synthetic
 from truenorth.evidence.compile import Tables, quoted_column, quoted_table
 from truenorth.evidence.metrics import Metric, MetricError, metrics_from_dicts
@@ -70,8 +71,10 @@ def configure_evidence(
     data_source_id: int | None,
     evidence_key: str,
     metric_definitions: Any,
+    version: int | None = None,
 ) -> Experiment:
-    """Set where an experiment's raw events live and how its metrics are computed (member+)."""
+    """Set where an experiment's raw events live and how its metrics are computed (member+); a stale
+    version is refused with 409."""
     services.require_writer(membership)
     services.get_experiment(membership, experiment_id)  # 404 before any validation
     source = None
@@ -95,6 +98,7 @@ def configure_evidence(
         )
         if experiment is None:
             raise NotFound("No such experiment.")
+        check_version(experiment, version)
         before = snapshot(experiment, EVIDENCE_FIELDS)
         experiment.data_source = source
         experiment.evidence_key = key

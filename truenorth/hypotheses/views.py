@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, ValidationFailed
+from truenorth.core.forms import MISSING_VERSION, posted_version, require_version
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses import forms as f
 from truenorth.hypotheses import scoring, services
@@ -98,13 +99,16 @@ def move(request: HttpRequest, membership: Membership, hypothesis_id: int) -> Ht
     services.require_writer(membership)
     hypothesis = services.get_hypothesis(membership, hypothesis_id)
     error = ""
+    version = posted_version(request.POST)
     try:
+        if version is None:
+            raise Conflict(MISSING_VERSION, field="version")
         services.move_hypothesis(
             membership,
             current_user(request),
             hypothesis.pk,
             request.POST.get("state", ""),
-            version=_int_param(request.POST.get("version")),
+            version=version,
             position=_int_param(request.POST.get("position")),
         )
     except FormErrors as exc:
@@ -255,6 +259,7 @@ def edit(request: HttpRequest, membership: Membership, hypothesis_id: int) -> Ht
     }
     initial.update(goal=str(h.goal_id or ""), owner=str(h.owner_id or ""), measure=str(h.measure_id or ""))
     form = _hypothesis_form(request, membership, h.product_id, initial=initial)
+    require_version(form)
     if request.method == "POST" and form.is_valid():
         try:
             services.update_hypothesis(
@@ -438,6 +443,7 @@ def experiment_edit(request: HttpRequest, membership: Membership, experiment_id:
         "guardrail_metrics": ", ".join(m.name for m in metrics if m.role == "guardrail"),
     }
     form = f.ExperimentForm(request.POST or None, initial=initial, measures=_measure_choices(membership))
+    require_version(form)
     if request.method == "POST" and form.is_valid():
         try:
             services.update_experiment(

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, ValidationFailed
+from truenorth.core.forms import VersionField, require_version
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses import planning, services
 from truenorth.hypotheses.models import Experiment
@@ -56,7 +57,7 @@ class PlanForm(forms.Form):
     daily_traffic = forms.CharField(
         label="Units per day", required=False, help_text="All variations together; gives the days needed."
     )
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    version = VersionField(required=False)  # required to apply the plan (core.forms.require_version)
 
     def plan(self) -> planning.Plan:
         """The plan for the cleaned inputs; ValidationFailed names the field."""
@@ -120,6 +121,7 @@ def plan(request: HttpRequest, membership: Membership, experiment_id: int) -> Ht
     if request.method == "POST":
         services.require_writer(membership)
         form = PlanForm(request.POST)
+        require_version(form)
         result = _calculate(form)
         if result is not None:
             try:

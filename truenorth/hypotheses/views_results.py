@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from truenorth.core.access import current_user, org_view
-from truenorth.core.errors import NotFound, TooManyRequests, ValidationFailed
+from truenorth.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
+from truenorth.core.forms import MISSING_VERSION, posted_version
 from truenorth.hypotheses import jobs, results, services
 from truenorth.hypotheses.models import ResultSnapshot
 from truenorth.measures import sources
@@ -130,7 +131,11 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
     services.require_writer(membership)
     text = request.POST.get("metric_definitions", "")[:100_000]
     raw_source = request.POST.get("data_source", "").strip()
+    services.get_experiment(membership, experiment_id)  # 404 before the version is looked at
+    version = posted_version(request.POST)
     try:
+        if version is None:
+            raise ValidationFailed(MISSING_VERSION, field="version")
         try:
             definitions = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -144,8 +149,9 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
             data_source_id=int(raw_source) if raw_source.isdigit() and len(raw_source) < 18 else None,
             evidence_key=request.POST.get("evidence_key", ""),
             metric_definitions=definitions,
+            version=version,
         )
-    except ValidationFailed as exc:
+    except (ValidationFailed, Conflict) as exc:
         return _page(
             request,
             membership,

@@ -41,7 +41,7 @@ router = Router(tags=["value"])
 MAX_LIST = 1000
 MAX_BATCH = 10_000
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing around an uploaded file
-VERSION_HELP = "The version you read; a stale one is refused with 409."
+VERSION_HELP = "Required: the version you read; a stale one is refused with 409."
 ROW = re.compile(r"^rows\[(\d+)\]")
 
 
@@ -264,7 +264,7 @@ class MeasureIn(In):
 
 
 class MeasurePatch(In):
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
     product: ObjectId | None = Field(None, description="Move it to another product; null: organisation-wide.")
     name: str | None = Field(None, min_length=1, max_length=120)
     kva: KVA | None = None
@@ -352,10 +352,14 @@ class DataSourceIn(In):
 
 
 class DataSourcePatch(In):
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
     name: str | None = Field(None, min_length=1, max_length=120)
     config: dict[str, Any] | None = Field(None, description="Replaces the stored settings.")
     timeout_seconds: int | None = Field(None, ge=1, le=600)
+
+
+class VersionQuery(Schema):
+    version: int = Field(description=VERSION_HELP)
 
 
 class MeasureFilter(Schema):
@@ -670,9 +674,11 @@ def update_measure(
     response={200: MeasureOut, **ERRORS},
     summary="Archive a measure (kept with its observations)",
 )
-def archive_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
+def archive_measure(
+    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[VersionQuery]
+) -> dict[str, Any]:
     m, user = _scope(request, slug)
-    services.archive_measure(m, user, measure_id, archived=True)
+    services.archive_measure(m, user, measure_id, archived=True, version=filters.version)
     return _measure_detail(m, measure_id)
 
 
@@ -681,9 +687,11 @@ def archive_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> di
     response={200: MeasureOut, **ERRORS},
     summary="Restore an archived measure",
 )
-def restore_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
+def restore_measure(
+    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[VersionQuery]
+) -> dict[str, Any]:
     m, user = _scope(request, slug)
-    services.archive_measure(m, user, measure_id, archived=False)
+    services.archive_measure(m, user, measure_id, archived=False, version=filters.version)
     return _measure_detail(m, measure_id)
 
 

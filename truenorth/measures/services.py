@@ -494,12 +494,12 @@ def update_measure(
 
 
 def archive_measure(
-    membership: Membership, actor: User, measure_id: int, *, archived: bool = True
+    membership: Membership, actor: User, measure_id: int, *, archived: bool = True, version: int | None = None
 ) -> Measure:
-    """Archive (or restore) a measure; its observations are kept either way."""
+    """Archive (or restore) a measure; its observations are kept either way. A stale version is a 409."""
     require_writer(membership)
     with transaction.atomic():
-        measure = _locked_measure(membership, measure_id, None)
+        measure = _locked_measure(membership, measure_id, version)
         if (measure.archived_at is not None) == archived:
             return measure
         before = _measure_snapshot(measure)

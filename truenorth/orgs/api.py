@@ -32,7 +32,7 @@ class OrganisationIn(StrictSchema):
 class OrganisationPatch(StrictSchema):
     name: str | None = Field(None, min_length=1, max_length=120)
     slug: str | None = Field(None, max_length=60)
-    version: int | None = Field(None, description="The version you read; a stale one is refused with 409.")
+    version: int = Field(description="Required: the version you read; a stale one is refused with 409.")
 
 
 class MemberOut(Schema):

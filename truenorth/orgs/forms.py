@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
+from truenorth.core.forms import VersionField
 from truenorth.orgs.models import Role
 
 
@@ -13,7 +14,7 @@ class OrganisationForm(forms.Form):
         label="Address",
         help_text="Used in links: /o/<address>/. Derived from the name if empty.",
     )
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    version = VersionField(required=False)  # required when editing (core.forms.require_version)
 
 
 class InviteForm(forms.Form):

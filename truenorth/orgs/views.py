@@ -8,6 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import DomainError, NotFound
+from truenorth.core.forms import require_version
 from truenorth.engagement.services import notifications_of
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
@@ -169,6 +170,7 @@ def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
     org = membership.organisation
     initial = {"name": org.name, "slug": org.slug, "version": org.version}
     form = OrganisationForm(request.POST or None, initial=initial)
+    require_version(form)
     if request.method == "POST" and form.is_valid():
         try:
             org = services.update_organisation(

@@ -46,7 +46,8 @@ router = Router(tags=["vision"])
 
 MAX_LIST = 1000
 MAX_DOCUMENT_NODES = 500_000
-VERSION_HELP = "The version you read; a stale one is refused with 409."
+VERSION_HELP = "Required: the version you read; a stale one is refused with 409."
+GOAL_VERSION_HELP = "Required: the goal's version you read; a stale one is refused with 409."
 
 
 # --- output schemas -------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ class ProductIn(In):
 
 
 class ProductPatch(In):
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
     name: str | None = Field(None, min_length=1, max_length=120)
     vision: str | None = Field(None, max_length=services.MAX_TEXT)
     product_goal: str | None = Field(None, max_length=services.MAX_TEXT)
@@ -309,11 +310,11 @@ class TargetIn(In):
 
 
 class NewTargetIn(TargetIn):
-    version: int | None = Field(None, description="The goal's version you read.")
+    version: int = Field(description=GOAL_VERSION_HELP)
 
 
 class TargetPatch(In):
-    version: int | None = Field(None, description="The goal's version you read.")
+    version: int = Field(description=GOAL_VERSION_HELP)
     name: str | None = Field(None, min_length=1, max_length=120)
     baseline: float | None = Field(None, allow_inf_nan=False)
     target: float | None = Field(None, allow_inf_nan=False)
@@ -337,7 +338,7 @@ class GoalIn(In):
 
 
 class GoalPatch(In):
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
     title: str | None = Field(None, min_length=1, max_length=200)
     outcome: str | None = Field(None, max_length=services.MAX_TEXT)
     level: GoalLevel | None = None
@@ -352,11 +353,11 @@ class GoalPatch(In):
 class MoveIn(In):
     parent: ObjectId | None = Field(description="The new parent in the same tree; null makes it a root.")
     position: int | None = Field(None, ge=0, le=100_000, description="Index among its new siblings.")
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
 
 
 class VersionQuery(Schema):
-    version: int | None = Field(None, description=VERSION_HELP)
+    version: int = Field(description=VERSION_HELP)
 
 
 class ObservationIn(In):
@@ -899,9 +900,11 @@ def update_product(
     response={200: ProductDetailOut, **ERRORS},
     summary="Archive a product",
 )
-def archive_product(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[str, Any]:
+def archive_product(
+    request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[VersionQuery]
+) -> dict[str, Any]:
     m, user = _scope(request, slug)
-    services.archive_product(m, user, product_id, archived=True)
+    services.archive_product(m, user, product_id, archived=True, version=filters.version)
     return _product_detail(m, product_id)
 
 
@@ -910,9 +913,11 @@ def archive_product(request: HttpRequest, slug: str, product_id: ObjectId) -> di
     response={200: ProductDetailOut, **ERRORS},
     summary="Restore an archived product",
 )
-def restore_product(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[str, Any]:
+def restore_product(
+    request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[VersionQuery]
+) -> dict[str, Any]:
     m, user = _scope(request, slug)
-    services.archive_product(m, user, product_id, archived=False)
+    services.archive_product(m, user, product_id, archived=False, version=filters.version)
     return _product_detail(m, product_id)
 
 

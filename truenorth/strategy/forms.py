@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 
+from truenorth.core.forms import VersionField
 from truenorth.strategy.models import CheckIn, Goal, GoalLink, TargetMeasure
 
 Choices = list[tuple[str, str]]
@@ -59,7 +60,7 @@ class ProductForm(forms.Form):
     )
     owner = forms.ChoiceField(required=False, label="Product owner")
     teams = forms.MultipleChoiceField(required=False, label="Teams", widget=forms.SelectMultiple)
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    version = VersionField(required=False)  # required when editing (core.forms.require_version)
 
     def __init__(self, *args: Any, owners: Choices, teams: Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -131,7 +132,7 @@ class GoalEditForm(forms.Form):
     )
     weight = forms.FloatField(label="Weight", help_text="How much it counts in its parent's roll-up.")
     checkin_cadence_days = forms.IntegerField(label="Check-in every (days)")
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    version = VersionField()
 
     def __init__(self, *args: Any, owners: Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -146,7 +147,7 @@ class MoveForm(forms.Form):
         label="Position",
         help_text="0 is first among its siblings; empty is last.",
     )
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+    version = VersionField()
 
     def __init__(self, *args: Any, parents: Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -155,6 +156,7 @@ class MoveForm(forms.Form):
 
 class TargetForm(forms.Form):
     name = forms.CharField(max_length=120, label="Measure")
+    version = VersionField()  # the goal's: adding a target changes the goal
     unit = forms.CharField(max_length=30, required=False, label="Unit")
     baseline = forms.FloatField(label="Baseline")
     target = forms.FloatField(label="Target value")

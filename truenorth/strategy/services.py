@@ -251,11 +251,13 @@ def update_product(
 
 
 def archive_product(
-    membership: Membership, actor: User, product_id: int, *, archived: bool = True
+    membership: Membership, actor: User, product_id: int, *, archived: bool = True, version: int | None = None
 ) -> Product:
     require_writer(membership)
     with transaction.atomic():
-        product = get_product(membership, product_id)
+        get_product(membership, product_id)
+        product = Product.objects.select_for_update().get(pk=product_id)
+        _check_version(product, version)
         if (product.archived_at is not None) == archived:
             return product  # already in that state: nothing changes, nothing is recorded
         before = _product_snapshot(product)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from truenorth.core.access import current_user, org_view
 from truenorth.core.errors import Conflict, DomainError, NotFound, ValidationFailed
+from truenorth.core.forms import MISSING_VERSION, posted_version, require_version
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses import services as hypotheses
@@ -239,6 +240,7 @@ def product_edit(request: HttpRequest, membership: Membership, product_id: int) 
     form = f.ProductForm(
         request.POST or None, initial=initial, owners=_owners(membership), teams=_team_choices(membership)
     )
+    require_version(form)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         owner_id = f.optional_int(data["owner"])
@@ -275,9 +277,20 @@ def product_edit(request: HttpRequest, membership: Membership, product_id: int) 
 @org_view
 @require_POST
 def product_archive(request: HttpRequest, membership: Membership, product_id: int) -> HttpResponse:
+    services.require_writer(membership)
+    services.get_product(membership, product_id)
     restore = request.POST.get("restore") == "1"
-    item = services.archive_product(membership, current_user(request), product_id, archived=not restore)
-    messages.success(request, f"{item.name} {'restored' if restore else 'archived'}.")
+    version = posted_version(request.POST)
+    try:
+        if version is None:
+            raise Conflict(MISSING_VERSION, field="version")
+        item = services.archive_product(
+            membership, current_user(request), product_id, archived=not restore, version=version
+        )
+    except Conflict as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{item.name} {'restored' if restore else 'archived'}.")
     return redirect(_product_url(membership, product_id))
 
 
@@ -471,9 +484,16 @@ def goal_move(request: HttpRequest, membership: Membership, goal_id: int) -> Htt
 @org_view
 @require_POST
 def goal_archive(request: HttpRequest, membership: Membership, goal_id: int) -> HttpResponse:
+    services.require_writer(membership)
+    services.get_goal(membership, goal_id)
     restore = request.POST.get("restore") == "1"
+    version = posted_version(request.POST)
     try:
-        goal = services.archive_goal(membership, current_user(request), goal_id, archived=not restore)
+        if version is None:
+            raise Conflict(MISSING_VERSION, field="version")
+        goal = services.archive_goal(
+            membership, current_user(request), goal_id, archived=not restore, version=version
+        )
     except FormErrors as exc:
         messages.error(request, exc.message)
     else:
@@ -601,7 +621,7 @@ def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bou
         "concern_form": bound.get("concern") or f.ConcernForm(),
         "endorse_form": bound.get("endorse") or f.NoteForm(),
         "link_form": bound.get("link") or f.LinkForm(goals=link_options),
-        "target_form": bound.get("target") or f.TargetForm(),
+        "target_form": bound.get("target") or f.TargetForm(initial={"version": goal.version}),
         "work_form": bound.get("work") or (f.LinkWorkForm(items=orphan_options) if orphan_options else None),
     }
     return render(request, "strategy/goal.html", context)
@@ -633,7 +653,9 @@ def _act(
         try:
             action()
         except Conflict as exc:
-            if exc.field != "state":
+            if exc.field == "version" and "version" in form.fields:
+                _stale(form, exc, services.get_goal(membership, goal_id).version)
+            elif exc.field != "state":
                 _error(form, exc, aliases)
             else:
                 messages.error(request, exc.message)
@@ -841,7 +863,9 @@ def target_add(request: HttpRequest, membership: Membership, goal_id: int) -> Ht
     form = f.TargetForm(request.POST)
 
     def action() -> object:
-        return services.add_target(membership, current_user(request), goal_id, form.cleaned_data)
+        spec = dict(form.cleaned_data)
+        version = spec.pop("version")
+        return services.add_target(membership, current_user(request), goal_id, spec, version=version)
 
     return _act(request, membership, goal_id, "target", form, action, "Target measure added.", "targets")
 
@@ -849,8 +873,17 @@ def target_add(request: HttpRequest, membership: Membership, goal_id: int) -> Ht
 @org_view
 @require_POST
 def target_remove(request: HttpRequest, membership: Membership, goal_id: int, target_id: int) -> HttpResponse:
-    services.remove_target(membership, current_user(request), target_id)
-    messages.success(request, "Target measure removed.")
+    services.require_writer(membership)
+    services.get_goal(membership, goal_id)
+    version = posted_version(request.POST)
+    try:
+        if version is None:
+            raise Conflict(MISSING_VERSION, field="version")
+        services.remove_target(membership, current_user(request), target_id, version=version)
+    except Conflict as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Target measure removed.")
     return redirect(_goal_url(membership, goal_id, "targets"))
 
 

@@ -229,7 +229,7 @@ def test_settings_page_of_another_organisation_is_404(outsider, org_a):
 def _make_history(owner: Any, member: Any) -> None:
     api = owner.api()
     for n in range(1, 4):
-        assert _patch(api, "/api/v1/orgs/alpha", {"name": f"Alpha {n}"}).status_code == 200
+        assert _patch(api, "/api/v1/orgs/alpha", {"name": f"Alpha {n}", "version": n}).status_code == 200
     path = f"/api/v1/orgs/alpha/members/{member.membership.pk}"
     assert _patch(api, path, {"role": "stakeholder"}).status_code == 200
 

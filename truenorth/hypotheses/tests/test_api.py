@@ -67,7 +67,7 @@ def test_bad_input_is_422_naming_the_field(member, product, payload, field) -> N
 
 def test_a_refused_move_is_422_on_state(member, make) -> None:
     h = make()
-    response = _post(member.api(), f"{BASE}/hypotheses/{h.pk}/move", {"state": "ready"})
+    response = _post(member.api(), f"{BASE}/hypotheses/{h.pk}/move", {"state": "ready", "version": h.version})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "state"
     assert "How will we measure its success" in response.json()["detail"]
@@ -90,7 +90,8 @@ def test_stakeholders_read_but_cannot_write(stakeholder, make, product) -> None:
         _post(stakeholder.api(), f"{BASE}/products/{product.pk}/hypotheses", {"title": "x"}).status_code
         == 403
     )
-    assert _post(stakeholder.api(), f"{BASE}/hypotheses/{h.pk}/move", {"state": "ready"}).status_code == 403
+    moved = _post(stakeholder.api(), f"{BASE}/hypotheses/{h.pk}/move", {"state": "ready", "version": h.version})
+    assert moved.status_code == 403
 
 
 def test_outsiders_get_404(outsider, make) -> None:
@@ -107,7 +108,9 @@ def test_experiments_snapshots_and_conclusion(member, make) -> None:
     e = made.json()
     assert [v["name"] for v in e["variations"]] == ["control", "one_tap"]
     bad = _patch(
-        member.api(), f"{BASE}/experiments/{e['id']}", {"variations": [{"name": "a", "allocation": 1}]}
+        member.api(),
+        f"{BASE}/experiments/{e['id']}",
+        {"variations": [{"name": "a", "allocation": 1}], "version": 1},
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "variations"
     assert (
@@ -121,15 +124,17 @@ def test_experiments_snapshots_and_conclusion(member, make) -> None:
     )
     assert snap.status_code == 201
     assert member.api().get(f"{BASE}/snapshots/{snap.json()['id']}").json()["results"] == {"p": 0.01}
-    _post(member.api(), f"{BASE}/hypotheses/{h.pk}/move", {"state": "testing"})
+    _post(member.api(), f"{BASE}/hypotheses/{h.pk}/move", {"state": "testing", "version": 2})
     missing = _post(
-        member.api(), f"{BASE}/hypotheses/{h.pk}/conclude", {"outcome": "validated", "decision": "stop"}
+        member.api(),
+        f"{BASE}/hypotheses/{h.pk}/conclude",
+        {"outcome": "validated", "decision": "stop", "version": 3},
     )
     assert missing.status_code == 422 and "learning" in [x["field"] for x in missing.json()["errors"]]
     done = _post(
         member.api(),
         f"{BASE}/hypotheses/{h.pk}/conclude",
-        {"outcome": "validated", "decision": "persevere", "learning": "Hikers love one tap."},
+        {"outcome": "validated", "decision": "persevere", "learning": "Hikers love one tap.", "version": 3},
     )
     assert done.status_code == 201, done.content
     assert done.json()["snapshot"] == snap.json()["id"]

@@ -287,7 +287,7 @@ def test_the_api_hides_other_organisations(outsider, testing) -> None:
     e = _experiment(testing)
     assert _post(outsider.api(), f"{BASE}/power", {"baseline_rate": 0.1, "mde": 0.1}).status_code == 404
     path = f"{BASE}/experiments/{e.pk}/plan"
-    assert _post(outsider.api(), path, {"baseline_rate": 0.1, "mde": 0.1}).status_code == 404
+    assert _post(outsider.api(), path, {"baseline_rate": 0.1, "mde": 0.1, "version": 1}).status_code == 404
 
 
 def test_the_cli_prints_the_plan(capsys) -> None:

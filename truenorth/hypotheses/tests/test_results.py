@@ -219,13 +219,15 @@ def test_api_sets_evidence_settings(member, experiment) -> None:
     path = f"{BASE}/experiments/{experiment.pk}/evidence"
     ok = member.api().put(
         path,
-        json.dumps({"experiment_key": "checkout", "metric_definitions": DEFINITIONS[:1]}),
+        json.dumps(
+            {"experiment_key": "checkout", "metric_definitions": DEFINITIONS[:1], "version": experiment.version}
+        ),
         content_type="application/json",
     )
     assert ok.status_code == 200 and ok.json()["data_source"] is None
     bad = member.api().put(
         path,
-        json.dumps({"experiment_key": "checkout", "metric_definitions": []}),
+        json.dumps({"experiment_key": "checkout", "metric_definitions": [], "version": experiment.version + 1}),
         content_type="application/json",
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "metric_definitions"
@@ -272,6 +274,7 @@ def test_the_evidence_settings_form(member, stakeholder, experiment) -> None:
         "data_source": str(experiment.data_source_id),
         "evidence_key": "checkout",
         "metric_definitions": json.dumps(DEFINITIONS[:1]),
+        "version": str(experiment.version),
     }
     assert stakeholder.client.post(url, data).status_code == 403
     bad = member.client.post(url, {**data, "metric_definitions": "[{"})

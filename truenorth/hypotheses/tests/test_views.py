@@ -157,10 +157,10 @@ def test_a_member_writes_a_hypothesis_designs_a_test_and_concludes(member, produ
     assert sorted(m.name for m in e.metrics.filter(role="guardrail")) == ["Crashes", "Uninstalls"]
     edit = member.client.get(f"/o/alpha/experiments/{e.pk}/edit/")
     assert edit.status_code == 200 and "Crashes, Uninstalls" in edit.content.decode()
-    services.move_hypothesis(member.membership, member.user, h.pk, "testing")
+    version = str(services.move_hypothesis(member.membership, member.user, h.pk, "testing").version)
     no_note = member.client.post(
         f"/o/alpha/hypotheses/{h.pk}/conclude/",
-        {"outcome": "validated", "decision": "persevere", "learning": ""},
+        {"outcome": "validated", "decision": "persevere", "learning": "", "version": version},
     )
     assert no_note.status_code == 422
     done = member.client.post(
@@ -171,6 +171,7 @@ def test_a_member_writes_a_hypothesis_designs_a_test_and_concludes(member, produ
             "observed": "Downloads up.",
             "learning": "Hikers want fewer taps.",
             "next_step": "Ship it to everyone.",
+            "version": version,
         },
     )
     assert done.status_code == 302

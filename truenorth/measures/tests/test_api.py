@@ -163,14 +163,14 @@ def test_create_get_patch_with_version_archive_and_restore(member, product):
     assert "version" in _fields(stale)
     assert Measure.objects.get(pk=mid).unit == "hours"
 
-    assert _patch(member.api(), f"{BASE}/measures/{mid}", {"name": None}).status_code == 422
+    assert _patch(member.api(), f"{BASE}/measures/{mid}", {"name": None, "version": 2}).status_code == 422
 
-    archived = _post(member.api(), f"{BASE}/measures/{mid}/archive")
+    archived = _post(member.api(), f"{BASE}/measures/{mid}/archive?version=2")
     assert archived.status_code == 200 and archived.json()["archived_at"] is not None
     assert [m["id"] for m in member.api().get(f"{BASE}/measures").json()] == []
     listed = member.api().get(f"{BASE}/measures?include_archived=true").json()
     assert [m["id"] for m in listed] == [mid]
-    restored = _post(member.api(), f"{BASE}/measures/{mid}/restore")
+    restored = _post(member.api(), f"{BASE}/measures/{mid}/restore?version=3")
     assert restored.status_code == 200 and restored.json()["archived_at"] is None
 
 
@@ -510,7 +510,7 @@ def test_data_source_config_never_appears_in_any_response(admin, member, stakeho
     seen = [created]
     seen.append(admin.api().get(f"{BASE}/data-sources"))
     seen.append(member.api().get(f"{BASE}/data-sources"))
-    seen.append(_patch(admin.api(), f"{BASE}/data-sources/{source['id']}", {"timeout_seconds": 3}))
+    seen.append(_patch(admin.api(), f"{BASE}/data-sources/{source['id']}", {"timeout_seconds": 3, "version": 1}))
     seen.append(_post(admin.api(), f"{BASE}/data-sources/{source['id']}/test"))
     seen.append(admin.api().get(f"{BASE}/history"))
     sql = _post(
@@ -588,7 +588,7 @@ def test_data_source_admin_only_test_and_delete_refused_while_used(admin, member
     assert (body["status"], body["result"]["created"], body["error"]) == ("succeeded", 1, "")
     after = member.api().get(f"{BASE}/measures/{mid}").json()
     assert after["latest_value"] == 42 and after["last_refreshed_at"]
-    _patch(member.api(), f"{BASE}/measures/{mid}", {"query": "SELECT day FROM sales"})
+    _patch(member.api(), f"{BASE}/measures/{mid}", {"query": "SELECT day FROM sales", "version": after["version"]})
     failed = _post(member.api(), f"{BASE}/measures/{mid}/refresh").json()
     assert failed["status"] == "failed" and "two columns" in failed["error"]
     after = member.api().get(f"{BASE}/measures/{mid}").json()
@@ -598,7 +598,8 @@ def test_data_source_admin_only_test_and_delete_refused_while_used(admin, member
     in_use = admin.api().delete(f"{BASE}/data-sources/{sid}")
     assert in_use.status_code == 409
     assert admin.api().get(f"{BASE}/data-sources").json()[0]["measures"] == 1
-    _patch(member.api(), f"{BASE}/measures/{mid}", {"source": "manual"})
+    version = member.api().get(f"{BASE}/measures/{mid}").json()["version"]
+    _patch(member.api(), f"{BASE}/measures/{mid}", {"source": "manual", "version": version})
     manual = _post(member.api(), f"{BASE}/measures/{mid}/refresh")
     assert manual.status_code == 422 and _fields(manual) == {"source"}
     assert admin.api().delete(f"{BASE}/data-sources/{sid}").status_code == 204
@@ -611,8 +612,8 @@ def test_data_source_admin_only_test_and_delete_refused_while_used(admin, member
 def _writes(product: Product, measure: Measure, observation: Observation) -> list[tuple[str, str, Any]]:
     return [
         ("post", f"{BASE}/measures", {"name": "New", "kva": "current_value"}),
-        ("patch", f"{BASE}/measures/{measure.pk}", {"unit": "x"}),
-        ("post", f"{BASE}/measures/{measure.pk}/archive", {}),
+        ("patch", f"{BASE}/measures/{measure.pk}", {"unit": "x", "version": 1}),
+        ("post", f"{BASE}/measures/{measure.pk}/archive?version=1", {}),
         ("post", f"{BASE}/measures/{measure.pk}/refresh", {}),
         ("post", f"{BASE}/measures/adopt", {"catalogue": 1, "product": product.pk}),
         ("post", f"{BASE}/measures/{measure.pk}/observations", {"value": 1}),

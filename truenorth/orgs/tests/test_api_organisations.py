@@ -238,10 +238,10 @@ def test_patch_slug_moves_the_organisation(admin, org_a):
 
 
 def test_patch_to_a_taken_or_invalid_slug_is_refused(owner, org_b):
-    taken = _patch(owner.api(), f"{ORGS}/alpha", {"slug": "bravo-secret"})
+    taken = _patch(owner.api(), f"{ORGS}/alpha", {"slug": "bravo-secret", "version": 1})
     assert taken.status_code == 409
     assert "slug" in _fields(taken)
-    invalid = _patch(owner.api(), f"{ORGS}/alpha", {"slug": "Bad Slug!"})
+    invalid = _patch(owner.api(), f"{ORGS}/alpha", {"slug": "Bad Slug!", "version": 1})
     assert invalid.status_code == 422
     assert "slug" in _fields(invalid)
     wrong_type = _patch(owner.api(), f"{ORGS}/alpha", {"version": "one"})
@@ -259,14 +259,14 @@ def test_patch_without_change_keeps_version(owner, org_a):
 @pytest.mark.parametrize("persona", ["member", "stakeholder"])
 def test_patch_needs_admin(request, persona, org_a):
     who: Persona = request.getfixturevalue(persona)
-    response = _patch(who.api(), f"{ORGS}/alpha", {"name": "Mine Now"})
+    response = _patch(who.api(), f"{ORGS}/alpha", {"name": "Mine Now", "version": 1})
     assert response.status_code == 403
     org_a.refresh_from_db()
     assert org_a.name == "Alpha Org"
 
 
 def test_outsider_cannot_patch(outsider, org_a):
-    response = _patch(outsider.api(), f"{ORGS}/alpha", {"name": "Taken Over"})
+    response = _patch(outsider.api(), f"{ORGS}/alpha", {"name": "Taken Over", "version": 1})
     assert response.status_code == 404
     org_a.refresh_from_db()
     assert org_a.name == "Alpha Org"

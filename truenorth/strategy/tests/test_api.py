@@ -160,7 +160,7 @@ def test_product_input_errors_name_the_field(member):
 
 def test_archive_and_restore_a_product(owner, member):
     product = _product(owner)
-    archived = _post(member.api(), f"{BASE}/products/{product.pk}/archive")
+    archived = _post(member.api(), f"{BASE}/products/{product.pk}/archive?version=1")
     assert archived.status_code == 200
     assert archived.json()["archived_at"] is not None
     assert member.api().get(f"{BASE}/products").json() == []
@@ -168,7 +168,7 @@ def test_archive_and_restore_a_product(owner, member):
     refused = _post(member.api(), f"{BASE}/goals", {"title": "G", "product": product.pk})
     assert refused.status_code == 422
     assert _fields(refused) == {"product"}
-    restored = _post(member.api(), f"{BASE}/products/{product.pk}/restore")
+    restored = _post(member.api(), f"{BASE}/products/{product.pk}/restore?version=2")
     assert restored.json()["archived_at"] is None
 
 
@@ -266,12 +266,12 @@ def test_patch_a_goal_with_version_and_refuse_a_stale_one(owner, member):
     assert stale.status_code == 409
     assert _fields(stale) == {"version"}
     assert Goal.objects.get(pk=goal.pk).title == "Grow faster"
-    cleared = _patch(member.api(), url, {"target_date": None, "owner": None})
+    cleared = _patch(member.api(), url, {"target_date": None, "owner": None, "version": 2})
     assert (cleared.json()["target_date"], cleared.json()["owner"]) == (None, None)
-    assert _fields(_patch(member.api(), url, {"title": None})) == {"title"}
-    assert _fields(_patch(member.api(), url, {"status": "finished"})) == {"status"}
-    assert _fields(_patch(member.api(), url, {"target_date": "31/01/2099"})) == {"target_date"}
-    assert _fields(_patch(member.api(), url, {"parent": 1})) == {"parent"}
+    assert _fields(_patch(member.api(), url, {"title": None, "version": 3})) == {"title"}
+    assert _fields(_patch(member.api(), url, {"status": "finished", "version": 3})) == {"status"}
+    assert _fields(_patch(member.api(), url, {"target_date": "31/01/2099", "version": 3})) == {"target_date"}
+    assert _fields(_patch(member.api(), url, {"parent": 1, "version": 3})) == {"parent"}
     assert HistoryEntry.objects.filter(object_type="strategy.goal", object_id=str(goal.pk)).count() == 3
 
 
@@ -287,12 +287,12 @@ def test_move_a_goal_and_refuse_a_cycle(owner, member):
     assert [c["title"] for c in tree["goals"][0]["children"]] == ["B", "A"]
 
     under_a = _goal(owner, product, "Under A", parent_id=a.pk, level="tactical")
-    cycle = _post(member.api(), f"{BASE}/goals/{a.pk}/move", {"parent": under_a.pk})
+    cycle = _post(member.api(), f"{BASE}/goals/{a.pk}/move", {"parent": under_a.pk, "version": 1})
     assert cycle.status_code == 422
     assert _fields(cycle) == {"parent"}
-    itself = _post(member.api(), f"{BASE}/goals/{a.pk}/move", {"parent": a.pk})
+    itself = _post(member.api(), f"{BASE}/goals/{a.pk}/move", {"parent": a.pk, "version": 1})
     assert itself.status_code == 422
-    missing_parent = _post(member.api(), f"{BASE}/goals/{a.pk}/move", {})
+    missing_parent = _post(member.api(), f"{BASE}/goals/{a.pk}/move", {"version": 1})
     assert missing_parent.status_code == 422
     assert _fields(missing_parent) == {"parent"}
     stale = _post(member.api(), f"{BASE}/goals/{b.pk}/move", {"parent": None, "version": 1})
@@ -346,7 +346,7 @@ def test_archive_and_restore_a_goal(owner, member):
     product = _product(owner)
     root = _goal(owner, product, "Root")
     child = _goal(owner, product, "Child", parent_id=root.pk)
-    refused = _post(member.api(), f"{BASE}/goals/{root.pk}/archive")
+    refused = _post(member.api(), f"{BASE}/goals/{root.pk}/archive?version=1")
     assert refused.status_code == 422
     archived = _post(member.api(), f"{BASE}/goals/{child.pk}/archive?version=1")
     assert archived.status_code == 200
@@ -406,20 +406,22 @@ def test_add_patch_and_remove_targets(owner, member):
     added = _post(member.api(), f"{BASE}/goals/{goal.pk}/targets", {**TARGET, "version": 1})
     assert added.status_code == 201, added.content
     tid = added.json()["id"]
-    below = _post(member.api(), f"{BASE}/goals/{goal.pk}/targets", {"name": "X", "baseline": 5, "target": 1})
+    below = _post(
+        member.api(), f"{BASE}/goals/{goal.pk}/targets", {"name": "X", "baseline": 5, "target": 1, "version": 2}
+    )
     assert below.status_code == 422
     assert _fields(below) == {"target"}
-    patched = _patch(member.api(), f"{BASE}/targets/{tid}", {"target": 8.0})
+    patched = _patch(member.api(), f"{BASE}/targets/{tid}", {"target": 8.0, "version": 2})
     assert patched.status_code == 200, patched.content
     assert patched.json()["target"] == 8.0
-    wrong = _patch(member.api(), f"{BASE}/targets/{tid}", {"target": 1.0})
+    wrong = _patch(member.api(), f"{BASE}/targets/{tid}", {"target": 1.0, "version": 3})
     assert wrong.status_code == 422
     assert _fields(wrong) == {"target"}
-    nan = member.api().patch(f"{BASE}/targets/{tid}", '{"target": NaN}', content_type="application/json")
+    nan = member.api().patch(f"{BASE}/targets/{tid}", '{"target": NaN, "version": 3}', content_type="application/json")
     assert nan.status_code == 422
     assert member.api().delete(f"{BASE}/targets/{tid}?version=1").status_code == 409
-    assert member.api().delete(f"{BASE}/targets/{tid}").status_code == 204
-    assert member.api().delete(f"{BASE}/targets/{tid}").status_code == 404
+    assert member.api().delete(f"{BASE}/targets/{tid}?version=3").status_code == 204
+    assert member.api().delete(f"{BASE}/targets/{tid}?version=4").status_code == 404
     future = (timezone.now() + dt.timedelta(days=2)).isoformat()
     goal2 = _goal(owner, None, "G2", targets=[TARGET])
     t2 = goal2.targets.get().pk
@@ -531,12 +533,12 @@ def test_stakeholder_co_authors_but_cannot_edit(owner, stakeholder):
 
     forbidden = [
         _post(api, f"{BASE}/products", {"name": "Mine"}),
-        _patch(api, f"{BASE}/products/{product.pk}", {"name": "Mine"}),
+        _patch(api, f"{BASE}/products/{product.pk}", {"name": "Mine", "version": 1}),
         _post(api, f"{BASE}/goals", {"title": "Mine", "product": product.pk}),
-        _patch(api, f"{BASE}/goals/{goal.pk}", {"title": "Mine"}),
-        _post(api, f"{BASE}/goals/{goal.pk}/move", {"parent": None}),
+        _patch(api, f"{BASE}/goals/{goal.pk}", {"title": "Mine", "version": 1}),
+        _post(api, f"{BASE}/goals/{goal.pk}/move", {"parent": None, "version": 1}),
         _post(api, f"{BASE}/goals/{goal.pk}/checkins", {"status": "on_track", "confidence": 5}),
-        _post(api, f"{BASE}/goals/{goal.pk}/targets", TARGET),
+        _post(api, f"{BASE}/goals/{goal.pk}/targets", {**TARGET, "version": 1}),
         _post(api, f"{BASE}/work-items", {"product": product.pk, "title": "W"}),
         _post(api, f"{BASE}/products/import", {"format": "truenorth.goal-tree"}),
     ]
@@ -599,15 +601,15 @@ def test_outsider_gets_404_on_everything_of_org_a(owner, member, outsider):
     ):
         assert api.get(url).status_code == 404, url
     writes = [
-        _patch(api, f"{BASE}/goals/{goal.pk}", {"title": "Pwned"}),
-        _patch(api, f"/api/v1/orgs/bravo-secret/goals/{goal.pk}", {"title": "Pwned"}),
+        _patch(api, f"{BASE}/goals/{goal.pk}", {"title": "Pwned", "version": 1}),
+        _patch(api, f"/api/v1/orgs/bravo-secret/goals/{goal.pk}", {"title": "Pwned", "version": 1}),
         _post(api, f"/api/v1/orgs/bravo-secret/goals/{goal.pk}/comments", {"body": "Pwned"}),
         _post(api, f"/api/v1/orgs/bravo-secret/proposals/{proposal.pk}/accept", {}),
         _post(api, f"/api/v1/orgs/bravo-secret/concerns/{concern.pk}/resolve", {"resolution": "x"}),
         api.delete(f"/api/v1/orgs/bravo-secret/links/{link.pk}"),
-        api.delete(f"/api/v1/orgs/bravo-secret/targets/{tid}"),
+        api.delete(f"/api/v1/orgs/bravo-secret/targets/{tid}?version=1"),
         _patch(api, f"/api/v1/orgs/bravo-secret/work-items/{item.pk}", {"goal": None}),
-        _post(api, f"/api/v1/orgs/bravo-secret/products/{product.pk}/archive"),
+        _post(api, f"/api/v1/orgs/bravo-secret/products/{product.pk}/archive?version=1"),
     ]
     assert [r.status_code for r in writes] == [404] * len(writes)
     goal.refresh_from_db()

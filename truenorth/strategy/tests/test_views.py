@@ -174,11 +174,15 @@ def test_editing_a_product_with_a_stale_version_keeps_the_text(owner, world):
     assert Product.objects.get(pk=world.product.pk).vision == "My careful rewrite."
 
 
+def _version(goal_id: int) -> str:
+    """The goal's version as a form sends it (hidden field)."""
+    return str(Goal.objects.get(pk=goal_id).version)
+
 @pytest.mark.django_db
 def test_archive_and_restore_a_product(owner, world):
-    owner.client.post(url("product_archive", product_id=world.product.pk))
+    owner.client.post(url("product_archive", product_id=world.product.pk), {"version": "1"})
     assert Product.objects.get(pk=world.product.pk).archived_at is not None
-    owner.client.post(url("product_archive", product_id=world.product.pk), {"restore": "1"})
+    owner.client.post(url("product_archive", product_id=world.product.pk), {"restore": "1", "version": "2"})
     assert Product.objects.get(pk=world.product.pk).archived_at is None
 
 
@@ -314,7 +318,8 @@ def test_move_goal_to_the_top_of_the_tree_is_refused_for_a_strategic_parent(owne
     assert Goal.objects.get(pk=world.child.pk).parent_id == intermediate.pk
     # A parent of the wrong level is refused on the parent field.
     response = owner.client.post(
-        url("goal_move", goal_id=world.strategic.pk), {"parent": str(intermediate.pk), "position": ""}
+        url("goal_move", goal_id=world.strategic.pk),
+        {"parent": str(intermediate.pk), "position": "", "version": str(world.strategic.version)},
     )
     assert response.status_code == 200
     assert "parent" in response.context["move_form"].errors
@@ -322,10 +327,12 @@ def test_move_goal_to_the_top_of_the_tree_is_refused_for_a_strategic_parent(owne
 
 @pytest.mark.django_db
 def test_archive_goal_with_live_children_is_refused_with_a_message(owner, world):
-    response = owner.client.post(url("goal_archive", goal_id=world.strategic.pk), follow=True)
+    response = owner.client.post(
+        url("goal_archive", goal_id=world.strategic.pk), {"version": str(world.strategic.version)}, follow=True
+    )
     assert "Archive or move its sub-goals first." in response.content.decode()
     assert Goal.objects.get(pk=world.strategic.pk).archived_at is None
-    owner.client.post(url("goal_archive", goal_id=world.child.pk))
+    owner.client.post(url("goal_archive", goal_id=world.child.pk), {"version": str(world.child.version)})
     assert Goal.objects.get(pk=world.child.pk).archived_at is not None
 
 
@@ -533,15 +540,15 @@ def test_links_targets_and_work_items_from_the_goal_page(owner, world):
 
     response = owner.client.post(
         url("target_add", goal_id=gid),
-        {"name": "Trips", "baseline": "5", "target": "1", "direction": "increase"},
+        {"name": "Trips", "baseline": "5", "target": "1", "direction": "increase", "version": _version(gid)},
     )
     assert "target" in response.context["target_form"].errors
     owner.client.post(
         url("target_add", goal_id=gid),
-        {"name": "Trips", "baseline": "1", "target": "5", "direction": "increase"},
+        {"name": "Trips", "baseline": "1", "target": "5", "direction": "increase", "version": _version(gid)},
     )
     trips = world.strategic.targets.get(name="Trips")
-    owner.client.post(url("target_remove", goal_id=gid, target_id=trips.pk))
+    owner.client.post(url("target_remove", goal_id=gid, target_id=trips.pk), {"version": _version(gid)})
     assert not world.strategic.targets.filter(name="Trips").exists()
 
     item = services.create_work_item(m, owner.user, world.product.pk, title="Route checker")

@@ -1,0 +1,41 @@
+"""Form pieces shared by the apps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+MISSING_VERSION = (
+    "This form was sent without the version of what it edits, so it could overwrite someone else's "
+    "change: reload the page and apply your change again."
+)
+
+
+class VersionField(forms.IntegerField):
+    """The hidden, required `version` of the object a form edits (optimistic concurrency): the service
+    refuses a stale one with 409, and a form sent without it is a form error, never a silent overwrite."""
+
+    widget = forms.HiddenInput
+    default_error_messages = dict.fromkeys(("required", "invalid", "min_value", "max_value"), MISSING_VERSION)
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**31 - 1)
+        super().__init__(**kwargs)
+
+
+def require_version(form: forms.Form) -> None:
+    """For a form shared by "create" (no version yet) and "edit": editing needs the version."""
+    form.fields["version"].required = True
+
+
+def posted_version(data: Any) -> int | None:
+    """The `version` a button form (archive, remove, a board move) sent, or None when it is missing or
+    not a version: the view then refuses with MISSING_VERSION instead of writing over newer changes."""
+    field = VersionField()
+    try:
+        value = field.clean(data.get("version"))
+    except forms.ValidationError:
+        return None
+    return int(value)
