@@ -43,6 +43,15 @@ def _jobs_run_inline() -> Iterator[None]:
     HUEY.immediate = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flush_may_empty_append_only_tables() -> Iterator[None]:
+    """Transactional tests end with a flush; only it may empty the append-only (trigger-protected) tables."""
+    from truenorth.core.append_only import flush_may_purge
+
+    with flush_may_purge():
+        yield
+
+
 @pytest.fixture(scope="session")
 def _duckdb_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("duckdb"))

@@ -259,7 +259,7 @@ def populate_vision(owner: Persona, stakeholder: Persona) -> VisionA:
         metrics=[{"role": "primary", "name": "Downloads"}],
     )
     validation.move_hypothesis(m, u, hypothesis.pk, "testing")
-    snapshot = validation.record_snapshot(m, experiment.pk, method="frequentist", inputs={}, results={"n": 1})
+    snapshot = validation.store_snapshot(experiment, method="frequentist", inputs={}, results={"n": 1})
     decision = validation.conclude(
         m, u, hypothesis.pk, outcome="validated", decision="persevere", learning="Alpha secret learning"
     )

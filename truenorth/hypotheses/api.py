@@ -27,6 +27,7 @@ from truenorth.hypotheses.models import (
     HypothesisState,
     MetricRole,
     ResultSnapshot,
+    SnapshotKind,
 )
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import membership_for
@@ -115,6 +116,11 @@ class ExperimentOut(Schema):
 class SnapshotOut(Schema):
     id: int
     experiment: int
+    kind: SnapshotKind = Field(description="computed: by TrueNorth (the headline); imported: from an outside tool.")
+    label: str = Field(description='"Computed by TrueNorth" or "Imported from <source> by <author>".')
+    author: str | None
+    source: str = Field(description="The outside tool an imported snapshot comes from ('' when computed).")
+    note: str
     computed_at: dt.datetime
     method: str
     inputs: dict[str, Any]
@@ -242,7 +248,9 @@ class ExperimentPatch(ExperimentFields):
 
 
 class SnapshotIn(StrictSchema):
-    method: str = Field(min_length=1, max_length=120)
+    source: str = Field(min_length=1, max_length=120, description="The outside tool the results come from.")
+    method: str = Field(min_length=1, max_length=120, description="The method, as the outside tool states it.")
+    note: str = Field("", max_length=services.MAX_TEXT, description="What these results are and where from.")
     inputs: dict[str, Any] = Field(default_factory=dict)
     query: str = Field("", max_length=100_000)
     results: dict[str, Any] = Field(default_factory=dict)
@@ -329,6 +337,11 @@ def _snapshot(s: ResultSnapshot) -> dict[str, Any]:
     return {
         "id": s.pk,
         "experiment": s.experiment_id,
+        "kind": s.kind,
+        "label": s.label,
+        "author": s.author_name or None,
+        "source": s.source_name,
+        "note": s.note,
         "computed_at": s.computed_at,
         "method": s.method,
         "inputs": s.inputs,
@@ -587,17 +600,23 @@ def list_snapshots(request: HttpRequest, slug: str, experiment_id: ObjectId) -> 
 @router.post(
     "/{slug}/experiments/{experiment_id}/snapshots",
     response={201: SnapshotOut, **ERRORS},
-    summary="Record a result snapshot (append-only: snapshots are never changed)",
+    summary="Attach results imported from an outside tool (labelled as such; never the headline result)",
+    description="Results computed by TrueNorth come only from POST …/results. This stores an *imported* "
+    "snapshot: labelled “Imported from <source> by <you>”, recorded in history, never the headline "
+    "result and never the evidence “conclude” links. Snapshots are append-only.",
 )
 def create_snapshot(
     request: HttpRequest, slug: str, experiment_id: ObjectId, payload: SnapshotIn
 ) -> Status[dict[str, Any]]:
-    m, _ = _scope(request, slug)
+    m, user = _scope(request, slug)
     services.get_experiment(m, experiment_id)
-    made = services.record_snapshot(
+    made = services.import_snapshot(
         m,
+        user,
         experiment_id,
+        source=payload.source,
         method=payload.method,
+        note=payload.note,
         inputs=payload.inputs,
         results=payload.results,
         query=payload.query,

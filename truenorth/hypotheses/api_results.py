@@ -39,10 +39,14 @@ class ResultSummaryOut(Schema):
     id: int
     computed_at: Any
     method: str
+    kind: str = Field(description="computed (by TrueNorth) or imported (from an outside tool).")
+    label: str
 
 
 class ResultsOut(Schema):
-    latest: dict[str, Any] | None
+    latest: dict[str, Any] | None = Field(
+        description="The headline: the latest results computed by TrueNorth (imports never are)."
+    )
     snapshots: list[ResultSummaryOut]
 
 
@@ -55,6 +59,8 @@ def _full(s: ResultSnapshot) -> dict[str, Any]:
     return {
         "id": s.pk,
         "experiment": s.experiment_id,
+        "kind": s.kind,
+        "label": s.label,
         "computed_at": s.computed_at,
         "method": s.method,
         "inputs": s.inputs,
@@ -88,11 +94,18 @@ def compute(
 def latest(request: HttpRequest, slug: str, experiment_id: ObjectId) -> dict[str, Any]:
     m, _ = _scope(request, slug)
     services.get_experiment(m, experiment_id)
-    listed = list(services.snapshots_of(m, experiment_id).only("id", "computed_at", "method")[:MAX_LIST])
-    newest = services.get_snapshot(m, listed[0].pk) if listed else None
+    listed = list(
+        services.snapshots_of(m, experiment_id).only(
+            "id", "computed_at", "method", "kind", "source_name", "author_name"
+        )[:MAX_LIST]
+    )
+    newest = services.headline_snapshot(m, experiment_id)
     return {
         "latest": _full(newest) if newest else None,
-        "snapshots": [{"id": s.pk, "computed_at": s.computed_at, "method": s.method} for s in listed],
+        "snapshots": [
+            {"id": s.pk, "computed_at": s.computed_at, "method": s.method, "kind": s.kind, "label": s.label}
+            for s in listed
+        ],
     }
 
 

@@ -43,6 +43,11 @@ class DecisionOutcome(models.TextChoices):
     INCONCLUSIVE = "inconclusive", "Inconclusive"
 
 
+class SnapshotKind(models.TextChoices):
+    COMPUTED = "computed", "Computed by TrueNorth"
+    IMPORTED = "imported", "Imported from an outside tool"
+
+
 class DecisionChoice(models.TextChoices):
     PERSEVERE = "persevere", "Persevere"
     PIVOT = "pivot", "Pivot"
@@ -199,14 +204,30 @@ class SnapshotQuerySet(models.QuerySet["ResultSnapshot"]):
 
 
 class ResultSnapshot(models.Model):
-    """The results of an experiment as computed once, with the method, inputs and query used. Immutable."""
+    """The results of an experiment as computed once, with the method, inputs and query used. Immutable
+    (the database refuses UPDATE, DELETE and, on PostgreSQL, TRUNCATE: migration 0003).
+
+    `computed` ones are written by TrueNorth's own computation (results.compute_results) only: they are
+    the headline and what "conclude" links. `imported` ones come from an outside tool, with who
+    attached them, the tool's name and a note; they are shown labelled and never as the headline."""
+
+    Kind = SnapshotKind
 
     experiment = models.ForeignKey(Experiment, on_delete=models.PROTECT, related_name="snapshots")
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.COMPUTED)
     computed_at = models.DateTimeField(default=timezone.now)
     method = models.CharField(max_length=120)
     inputs = models.JSONField(default=dict)
     query = models.TextField(blank=True)
     results = models.JSONField(default=dict)
+    # Who computed (or attached) it; PROTECT because setting it to NULL would rewrite the snapshot.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    author_name = models.CharField(max_length=254, blank=True)
+    # For imported ones: the outside tool they come from, and the author's note.
+    source_name = models.CharField(max_length=120, blank=True)
+    note = models.TextField(blank=True)
 
     objects = SnapshotQuerySet.as_manager()
 
@@ -224,6 +245,17 @@ class ResultSnapshot(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AppendOnlyError("Result snapshots are never deleted.")
+
+    @property
+    def is_imported(self) -> bool:
+        return self.kind == SnapshotKind.IMPORTED
+
+    @property
+    def label(self) -> str:
+        """How the snapshot is presented: computed, or "Imported from <source> by <author>"."""
+        if self.is_imported:
+            return f"Imported from {self.source_name} by {self.author_name or 'unknown'}"
+        return "Computed by TrueNorth"
 
 
 class Decision(models.Model):

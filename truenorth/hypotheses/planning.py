@@ -258,7 +258,12 @@ def _primary_arms(arms: list[Mapping[str, Any]], control_name: str | None) -> li
 def _latest_snapshot(experiment: Experiment) -> ResultSnapshot | None:
     from truenorth.hypotheses.models import ResultSnapshot
 
-    return ResultSnapshot.objects.filter(experiment=experiment).order_by("-computed_at", "-id").first()
+    # TrueNorth's own results only: an import from an outside tool never drives the power shown.
+    return (
+        ResultSnapshot.objects.filter(experiment=experiment, kind=ResultSnapshot.Kind.COMPUTED)
+        .order_by("-computed_at", "-id")
+        .first()
+    )
 
 
 def achieved_power_detail(membership: Membership, experiment_id: int) -> Achieved:

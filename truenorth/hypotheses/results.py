@@ -305,7 +305,7 @@ def compute_results(
     }
     label = method if correction is None else f"{method} ({stats_engine.CORRECTION_NAMES[correction]})"
     stored = services.store_snapshot(
-        experiment, method=label, inputs=inputs, results=results, query=evidence.query.sql
+        experiment, method=label, inputs=inputs, results=results, query=evidence.query.sql, author=actor
     )
     record(
         membership.organisation,

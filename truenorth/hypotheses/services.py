@@ -558,37 +558,78 @@ def store_snapshot(
     results: Mapping[str, Any],
     query: str = "",
     computed_at: dt.datetime | None = None,
+    author: User | None = None,
 ) -> ResultSnapshot:
-    """Append the results of one computation (for jobs that already hold the experiment)."""
+    """Append the results of one computation by TrueNorth (results.compute_results only: a computed
+    snapshot is the headline result, so nothing a user sends may reach this)."""
     return ResultSnapshot.objects.create(
         experiment=experiment,
+        kind=ResultSnapshot.Kind.COMPUTED,
         method=_text(method, "method", required=True, max_length=120),
         inputs=dict(inputs),
         results=dict(results),
         query=query,
         computed_at=computed_at or timezone.now(),
+        author=author,
+        author_name=author.email if author else "system",
     )
 
 
-def record_snapshot(
+def import_snapshot(
     membership: Membership,
+    actor: User,
     experiment_id: int,
     *,
+    source: str,
     method: str,
-    inputs: Mapping[str, Any],
     results: Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
     query: str = "",
+    note: str = "",
 ) -> ResultSnapshot:
-    """Append the results of a computation of one experiment, with the method, inputs and query used."""
+    """Attach results computed by an outside tool (`source`, e.g. "Optimizely"). They are stored as an
+    import labelled with the tool and who attached them, recorded in history, and never become the
+    headline result nor the one "conclude" links: only TrueNorth's own computation does."""
     require_writer(membership)
-    return store_snapshot(
-        get_experiment(membership, experiment_id), method=method, inputs=inputs, results=results, query=query
-    )
+    experiment = get_experiment(membership, experiment_id)
+    with transaction.atomic():
+        made = ResultSnapshot.objects.create(
+            experiment=experiment,
+            kind=ResultSnapshot.Kind.IMPORTED,
+            method=_text(method, "method", required=True, max_length=120),
+            source_name=_text(source, "source", required=True, max_length=120),
+            note=_text(note, "note"),
+            inputs=dict(inputs or {}),
+            results=dict(results),
+            query=_text(query, "query", max_length=100_000),
+            author=actor,
+            author_name=actor.email,
+        )
+        record(
+            membership.organisation,
+            made,
+            actor,
+            HistoryEntry.Action.CREATED,
+            diff({}, {"kind": made.kind, "source": made.source_name, "method": made.method, "note": made.note}),
+        )
+    return made
 
 
 def snapshots_of(membership: Membership, experiment_id: int) -> QuerySet[ResultSnapshot]:
+    """Every snapshot of an experiment (computed and imported), newest first."""
     return ResultSnapshot.objects.filter(
         experiment_id=experiment_id, experiment__hypothesis__organisation_id=membership.organisation_id
+    )
+
+
+def headline_snapshot(membership: Membership, experiment_id: int) -> ResultSnapshot | None:
+    """The experiment's headline result: its latest snapshot computed by TrueNorth (never an import)."""
+    return (
+        snapshots_of(membership, experiment_id)
+        .filter(kind=ResultSnapshot.Kind.COMPUTED)
+        .select_related("experiment")
+        .order_by("-computed_at", "-id")
+        .first()
     )
 
 
@@ -634,8 +675,9 @@ def conclude(
                 f"Only a hypothesis being tested can be concluded (this one is {hypothesis.state}).",
                 field="state",
             )
+        # Only results TrueNorth computed are linked; imports from outside tools never are.
         latest = (
-            ResultSnapshot.objects.filter(experiment__hypothesis=hypothesis)
+            ResultSnapshot.objects.filter(experiment__hypothesis=hypothesis, kind=ResultSnapshot.Kind.COMPUTED)
             .order_by("-computed_at", "-id")
             .first()
         )

@@ -38,9 +38,11 @@ def _page(
     snapshots = list(
         services.snapshots_of(membership, experiment_id).defer("inputs", "query", "results")[:LIST_ROWS]
     )
-    if chosen is None and snapshots:
-        chosen = services.get_snapshot(membership, snapshots[0].pk)
-    rows = list(chosen.results.get("rows", [])) if chosen else []
+    if chosen is None:
+        chosen = services.headline_snapshot(membership, experiment_id)
+    # An import from an outside tool is shown as it came (labelled), never as TrueNorth's result table.
+    computed = chosen if chosen is not None and not chosen.is_imported else None
+    rows = list(computed.results.get("rows", [])) if computed else []
     for row in rows:
         _format(row)
     return render(
@@ -54,9 +56,12 @@ def _page(
             "snapshots": snapshots,
             "snapshot": chosen,
             "rows": rows,
-            "srm": chosen.results.get("srm", {}) if chosen else {},
-            "freshness": chosen.results.get("freshness") if chosen else None,
-            "chart": results.effect_chart(chosen) if chosen else None,
+            "srm": computed.results.get("srm", {}) if computed else {},
+            "freshness": computed.results.get("freshness") if computed else None,
+            "chart": results.effect_chart(computed) if computed else None,
+            "imported_results": json.dumps(chosen.results, indent=2, sort_keys=True)
+            if chosen is not None and chosen.is_imported
+            else "",
             "can_write": membership.can_write,
             "configured": bool(experiment.data_source_id and experiment.evidence_key),
             "methods": results.METHODS,

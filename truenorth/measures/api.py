@@ -774,7 +774,9 @@ def add_observation(
     response={200: BatchOut, 201: BatchOut, **ERRORS},
     summary="Record a batch of observations: all or none, idempotent with a key",
     description="201 when saved; 200 with `replayed: true` when the idempotency key was already used "
-    "(nothing is saved twice). A bad row saves nothing and is named, e.g. `observations.3.value`.",
+    "for the same rows (nothing is saved twice); 409 when it was used for different rows, or when "
+    "another request stored a value at the same measure and time meanwhile (nothing is saved). A bad "
+    "row saves nothing and is named, e.g. `observations.3.value`.",
 )
 def add_batch(request: HttpRequest, slug: str, payload: BatchIn) -> Status[dict[str, Any]]:
     m, user = _scope(request, slug)

@@ -152,6 +152,9 @@ class ObservationBatch(models.Model):
     idempotency_key = models.CharField(max_length=200, blank=True)
     source = models.CharField(max_length=20, choices=MeasureSource.choices)
     rows = models.PositiveIntegerField(default=0)
+    # SHA-256 of the batch's rows (services.batch_digest): a key reused with other rows is a 409, not a
+    # silent replay. Blank for batches stored before it existed (their key replays as before).
+    payload_hash = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -171,9 +174,13 @@ class ObservationBatch(models.Model):
 
 
 class Observation(models.Model):
-    """A value of a measure at a time. Append-only: a correction is a new row that supersedes this one."""
+    """A value of a measure at a time. Append-only: a correction is a new row that supersedes this one.
 
-    measure = models.ForeignKey(Measure, on_delete=models.CASCADE, related_name="observations")
+    The database refuses UPDATE (except `superseded` false → true) and DELETE (migration 0004), and
+    holds at most one current (not superseded) value per measure and time."""
+
+    # PROTECT: evidence is never deleted along with its measure (measures are archived instead).
+    measure = models.ForeignKey(Measure, on_delete=models.PROTECT, related_name="observations")
     value = models.FloatField()
     observed_at = models.DateTimeField()
     source = models.CharField(max_length=20, choices=MeasureSource.choices, default=MeasureSource.MANUAL)
@@ -186,13 +193,22 @@ class Observation(models.Model):
     )
     # Denormalised for fast "current" queries: True once a later correction supersedes this row.
     superseded = models.BooleanField(default=False)
+    # PROTECT: setting it to NULL would rewrite evidence (deactivate people instead of deleting them).
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     recorded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("-observed_at", "-id")
+        constraints = [
+            # Two concurrent writers cannot both store a value of a measure at the same time.
+            models.UniqueConstraint(
+                fields=("measure", "observed_at"),
+                condition=models.Q(superseded=False),
+                name="unique_current_observation",
+            ),
+        ]
         indexes = [
             # Covers the value dashboard's per-bucket means: they are read from the index alone.
             models.Index(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import io
 import json
 import math
@@ -664,12 +665,59 @@ def _history_for_batch(
         )
 
 
-def find_batch(membership: Membership, idempotency_key: str) -> ObservationBatch | None:
+def batch_digest(rows: Sequence[CleanRow], source: str) -> str:
+    """SHA-256 of a batch's validated rows (measure, value, UTC time, note) and source, in row order."""
+    canonical = [
+        [r.measure.pk, repr(float(r.value)), r.observed_at.astimezone(dt.UTC).isoformat(), r.note]
+        for r in rows
+    ]
+    text = json.dumps([source, canonical], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _replay(batch: ObservationBatch, digest: str | None) -> BatchResult:
+    """The answer to a key used before: replayed when the rows are the same, 409 when they differ."""
+    if digest is not None and batch.payload_hash and batch.payload_hash != digest:
+        raise Conflict(
+            f"The idempotency key “{batch.idempotency_key}” was already used for a batch with different "
+            "rows; nothing was saved. Use a new key for new data.",
+            field="idempotency_key",
+        )
+    return BatchResult(batch, 0, True)
+
+
+def find_batch(
+    membership: Membership,
+    idempotency_key: str,
+    *,
+    rows: Sequence[CleanRow] | None = None,
+    source: str = "",
+) -> ObservationBatch | None:
+    """The batch stored earlier with this key, if any. Given the rows (and source) about to be stored
+    under it, a batch with different rows is a Conflict (409) rather than a silent replay."""
     if not idempotency_key:
         return None
-    return ObservationBatch.objects.filter(
+    earlier = ObservationBatch.objects.filter(
         organisation_id=membership.organisation_id, idempotency_key=idempotency_key
     ).first()
+    if earlier is not None and rows is not None:
+        _replay(earlier, batch_digest(rows, source or earlier.source))
+    return earlier
+
+
+def _duplicate_conflict(rows: Sequence[CleanRow]) -> Conflict:
+    taken = existing_duplicates(rows)
+    first = taken[0] if taken else None
+    where = (
+        f"“{first.measure.name}” already has a value at {first.observed_at.isoformat()}"
+        if first
+        else "another value was stored at the same time"
+    )
+    return Conflict(
+        f"{where} (stored meanwhile by another request); nothing was saved. To correct a value, "
+        "supersede it.",
+        field="observed_at",
+    )
 
 
 def store_batch(
@@ -680,7 +728,10 @@ def store_batch(
     source: str,
     idempotency_key: str = "",
 ) -> BatchResult:
-    """Store validated rows as one batch, all or none. A key already used returns that batch (replayed)."""
+    """Store validated rows as one batch, all or none. A key already used with the same rows returns that
+    batch (replayed); with different rows it is a Conflict (409). A value that another writer stored
+    meanwhile at the same measure and time (the database's unique index) is a Conflict too."""
+    digest = batch_digest(rows, source)
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -689,28 +740,33 @@ def store_batch(
                     idempotency_key=idempotency_key,
                     source=source,
                     rows=len(rows),
+                    payload_hash=digest,
                     created_by=actor,
                 )
         except IntegrityError:
             earlier = find_batch(membership, idempotency_key)
             if earlier is None:  # pragma: no cover - the unique constraint is the only integrity rule
                 raise
-            return BatchResult(earlier, 0, True)
-        Observation.objects.bulk_create(
-            [
-                Observation(
-                    measure=r.measure,
-                    value=r.value,
-                    observed_at=r.observed_at,
-                    source=source,
-                    note=r.note,
-                    batch=batch,
-                    recorded_by=actor,
+            return _replay(earlier, digest)
+        try:
+            with transaction.atomic():
+                Observation.objects.bulk_create(
+                    [
+                        Observation(
+                            measure=r.measure,
+                            value=r.value,
+                            observed_at=r.observed_at,
+                            source=source,
+                            note=r.note,
+                            batch=batch,
+                            recorded_by=actor,
+                        )
+                        for r in rows
+                    ],
+                    batch_size=BULK_BATCH,
                 )
-                for r in rows
-            ],
-            batch_size=BULK_BATCH,
-        )
+        except IntegrityError:
+            raise _duplicate_conflict(rows) from None  # leaving the block rolls the batch back
         _history_for_batch(membership, actor, rows, batch)
     return BatchResult(batch, len(rows), False)
 
@@ -732,12 +788,12 @@ def add_observations(
     require_writer(membership)
     source = _choice(source, MeasureSource.values, "source")
     key = clean_idempotency_key(idempotency_key)
-    earlier = find_batch(membership, key)
-    if earlier is not None:
-        return BatchResult(earlier, 0, True)
     if not rows:
         raise ValidationFailed("The batch has no rows.", field="rows")
-    clean, errors = clean_rows(membership.organisation_id, rows)
+    earlier = find_batch(membership, key)
+    # A replay is compared with the batch stored under its key (store_batch), so its rows are not
+    # refused for being stored already.
+    clean, errors = clean_rows(membership.organisation_id, rows, check_existing=earlier is None)
     if errors:
         flat = {
             f"rows[{index}].{name}": message
@@ -807,6 +863,11 @@ def correct_observation(
     number = _number(value, "value")
     assert number is not None
     measure = get_measure(membership, old.measure_id)
+    note = _text(note, "note", max_length=500)
+    # The old row stops being current first: the database holds one current value per measure and time.
+    # (Setting `superseded` is the one change its append-only trigger allows.)
+    Observation.objects.filter(pk=old.pk).update(superseded=True)
+    old.superseded = True
     try:
         with transaction.atomic():
             new = Observation.objects.create(
@@ -814,14 +875,12 @@ def correct_observation(
                 value=number,
                 observed_at=old.observed_at,
                 source=MeasureSource.MANUAL,
-                note=_text(note, "note", max_length=500),
+                note=note,
                 supersedes=old,
                 recorded_by=actor,
             )
     except IntegrityError:
         raise Conflict("This observation has already been corrected.", field="value") from None
-    Observation.objects.filter(pk=old.pk).update(superseded=True)
-    old.superseded = True
     record(
         membership.organisation,
         measure,

@@ -1187,7 +1187,9 @@ def update_target(
 
 
 @router.delete(
-    "/{slug}/targets/{target_id}", response={204: None, **ERRORS}, summary="Remove a target measure"
+    "/{slug}/targets/{target_id}",
+    response={204: None, **ERRORS},
+    summary="Remove a target measure from its goal (archived: it and its observed values are kept)",
 )
 def remove_target(
     request: HttpRequest, slug: str, target_id: ObjectId, filters: Query[VersionQuery]

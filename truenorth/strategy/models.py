@@ -155,8 +155,18 @@ class GoalLink(models.Model):
         return f"{self.source} {self.kind} {self.target}"
 
 
+class ActiveTargetManager(models.Manager["TargetMeasure"]):
+    """The default manager (so `goal.targets` too): archived target measures are left out everywhere."""
+
+    def get_queryset(self) -> models.QuerySet[TargetMeasure]:
+        return super().get_queryset().filter(archived_at__isnull=True)
+
+
 class TargetMeasure(models.Model):
-    """What moving the goal means in numbers: a measure from its baseline to a target, in a direction."""
+    """What moving the goal means in numbers: a measure from its baseline to a target, in a direction.
+
+    Never deleted: removing one from a goal archives it (`archived_at`), so its observations are kept.
+    `objects` (and `goal.targets`) hold the active ones; `all_objects` the archived ones too."""
 
     Direction = Direction
 
@@ -172,6 +182,10 @@ class TargetMeasure(models.Model):
     target = models.FloatField()
     direction = models.CharField(max_length=10, choices=Direction.choices, default=Direction.INCREASE)
     position = models.PositiveIntegerField(default=0)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ActiveTargetManager()
+    all_objects = models.Manager()  # noqa: DJ012 - a second manager, not a field
 
     class Meta:
         ordering = ("position", "id")
@@ -181,14 +195,16 @@ class TargetMeasure(models.Model):
 
 
 class TargetObservation(models.Model):
-    """A value of a target measure at a time (until the measures pillar supplies them). Append-only."""
+    """A value of a target measure at a time (until the measures pillar supplies them). Append-only: the
+    database refuses UPDATE, DELETE and (PostgreSQL) TRUNCATE (migration 0003)."""
 
-    target_measure = models.ForeignKey(TargetMeasure, on_delete=models.CASCADE, related_name="observations")
+    target_measure = models.ForeignKey(TargetMeasure, on_delete=models.PROTECT, related_name="observations")
     value = models.FloatField()
     observed_at = models.DateTimeField(default=timezone.now)
     note = models.CharField(max_length=500, blank=True)
+    # PROTECT: setting it to NULL would rewrite evidence (deactivate people instead of deleting them).
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 
     class Meta:

@@ -704,12 +704,24 @@ def update_target(
 
 @transaction.atomic
 def remove_target(membership: Membership, actor: User, target_id: int, *, version: int | None = None) -> None:
+    """Take a target measure off its goal by archiving it: it leaves the goal's targets and progress,
+    but it and its observations are kept (evidence is append-only), and the goal's history says so."""
     require_writer(membership)
     target = _get_target(membership, target_id)
     goal = _locked_goal(membership, target.goal_id, version)
     text = _target_text(target)
-    target.delete()
-    _save_goal(membership, actor, goal, _goal_snapshot(goal), {"targets": {"old": text, "new": None}})
+    kept = target.observations.count()
+    target.archived_at = timezone.now()
+    target.save(update_fields=["archived_at"])
+    archived = f"archived: {text} ({kept} observed value{'s' if kept != 1 else ''} kept)"
+    record(
+        membership.organisation,
+        target,
+        actor,
+        HistoryEntry.Action.ARCHIVED,
+        {"archived_at": {"old": None, "new": timezone.localtime(target.archived_at).isoformat()}},
+    )
+    _save_goal(membership, actor, goal, _goal_snapshot(goal), {"targets": {"old": text, "new": archived}})
 
 
 def record_observation(

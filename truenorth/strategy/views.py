@@ -883,7 +883,7 @@ def target_remove(request: HttpRequest, membership: Membership, goal_id: int, ta
     except Conflict as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, "Target measure removed.")
+        messages.success(request, "Target measure removed from the goal; it is archived with its values.")
     return redirect(_goal_url(membership, goal_id, "targets"))
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from truenorth.hypotheses import services
+from truenorth.hypotheses.models import Experiment
 from truenorth.hypotheses.tests.conftest import AB
 
 BASE = "/api/v1/orgs/alpha"
@@ -119,11 +120,15 @@ def test_experiments_snapshots_and_conclusion(member, make) -> None:
     assert (
         _patch(member.api(), f"{BASE}/experiments/{e['id']}", {"power": 0.7, "version": 1}).status_code == 409
     )
-    snap = _post(
-        member.api(), f"{BASE}/experiments/{e['id']}/snapshots", {"method": "welch", "results": {"p": 0.01}}
+    imported = _post(
+        member.api(),
+        f"{BASE}/experiments/{e['id']}/snapshots",
+        {"source": "Optimizely", "method": "welch", "results": {"p": 0.01}},
     )
-    assert snap.status_code == 201
-    assert member.api().get(f"{BASE}/snapshots/{snap.json()['id']}").json()["results"] == {"p": 0.01}
+    assert imported.status_code == 201
+    got = member.api().get(f"{BASE}/snapshots/{imported.json()['id']}").json()
+    assert got["results"] == {"p": 0.01} and got["kind"] == "imported"
+    snap = services.store_snapshot(Experiment.objects.get(pk=e["id"]), method="welch", inputs={}, results={})
     _post(member.api(), f"{BASE}/hypotheses/{h.pk}/move", {"state": "testing", "version": 2})
     missing = _post(
         member.api(),
@@ -137,7 +142,7 @@ def test_experiments_snapshots_and_conclusion(member, make) -> None:
         {"outcome": "validated", "decision": "persevere", "learning": "Hikers love one tap.", "version": 3},
     )
     assert done.status_code == 201, done.content
-    assert done.json()["snapshot"] == snap.json()["id"]
+    assert done.json()["snapshot"] == snap.pk  # TrueNorth's computed result, not the import
     assert member.api().get(f"{BASE}/decisions/{done.json()['id']}").status_code == 200
     found = member.api_read().get(f"{BASE}/learnings?q=one+tap")
     assert [d["id"] for d in found.json()] == [done.json()["id"]]

@@ -136,9 +136,7 @@ def _snapshot(member, e: Experiment, n: int, rate: float = 0.2) -> None:
         }
         for name in ("control", "one_tap")
     ]
-    services.record_snapshot(
-        member.membership, e.pk, method="frequentist", inputs={"summary": rows}, results={}
-    )
+    services.store_snapshot(e, method="frequentist", inputs={"summary": rows}, results={}, author=member.user)
 
 
 def test_achieved_power_rises_with_n(member, testing) -> None:
@@ -166,9 +164,7 @@ def test_achieved_power_of_a_mean_metric_from_simple_inputs(member, testing) -> 
     # mean 10, sd 5 in each arm
     n = 400
     arm = {"n": n, "sum": 10.0 * n, "sum_squares": (25.0 * (n - 1) + 100.0 * n)}
-    services.record_snapshot(
-        member.membership, e.pk, method="welch", inputs={"control": arm, "one_tap": arm}, results={}
-    )
+    services.store_snapshot(e, method="welch", inputs={"control": arm, "one_tap": arm}, results={})
     value = planning.achieved_power(member.membership, e.pk)
     assert value == pytest.approx(TTestIndPower().power(effect_size=0.2, nobs1=n, alpha=0.05), rel=1e-6)
 

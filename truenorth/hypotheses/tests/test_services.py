@@ -132,8 +132,8 @@ def test_an_ab_test_with_no_results_may_only_be_inconclusive(member, testing) ->
 
 def test_concluding_links_the_latest_snapshot(member, testing) -> None:
     e = testing.experiments.get()
-    services.record_snapshot(member.membership, e.pk, method="t", inputs={}, results={"n": 1})
-    latest = services.record_snapshot(member.membership, e.pk, method="t", inputs={}, results={"n": 2})
+    services.store_snapshot(e, method="t", inputs={}, results={"n": 1})
+    latest = services.store_snapshot(e, method="t", inputs={}, results={"n": 2})
     d = services.conclude(
         member.membership,
         member.user,
@@ -160,9 +160,8 @@ def test_only_a_hypothesis_under_test_can_be_concluded(member, make) -> None:
 
 
 def test_snapshots_are_never_updated_or_deleted(member, testing) -> None:
-    s = services.record_snapshot(
-        member.membership,
-        testing.experiments.get().pk,
+    s = services.store_snapshot(
+        testing.experiments.get(),
         method="t",
         inputs={"a": 1},
         results={},

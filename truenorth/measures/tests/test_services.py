@@ -384,10 +384,16 @@ def test_a_race_on_the_key_returns_the_earlier_batch(member, measure):
     first = ms.add_observations(
         m, member.user, [ms.ObservationIn(measure.pk, 1, at(1))], source="api", idempotency_key="r"
     )
-    clean, errors = ms.clean_rows(m.organisation_id, [ms.ObservationIn(measure.pk, 2, at(2))])
+    same, errors = ms.clean_rows(
+        m.organisation_id, [ms.ObservationIn(measure.pk, 1, at(1))], check_existing=False
+    )
     assert not errors
-    result = ms.store_batch(m, member.user, clean, source="api", idempotency_key="r")  # past the look
+    result = ms.store_batch(m, member.user, same, source="api", idempotency_key="r")  # past the look
     assert result.replayed and result.batch.pk == first.batch.pk and result.created == 0
+    other, errors = ms.clean_rows(m.organisation_id, [ms.ObservationIn(measure.pk, 2, at(2))])
+    assert not errors
+    with pytest.raises(Conflict, match="different rows"):
+        ms.store_batch(m, member.user, other, source="api", idempotency_key="r")
     assert Observation.objects.count() == 1
 
 

@@ -1233,7 +1233,7 @@ def test_target_changes_are_recorded_on_the_goal(tree, owner):
     ]
     assert {"old": "Guided setup score: 0 → 10 (↑)", "new": "Guided setup score: 0 → 12 (↑)"} in changes
     assert {"old": None, "new": "second: 1 → 2 (↑)"} in changes
-    assert {"old": "second: 1 → 2 (↑)", "new": None} in changes
+    assert {"old": "second: 1 → 2 (↑)", "new": "archived: second: 1 → 2 (↑) (0 observed values kept)"} in changes
 
 
 # --- isolation between organisations --------------------------------------------------------------
