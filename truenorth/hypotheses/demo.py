@@ -291,12 +291,13 @@ DEMO_DEFINITIONS: list[dict[str, Any]] = [
 ]
 
 
-def demo_events_file() -> Path | None:
+def demo_events_file(org: Organisation) -> Path | None:
     """The demo's DuckDB file of raw events (≈20,000 hikers, +3 % planted on the download rate), written
-    once into the first allowed DuckDB directory; None when no directory is configured."""
+    once into the demo organisation's own DuckDB directory (`sources.organisation_directory`); None when
+    no directory is configured."""
     if not settings.TRUENORTH_DUCKDB_DIRS:
         return None
-    directory = Path(settings.TRUENORTH_DUCKDB_DIRS[0])
+    directory = sources.organisation_directory(org)
     path = directory / DEMO_FILE
     if not path.is_file():
         directory.mkdir(parents=True, exist_ok=True)
@@ -308,7 +309,7 @@ def demo_events_file() -> Path | None:
 
 def load_ab_evidence(org: Organisation, owner: User, member: User, experiment_id: int) -> None:
     """A DuckDB data source with the A/B test's raw events, attached to it, and one computed snapshot."""
-    path = demo_events_file()
+    path = demo_events_file(org)
     if path is None:
         return
     owner_m = Membership.objects.get(organisation=org, user=owner)
@@ -318,9 +319,9 @@ def load_ab_evidence(org: Organisation, owner: User, member: User, experiment_id
         source = sources.create_data_source(
             owner_m, owner, name="Trail App events (DuckDB)", kind="duckdb", config={"path": str(path)}
         )
-    results.configure_evidence(
-        member_m,
-        member,
+    results.configure_evidence(  # evidence settings hold SQL: an admin's (here the owner's) to set
+        owner_m,
+        owner,
         experiment_id,
         data_source_id=source.pk,
         evidence_key=synthetic.EXPERIMENT,

@@ -30,6 +30,7 @@ from truenorth.hypotheses import services
 from truenorth.hypotheses.models import Experiment, MetricRole, ResultSnapshot
 from truenorth.measures import sources
 from truenorth.measures.models import DataSource
+from truenorth.measures.services import require_query_author
 from truenorth.orgs.models import Membership
 from truenorth.stats import engine as stats_engine
 from truenorth.stats import srm
@@ -73,10 +74,12 @@ def configure_evidence(
     metric_definitions: Any,
     version: int | None = None,
 ) -> Experiment:
-    """Set where an experiment's raw events live and how its metrics are computed (member+); a stale
-    version is refused with 409."""
+    """Set where an experiment's raw events live and how its metrics are computed (admins: the metric
+    definitions become SQL run as the data source's role; members run the results); a stale version is
+    refused with 409."""
     services.require_writer(membership)
     services.get_experiment(membership, experiment_id)  # 404 before any validation
+    require_query_author(membership)
     source = None
     if data_source_id is not None:
         source = DataSource.objects.filter(

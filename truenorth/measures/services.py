@@ -24,7 +24,7 @@ from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from truenorth.accounts.models import User
-from truenorth.core.errors import Conflict, NotFound, ValidationFailed
+from truenorth.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from truenorth.core.validate import check_version as _check_version
 from truenorth.core.validate import choice as _choice
 from truenorth.core.validate import date as _date
@@ -160,6 +160,16 @@ def _cadence(value: Any) -> int:
 
 def require_writer(membership: Membership) -> None:
     require_role(membership, Role.MEMBER)
+
+
+def require_query_author(membership: Membership) -> None:
+    """SQL runs as the data source's role: only admins write it (and define sources); members choose
+    among the SQL measures and refresh them."""
+    if membership.role not in (Role.ADMIN, Role.OWNER):
+        raise Forbidden(
+            "Only an admin can choose what runs on a data source (a measure's SQL query, an experiment's "
+            "evidence settings)."
+        )
 
 
 def _member_user(membership: Membership, user_id: int | None) -> User | None:
@@ -341,6 +351,8 @@ def create_measure(
     if product is not None and product.archived_at is not None:
         raise ValidationFailed("This product is archived.", field="product")
     source = _choice(source, MeasureSource.values, "source")
+    if source == MeasureSource.SQL:
+        require_query_author(membership)
     measure = Measure(
         organisation_id=membership.organisation_id,
         product=product,
@@ -480,6 +492,11 @@ def update_measure(
         if "formula" in given and measure.formula:
             raise ValidationFailed("Only a computed measure has a formula.", field="source")
         measure.formula = ""
+    after = _measure_snapshot(measure)
+    if measure.source == MeasureSource.SQL and any(
+        before.get(key) != after.get(key) for key in ("source", "data_source", "query")
+    ):
+        require_query_author(membership)
     _check_source(measure)
     _check_name_free(measure)
     changes = diff(before, _measure_snapshot(measure))

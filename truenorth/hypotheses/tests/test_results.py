@@ -35,7 +35,7 @@ def _experiment(
     owner: Any, member: Any, make: Any, tmp_path: Path, settings: Any, *, planted: Any = None
 ) -> Experiment:
     settings.TRUENORTH_DUCKDB_DIRS = [str(tmp_path)]
-    path = tmp_path / "events.duckdb"
+    path = sources.organisation_directory(owner.membership.organisation) / "events.duckdb"
     results.write_duckdb(path, 20_000, seed=3, planted=planted)
     source = sources.create_data_source(
         owner.membership, owner.user, name="Events", kind="duckdb", config={"path": str(path)}
@@ -51,8 +51,8 @@ def _experiment(
         metrics=[{"role": "primary", "name": "Conversion"}, {"role": "guardrail", "name": "Page views"}],
     )
     return results.configure_evidence(
-        member.membership,
-        member.user,
+        owner.membership,
+        owner.user,
         e.pk,
         data_source_id=source.pk,
         evidence_key=synthetic.EXPERIMENT,
@@ -99,20 +99,21 @@ def test_srm_fires_on_a_planted_mismatch(owner, member, make, tmp_path, settings
     assert "sample ratio mismatch" in _row(made, "conversion")["sentence"]
 
 
-def test_a_failing_query_stores_nothing(member, experiment, tmp_path) -> None:
+def test_a_failing_query_stores_nothing(member, experiment) -> None:
     first = results.compute_results(member.membership, member.user, experiment.pk)
-    (tmp_path / "events.duckdb").unlink()
+    assert experiment.data_source is not None
+    Path(sources.decrypt_config(experiment.data_source)["path"]).unlink()
     with pytest.raises(ValidationFailed) as caught:
         results.compute_results(member.membership, member.user, experiment.pk)
     assert caught.value.field == "query" and "does not exist" in caught.value.message
     assert list(ResultSnapshot.objects.filter(experiment=experiment)) == [first]
 
 
-def test_a_broken_metric_definition_is_refused_on_save(member, experiment) -> None:
+def test_a_broken_metric_definition_is_refused_on_save(owner, experiment) -> None:
     with pytest.raises(ValidationFailed) as caught:
         results.configure_evidence(
-            member.membership,
-            member.user,
+            owner.membership,
+            owner.user,
             experiment.pk,
             data_source_id=experiment.data_source_id,
             evidence_key="checkout",
@@ -121,8 +122,8 @@ def test_a_broken_metric_definition_is_refused_on_save(member, experiment) -> No
     assert caught.value.field == "metric_definitions" and "median" in caught.value.message
     with pytest.raises(ValidationFailed) as caught:
         results.configure_evidence(
-            member.membership,
-            member.user,
+            owner.membership,
+            owner.user,
             experiment.pk,
             data_source_id=None,
             evidence_key="",
@@ -215,9 +216,9 @@ def test_api_computes_and_lists_and_refuses_a_bad_method(member, stakeholder, ex
     assert listed["latest"]["query"]
 
 
-def test_api_sets_evidence_settings(member, experiment) -> None:
+def test_api_sets_evidence_settings(owner, experiment) -> None:
     path = f"{BASE}/experiments/{experiment.pk}/evidence"
-    ok = member.api().put(
+    ok = owner.api().put(
         path,
         json.dumps(
             {"experiment_key": "checkout", "metric_definitions": DEFINITIONS[:1], "version": experiment.version}
@@ -225,7 +226,7 @@ def test_api_sets_evidence_settings(member, experiment) -> None:
         content_type="application/json",
     )
     assert ok.status_code == 200 and ok.json()["data_source"] is None
-    bad = member.api().put(
+    bad = owner.api().put(
         path,
         json.dumps({"experiment_key": "checkout", "metric_definitions": [], "version": experiment.version + 1}),
         content_type="application/json",
@@ -256,8 +257,10 @@ def test_the_demo_ab_test_has_raw_events_and_a_snapshot(db, tmp_path, settings) 
     settings.TRUENORTH_DUCKDB_DIRS = [str(tmp_path)]
     load_demo()
     load_demo()  # idempotent
-    assert (tmp_path / DEMO_FILE).is_file()
     e = Experiment.objects.get(name="Trip screen download button")
+    demo_org = e.hypothesis.organisation
+    assert (sources.organisation_directory(demo_org) / DEMO_FILE).is_file()  # the demo organisation's own
+    assert not (tmp_path / DEMO_FILE).exists()
     snapshot = ResultSnapshot.objects.get(experiment=e)
     assert e.data_source is not None and snapshot.query
     roles = {r["metric"]: r["role"] for r in snapshot.results["rows"]}
@@ -268,7 +271,7 @@ def test_the_demo_ab_test_has_raw_events_and_a_snapshot(db, tmp_path, settings) 
     }
 
 
-def test_the_evidence_settings_form(member, stakeholder, experiment) -> None:
+def test_the_evidence_settings_form(owner, member, stakeholder, experiment) -> None:
     url = reverse("hypotheses:evidence_settings", args=("alpha", experiment.pk))
     data = {
         "data_source": str(experiment.data_source_id),
@@ -277,9 +280,10 @@ def test_the_evidence_settings_form(member, stakeholder, experiment) -> None:
         "version": str(experiment.version),
     }
     assert stakeholder.client.post(url, data).status_code == 403
-    bad = member.client.post(url, {**data, "metric_definitions": "[{"})
+    assert member.client.post(url, data).status_code == 403  # evidence settings are SQL: admins only
+    bad = owner.client.post(url, {**data, "metric_definitions": "[{"})
     assert bad.status_code == 422 and "Not valid JSON" in bad.content.decode()
-    assert member.client.post(url, data).status_code == 302
+    assert owner.client.post(url, data).status_code == 302
     experiment.refresh_from_db()
     assert experiment.metric_definitions == DEFINITIONS[:1]
     assert "Evidence settings" in member.client.get(_url(experiment)).content.decode()

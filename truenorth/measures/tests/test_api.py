@@ -16,7 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from truenorth.measures import services
+from truenorth.measures import services, sources
 from truenorth.measures.models import DataSource, Measure, Observation, ObservationBatch
 from truenorth.strategy import services as vision
 from truenorth.strategy.models import Product
@@ -212,8 +212,9 @@ def test_list_filters_by_product_kva_and_staleness(owner, product, measure):
         ({"name": "X", "kva": "current_value", "source": "sql"}, "data_source"),
     ],
 )
-def test_bad_measure_input_is_422_naming_the_field(member, body, field):
-    response = _post(member.api(), f"{BASE}/measures", body)
+def test_bad_measure_input_is_422_naming_the_field(admin, member, body, field):
+    writer = admin if body.get("source") == "sql" else member  # SQL measures are an admin's to write
+    response = _post(writer.api(), f"{BASE}/measures", body)
     assert response.status_code == 422, response.content
     assert field in _fields(response)
     assert not Measure.objects.filter(name="X").exists()
@@ -494,9 +495,9 @@ def test_investment_value_measure_and_return(owner, member, stakeholder, product
 
 
 @pytest.fixture
-def duckdb_dir(tmp_path, settings):
+def duckdb_dir(tmp_path, settings, org_a):
     settings.TRUENORTH_DUCKDB_DIRS = [tmp_path]
-    return tmp_path
+    return sources.organisation_directory(org_a)
 
 
 def test_data_source_config_never_appears_in_any_response(admin, member, stakeholder, duckdb_dir):
@@ -514,7 +515,7 @@ def test_data_source_config_never_appears_in_any_response(admin, member, stakeho
     seen.append(_post(admin.api(), f"{BASE}/data-sources/{source['id']}/test"))
     seen.append(admin.api().get(f"{BASE}/history"))
     sql = _post(
-        member.api(),
+        admin.api(),
         f"{BASE}/measures",
         {
             "name": "Orders",
@@ -568,8 +569,16 @@ def test_data_source_admin_only_test_and_delete_refused_while_used(admin, member
     assert tested.status_code == 200 and tested.json()["ok"] is True, tested.content
     assert _post(member.api(), f"{BASE}/data-sources/{sid}/test").status_code == 403
 
+    sql_measure = {
+        "name": "Sales",
+        "kva": "current_value",
+        "source": "sql",
+        "data_source": sid,
+        "query": "SELECT day, revenue FROM sales",
+    }
+    assert _post(member.api(), f"{BASE}/measures", sql_measure).status_code == 403  # SQL: admins write it
     measure = _post(
-        member.api(),
+        admin.api(),
         f"{BASE}/measures",
         {
             "name": "Sales",
@@ -588,7 +597,9 @@ def test_data_source_admin_only_test_and_delete_refused_while_used(admin, member
     assert (body["status"], body["result"]["created"], body["error"]) == ("succeeded", 1, "")
     after = member.api().get(f"{BASE}/measures/{mid}").json()
     assert after["latest_value"] == 42 and after["last_refreshed_at"]
-    _patch(member.api(), f"{BASE}/measures/{mid}", {"query": "SELECT day FROM sales", "version": after["version"]})
+    change = {"query": "SELECT day FROM sales", "version": after["version"]}
+    assert _patch(member.api(), f"{BASE}/measures/{mid}", change).status_code == 403
+    assert _patch(admin.api(), f"{BASE}/measures/{mid}", change).status_code == 200
     failed = _post(member.api(), f"{BASE}/measures/{mid}/refresh").json()
     assert failed["status"] == "failed" and "two columns" in failed["error"]
     after = member.api().get(f"{BASE}/measures/{mid}").json()
