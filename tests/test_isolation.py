@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -1098,3 +1099,185 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
     assert not problems, "\n".join(problems)
     assert org_a_state(world) == before, "the outsider's API calls changed organisation A"
     assert not cross_organisation_references()
+
+
+# --- data sources: files and databases ------------------------------------------------------------
+
+ALPHA_FILE_SECRETS = ["alpha-secret-file", "Alpha secret row 4711"]
+
+
+def _outsider_api(outsider: Persona, method: str, path: str, body: dict[str, Any] | None = None) -> Response:
+    client = token_client(outsider.token)
+    url = f"/{API_PREFIX}orgs/{ORG_B_SLUG}{path}"
+    if method == "get":
+        return client.get(url)
+    return getattr(client, method)(url, json.dumps(body or {}), content_type="application/json")
+
+
+def test_an_outsider_cannot_reach_another_organisations_files_through_a_data_source(
+    world: OrgA, outsider: Persona, settings: Any, tmp_path: Any
+) -> None:
+    """Organisation A keeps a DuckDB file and a CSV file in its own directory. The owner of B names them
+    in every way (absolute, relative, `..`, a link in B's directory, a glob, a read_parquet list, in the
+    settings, in the file list and in the query of a SQL measure): every attempt is refused, answers
+    with no 5xx, and no answer holds A's file names or rows."""
+    import duckdb
+
+    settings.TRUENORTH_DUCKDB_DIRS = [tmp_path / "duckdb"]
+    a_dir = value_sources.organisation_directory(world.org)
+    assert outsider.membership is not None
+    b_dir = value_sources.organisation_directory(outsider.membership.organisation_id)
+    conn = duckdb.connect(str(a_dir / "alpha-secret-file.duckdb"))
+    conn.execute(
+        "CREATE TABLE t AS SELECT DATE '2025-01-01' AS day, 4711.0 AS v, 'Alpha secret row 4711' AS s"
+    )
+    conn.execute(f"COPY t TO '{a_dir / 'alpha-secret-file.parquet'}' (FORMAT parquet)")
+    conn.close()
+    (a_dir / "alpha-secret-file.csv").write_text("day,v,s\n2025-01-01,4711,Alpha secret row 4711\n")
+    (b_dir / "mine.csv").write_text("day,v\n2025-01-01,1\n")
+    (b_dir / "link.csv").symlink_to(a_dir / "alpha-secret-file.csv")
+    (b_dir / "link-dir").symlink_to(a_dir, target_is_directory=True)
+    secrets = world.secrets + ALPHA_FILE_SECRETS
+    relative = f"../{a_dir.name}"
+
+    names = [
+        str(a_dir / "alpha-secret-file.duckdb"),
+        f"{relative}/alpha-secret-file.duckdb",
+        f"{b_dir}/../{a_dir.name}/alpha-secret-file.duckdb",
+        "link.csv",
+        "link-dir",
+        str(a_dir),
+    ]
+    problems: list[str] = []
+
+    def check(response: Response, what: str, typed: str = "") -> None:
+        if response.status_code >= 500:
+            problems.append(f"{what}: {response.status_code}")
+        if found := leaked(body_and_location(response), secrets, frozenset(s for s in secrets if s in typed)):
+            problems.append(f"{what} revealed {found}")
+
+    before = org_a_state(world)
+    for name in names:
+        for config in ({"path": name, "files": []}, {"path": "", "files": [name]}):
+            created = _outsider_api(
+                outsider, "post", "/data-sources", {"name": "Peek", "kind": "duckdb", "config": config}
+            )
+            check(created, f"data source {config}", name)
+            if created.status_code != 422:
+                problems.append(f"data source {config} was not refused: {created.status_code}")
+    own = _outsider_api(
+        outsider,
+        "post",
+        "/data-sources",
+        {"name": "Mine", "kind": "duckdb", "config": {"path": "", "files": ["mine.csv"]}},
+    )
+    assert own.status_code == 201, own.content
+    source_id = own.json()["id"]
+    queries = [
+        f"SELECT day, v FROM read_csv('{a_dir}/alpha-secret-file.csv')",
+        f"SELECT day, v FROM read_csv('{relative}/alpha-secret-file.csv')",
+        f"SELECT day, v FROM read_csv('{b_dir}/../{a_dir.name}/alpha-secret-file.csv')",
+        f"SELECT day, v FROM read_csv('{b_dir}/link.csv')",
+        f"SELECT day, v FROM read_csv('{b_dir}/link-dir/*.csv')",
+        f"SELECT day, v FROM read_parquet(['{b_dir}/mine.csv', '{a_dir}/alpha-secret-file.parquet'])",
+        f"SELECT now(), count(*) FROM glob('{a_dir.parent}/*/*')",
+        f"SELECT now(), count(*) FROM glob('{b_dir}/../*/*')",
+        f"SELECT day, v FROM read_csv('{a_dir.parent}/*/*.csv')",
+    ]
+    for number, query in enumerate(queries):
+        measure = _outsider_api(
+            outsider,
+            "post",
+            "/measures",
+            {
+                "name": f"Peek {number}",
+                "kva": "current_value",
+                "source": "sql",
+                "data_source": source_id,
+                "query": query,
+            },
+        )
+        check(measure, f"measure with {query}", query)
+        if measure.status_code != 201:
+            continue
+        refreshed = _outsider_api(outsider, "post", f"/measures/{measure.json()['id']}/refresh")
+        check(refreshed, f"refresh of {query}", query)
+        body = refreshed.json()
+        if body.get("status") == "succeeded":
+            problems.append(f"{query} ran: {body}")
+        check(
+            _outsider_api(outsider, "get", f"/measures/{measure.json()['id']}"),
+            f"measure page of {query}",
+            query,
+        )
+    check(_outsider_api(outsider, "post", f"/data-sources/{source_id}/test"), "test of B's own source")
+    assert not problems, "\n".join(problems)
+    assert org_a_state(world) == before
+
+
+def test_an_outsider_cannot_use_truenorths_own_database_as_a_data_source(
+    world: OrgA, outsider: Persona, settings: Any, monkeypatch: Any
+) -> None:
+    """Every spelling of the server TrueNorth's database lives on is refused: by address unless the
+    operator allows private networks, and then by the server's identity after connecting."""
+    import uuid
+
+    import psycopg
+    from django.db import connection
+
+    pg_url = os.environ.get("TRUENORTH_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
+    params = psycopg.conninfo.conninfo_to_dict(pg_url)
+    if str(params.get("host")) not in ("127.0.0.1", "localhost") or str(params.get("port") or 5432) != "5432":
+        pytest.skip("needs the test PostgreSQL on 127.0.0.1:5432")
+    try:
+        admin_conn = psycopg.connect(pg_url, autocommit=True, connect_timeout=3)
+    except psycopg.Error:
+        pytest.skip(f"PostgreSQL is not reachable at {pg_url}")
+    if connection.vendor == "postgresql":
+        own_db = connection.settings_dict["NAME"]
+    else:  # TrueNorth runs on SQLite here: stand the test PostgreSQL database in for its own
+        own_db = params["dbname"]
+
+        def stand_in() -> Any:
+            with psycopg.connect(pg_url) as conn:
+                return value_sources._identity(lambda sql, p: conn.execute(sql, p).fetchone())
+
+        monkeypatch.setattr(value_sources, "_own_identity", stand_in)
+    role = f"truenorth_probe_{uuid.uuid4().hex[:10]}"
+    admin_conn.execute(f"CREATE ROLE {role} LOGIN")
+    spellings = [
+        "127.0.0.1:5432", "127.0.0.1:05432", "truenorth-probe.invalid/{db}?hostaddr=127.0.0.1",
+        "127.0.0.1,127.0.0.1", "[::ffff:127.0.0.1]", "0.0.0.0", "localhost", "2130706433",
+    ]  # fmt: skip
+    dsns = [
+        f"postgres://{role}@{s.format(db=own_db)}" if "{db}" in s else f"postgres://{role}@{s}/{own_db}"
+        for s in spellings
+    ]
+    problems: list[str] = []
+    try:
+        before = org_a_state(world)
+        for allow in (False, True):
+            settings.TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS = allow
+            for number, dsn in enumerate(dsns):
+                created = _outsider_api(
+                    outsider,
+                    "post",
+                    "/data-sources",
+                    {"name": f"Own {allow} {number}", "kind": "postgres", "config": {"dsn": dsn}},
+                )
+                if created.status_code == 422:
+                    if allow or "private" not in created.content.decode():
+                        problems.append(f"{dsn} (allow={allow}) refused oddly: {created.content!r}")
+                    continue
+                tested = _outsider_api(outsider, "post", f"/data-sources/{created.json()['id']}/test")
+                text = tested.content.decode()
+                expected = "own database" if allow else "private"
+                if tested.status_code != 200 or tested.json()["ok"] or expected not in text:
+                    problems.append(f"{dsn} (allow={allow}) was not refused: {text}")
+                if found := leaked(text, world.secrets):
+                    problems.append(f"{dsn} revealed {found}")
+        assert not problems, "\n".join(problems)
+        assert org_a_state(world) == before
+    finally:
+        admin_conn.execute(f"DROP ROLE {role}")
+        admin_conn.close()

@@ -30,9 +30,9 @@ def write(path, sql: str) -> None:
 
 
 @pytest.fixture
-def warehouse(tmp_path, settings):
+def warehouse(tmp_path, settings, org_a):
     settings.TRUENORTH_DUCKDB_DIRS = [tmp_path]
-    path = tmp_path / "warehouse.duckdb"
+    path = sources.organisation_directory(org_a) / "warehouse.duckdb"
     write(
         path,
         """
