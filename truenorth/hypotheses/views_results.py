@@ -18,6 +18,7 @@ from truenorth.core.forms import MISSING_VERSION, posted_version
 from truenorth.hypotheses import jobs, results, services
 from truenorth.hypotheses.models import ResultSnapshot
 from truenorth.measures import sources
+from truenorth.measures.services import require_query_author
 from truenorth.orgs.models import Membership
 
 LIST_ROWS = 50
@@ -136,7 +137,8 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
     services.require_writer(membership)
     text = request.POST.get("metric_definitions", "")[:100_000]
     raw_source = request.POST.get("data_source", "").strip()
-    services.get_experiment(membership, experiment_id)  # 404 before the version is looked at
+    services.get_experiment(membership, experiment_id)  # 404 and 403 before the version is looked at
+    require_query_author(membership)
     version = posted_version(request.POST)
     try:
         if version is None:
