@@ -64,12 +64,14 @@ def _page(
             if chosen is not None and chosen.is_imported
             else "",
             "can_write": membership.can_write,
+            # Evidence settings choose what SQL runs on a data source: admins only.
+            "can_configure": membership.can_admin,
             "configured": bool(experiment.data_source_id and experiment.evidence_key),
             "methods": results.METHODS,
             "error": error,
             "error_field": error_field,
             "sources": [(d.pk, d.name) for d in sources.data_sources_of(membership)]
-            if membership.can_write
+            if membership.can_admin
             else [],
             "definitions_text": definitions_text
             if definitions_text is not None

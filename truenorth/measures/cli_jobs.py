@@ -27,7 +27,16 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def worker(
-    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="Worker threads.")] = 2,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=32,
+            help="Worker threads (keep it above TRUENORTH_JOBS_PER_ORGANISATION, so one organisation "
+            "cannot occupy them all).",
+        ),
+    ] = 4,
     periodic: Annotated[
         bool,
         typer.Option(
@@ -47,6 +56,14 @@ def worker(
             "TRUENORTH_JOBS_IMMEDIATE is on: jobs run inline in the web process, there is no queue to consume"
         )
     job_services.discover()
+    from django.conf import settings
+
+    if workers <= settings.TRUENORTH_JOBS_PER_ORGANISATION:
+        console.print(
+            f"[yellow]Warning:[/] {workers} thread(s) and TRUENORTH_JOBS_PER_ORGANISATION="
+            f"{settings.TRUENORTH_JOBS_PER_ORGANISATION}: one organisation's long jobs can hold every thread "
+            "and delay everyone else's; give --workers more threads than that."
+        )
     # One worker per instance: a job still "running" was left by a worker that was killed.
     if interrupted := job_services.fail_interrupted():
         console.print(f"Marked {interrupted} job(s) left running by a stopped worker as failed.")

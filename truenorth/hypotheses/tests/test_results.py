@@ -286,4 +286,6 @@ def test_the_evidence_settings_form(owner, member, stakeholder, experiment) -> N
     assert owner.client.post(url, data).status_code == 302
     experiment.refresh_from_db()
     assert experiment.metric_definitions == DEFINITIONS[:1]
-    assert "Evidence settings" in member.client.get(_url(experiment)).content.decode()
+    assert 'data-testid="evidence-settings"' in owner.client.get(_url(experiment)).content.decode()
+    # A member may compute results but is not offered a form that would only answer 403.
+    assert 'data-testid="evidence-settings"' not in member.client.get(_url(experiment)).content.decode()
