@@ -72,9 +72,14 @@ def benjamini_hochberg(p_values: ArrayLike, axis: int | None = None) -> FloatArr
 
 
 def implied_alpha(p: FloatArray, p_adjusted: FloatArray, alpha: FloatArray, m: FloatArray) -> FloatArray:
-    """alpha* = alpha * p / p_adj (alpha/m where p_adj is 0): the level whose interval agrees with p_adj < alpha."""
+    """alpha* = alpha * p / p_adj (alpha/m where p_adj is 0): the level whose interval agrees with p_adj < alpha.
+
+    Holm and BH never adjust by more than m (p_adj <= m p), so alpha* >= alpha/m; it is held there
+    against underflow when p is subnormal (alpha * p / p_adj would round to 0 and give an infinite
+    interval)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(p_adjusted > 0, alpha * p / p_adjusted, alpha / m)
+        a = np.where(m > 0, np.maximum(a, alpha / m), a)
     return np.asarray(a, dtype=np.float64)
 
 

@@ -15,27 +15,48 @@
 * ``inverse`` — true when less is better; ``users`` and ``weight`` — assignment counts and planned
   allocation for the sample-ratio-mismatch check (default: ``n`` and equal weights).
 
+* ``role`` — ``primary``, ``secondary``, ``guardrail`` (or any label): the correction family.
+
 The control is the variation named ``control`` (any case), else the first variation in the table.
-Each metric's comparisons are computed vectorised per kind; corrections (Holm / BH) run across every
-comparison in the table and both corrected and uncorrected numbers are kept.
+The whole table is analysed as columns: one vectorised call per (kind, CUPED, inverse) group, never a
+Python loop over the comparisons' arithmetic (10,000 metrics in tens of milliseconds; see
+``benchmarks/stats_engine.py``).
+
+Scales and p-values (one rule for the CLI, the API and the web page): every row carries both scales —
+the absolute effect (treatment - control) and the relative one ((treatment - control) / |control|) —
+each with its own p-value, corrected p-value and corrected interval (Bayesian: its own chance to win
+and risks). A p-value always belongs to the interval of the same scale and the same correction. The
+*reported* scale (``scale``; the fields without a scale in their name, and the sentence) is relative
+when the control mean is non-zero, else absolute.
+
+Corrections (Holm / BH, ``correction``) run within a family: by default (``family="role"``) each role
+is its own family, so the primary metric's decision is not diluted by secondary and guardrail metrics;
+``family="all"`` corrects across every comparison in the table (rows without a role form one family).
+Corrected and uncorrected numbers are both kept; :func:`correction_summary` says what was applied.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from truenorth.stats import bayesian, corrections, frequentist, quantile, sequential, srm
-from truenorth.stats.summary import Comparison, CupedStats, FloatArray, MeanStats, RatioStats
+from truenorth.stats.summary import BoolArray, Comparison, CupedStats, FloatArray, MeanStats, RatioStats
 
 Method = Literal["frequentist", "sequential", "bayesian"]
 Correction = Literal["holm", "bh"]
+Family = Literal["role", "all"]
 METHODS: tuple[str, ...] = ("frequentist", "sequential", "bayesian")
 CORRECTIONS: tuple[str, ...] = ("holm", "bh")
+FAMILIES: tuple[str, ...] = ("role", "all")
 REQUIRED = ("metric", "variation", "n", "sum", "sum_squares")
 RATIO_COLUMNS = ("denominator_sum", "denominator_sum_squares", "main_denominator_sum_product")
 CUPED_COLUMNS = ("covariate_sum", "covariate_sum_squares", "main_covariate_sum_product")
@@ -67,11 +88,17 @@ class TableError(ValueError):
 class ResultRow:
     """One treatment-vs-control comparison of one metric. Numbers are NaN when not enough data.
 
-    ``p_value`` is the uncorrected p-value of the reported effect (relative when the control mean is
-    non-zero); ``p_value_adjusted`` and ``ci_*_adjusted`` the corrected ones (equal to the
-    uncorrected when no correction applies). Bayesian rows have no p-value; they carry
-    ``chance_to_win`` (a posterior probability) and the risks (expected loss) instead, and their
-    ``significant`` is always False (it means "p < alpha after correction").
+    ``p_value`` is the uncorrected p-value of the reported effect (``scale``: relative when the
+    control mean is non-zero); ``p_value_adjusted`` and ``ci_*_adjusted`` the corrected ones (equal to
+    the uncorrected when no correction applies). Both scales are always there too:
+    ``p_value_absolute[_adjusted]`` with ``ci_*`` / ``ci_*_absolute_adjusted`` and
+    ``p_value_relative[_adjusted]`` with ``ci_*_relative`` / ``ci_*_relative_adjusted``; a p-value's
+    interval is the one of the same scale and correction (it excludes 0 exactly when p < alpha).
+    Bayesian rows have no p-value; they carry ``chance_to_win`` (a posterior probability) and the
+    risks (expected loss) of the reported scale and ``chance_to_win_absolute`` /
+    ``chance_to_win_relative`` … of both, and their ``significant`` is always False (it means
+    "p < alpha after correction"). ``family`` is the correction family (a role, or ``all``) and
+    ``family_size`` the number of p-values corrected together (0 without a correction).
     """
 
     metric: str
@@ -104,30 +131,113 @@ class ResultRow:
     reason: str
     srm_p_value: float
     srm_mismatch: bool
-    sentence: str
+    p_value_absolute: float
+    p_value_absolute_adjusted: float
+    ci_low_absolute_adjusted: float
+    ci_high_absolute_adjusted: float
+    p_value_relative: float
+    p_value_relative_adjusted: float
+    ci_low_relative_adjusted: float
+    ci_high_relative_adjusted: float
+    chance_to_win_absolute: float
+    chance_to_win_relative: float
+    risk_control_absolute: float
+    risk_control_relative: float
+    risk_treatment_absolute: float
+    risk_treatment_relative: float
+    family: str
+    family_size: int
+
+    @cached_property
+    def sentence(self) -> str:
+        """The result in plain language (:func:`sentence`), written when first asked for."""
+        return sentence(self)
+
+    @classmethod
+    def _unchecked(cls, values: dict[str, Any]) -> ResultRow:
+        """A row without the frozen dataclass's per-field ``__init__`` (several times faster for
+        10,000 rows); ``values`` must name every field (FIELD_NAMES)."""
+        row = object.__new__(cls)
+        object.__setattr__(row, "__dict__", values)
+        return row
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly: NaN becomes None."""
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
+        """JSON-friendly: NaN becomes None; with the sentence."""
+        out = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in ((name, getattr(self, name)) for name in FIELD_NAMES)
+        }
+        out["sentence"] = self.sentence
+        return out
+
+
+FIELD_NAMES = tuple(f.name for f in fields(ResultRow))
+#: The numeric fields analyze fills from arrays, in this order.
+_ARRAY_FIELDS = (
+    "control_mean",
+    "treatment_mean",
+    "effect",
+    "ci_low",
+    "ci_high",
+    "effect_relative",
+    "ci_low_relative",
+    "ci_high_relative",
+    "p_value",
+    "p_value_adjusted",
+    "ci_low_adjusted",
+    "ci_high_adjusted",
+    "chance_to_win",
+    "risk_control",
+    "risk_treatment",
+    "p_value_absolute",
+    "p_value_absolute_adjusted",
+    "ci_low_absolute_adjusted",
+    "ci_high_absolute_adjusted",
+    "p_value_relative",
+    "p_value_relative_adjusted",
+    "ci_low_relative_adjusted",
+    "ci_high_relative_adjusted",
+    "chance_to_win_absolute",
+    "chance_to_win_relative",
+    "risk_control_absolute",
+    "risk_control_relative",
+    "risk_treatment_absolute",
+    "risk_treatment_relative",
+)
 
 
 @dataclass
-class _Row:
-    metric: str
-    variation: str
-    values: dict[str, float]
-    type: str
-    inverse: bool
+class Table:
+    """The summary table as validated columns (one element per input row)."""
+
+    metric: list[str]
+    variation: list[str]
+    values: dict[str, FloatArray]
+    type: list[str]
+    inverse: BoolArray
+    role: list[str]
+
+    def col(self, name: str) -> FloatArray:
+        got = self.values.get(name)
+        return got if got is not None else np.full(len(self.metric), np.nan)
 
 
-def _rows(table: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _columns(table: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> tuple[dict[str, list[Any]], int]:
     if isinstance(table, Mapping):
         lengths = {len(v) for v in table.values()}
         if len(lengths) > 1:
             raise TableError("table", "columns have different lengths")
         n = lengths.pop() if lengths else 0
-        return [{k: table[k][i] for k in table} for i in range(n)]
-    return [dict(r) for r in table]
+        return {str(k): list(v) for k, v in table.items()}, n
+    rows = list(table)
+    keys: set[str] = set().union(*rows)
+    out: dict[str, list[Any]] = {}
+    for k in keys:
+        try:
+            out[k] = list(map(operator.itemgetter(k), rows))
+        except KeyError:
+            out[k] = [r.get(k) for r in rows]
+    return out, len(rows)
 
 
 def _missing(value: Any) -> bool:
@@ -137,12 +247,23 @@ def _missing(value: Any) -> bool:
 def _number(value: Any, column: str, line: int) -> float:
     if _missing(value):
         return math.nan
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         raise TableError(column, f"row {line}: expected a number, got {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
         raise TableError(column, f"row {line}: expected a number, got {value!r}") from None
+
+
+def _numbers(values: list[Any], column: str) -> FloatArray:
+    """A numeric column in one numpy call; the slow per-value path only to name a bad row."""
+    types = set(map(type, values))
+    if not types & {bool, np.bool_, str, bytes}:
+        try:
+            return np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    return np.array([_number(v, column, i) for i, v in enumerate(values, start=1)], dtype=np.float64)
 
 
 def _truthy(value: Any) -> bool:
@@ -153,90 +274,161 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def parse_table(table: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> list[_Row]:
-    """Validate and normalise the table; :class:`TableError` names the bad column."""
-    rows = _rows(table)
-    if not rows:
-        raise TableError("table", "no rows")
-    columns = set().union(*(r.keys() for r in rows))
-    for col in REQUIRED:
-        if col not in columns:
-            raise TableError(col, "required column is missing")
-    out: list[_Row] = []
-    seen: set[tuple[str, str]] = set()
-    for i, r in enumerate(rows, start=1):
-        if _missing(r.get("metric")):
-            raise TableError("metric", f"row {i}: empty metric name")
-        if _missing(r.get("variation")):
-            raise TableError("variation", f"row {i}: empty variation name")
-        metric, variation = str(r["metric"]), str(r["variation"])
-        if (metric, variation) in seen:
-            raise TableError("variation", f"row {i}: metric {metric!r} has variation {variation!r} twice")
-        seen.add((metric, variation))
-        values = {c: _number(r.get(c), c, i) for c in NUMERIC if c in r}
-        kind = "" if _missing(r.get("type")) else str(r["type"]).strip().lower()
-        if kind not in ("", "mean", "proportion", "ratio", "quantile"):
-            raise TableError(
-                "type", f"row {i}: unknown type {kind!r}; use mean, proportion, ratio or quantile"
-            )
-        out.append(_Row(metric, variation, values, kind, _truthy(r.get("inverse"))))
+def _names(values: list[Any], column: str, what: str) -> list[str]:
+    if set(map(type, values)) == {str} and "" not in set(values):
+        return values
+    for i, v in enumerate(values, start=1):
+        if _missing(v):
+            raise TableError(column, f"row {i}: empty {what}")
+    return [str(v) for v in values]
+
+
+def _labels(values: list[Any] | None, n: int, normalise: Any) -> list[str]:
+    """A text column mapped through ``normalise`` once per distinct value."""
+    if values is None:
+        return [""] * n
+    mapping: dict[Any, str] = {}
+    out = []
+    for i, v in enumerate(values, start=1):
+        key = v if isinstance(v, str) or v is None else repr(v)
+        got = mapping.get(key)
+        if got is None:
+            got = mapping[key] = normalise(v, i)
+        out.append(got)
     return out
 
 
-def _control_name(rows: list[_Row]) -> str:
-    for r in rows:
-        if r.variation.strip().lower() == "control":
-            return r.variation
-    return rows[0].variation
+def _type_label(value: Any, line: int) -> str:
+    kind = "" if _missing(value) else str(value).strip().lower()
+    if kind not in ("", "mean", "proportion", "ratio", "quantile"):
+        raise TableError("type", f"row {line}: unknown type {kind!r}; use mean, proportion, ratio or quantile")
+    return kind
 
 
-def _kind(rows: list[_Row]) -> str:
-    declared = {r.type for r in rows if r.type}
-    if len(declared) > 1:
-        raise TableError("type", f"metric {rows[0].metric!r} has different types {sorted(declared)}")
-    if declared:
-        return declared.pop()
-    if all(not math.isnan(r.values.get("quantile", math.nan)) for r in rows):
-        return "quantile"
-    if all(not math.isnan(r.values.get("denominator_sum", math.nan)) for r in rows):
-        return "ratio"
-    if all(
-        r.values["sum"] == r.values["sum_squares"] and 0 <= r.values["sum"] <= r.values["n"] for r in rows
-    ):
-        return "proportion"
-    return "mean"
+def _role_label(value: Any, line: int) -> str:
+    return "" if _missing(value) else str(value).strip().lower()
 
 
-def _col(rows: list[_Row], name: str) -> FloatArray:
-    return np.array([r.values.get(name, math.nan) for r in rows], dtype=np.float64)
+def parse_table(table: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> Table:
+    """Validate and normalise the table; :class:`TableError` names the bad column."""
+    cols, n = _columns(table)
+    if not n:
+        raise TableError("table", "no rows")
+    for col in REQUIRED:
+        if col not in cols:
+            raise TableError(col, "required column is missing")
+    metric = _names(cols["metric"], "metric", "metric name")
+    variation = _names(cols["variation"], "variation", "variation name")
+    pairs = list(zip(metric, variation, strict=True))
+    if len(set(pairs)) != n:
+        seen: set[tuple[str, str]] = set()
+        for i, (m, v) in enumerate(pairs, start=1):
+            if (m, v) in seen:
+                raise TableError("variation", f"row {i}: metric {m!r} has variation {v!r} twice")
+            seen.add((m, v))
+    values = {c: _numbers(cols[c], c) for c in NUMERIC if c in cols}
+    kinds = _labels(cols.get("type"), n, _type_label)
+    inverse_col = cols.get("inverse")
+    inverse = (
+        np.zeros(n, dtype=np.bool_)
+        if inverse_col is None
+        else np.array([_truthy(v) for v in inverse_col], dtype=np.bool_)
+    )
+    role = _labels(cols.get("role"), n, _role_label)
+    return Table(metric, variation, values, kinds, inverse, role)
 
 
-def _mean_stats(rows: list[_Row], proportion: bool) -> MeanStats:
-    n, s = _col(rows, "n"), _col(rows, "sum")
-    if proportion:
-        return MeanStats.proportion(n, s)
-    return MeanStats(n, s, _col(rows, "sum_squares"))
+def _codes(names: list[str]) -> tuple[list[str], npt.NDArray[np.intp]]:
+    """Distinct names in order of first appearance and each element's index into them."""
+    distinct = list(dict.fromkeys(names))
+    index = {x: i for i, x in enumerate(distinct)}
+    return distinct, np.fromiter(map(index.__getitem__, names), dtype=np.intp, count=len(names))
+
+
+def _per_group_all(mask: BoolArray, codes: npt.NDArray[np.intp], groups: int) -> BoolArray:
+    return np.asarray(np.bincount(codes, weights=~mask, minlength=groups) == 0, dtype=np.bool_)
+
+
+KINDS = ("mean", "proportion", "ratio", "quantile")
+
+
+def _kinds(t: Table, mcode: npt.NDArray[np.intp], metrics: list[str]) -> npt.NDArray[np.intp]:
+    """Each metric's kind as an index into KINDS (declared, else guessed from the columns)."""
+    m = len(metrics)
+    kind = np.zeros(m, dtype=np.intp)
+    proportion = _per_group_all(
+        (t.col("sum") == t.col("sum_squares")) & (t.col("sum") >= 0) & (t.col("sum") <= t.col("n")), mcode, m
+    )
+    kind[proportion] = 1
+    kind[_per_group_all(~np.isnan(t.col("denominator_sum")), mcode, m)] = 2
+    kind[_per_group_all(~np.isnan(t.col("quantile")), mcode, m)] = 3
+    declared: dict[int, set[str]] = {}
+    for code, k in set(zip(mcode.tolist(), t.type, strict=True)):
+        if k:
+            declared.setdefault(code, set()).add(k)
+    for code in sorted(declared):
+        ks = declared[code]
+        if len(ks) > 1:
+            raise TableError("type", f"metric {metrics[code]!r} has different types {sorted(ks)}")
+        kind[code] = KINDS.index(ks.pop())
+    return kind
+
+
+def _control_name(variations: list[str]) -> str:
+    for v in variations:
+        if v.strip().lower() == "control":
+            return v
+    return variations[0]
+
+
+def check_srm(
+    t: Table, vcode: npt.NDArray[np.intp], variations: list[str], control: str
+) -> tuple[float, bool, list[str]]:
+    """SRM on the assignment counts per variation (``users`` or, failing that, the largest ``n``)."""
+    users, n = t.col("users"), t.col("n")
+    value = np.where(np.isnan(users), n, users)
+    counts = np.zeros(len(variations))
+    np.maximum.at(counts, vcode, np.where(np.isnan(value), 0.0, value))
+    w = t.col("weight")
+    weights = {variations[vcode[i]]: float(w[i]) for i in np.flatnonzero(~np.isnan(w))}
+    names = [control, *(v for v in variations if v != control)]
+    if len(names) < 2:
+        return math.nan, False, names
+    index = {v: j for j, v in enumerate(variations)}
+    obs = [float(counts[index[v]]) for v in names]
+    planned = [weights.get(v, 1.0) for v in names] if weights else None
+    res = srm.check(obs, planned)
+    return float(res.p_value), bool(res.mismatch), names
 
 
 def _compare(
     kind: str,
     cuped: bool,
-    control: list[_Row],
-    treatment: list[_Row],
+    t: Table,
+    control: npt.NDArray[np.intp],
+    treatment: npt.NDArray[np.intp],
     method: str,
     alpha: float,
     inverse: bool,
     prior: bayesian.GaussianPrior,
 ) -> Comparison:
+    def col(name: str, rows: npt.NDArray[np.intp]) -> FloatArray:
+        return np.asarray(t.col(name)[rows], dtype=np.float64)
+
+    def mean_stats(rows: npt.NDArray[np.intp], proportion: bool) -> MeanStats:
+        if proportion:
+            return MeanStats.proportion(col("n", rows), col("sum", rows))
+        return MeanStats(col("n", rows), col("sum", rows), col("sum_squares", rows))
+
     if kind == "ratio":
         a, b = (
             RatioStats(
-                _col(rs, "n"),
-                _col(rs, "sum"),
-                _col(rs, "sum_squares"),
-                _col(rs, "denominator_sum"),
-                _col(rs, "denominator_sum_squares"),
-                _col(rs, "main_denominator_sum_product"),
+                col("n", rs),
+                col("sum", rs),
+                col("sum_squares", rs),
+                col("denominator_sum", rs),
+                col("denominator_sum_squares", rs),
+                col("main_denominator_sum_product", rs),
             )
             for rs in (control, treatment)
         )
@@ -248,12 +440,12 @@ def _compare(
     if kind == "quantile":
         qa, qb = (
             quantile.QuantileStats(
-                _col(rs, "n"),
-                _col(rs, "quantile_level"),
-                _col(rs, "quantile"),
-                _col(rs, "quantile_lower"),
-                _col(rs, "quantile_upper"),
-                np.where(np.isnan(_col(rs, "quantile_nstar")), _col(rs, "n"), _col(rs, "quantile_nstar")),
+                col("n", rs),
+                col("quantile_level", rs),
+                col("quantile", rs),
+                col("quantile_lower", rs),
+                col("quantile_upper", rs),
+                np.where(np.isnan(col("quantile_nstar", rs)), col("n", rs), col("quantile_nstar", rs)),
             )
             for rs in (control, treatment)
         )
@@ -264,20 +456,20 @@ def _compare(
         return quantile.welch(qa, qb, alpha=alpha)
     proportion = kind == "proportion"
     if cuped:
-        c, t = (
+        c, tr = (
             CupedStats(
-                _mean_stats(rs, proportion),
-                MeanStats(_col(rs, "n"), _col(rs, "covariate_sum"), _col(rs, "covariate_sum_squares")),
-                _col(rs, "main_covariate_sum_product"),
+                mean_stats(rs, proportion),
+                MeanStats(col("n", rs), col("covariate_sum", rs), col("covariate_sum_squares", rs)),
+                col("main_covariate_sum_product", rs),
             )
             for rs in (control, treatment)
         )
         if method == "bayesian":
-            return bayesian.cuped(c, t, prior=prior, alpha=alpha, inverse=inverse)
+            return bayesian.cuped(c, tr, prior=prior, alpha=alpha, inverse=inverse)
         if method == "sequential":
-            return sequential.cuped(c, t, alpha=alpha)
-        return frequentist.cuped(c, t, alpha=alpha)
-    ma, mb = _mean_stats(control, proportion), _mean_stats(treatment, proportion)
+            return sequential.cuped(c, tr, alpha=alpha)
+        return frequentist.cuped(c, tr, alpha=alpha)
+    ma, mb = mean_stats(control, proportion), mean_stats(treatment, proportion)
     if method == "bayesian":
         return bayesian.means(ma, mb, prior=prior, alpha=alpha, inverse=inverse)
     if method == "sequential":
@@ -302,6 +494,9 @@ def _num(x: float) -> str:
 
 def _p(p: float) -> str:
     return "p < 0.0001" if p < 0.0001 else f"p = {p:.2g}" if p < 0.01 else f"p = {p:.3g}"
+
+
+format_p_value = _p  # how every sentence, CLI line and page (the `p_value` filter) writes a p-value
 
 
 def sentence(row: ResultRow) -> str:
@@ -339,28 +534,45 @@ def sentence(row: ResultRow) -> str:
             if not rel:
                 text += " (Absolute change: the control mean is zero, so there is no relative effect.)"
     if row.srm_mismatch:
-        text += f" Warning: sample ratio mismatch (p = {row.srm_p_value:.2g}): the split is not as planned."
+        text += f" Warning: sample ratio mismatch ({_p(row.srm_p_value)}): the split is not as planned."
     return text
 
 
-def check_srm(rows: list[_Row], control: str) -> tuple[float, bool, list[str]]:
-    """SRM on the assignment counts per variation (``users`` or, failing that, the largest ``n``)."""
-    counts: dict[str, float] = {}
-    weights: dict[str, float] = {}
+ROLE_ORDER = ("primary", "secondary", "guardrail")
+
+
+def correction_summary(rows: Sequence[ResultRow]) -> str:
+    """What was applied, in words: "Holm across 3 secondary metrics; primary uncorrected (one metric)"."""
+    if not rows:
+        return ""
+    if rows[0].method.startswith("bayesian"):
+        return "No correction: Bayesian chances to win are not p-values."
+    families: dict[str, list[ResultRow]] = {}
     for r in rows:
-        users = r.values.get("users", math.nan)
-        value = users if not math.isnan(users) else r.values["n"]
-        counts[r.variation] = max(counts.get(r.variation, 0.0), value)
-        w = r.values.get("weight", math.nan)
-        if not math.isnan(w):
-            weights[r.variation] = w
-    names = [control, *(v for v in counts if v != control)]
-    if len(names) < 2:
-        return math.nan, False, names
-    obs = [counts[v] for v in names]
-    planned = [weights.get(v, 1.0) for v in names] if weights else None
-    res = srm.check(obs, planned)
-    return float(res.p_value), bool(res.mismatch), names
+        families.setdefault(r.family, []).append(r)
+    order = sorted(families, key=lambda f: (ROLE_ORDER.index(f) if f in ROLE_ORDER else len(ROLE_ORDER), f))
+    parts = []
+    for f in order:
+        tested = [r for r in families[f] if not math.isnan(r.p_value)]
+        metrics = len({r.metric for r in tested})
+        comparisons = len(tested)
+        name = f"{f} " if f and f != "all" else ""
+        if comparisons == 0:
+            parts.append(f"{name}no p-values (not enough data)".strip())
+        elif rows[0].correction is None or comparisons == 1:
+            why = "no correction chosen" if rows[0].correction is None else "one metric"
+            things = f"{comparisons} comparison{'s' if comparisons > 1 else ''}"
+            label = f"{name}uncorrected".strip() if name else "uncorrected"
+            parts.append(f"{label} ({why if comparisons == 1 or rows[0].correction is None else things})")
+        else:
+            things = (
+                f"{metrics} {name}metrics"
+                if comparisons == metrics
+                else f"{comparisons} {name}comparisons ({metrics} metrics x {comparisons // max(metrics, 1)} variations)"
+            )
+            parts.append(f"{CORRECTION_NAMES[rows[0].correction]} across {things}")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:]
 
 
 def analyze(
@@ -369,6 +581,7 @@ def analyze(
     method: Method = "frequentist",
     cuped: bool = False,
     correction: Correction | None = "holm",
+    family: Family = "role",
     alpha: float = 0.05,
     prior: bayesian.GaussianPrior = bayesian.FLAT,
 ) -> list[ResultRow]:
@@ -377,199 +590,203 @@ def analyze(
         raise TableError("method", f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if correction is not None and correction not in CORRECTIONS:
         raise TableError("correction", f"unknown correction {correction!r}; use holm, bh or none")
+    if family not in FAMILIES:
+        raise TableError("family", f"unknown family {family!r}; use role or all")
     if not 0 < alpha < 1:
         raise TableError("alpha", f"must be between 0 and 1, got {alpha}")
-    rows = parse_table(summary_table)
-    control = _control_name(rows)
-    srm_p, srm_flag, variations = check_srm(rows, control)
-    by_metric: dict[str, dict[str, _Row]] = {}
-    for r in rows:
-        by_metric.setdefault(r.metric, {})[r.variation] = r
+    t = parse_table(summary_table)
+    metrics, mcode = _codes(t.metric)
+    seen_variations, vcode = _codes(t.variation)
+    control = _control_name(seen_variations)
+    srm_p, srm_flag, variations = check_srm(t, vcode, seen_variations, control)
+    n_metrics = len(metrics)
+    if len(variations) < 2:
+        return []
 
-    # Group comparisons by (kind, cuped, inverse) so each group is one vectorised call.
-    groups: dict[tuple[str, bool, bool], list[tuple[str, str, _Row | None, _Row | None]]] = {}
-    for metric, per_var in by_metric.items():
-        kind = _kind(list(per_var.values()))
-        use_cuped = (
-            cuped
-            and kind not in ("ratio", "quantile")
-            and all(
-                not math.isnan(r.values.get(c, math.nan)) for r in per_var.values() for c in CUPED_COLUMNS
-            )
+    # Per metric: kind, CUPED, inverse, role (any row's role; the first non-empty one wins).
+    kind = _kinds(t, mcode, metrics)
+    has_cov = np.ones(len(t.metric), dtype=np.bool_)
+    for c in CUPED_COLUMNS:
+        has_cov &= ~np.isnan(t.col(c))
+    use_cuped = cuped & (kind <= 1) & _per_group_all(has_cov, mcode, n_metrics)
+    inverse = np.bincount(mcode, weights=t.inverse, minlength=n_metrics) > 0
+    metric_role = [""] * n_metrics
+    for code, r in zip(mcode.tolist(), t.role, strict=True):
+        if r and not metric_role[code]:
+            metric_role[code] = r
+
+    # Every (metric, treatment) pair, metric-major then in variation order; row index or -1.
+    index = np.full((n_metrics, len(seen_variations)), -1, dtype=np.intp)
+    index[mcode, vcode] = np.arange(len(t.metric))
+    vpos = {v: j for j, v in enumerate(seen_variations)}
+    treatments = np.array([vpos[v] for v in variations[1:]], dtype=np.intp)
+    k_metric = np.repeat(np.arange(n_metrics), treatments.size)
+    k_var = np.tile(treatments, n_metrics)
+    c_row, t_row = index[k_metric, vpos[control]], index[k_metric, k_var]
+    present = (c_row >= 0) & (t_row >= 0)
+    size = k_metric.size
+
+    nan = np.full(size, np.nan)
+    out: dict[str, FloatArray] = {
+        name: nan.copy()
+        for name in (
+            "control_mean", "treatment_mean", "effect", "ci_low", "ci_high", "effect_relative",
+            "ci_low_relative", "ci_high_relative", "se", "se_relative", "p_absolute", "p_relative", "df",
+            "n_total", "rho", "ctw_relative", "ctw_absolute", "risk_control_relative",
+            "risk_control_absolute", "risk_treatment_relative", "risk_treatment_absolute",
         )
-        inverse = any(r.inverse for r in per_var.values())
-        for v in variations[1:]:
-            groups.setdefault((kind, use_cuped, inverse), []).append(
-                (metric, v, per_var.get(control), per_var.get(v))
-            )
+    }  # fmt: skip
+    not_enough = ~present
+    reason = np.full(size, "", dtype=object)
+    method_name = np.full(size, method, dtype=object)
+    n_c = np.where(c_row >= 0, t.col("n")[c_row], np.nan)
+    n_t = np.where(t_row >= 0, t.col("n")[t_row], np.nan)
+    missing_c = c_row < 0
+    reason[missing_c] = f"no row for variation {control!r} in this metric"
+    for j in np.flatnonzero(~missing_c & (t_row < 0)).tolist():
+        reason[j] = f"no row for variation {seen_variations[k_var[j]]!r} in this metric"
 
-    computed: list[tuple[str, str, str, Comparison, int, str, float, float]] = []
-    for (kind, use_cuped, inverse), items in groups.items():
-        ok = [(m, v, c, t) for m, v, c, t in items if c is not None and t is not None]
-        controls = [c for _, _, c, t in items if c is not None and t is not None]
-        treatments = [t for _, _, c, t in items if c is not None and t is not None]
-        if ok:
-            comp = _compare(
-                kind,
-                use_cuped,
-                controls,
-                treatments,
-                method,
-                alpha,
-                inverse,
-                prior,
-            )
-            label = f"{kind} (CUPED)" if use_cuped else kind
-            for i, (m, v, _c, _t) in enumerate(ok):
-                computed.append(
-                    (m, v, label, comp, i, "", controls[i].values["n"], treatments[i].values["n"])
-                )
-        for m, v, c, t in items:
-            if c is None or t is None:
-                missing = control if c is None else v
-                computed.append(
-                    (
-                        m,
-                        v,
-                        kind,
-                        _EMPTY,
-                        -1,
-                        f"no row for variation {missing!r} in this metric",
-                        math.nan if c is None else c.values["n"],
-                        math.nan if t is None else t.values["n"],
-                    )
-                )
+    # One vectorised call per (kind, CUPED, inverse) group.
+    group = kind[k_metric] * 4 + use_cuped[k_metric] * 2 + inverse[k_metric]
+    for g in np.unique(group[present]).tolist():
+        sel = np.flatnonzero(present & (group == g))
+        k, cup, inv = KINDS[g // 4], bool(g & 2), bool(g & 1)
+        comp = _compare(k, cup, t, c_row[sel], t_row[sel], method, alpha, inv, prior)
+        p_rel = comp.p_value_relative if comp.p_value_relative is not None else comp.p_value
+        pairs: dict[str, FloatArray | None] = {
+            "control_mean": comp.control_mean,
+            "treatment_mean": comp.treatment_mean,
+            "effect": comp.effect,
+            "ci_low": comp.ci_low,
+            "ci_high": comp.ci_high,
+            "effect_relative": comp.effect_relative,
+            "ci_low_relative": comp.ci_low_relative,
+            "ci_high_relative": comp.ci_high_relative,
+            "se": comp.se,
+            "se_relative": comp.se_relative,
+            "p_absolute": comp.p_value,
+            "p_relative": p_rel,
+            "df": comp.df,
+            "n_total": comp.extra.get("n_total"),
+            "rho": comp.extra.get("rho"),
+            "ctw_relative": comp.chance_to_win,
+            "ctw_absolute": comp.extra.get("chance_to_win_absolute"),
+            "risk_control_relative": comp.risk_control,
+            "risk_control_absolute": comp.extra.get("risk_control_absolute"),
+            "risk_treatment_relative": comp.risk_treatment,
+            "risk_treatment_absolute": comp.extra.get("risk_treatment_absolute"),
+        }
+        for name, values in pairs.items():
+            if values is not None:
+                out[name][sel] = values
+        not_enough[sel] = comp.not_enough_data
+        reason[sel] = comp.reason
+        method_name[sel] = comp.method
+    label = np.array([f"{KINDS[k]} (CUPED)" if c else KINDS[k] for k, c in zip(kind, use_cuped, strict=True)])
+    # The reported scale: relative when the control mean is non-zero, else absolute.
+    relative = ~np.isnan(out["effect_relative"])
 
-    # Reported scale and its p-value per comparison; corrections across the whole table.
-    def pick(comp: Comparison, i: int) -> tuple[str, float, float, float, float]:
-        rel_ok = not math.isnan(float(comp.effect_relative[i]))
-        if rel_ok:
-            p = comp.p_value_relative if comp.p_value_relative is not None else comp.p_value
-            return "relative", float(p[i]), float(comp.effect_relative[i]), float(comp.se_relative[i]), 1.0
-        return "absolute", float(comp.p_value[i]), float(comp.effect[i]), float(comp.se[i]), 0.0
-
-    picks = [
-        pick(c, i) if i >= 0 else ("relative", math.nan, math.nan, math.nan, 0.0)
-        for _, _, _, c, i, _, _, _ in computed
-    ]
-    p_all = np.array([p[1] for p in picks], dtype=np.float64)
+    # Corrections within each family (a role, or the whole table), each scale on its own p-values.
     use_correction = correction if method != "bayesian" else None
-    if use_correction is not None and p_all.size:
-        p_adj = corrections.adjust(p_all, use_correction)
-        m_family = np.full(p_all.shape, float(np.sum(~np.isnan(p_all))))
-        alpha_star = corrections.implied_alpha(p_all, p_adj, np.full(p_all.shape, alpha), m_family)
-    else:
-        p_adj, alpha_star = p_all, np.full(p_all.shape, alpha)
-
-    out: list[ResultRow] = []
-    for k, ((metric, variation, label, comp, i, why, n_c, n_t), (scale, p, est, se, _)) in enumerate(
-        zip(computed, picks, strict=True)
+    families = np.array(
+        [metric_role[m] or "" for m in range(n_metrics)] if family == "role" else ["all"] * n_metrics, dtype=object
+    )[k_metric]
+    if family == "role":
+        families = np.where(families == "", "all", families)
+    adjusted: dict[str, tuple[FloatArray, FloatArray, FloatArray, FloatArray]] = {}
+    family_size = np.zeros(size)
+    for scale, est, se, lo, hi in (
+        ("absolute", out["effect"], out["se"], out["ci_low"], out["ci_high"]),
+        ("relative", out["effect_relative"], out["se_relative"], out["ci_low_relative"], out["ci_high_relative"]),
     ):
-        out.append(
-            _row(
-                (metric, variation, control, label),
-                comp,
-                i,
-                why,
-                (scale, p, float(p_adj[k]), float(alpha_star[k]), est, se),
-                (n_c, n_t),
-                method,
-                use_correction,
-                alpha,
-                (srm_p, srm_flag),
-            )
-        )
-    order = {m: j for j, m in enumerate(by_metric)}
-    vorder = {v: j for j, v in enumerate(variations)}
-    out.sort(key=lambda r: (order[r.metric], vorder.get(r.variation, 0)))
-    return out
+        p = out[f"p_{scale}"]
+        if use_correction is None:
+            adjusted[scale] = (p, p, lo, hi)
+            continue
+        p_adj, lo_adj, hi_adj = p.copy(), lo.copy(), hi.copy()
+        for f in set(families.tolist()):
+            sel = np.flatnonzero(families == f)
+            ps = p[sel]
+            pa = corrections.adjust(ps, use_correction)
+            m = float(np.sum(~np.isnan(ps)))
+            if scale == "relative":
+                family_size[sel] = np.where(relative[sel], m, family_size[sel])
+            else:
+                family_size[sel] = np.where(relative[sel], family_size[sel], m)
+            a_star = corrections.implied_alpha(ps, pa, np.full(ps.shape, alpha), np.full(ps.shape, m))
+            ok = ~np.isnan(ps)
+            if method == "sequential":
+                w = sequential.half_width(se[sel], out["n_total"][sel], a_star, mixture_rho=out["rho"][sel])
+                a, b = est[sel] - w, est[sel] + w
+            else:
+                a, b = frequentist.t_interval(est[sel], se[sel], out["df"][sel], a_star)
+            p_adj[sel] = pa
+            lo_adj[sel] = np.where(ok, a, lo[sel])
+            hi_adj[sel] = np.where(ok, b, hi[sel])
+        adjusted[scale] = (p, p_adj, lo_adj, hi_adj)
+    bayes = method == "bayesian"
+    p_abs, p_abs_adj, lo_abs_adj, hi_abs_adj = adjusted["absolute"]
+    p_rel, p_rel_adj, lo_rel_adj, hi_rel_adj = adjusted["relative"]
+    p_rep = np.where(relative, p_rel, p_abs)
+    p_rep_adj = np.where(relative, p_rel_adj, p_abs_adj)
+    with np.errstate(invalid="ignore"):
+        significant = ~not_enough & (p_rep_adj < alpha) & (not bayes)
+    if use_correction is None:
+        family_size = np.zeros(size)
 
-
-def _nan_comparison() -> Comparison:
-    nan = np.full(0, np.nan)
-    return Comparison(
-        nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, "none", np.zeros(0, bool), np.full(0, "")
-    )
-
-
-_EMPTY = _nan_comparison()
-
-
-def _get(x: FloatArray | None, i: int) -> float:
-    return math.nan if x is None or i < 0 else float(x[i])
-
-
-def _row(
-    names: tuple[str, str, str, str],
-    comp: Comparison,
-    i: int,
-    why: str,
-    numbers: tuple[str, float, float, float, float, float],
-    counts: tuple[float, float],
-    method: str,
-    correction: str | None,
-    alpha: float,
-    srm_result: tuple[float, bool],
-) -> ResultRow:
-    nan = math.nan
-    metric, variation, control, kind = names
-    scale, p, p_adj, alpha_star, est, se = numbers
-    srm_p, srm_flag = srm_result
-    not_enough = i < 0 or bool(comp.not_enough_data[i])
-    reason = why if i < 0 else str(comp.reason[i])
-    lo = _get(comp.ci_low_relative if scale == "relative" else comp.ci_low, i)
-    hi = _get(comp.ci_high_relative if scale == "relative" else comp.ci_high, i)
-    lo_adj, hi_adj = lo, hi
-    if correction is not None and not not_enough and not math.isnan(p):
-        if method == "sequential":
-            w = float(
-                sequential.half_width(se, comp.extra["n_total"][i], alpha_star, comp.extra["tuning"][i])
-            )
-            lo_adj, hi_adj = est - w, est + w
-        elif comp.df is not None:
-            a, b = frequentist.t_interval(np.array(est), np.array(se), np.array(comp.df[i]), alpha_star)
-            lo_adj, hi_adj = float(a), float(b)
-    if method == "bayesian":
-        significant = False
-    else:
-        significant = (not not_enough) and not math.isnan(p_adj) and p_adj < alpha
-    row = ResultRow(
-        metric=metric,
-        variation=variation,
-        control=control,
-        kind=kind,
-        method=comp.method if i >= 0 else method,
-        scale=scale,
-        n_control=counts[0],
-        n_treatment=counts[1],
-        control_mean=_get(comp.control_mean, i),
-        treatment_mean=_get(comp.treatment_mean, i),
-        effect=_get(comp.effect, i),
-        ci_low=_get(comp.ci_low, i),
-        ci_high=_get(comp.ci_high, i),
-        effect_relative=_get(comp.effect_relative, i),
-        ci_low_relative=_get(comp.ci_low_relative, i),
-        ci_high_relative=_get(comp.ci_high_relative, i),
-        p_value=nan if method == "bayesian" else p,
-        p_value_adjusted=nan if method == "bayesian" else p_adj,
-        ci_low_adjusted=lo_adj,
-        ci_high_adjusted=hi_adj,
-        chance_to_win=_get(comp.chance_to_win, i),
-        risk_control=_get(comp.risk_control, i),
-        risk_treatment=_get(comp.risk_treatment, i),
-        significant=significant,
-        alpha=alpha,
-        correction=correction,
-        not_enough_data=not_enough,
-        reason=reason,
-        srm_p_value=srm_p,
-        srm_mismatch=srm_flag,
-        sentence="",
-    )
-    return _with_sentence(row)
-
-
-def _with_sentence(row: ResultRow) -> ResultRow:
-    d = asdict(row)
-    d["sentence"] = sentence(row)
-    return ResultRow(**d)
+    renamed = {
+        "chance_to_win_relative": "ctw_relative",
+        "chance_to_win_absolute": "ctw_absolute",
+    }
+    reported = {
+        "p_value": p_rep,
+        "p_value_adjusted": p_rep_adj,
+        "ci_low_adjusted": np.where(relative, lo_rel_adj, lo_abs_adj),
+        "ci_high_adjusted": np.where(relative, hi_rel_adj, hi_abs_adj),
+        "chance_to_win": np.where(relative, out["ctw_relative"], out["ctw_absolute"]),
+        "risk_control": np.where(relative, out["risk_control_relative"], out["risk_control_absolute"]),
+        "risk_treatment": np.where(relative, out["risk_treatment_relative"], out["risk_treatment_absolute"]),
+        "p_value_absolute": p_abs,
+        "p_value_absolute_adjusted": p_abs_adj,
+        "ci_low_absolute_adjusted": lo_abs_adj,
+        "ci_high_absolute_adjusted": hi_abs_adj,
+        "p_value_relative": p_rel,
+        "p_value_relative_adjusted": p_rel_adj,
+        "ci_low_relative_adjusted": lo_rel_adj,
+        "ci_high_relative_adjusted": hi_rel_adj,
+    }
+    columns: list[list[Any]] = []
+    for name in _ARRAY_FIELDS:
+        values = reported[name] if name in reported else out[renamed.get(name, name)]
+        if bayes and name.startswith("p_value"):
+            values = nan
+        columns.append(values.tolist())
+    names_m = [metrics[m] for m in k_metric.tolist()]
+    names_v = [seen_variations[v] for v in k_var.tolist()]
+    labels = np.where(present, label[k_metric], np.array(KINDS)[kind[k_metric]]).tolist()
+    scales = np.where(relative | ~present, "relative", "absolute").tolist()
+    each: dict[str, Iterable[Any]] = {
+        "metric": names_m,
+        "variation": names_v,
+        "control": repeat(control),
+        "kind": labels,
+        "method": method_name.tolist(),
+        "scale": scales,
+        "n_control": n_c.tolist(),
+        "n_treatment": n_t.tolist(),
+        "significant": significant.tolist(),
+        "alpha": repeat(alpha),
+        "correction": repeat(use_correction),
+        "not_enough_data": not_enough.tolist(),
+        "reason": [str(x) for x in reason.tolist()],
+        "srm_p_value": repeat(srm_p),
+        "srm_mismatch": repeat(srm_flag),
+        "family": families.tolist(),
+        "family_size": family_size.astype(np.int64).tolist(),
+        **dict(zip(_ARRAY_FIELDS, columns, strict=True)),
+    }
+    names = tuple(each)
+    assert sorted(names) == sorted(FIELD_NAMES)
+    make = ResultRow._unchecked
+    rows = [make(dict(zip(names, values, strict=False))) for values in zip(*each.values(), strict=False)]
+    return rows
