@@ -33,11 +33,32 @@ from truenorth.evidence.metrics import Metric, MetricError, Selection, parse_pre
 ENGINE_DIALECTS = ("duckdb", "postgres")
 _QUALIFIED = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62}){0,2}$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+#: A table may also be one Parquet or CSV file (read by DuckDB): a path ending in one of these.
+FILE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
+_FILE = re.compile(r"^[^\x00-\x1f*?\[\]{}]{1,500}$")
+TABLE_FIELDS = ("assignments", "events")
+COLUMN_FIELDS = (
+    "unit_id",
+    "experiment",
+    "variation",
+    "first_exposure_at",
+    "event_unit_id",
+    "at",
+    "name",
+    "value",
+)
+
+
+def is_file(spec: str) -> bool:
+    """Whether a table spec names a Parquet/CSV file rather than a ``[schema.]table``."""
+    return spec.lower().endswith(FILE_SUFFIXES)
 
 
 @dataclass(frozen=True)
 class Tables:
-    """Where a user's data lives: table names (optionally ``schema.table``) and their column names."""
+    """Where a user's data lives: for each of the two tables a name (``[catalog.][schema.]table``) or a
+    Parquet/CSV file path (DuckDB only; callers resolve and check paths before compiling), and their
+    column names. The defaults are the historic names, so a settings without a mapping keeps working."""
 
     assignments: str = "assignments"
     events: str = "events"
@@ -51,29 +72,36 @@ class Tables:
     value: str = "value"
 
     def __post_init__(self) -> None:
-        for attr in ("assignments", "events"):
-            if not _QUALIFIED.match(getattr(self, attr)):
-                raise MetricError(f"{getattr(self, attr)!r} is not a table name", field=f"tables.{attr}")
-        for attr in (
-            "unit_id",
-            "experiment",
-            "variation",
-            "first_exposure_at",
-            "event_unit_id",
-            "at",
-            "name",
-            "value",
-        ):
-            if not _COLUMN.match(getattr(self, attr)):
-                raise MetricError(f"{getattr(self, attr)!r} is not a column name", field=f"tables.{attr}")
+        for attr in TABLE_FIELDS:
+            spec = getattr(self, attr)
+            if not isinstance(spec, str):
+                raise MetricError(f"{spec!r} is not a table name", field=f"tables.{attr}")
+            if is_file(spec):
+                if not _FILE.match(spec):
+                    raise MetricError(
+                        f"{spec[:80]!r} is not a file name (one .parquet or .csv file, no wildcards)",
+                        field=f"tables.{attr}",
+                    )
+            elif not _QUALIFIED.match(spec):
+                raise MetricError(
+                    f"{spec[:80]!r} is not a table name ([schema.]table of letters, digits and _) "
+                    f"nor a .parquet/.csv file",
+                    field=f"tables.{attr}",
+                )
+        for attr in COLUMN_FIELDS:
+            value = getattr(self, attr)
+            if not isinstance(value, str) or not _COLUMN.match(value):
+                raise MetricError(
+                    f"{str(value)[:80]!r} is not a column name (letters, digits and _)", field=f"tables.{attr}"
+                )
+
+    def source_sql(self, attr: str, dialect: str) -> str:
+        """The FROM item of table ``attr``: a quoted table name, or DuckDB's reader of the file."""
+        return table_sql(getattr(self, attr), dialect, field=f"tables.{attr}")
 
 
 def _ident(name: str) -> str:
     return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
-
-
-def _table(name: str) -> str:
-    return ".".join(_ident(part) for part in name.split("."))
 
 
 def quoted_column(name: str, dialect: str) -> str:
@@ -84,6 +112,20 @@ def quoted_column(name: str, dialect: str) -> str:
 def quoted_table(name: str, dialect: str) -> str:
     """A ``[catalog.][schema.]table`` name quoted for ``dialect`` (validate it with `Tables` first)."""
     return ".".join(quoted_column(part, dialect) for part in name.split("."))
+
+
+def table_sql(spec: str, dialect: str, *, field: str = "tables") -> str:
+    """A FROM item for ``spec`` in ``dialect``: a quoted ``[schema.]table``, or for a Parquet/CSV file
+    ``read_parquet('path')`` / ``read_csv_auto('path')`` (the path an escaped literal; DuckDB only)."""
+    if not is_file(spec):
+        return quoted_table(spec, dialect)
+    if dialect != "duckdb":
+        raise MetricError(
+            f"{spec[:80]!r} is a file: files are read by a DuckDB data source; on {dialect} name a table",
+            field=field,
+        )
+    reader = "read_parquet" if spec.lower().endswith(".parquet") else "read_csv_auto"
+    return exp.func(reader, exp.Literal.string(spec)).sql(dialect="duckdb")
 
 
 def _literal(value: str) -> str:
@@ -199,6 +241,11 @@ def compile_experiment(
 ) -> CompiledQuery:
     """One query computing every metric's summary statistics per variation of ``experiment``."""
     t = tables or Tables()
+    for attr in TABLE_FIELDS:
+        try:
+            table_sql(getattr(t, attr), dialect, field=f"tables.{attr}")  # a file on PostgreSQL is refused
+        except (SqlglotError, ValueError) as exc:  # an unknown dialect
+            raise MetricError(f"cannot produce SQL for dialect {dialect!r}: {exc}", field="dialect") from None
     if not metrics:
         raise MetricError("define at least one metric", field="metrics")
     if not isinstance(experiment, str) or not experiment or len(experiment) > 200:
@@ -220,7 +267,7 @@ def compile_experiment(
 WITH exposures AS (
   SELECT {_ident(t.unit_id)} AS unit_id, {_ident(t.variation)} AS variation,
          MIN({_ident(t.first_exposure_at)}) AS exposed_at
-  FROM {_table(t.assignments)}
+  FROM {table_sql(t.assignments, "duckdb", field="tables.assignments")} AS assignment_rows
   WHERE {_ident(t.experiment)} = {_literal(experiment)}
   GROUP BY {_ident(t.unit_id)}, {_ident(t.variation)}
 ),
@@ -232,7 +279,7 @@ j AS (
   SELECT a.unit_id AS unit_id, a.variation AS variation, e.{_ident(t.value)} AS value,
          {flag_sql}
   FROM a
-  LEFT JOIN {_table(t.events)} AS e
+  LEFT JOIN {table_sql(t.events, "duckdb", field="tables.events")} AS e
     ON e.{_ident(t.event_unit_id)} = a.unit_id
    AND e.{_ident(t.name)} IN ({", ".join(_literal(n) for n in event_names)})
 ),

@@ -58,7 +58,7 @@ def test_it_prints_each_metric_per_variation(small_parquet, tmp_path, capsys):
         "revenue",
         "treatment",
         "control",
-        "cuped",
+        "CUPED",
         "ratio",
         "SRM p =",
         "WITH exposures AS",
@@ -99,4 +99,5 @@ def test_a_missing_source_or_table_is_one_line_and_exit_2(tmp_path, capsys):
     assert "no such DuckDB file or directory" in capsys.readouterr().err
     assert main(["evidence", "run", "--source", str(tmp_path), "--experiment", "checkout"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: DuckDB could not run") and "events" in err
+    assert err.startswith("error: --events: no table `events` in ")
+    assert "set the event table with --events" in err and "Did you mean" not in err
