@@ -15,11 +15,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -27,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, expect, sync_playwright
 
@@ -49,108 +45,30 @@ MEMBER = "member@demo.truenorth.local"
 STAKEHOLDER = "stakeholder@demo.truenorth.local"
 SHOTS = Path("/tmp/truenorth-shots")
 STARTUP_TIMEOUT = 30.0
-# Configuration the outer environment may carry (a PostgreSQL DATABASE_URL in CI, DEBUG, a proxy
-# setup...) that must not leak into the server under test.
-SCRUBBED_ENV = (
-    "DATABASE_URL",
-    "DATABASE_CONN_MAX_AGE",
-    "SECRET_KEY",
-    "DEBUG",
-    "ALLOWED_HOSTS",
-    "CSRF_TRUSTED_ORIGINS",
-    "SITE_URL",
-    "SECURE_HSTS_SECONDS",
-    "SECURE_SSL_REDIRECT",
-    "TRUST_X_FORWARDED_PROTO",
-    "EMAIL_HOST",
-    "LOGIN_MAX_FAILURES_PER_EMAIL",
-    "LOGIN_MAX_FAILURES_PER_IP",
-    "LOGIN_FAILURE_WINDOW_SECONDS",
-    "TRUENORTH_TEST_POSTGRES",
-)
 
 
 # --- the server ------------------------------------------------------------------------------------
-
-
-def _truenorth_command() -> list[str]:
-    script = Path(sys.executable).parent / "truenorth"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "truenorth.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group (gunicorn master and its workers), SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")
 def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`truenorth demo` then `truenorth serve` on a free loopback port; yields the base URL."""
     data_dir = tmp_path_factory.mktemp("truenorth-browser")
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(
-        TRUENORTH_DATA_DIR=str(data_dir),
-        TRUENORTH_HTTPS="false",
-        DATABASE_URL=f"sqlite:///{data_dir / 'db.sqlite3'}",
-        DJANGO_SETTINGS_MODULE="truenorth.settings",
-        PYTHONUNBUFFERED="1",
-    )
-    command = _truenorth_command()
+    env = live_server.server_env(data_dir, f"sqlite:///{data_dir / 'db.sqlite3'}")
 
-    demo = subprocess.run(
-        [*command, "demo"], cwd=data_dir, env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    demo = live_server.run(["demo"], env, timeout=120, cwd=data_dir)
     if demo.returncode != 0:
         pytest.fail(f"`truenorth demo` failed ({demo.returncode}):\n{demo.stdout}\n{demo.stderr}")
 
-    port = _free_port()
+    port = live_server.free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = data_dir / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            cwd=data_dir,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, so the workers stop with it
-        )
+    proc = live_server.start_server(port, 1, env, data_dir, log_path)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _healthy(f"{base_url}/healthz"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                reason = f"exited with {proc.returncode}" if proc.poll() is not None else "timed out"
-                pytest.fail(f"server {reason} before /healthz answered 200:\n{log_path.read_text()}")
-            time.sleep(0.1)
+        live_server.wait_until_healthy(base_url, [proc], STARTUP_TIMEOUT, log_path.read_text)
         yield base_url
     finally:
-        _stop(proc)
+        live_server.stop(proc)
 
 
 # --- the browser -----------------------------------------------------------------------------------

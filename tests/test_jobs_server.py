@@ -12,42 +12,24 @@ and /healthz stopped answering.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
+import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
+from live_server import server_database_url
 
 pytestmark = pytest.mark.server
 
+__all__ = ["server_database_url"]  # a fixture: imported so pytest finds it here
 STARTUP_TIMEOUT = 60.0
 FAST = 1.0  # seconds: the most any answer may take while the hog's queries run
 WATCH_SECONDS = 8.0
 ATTEMPTS = 8  # refreshes the hog fires at once
 LIMIT = 2
-SCRUBBED_ENV = (
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "DEBUG",
-    "ALLOWED_HOSTS",
-    "SITE_URL",
-    "SECURE_SSL_REDIRECT",
-    "TRUENORTH_TRUSTED_PROXIES",
-    "TRUENORTH_TEST_POSTGRES",
-    "TRUENORTH_JOBS_IMMEDIATE",
-    "TRUENORTH_REDIS_URL",
-    "TRUENORTH_DUCKDB_DIRS",
-)
 # Runs inside the server's environment: two organisations, an admin each with a token; the hog's
 # DuckDB source allows 600 s and its measure's query never ends on its own.
 SETUP = """
@@ -86,38 +68,6 @@ print(json.dumps(out))
 """
 
 
-def _truenorth_command() -> list[str]:
-    script = Path(sys.executable).parent / "truenorth"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "truenorth.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def server_database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database for the server: PostgreSQL when the suite runs on it, else SQLite."""
-    outer = os.environ.get("DATABASE_URL", "")
-    if not outer.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite:///{tmp_path / 'serve.sqlite3'}"
-        return
-    import psycopg
-
-    parts = urlsplit(outer)
-    name = f"jobs_{uuid.uuid4().hex[:12]}"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def _call(base_url: str, path: str, token: str = "", method: str = "GET") -> tuple[int, float, dict]:
     """(status, seconds, JSON body or {}) — a timeout counts as status 0 after 10 s."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -139,62 +89,33 @@ def _call(base_url: str, path: str, token: str = "", method: str = "GET") -> tup
     return status, elapsed, body if isinstance(body, dict) else {"items": body}
 
 
-def _start(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
 def test_the_web_tier_answers_quickly_while_one_organisation_floods_it_with_long_refreshes(
     tmp_path: Path, server_database_url: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(
-        TRUENORTH_DATA_DIR=str(tmp_path / "data"),
-        TRUENORTH_HTTPS="false",
-        DATABASE_URL=server_database_url,
-        DJANGO_SETTINGS_MODULE="truenorth.settings",
-        PYTHONUNBUFFERED="1",
+    env = live_server.server_env(
+        tmp_path / "data",
+        server_database_url,
         TRUENORTH_JOBS_PER_ORGANISATION=str(LIMIT),
         TRUENORTH_MAX_QUERY_SECONDS="120",
     )
-    command = _truenorth_command()
-    migrate = subprocess.run([*command, "migrate"], env=env, capture_output=True, text=True, timeout=300)
+    migrate = live_server.run(["migrate"], env, timeout=300)
     assert migrate.returncode == 0, migrate.stderr
-    setup = subprocess.run(
-        [sys.executable, "-c", SETUP], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    setup = live_server.run_python(SETUP, env, timeout=120)
     assert setup.returncode == 0, setup.stderr
     world = json.loads(setup.stdout)
     hog, calm = world["hog"], world["calm"]
 
-    port = _free_port()
+    port = live_server.free_port()
     base = f"http://127.0.0.1:{port}"
     server_log, worker_log = tmp_path / "server.log", tmp_path / "worker.log"
-    serve = [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    server = _start(serve, env, tmp_path, server_log)
-    worker = _start([*command, "worker", "--workers", "2", "--no-periodic"], env, tmp_path, worker_log)
+    server = live_server.start_server(port, 2, env, tmp_path, server_log)
+    worker = live_server.start(["worker", "--workers", "2", "--no-periodic"], env, tmp_path, worker_log)
 
     def logs() -> str:
         return f"\nserver:\n{server_log.read_text()[-3000:]}\nworker:\n{worker_log.read_text()[-3000:]}"
 
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while _call(base, "/healthz")[0] != 200:
-            assert server.poll() is None and worker.poll() is None, logs()
-            assert time.monotonic() < deadline, logs()
-            time.sleep(0.1)
+        live_server.wait_until_healthy(base, [server, worker], STARTUP_TIMEOUT, logs)
 
         # The hog fires its refreshes all at once (in the background: with refreshes inside the request,
         # as before jobs, they never come back); LIMIT are accepted at once, the rest refused with 429.
@@ -235,5 +156,5 @@ def test_the_web_tier_answers_quickly_while_one_organisation_floods_it_with_long
         assert len(seen_running) == LIMIT, ("the accepted refreshes run on the worker", logs())
         assert server.poll() is None and worker.poll() is None, logs()
     finally:
-        _stop(worker)
-        _stop(server)
+        live_server.stop(worker)
+        live_server.stop(server)

@@ -11,40 +11,22 @@ name the token's own user. Before the fix the workers inherited the master's con
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
+import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
+from live_server import server_database_url
 
 pytestmark = pytest.mark.server
 
+__all__ = ["server_database_url"]  # a fixture: imported so pytest finds it here
 STARTUP_TIMEOUT = 60.0
 USERS = 6
 THREADS = 8
 REQUESTS_PER_THREAD = 50
-# Configuration of the outer environment that must not leak into the server under test.
-SCRUBBED_ENV = (
-    "DATABASE_URL",
-    "SECRET_KEY",
-    "DEBUG",
-    "ALLOWED_HOSTS",
-    "SITE_URL",
-    "SECURE_SSL_REDIRECT",
-    "TRUENORTH_TRUSTED_PROXIES",
-    "TRUENORTH_TEST_POSTGRES",
-    "TRUENORTH_JOBS_IMMEDIATE",
-)
 SETUP_USERS = """
 import json, sys
 import django
@@ -57,46 +39,6 @@ for i in range(int(sys.argv[1])):
     out[user.email] = create_token(user, "hammer", "read")[1]
 print(json.dumps(out))
 """
-
-
-def _truenorth_command() -> list[str]:
-    script = Path(sys.executable).parent / "truenorth"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "truenorth.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
-@pytest.fixture
-def server_database_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty database for the server: PostgreSQL when the suite runs on it, else SQLite."""
-    outer = os.environ.get("DATABASE_URL", "")
-    if not outer.startswith(("postgres://", "postgresql://")):
-        yield f"sqlite:///{tmp_path / 'serve.sqlite3'}"
-        return
-    import psycopg
-
-    parts = urlsplit(outer)
-    name = f"serve_{uuid.uuid4().hex[:12]}"
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _get_me(base_url: str, token: str) -> tuple[int, str]:
@@ -113,49 +55,19 @@ def _get_me(base_url: str, token: str) -> tuple[int, str]:
 def test_every_answer_right_after_a_start_names_the_tokens_own_user(
     tmp_path: Path, server_database_url: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(
-        TRUENORTH_DATA_DIR=str(tmp_path / "data"),
-        TRUENORTH_HTTPS="false",
-        DATABASE_URL=server_database_url,
-        DATABASE_CONN_MAX_AGE="60",
-        DJANGO_SETTINGS_MODULE="truenorth.settings",
-        PYTHONUNBUFFERED="1",
-    )
-    command = _truenorth_command()
-    migrate = subprocess.run(
-        [*command, "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    env = live_server.server_env(tmp_path / "data", server_database_url, DATABASE_CONN_MAX_AGE="60")
+    migrate = live_server.run(["migrate"], env, timeout=300)
     assert migrate.returncode == 0, migrate.stderr
-    setup = subprocess.run(
-        [sys.executable, "-c", SETUP_USERS, str(USERS)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    setup = live_server.run_python(SETUP_USERS, env, str(USERS), timeout=120)
     assert setup.returncode == 0, setup.stderr
     tokens: dict[str, str] = json.loads(setup.stdout)
 
-    port = _free_port()
+    port = live_server.free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*command, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = live_server.start_server(port, 2, env, tmp_path, log_path)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _healthy(f"{base_url}/healthz"):
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.05)
+        live_server.wait_until_healthy(base_url, [proc], STARTUP_TIMEOUT, log_path.read_text, interval=0.05)
 
         emails = sorted(tokens)
 
@@ -170,13 +82,7 @@ def test_every_answer_right_after_a_start_names_the_tokens_own_user(
         with ThreadPoolExecutor(THREADS) as pool:
             results = [answer for batch in pool.map(hammer, range(THREADS)) for answer in batch]
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+        live_server.stop(proc)
 
     assert len(results) == THREADS * REQUESTS_PER_THREAD
     wrong = [(email, status, answer) for email, status, answer in results if (status, answer) != (200, email)]
