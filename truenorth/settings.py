@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "truenorth.engagement",
     "truenorth.hypotheses",
     "truenorth.jobs",
+    "truenorth.search",
     "huey.contrib.djhuey",
 ]
 
@@ -133,6 +134,8 @@ TEMPLATES = [
                 "truenorth.orgs.context_processors.organisations",
                 "truenorth.engagement.context_processors.unread_notifications",
             ],
+            # num, p_value, human, label: how numbers, p-values and history values read on every page.
+            "builtins": ["truenorth.core.templatetags.present"],
         },
     },
 ]

@@ -23,13 +23,29 @@ MAX_LIST = 200
 
 class ComputeIn(StrictSchema):
     method: str = "frequentist"
-    correction: Literal["holm", "bh", "none"] = "holm"
+    correction: Literal["holm", "bh", "none"] = Field(
+        default="holm", description="Multiple-comparison correction (the snapshot records it)."
+    )
+    family: Literal["role", "all"] = Field(
+        default="role",
+        description="Correct within each metric role (primary, secondary, guardrail: the default, so the "
+        "primary decision is not diluted) or across all metrics.",
+    )
 
 
 class EvidenceIn(StrictSchema):
     data_source: ObjectId | None = None
     experiment_key: str
-    metric_definitions: list[dict[str, Any]]
+    metric_definitions: list[dict[str, Any]] = Field(
+        description="Metric definitions; an empty list discovers a count and a conversion per event name."
+    )
+    mapping: dict[str, Any] | None = Field(
+        default=None,
+        description="Where the tables and columns are: {assignments: {table, unit, variation, exposed_at, "
+        "experiment}, events: {table, unit, name, value, at}}; a table is a [schema.]table or a .parquet/"
+        ".csv file in the organisation's DuckDB directory. Missing keys keep today's names; null keeps "
+        "the saved mapping.",
+    )
     version: int = Field(
         description="Required: the experiment version you read; a stale one is refused with 409."
     )
@@ -82,7 +98,9 @@ def compute(
     request: HttpRequest, response: HttpResponse, slug: str, experiment_id: ObjectId, payload: ComputeIn
 ) -> Status[dict[str, Any]]:
     m, user = _scope(request, slug)
-    job = jobs.submit_compute(m, user, experiment_id, method=payload.method, correction=payload.correction)
+    job = jobs.submit_compute(
+        m, user, experiment_id, method=payload.method, correction=payload.correction, family=payload.family
+    )
     return accepted(response, job)
 
 
@@ -125,11 +143,13 @@ def set_evidence(
         data_source_id=payload.data_source,
         evidence_key=payload.experiment_key,
         metric_definitions=payload.metric_definitions,
+        mapping=payload.mapping,
         version=payload.version,
     )
     return {
         "data_source": e.data_source_id,
         "experiment_key": e.evidence_key,
         "metric_definitions": e.metric_definitions,
+        "mapping": e.evidence_mapping,
         "version": e.version,
     }

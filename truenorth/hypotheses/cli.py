@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from truenorth.stats.engine import format_p_value
 from truenorth.strategy.cli import As, Json, Org, Version, _identity, _member_id, _print_json, _show, _table
 
 hypotheses_app = typer.Typer(
@@ -350,7 +351,7 @@ def hypotheses_results(
         f"units {srm.get('units')}."
     )
     if srm.get("mismatch"):
-        typer.echo(f"Warning: sample ratio mismatch (p = {srm.get('p_value'):.2g}).")
+        typer.echo(f"Warning: sample ratio mismatch ({format_p_value(float(srm['p_value']))}).")
     for row in made.results.get("rows", []):
         guard = f" [guardrail {row['guardrail']}]" if row.get("guardrail") else ""
         typer.echo(f"- {row['metric']} ({row['role']}){guard}: {row['sentence']}")

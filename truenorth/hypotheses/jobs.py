@@ -26,11 +26,17 @@ def submit_compute(
     experiment_id: int,
     *,
     method: str = "frequentist",
-    correction: str | None = "holm",
+    correction: str | None = results.DEFAULT_CORRECTION,
+    family: str = results.DEFAULT_FAMILY,
 ) -> Job:
     """Compute an experiment's results as a background job (422/403 at once, 429 past the limit)."""
-    experiment, correction = results.check_computable(membership, experiment_id, method, correction)
-    params = {"experiment_id": experiment.pk, "method": method, "correction": correction or "none"}
+    experiment, correction = results.check_computable(membership, experiment_id, method, correction, family)
+    params = {
+        "experiment_id": experiment.pk,
+        "method": method,
+        "correction": correction or "none",
+        "family": family,
+    }
     return submit(membership, actor, COMPUTE_KIND, params)
 
 
@@ -44,7 +50,8 @@ def run_compute(job: Job, progress: Progress) -> dict[str, Any]:
         actor,
         experiment_id,
         method=str(job.params.get("method", "frequentist")),
-        correction=str(job.params.get("correction", "holm")),
+        correction=str(job.params.get("correction", results.DEFAULT_CORRECTION)),
+        family=str(job.params.get("family", results.DEFAULT_FAMILY)),
     )
     progress(1, 1)
     return {

@@ -143,6 +143,9 @@ class Experiment(models.Model):
     )
     evidence_key = models.CharField(max_length=200, blank=True)
     metric_definitions = models.JSONField(default=list, blank=True)
+    # Where the assignment and event tables and their columns are (truenorth.evidence.mapping shape);
+    # empty = today's names (assignments/events, first_exposure_at/at…).
+    evidence_mapping = models.JSONField(default=dict, blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -8,6 +8,7 @@ the same for every engine. A failing query raises `ValidationFailed` and stores 
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import math
 import re
@@ -20,8 +21,9 @@ from django.db import transaction
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
 from truenorth.core.validate import check_version
+from truenorth.evidence import mapping as evidence_mapping
 from truenorth.evidence import synthetic
-from truenorth.evidence.compile import Tables, quoted_column, quoted_table
+from truenorth.evidence.compile import Tables, is_file, quoted_column, table_sql
 from truenorth.evidence.metrics import Metric, MetricError, metrics_from_dicts
 from truenorth.evidence.run import Evidence, Stats, run_experiment
 from truenorth.history.models import HistoryEntry
@@ -38,8 +40,23 @@ from truenorth.stats.summary import CupedStats, MeanStats, RatioStats
 
 METHODS = stats_engine.METHODS
 CORRECTIONS = stats_engine.CORRECTIONS
+FAMILIES = stats_engine.FAMILIES
+#: The default correction: Holm within each role (primary, secondary, guardrail), so the primary
+#: metric's decision is not diluted by the others (README "Validation": one rule for p-values).
+DEFAULT_CORRECTION = "holm"
+DEFAULT_FAMILY = "role"
+#: The choices the results page offers: (correction, family) -> label.
+CORRECTION_CHOICES = {
+    ("holm", "role"): "Holm within each role (default)",
+    ("bh", "role"): "Benjamini-Hochberg within each role",
+    ("holm", "all"): "Holm across all metrics",
+    ("bh", "all"): "Benjamini-Hochberg across all metrics",
+    ("none", "role"): "None (each p-value on its own)",
+}
 MAX_ROWS = 1000
-EVIDENCE_FIELDS = ("data_source", "evidence_key", "metric_definitions")
+EVIDENCE_FIELDS = ("data_source", "evidence_key", "metric_definitions", "evidence_mapping")
+PREVIEW_ROWS = 5
+PREVIEW_SECONDS = 10
 _KEY = re.compile(r"^[^\x00-\x1f]{1,200}$")
 
 
@@ -52,11 +69,14 @@ def slug(name: str) -> str:
 
 
 def clean_definitions(raw: Any) -> list[dict[str, Any]]:
-    """Validate metric definitions (a JSON list in the evidence.metrics format); field errors name them."""
+    """Validate metric definitions (a JSON list in the evidence.metrics format); field errors name them.
+    An empty list means "discover them": a count and a conversion per event name (evidence.mapping)."""
     if not isinstance(raw, list):
         raise ValidationFailed(
             "Give the metric definitions as a JSON list of objects.", field="metric_definitions"
         )
+    if not raw:
+        return []
     try:
         metrics_from_dicts(raw)
     except MetricError as exc:
@@ -72,6 +92,7 @@ def configure_evidence(
     data_source_id: int | None,
     evidence_key: str,
     metric_definitions: Any,
+    mapping: Any = None,
     version: int | None = None,
 ) -> Experiment:
     """Set where an experiment's raw events live and how its metrics are computed (admins: the metric
@@ -93,6 +114,8 @@ def configure_evidence(
             "Give the experiment's key in the assignments table (1-200 characters).", field="evidence_key"
         )
     definitions = clean_definitions(metric_definitions)
+    if mapping is not None:
+        tables = clean_mapping(mapping, source, membership)
     with transaction.atomic():
         experiment = (
             Experiment.objects.select_for_update()
@@ -106,7 +129,11 @@ def configure_evidence(
         experiment.data_source = source
         experiment.evidence_key = key
         experiment.metric_definitions = definitions
-        experiment.save(update_fields=["data_source", "evidence_key", "metric_definitions"])
+        if mapping is not None:
+            experiment.evidence_mapping = evidence_mapping.mapping_of(tables, only_changed=True)
+        experiment.save(
+            update_fields=["data_source", "evidence_key", "metric_definitions", "evidence_mapping"]
+        )
         after = snapshot(experiment, EVIDENCE_FIELDS)
         if after != before:
             Experiment.objects.filter(pk=experiment.pk).update(version=experiment.version + 1)
@@ -119,16 +146,131 @@ def configure_evidence(
 # --- running the query ----------------------------------------------------------------------------
 
 
-class SourceEngine:
-    """An evidence `Engine` over a TrueNorth data source: read-only and time-limited (measures.sources)."""
+def clean_mapping(raw: Any, source: DataSource | None, membership: Membership) -> Tables:
+    """Validate a table/column mapping (evidence.mapping shape) for ``source``: names are checked, a
+    Parquet/CSV file must lie in the organisation's DuckDB directories and needs a DuckDB source."""
+    try:
+        tables = evidence_mapping.tables_from_mapping(raw)
+    except MetricError as exc:
+        raise ValidationFailed(exc.message, field=exc.field or "mapping") from None
+    resolve_files(tables, source, membership.organisation_id)
+    return tables
 
-    def __init__(self, source: DataSource) -> None:
+
+def resolve_files(
+    tables: Tables, source: DataSource | None, organisation_id: int, *, must_exist: bool = False
+) -> tuple[Tables, list[str]]:
+    """``tables`` with its Parquet/CSV files resolved inside the organisation's DuckDB directories
+    (measures.sources rules: relative to its own directory, no way out), and the resolved paths
+    (with ``must_exist``, a missing file is an error naming the setting)."""
+    files: list[str] = []
+    values: dict[str, str] = {}
+    for attr in ("assignments", "events"):
+        spec = getattr(tables, attr)
+        if not is_file(spec):
+            continue
+        field = evidence_mapping.form_name(attr)
+        if source is not None and source.kind != "duckdb":
+            raise ValidationFailed(
+                f"The {evidence_mapping.LABELS[attr]} “{spec}” is a file: choose a DuckDB data source "
+                "to read Parquet or CSV files, or name a PostgreSQL table.",
+                field=field,
+            )
+        path = sources._allowed_path(spec, field, organisation_id)
+        if must_exist and not Path(path).is_file():
+            raise ValidationFailed(
+                f"no file `{spec}` in this organisation's DuckDB directory: "
+                f"{evidence_mapping.in_settings(attr)}",
+                field=field,
+            )
+        values[attr] = path
+        files.append(path)
+    return evidence_mapping.with_overrides(tables, values), files
+
+
+def mapping_tables(experiment: Experiment) -> Tables:
+    """The experiment's saved mapping (defaults where it names nothing)."""
+    try:
+        return evidence_mapping.tables_from_mapping(experiment.evidence_mapping or None)
+    except MetricError as exc:
+        raise ValidationFailed(f"The saved mapping is not valid: {exc.message}", field="mapping") from None
+
+
+def source_label(source: DataSource) -> str:
+    """How an error names the data source: its DuckDB file's name, else the source's name."""
+    if source.kind == "duckdb":
+        path = str(sources.decrypt_config(source).get("path") or "")
+        if path:
+            return Path(path).name
+        return f"“{source.name}” (this organisation's DuckDB directory)"
+    return f"“{source.name}”"
+
+
+class SourceEngine:
+    """An evidence `Engine` over a TrueNorth data source: read-only and time-limited (measures.sources).
+    ``files`` are the resolved Parquet/CSV files the mapping reads (checked again by sources)."""
+
+    def __init__(self, source: DataSource, files: Sequence[str] = (), *, limit: int = MAX_ROWS) -> None:
         self.source = source
+        self.files = list(files)
+        self.limit = limit
         self.dialect = "postgres" if source.kind == "postgres" else "duckdb"
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
-        result = sources._execute(self.source, sql, MAX_ROWS)
+        result = sources._execute(self.source, sql, self.limit, files=self.files)
         return list(result.rows)
+
+
+def explained(exc: ValidationFailed, tables: Tables, source: DataSource) -> ValidationFailed:
+    """A failed evidence query as what to fix, naming the mapping field (form name) to change."""
+    attr, message = evidence_mapping.explain(exc.message, tables, source_label(source))
+    field = evidence_mapping.form_name(attr) if attr else "query"
+    return ValidationFailed(f"The evidence query failed: {message}", field=field)
+
+
+def preview_mapping(
+    membership: Membership, *, data_source_id: int | None, mapping: Any
+) -> list[dict[str, Any]]:
+    """A few rows (`PREVIEW_ROWS`) of each mapped table, its mapped columns only, within
+    `PREVIEW_SECONDS` (admins: it runs on the data source). Per table: {"title", "table", "columns",
+    "rows", "error"}; a table's failure is explained, not raised."""
+    require_query_author(membership)
+    source = (
+        DataSource.objects.filter(pk=data_source_id, organisation_id=membership.organisation_id).first()
+        if data_source_id is not None
+        else None
+    )
+    if source is None:
+        raise ValidationFailed("Choose a data source to preview.", field="data_source")
+    tables = clean_mapping(mapping, source, membership)
+    resolved, files = resolve_files(tables, source, membership.organisation_id)
+    quick = copy.copy(source)  # not saved: a preview waits at most PREVIEW_SECONDS
+    quick.timeout_seconds = min(source.timeout_seconds, PREVIEW_SECONDS)
+    engine = SourceEngine(quick, files, limit=PREVIEW_ROWS)
+    out = []
+    for attr, columns in (
+        ("assignments", ("unit_id", "variation", "first_exposure_at", "experiment")),
+        ("events", ("event_unit_id", "name", "value", "at")),
+    ):
+        names = [getattr(tables, c) for c in columns]
+        picks = ", ".join(quoted_column(n, engine.dialect) for n in dict.fromkeys(names))
+        sql = (
+            f"SELECT {picks} FROM {table_sql(getattr(resolved, attr), engine.dialect)} "  # noqa: S608 (validated, quoted)
+            f"AS {'e' if attr == 'events' else 'assignment_rows'} LIMIT {PREVIEW_ROWS}"
+        )
+        entry: dict[str, Any] = {
+            "title": evidence_mapping.LABELS[attr].capitalize(),
+            "table": getattr(tables, attr),
+            "columns": list(dict.fromkeys(names)),
+            "rows": [],
+            "error": "",
+        }
+        try:
+            entry["rows"] = [[sources._cell(v) for v in row] for row in engine.fetch(sql)]
+        except ValidationFailed as exc:
+            entry["error"] = evidence_mapping.explain(exc.message, tables, source_label(source))[1]
+        out.append(entry)
+    return out
 
 
 def summary_rows(
@@ -185,7 +327,7 @@ def _stats(stats: Stats) -> dict[str, Any]:
 def _freshness(engine: SourceEngine, tables: Tables) -> str | None:
     sql = (
         f"SELECT MAX({quoted_column(tables.at, engine.dialect)}) "  # noqa: S608 (validated, quoted names)
-        f"FROM {quoted_table(tables.events, engine.dialect)}"
+        f"FROM {table_sql(tables.events, engine.dialect)} AS e"
     )
     rows = engine.fetch(sql)
     value = rows[0][0] if rows and rows[0] else None
@@ -211,14 +353,20 @@ def _roles(experiment: Experiment, metrics: Sequence[Metric]) -> dict[str, str]:
 
 
 def check_computable(
-    membership: Membership, experiment_id: int, method: str, correction: str | None
+    membership: Membership,
+    experiment_id: int,
+    method: str,
+    correction: str | None,
+    family: str = DEFAULT_FAMILY,
 ) -> tuple[Experiment, str | None]:
-    """What compute_results refuses before running anything (a writer, a known method and correction,
-    evidence settings); returns the experiment and the correction (None for "none")."""
+    """What compute_results refuses before running anything (a writer, a known method, correction and
+    correction family, evidence settings); returns the experiment and the correction (None for "none")."""
     services.require_writer(membership)
     experiment = services.get_experiment(membership, experiment_id)
     if method not in METHODS:
         raise ValidationFailed(f"'{method}' is not one of: {', '.join(METHODS)}.", field="method")
+    if family not in FAMILIES:
+        raise ValidationFailed(f"'{family}' is not one of: {', '.join(FAMILIES)}.", field="family")
     if correction in ("", "none"):
         correction = None
     if correction is not None and correction not in CORRECTIONS:
@@ -239,21 +387,33 @@ def compute_results(
     experiment_id: int,
     *,
     method: str = "frequentist",
-    correction: str | None = "holm",
+    correction: str | None = DEFAULT_CORRECTION,
+    family: str = DEFAULT_FAMILY,
 ) -> ResultSnapshot:
-    """Compute an experiment's results from its raw events and store them as a new snapshot."""
-    experiment, correction = check_computable(membership, experiment_id, method, correction)
+    """Compute an experiment's results from its raw events and store them as a new snapshot (with
+    the correction and its family, and in words what was applied: `results["correction_applied"]`)."""
+    experiment, correction = check_computable(membership, experiment_id, method, correction, family)
     assert experiment.data_source_id is not None  # check_computable refused it otherwise
     source = DataSource.objects.get(pk=experiment.data_source_id)
     definitions = clean_definitions(experiment.metric_definitions)
-    metrics = metrics_from_dicts(definitions)
-    tables = Tables()
-    engine = SourceEngine(source)
+    tables = mapping_tables(experiment)
     try:
-        evidence = run_experiment(engine, experiment.evidence_key, metrics, tables=tables)
-        freshness = _freshness(engine, tables)
+        resolved, files = resolve_files(tables, source, membership.organisation_id, must_exist=True)
     except ValidationFailed as exc:
-        raise ValidationFailed(f"The evidence query failed: {exc.message}", field="query") from None
+        raise ValidationFailed(f"The evidence query failed: {exc.message}", field=exc.field) from None
+    engine = SourceEngine(source, files)
+    try:
+        if definitions:
+            metrics = metrics_from_dicts(definitions)
+        else:  # discovered: a count and a conversion per event name (evidence.mapping)
+            found = engine.fetch(evidence_mapping.distinct_names_sql(resolved, engine.dialect))
+            metrics = evidence_mapping.discovered_metrics(r[0] for r in found)
+        evidence = run_experiment(engine, experiment.evidence_key, metrics, tables=resolved)
+        freshness = _freshness(engine, resolved)
+    except MetricError as exc:
+        raise ValidationFailed(exc.message, field="metric_definitions") from None
+    except ValidationFailed as exc:
+        raise explained(exc, tables, source) from None
     roles = _roles(experiment, metrics)
     allocation = {v.name: v.allocation for v in experiment.variations.all()}
     table = summary_rows(evidence, roles, allocation)
@@ -263,13 +423,13 @@ def compute_results(
             f"{sorted(allocation)}; name them alike.",
             field="variations",
         )
-    analysed = [{k: v for k, v in r.items() if k != "role"} for r in table]
     try:
         rows = stats_engine.analyze(
-            analysed,
+            table,
             method=method,  # type: ignore[arg-type]
             cuped=True,
             correction=correction,  # type: ignore[arg-type]
+            family=family,  # type: ignore[arg-type]
             alpha=experiment.alpha,
         )
     except stats_engine.TableError as exc:
@@ -295,18 +455,29 @@ def compute_results(
         "freshness": freshness,
         "alpha": experiment.alpha,
         "correction": correction,
+        "family": family,
+        "correction_applied": stats_engine.correction_summary(rows),
     }
     inputs = {
         "method": method,
         "correction": correction,
+        "family": family,
         "alpha": experiment.alpha,
         "cuped": True,
         "data_source": source.name,
         "experiment_key": experiment.evidence_key,
-        "metric_definitions": definitions,
+        "metric_definitions": definitions or [
+            {"name": m.name, "aggregation": m.aggregation, "events": list(m.select.events)} for m in metrics
+        ],
+        "mapping": evidence_mapping.mapping_of(tables),
         "summary": table,
     }
-    label = method if correction is None else f"{method} ({stats_engine.CORRECTION_NAMES[correction]})"
+    label = (
+        method
+        if correction is None
+        else f"{method} ({stats_engine.CORRECTION_NAMES[correction]}"
+        f"{' within roles' if family == 'role' else ' across all metrics'})"
+    )
     stored = services.store_snapshot(
         experiment, method=label, inputs=inputs, results=results, query=evidence.query.sql, author=actor
     )

@@ -15,11 +15,13 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from truenorth.core.access import current_user, org_view
 from truenorth.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from truenorth.core.forms import MISSING_VERSION, posted_version
+from truenorth.evidence import mapping as evidence_mapping
 from truenorth.hypotheses import jobs, results, services
 from truenorth.hypotheses.models import ResultSnapshot
 from truenorth.measures import sources
 from truenorth.measures.services import require_query_author
 from truenorth.orgs.models import Membership
+from truenorth.stats.engine import CORRECTION_NAMES
 
 LIST_ROWS = 50
 
@@ -33,6 +35,9 @@ def _page(
     error: str = "",
     error_field: str = "",
     definitions_text: str | None = None,
+    mapping_values: dict[str, str] | None = None,
+    chosen_source: str | None = None,
+    preview: list[dict[str, Any]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
     experiment = services.get_experiment(membership, experiment_id)
@@ -68,6 +73,11 @@ def _page(
             "can_configure": membership.can_admin,
             "configured": bool(experiment.data_source_id and experiment.evidence_key),
             "methods": results.METHODS,
+            "correction_choices": [
+                {"value": f"{c}:{f}", "label": label} for (c, f), label in results.CORRECTION_CHOICES.items()
+            ],
+            "correction_chosen": _chosen_correction(computed),
+            "correction_applied": _applied(computed),
             "error": error,
             "error_field": error_field,
             "sources": [(d.pk, d.name) for d in sources.data_sources_of(membership)]
@@ -76,9 +86,56 @@ def _page(
             "definitions_text": definitions_text
             if definitions_text is not None
             else json.dumps(experiment.metric_definitions, indent=2),
+            "mapping_fields": _mapping_fields(experiment, mapping_values) if membership.can_admin else [],
+            "chosen_source": chosen_source
+            if chosen_source is not None
+            else str(experiment.data_source_id or ""),
+            "preview": preview,
         },
         status=status,
     )
+
+
+def _mapping_fields(experiment: Any, posted: dict[str, str] | None) -> list[dict[str, Any]]:
+    """The mapping inputs of the evidence settings form: name, label, value, default (placeholder)."""
+    try:
+        saved = evidence_mapping.flat(results.mapping_tables(experiment))
+    except ValidationFailed:
+        saved = evidence_mapping.flat(evidence_mapping.DEFAULTS)
+    defaults = evidence_mapping.flat(evidence_mapping.DEFAULTS)
+    fields = []
+    for attr in evidence_mapping.FIELDS.values():
+        name = evidence_mapping.form_name(attr)
+        fields.append(
+            {
+                "name": name,
+                "label": evidence_mapping.LABELS[attr].capitalize(),
+                "value": (posted or saved).get(name, ""),
+                "default": defaults[name],
+                "section": evidence_mapping.ATTRIBUTE[attr][0],
+            }
+        )
+    return fields
+
+
+def _posted_mapping(request: HttpRequest) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The mapping fields as posted (flat, for the form) and in the evidence.mapping shape."""
+    flat: dict[str, str] = {}
+    nested: dict[str, dict[str, str]] = {"assignments": {}, "events": {}}
+    for (section, key), attr in evidence_mapping.FIELDS.items():
+        name = evidence_mapping.form_name(attr)
+        value = request.POST.get(name, "").strip()[:500]
+        flat[name] = value
+        if value:
+            nested[section][key] = value
+    return flat, nested
+
+
+def _chosen_correction(snapshot_: ResultSnapshot | None) -> str:
+    """The form's preselected correction: this experiment's latest computed choice, else the default."""
+    if snapshot_ is not None and "family" in snapshot_.results:
+        return f"{snapshot_.results.get('correction') or 'none'}:{snapshot_.results['family']}"
+    return f"{results.DEFAULT_CORRECTION}:{results.DEFAULT_FAMILY}"
 
 
 def _pct(x: Any) -> str:
@@ -105,6 +162,79 @@ def _format(row: dict[str, Any]) -> None:
     p = row.get("p_value_adjusted")
     row["p_text"] = "—" if p is None else ("< 0.0001" if p < 0.0001 else f"{p:.3g}")
     row["chance_text"] = _pct(row.get("chance_to_win"))
+    row["scales"] = _scales(row, bayes)
+
+
+def _p_text(p: Any) -> str:
+    return "—" if p is None else ("< 0.0001" if p < 0.0001 else f"{p:.3g}")
+
+
+def _scales(row: dict[str, Any], bayes: bool) -> list[dict[str, Any]]:
+    """Both scales of a row, each with its own effect, interval and p-value (corrected, with the
+    interval of the same correction) or, Bayesian, its chance to win and risk: a p-value is never
+    shown beside another scale's interval. Snapshots from before both scales were stored show the
+    reported scale only."""
+    num = lambda x: "—" if x is None else f"{x:+.4g}"  # noqa: E731
+    pct = lambda x: "—" if x is None else f"{x * 100:+.1f}%"  # noqa: E731
+    out = []
+    for scale, fmt in (("relative", pct), ("absolute", num)):
+        if f"p_value_{scale}" not in row and row.get("scale") != scale:
+            continue  # an older snapshot: only its reported scale
+        effect = row.get("effect_relative" if scale == "relative" else "effect")
+        if effect is None:
+            continue  # no relative effect when the control mean is zero
+        legacy = f"p_value_{scale}" not in row
+        if bayes:
+            low, high = (
+                (row.get("ci_low_relative"), row.get("ci_high_relative"))
+                if scale == "relative"
+                else (row.get("ci_low"), row.get("ci_high"))
+            )
+            ctw = row.get("chance_to_win") if legacy else row.get(f"chance_to_win_{scale}")
+            risk = row.get("risk_treatment") if legacy else row.get(f"risk_treatment_{scale}")
+            out.append(
+                {
+                    "name": scale,
+                    "effect_text": fmt(effect),
+                    "ci_text": f"{fmt(low)} to {fmt(high)}",
+                    "chance_text": _pct(ctw),
+                    "risk_text": fmt(risk) if risk is not None else "—",
+                    "reported": row.get("scale") == scale,
+                }
+            )
+            continue
+        if legacy:
+            p, low, high = row.get("p_value_adjusted"), row.get("ci_low_adjusted"), row.get("ci_high_adjusted")
+            p_raw = row.get("p_value")
+        else:
+            p = row.get(f"p_value_{scale}_adjusted")
+            low, high = row.get(f"ci_low_{scale}_adjusted"), row.get(f"ci_high_{scale}_adjusted")
+            p_raw = row.get(f"p_value_{scale}")
+        out.append(
+            {
+                "name": scale,
+                "effect_text": fmt(effect),
+                "ci_text": f"{fmt(low)} to {fmt(high)}",
+                "p_text": _p_text(p),
+                "p_raw_text": _p_text(p_raw),
+                "corrected": bool(row.get("correction")) and p != p_raw,
+                "reported": row.get("scale") == scale,
+            }
+        )
+    return out
+
+
+def _applied(snapshot_: ResultSnapshot | None) -> str:
+    """What correction the snapshot applied, in words (older snapshots corrected across every metric)."""
+    if snapshot_ is None:
+        return ""
+    res = snapshot_.results
+    if res.get("correction_applied"):
+        return str(res["correction_applied"])
+    correction = res.get("correction")
+    if not correction:
+        return "No correction."
+    return f"{CORRECTION_NAMES.get(correction, correction)} across every comparison (computed before per-role corrections)."
 
 
 @org_view
@@ -113,8 +243,18 @@ def results_page(request: HttpRequest, membership: Membership, experiment_id: in
     if request.method == "POST":
         services.require_writer(membership)
         method = request.POST.get("method", "frequentist")
+        correction, _, family = request.POST.get(
+            "correction", f"{results.DEFAULT_CORRECTION}:{results.DEFAULT_FAMILY}"
+        ).partition(":")
         try:
-            job = jobs.submit_compute(membership, current_user(request), experiment_id, method=method)
+            job = jobs.submit_compute(
+                membership,
+                current_user(request),
+                experiment_id,
+                method=method,
+                correction=correction,
+                family=family or results.DEFAULT_FAMILY,
+            )
         except (ValidationFailed, TooManyRequests) as exc:
             return _page(request, membership, experiment_id, None, error=exc.message, status=exc.status)
         return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
@@ -135,18 +275,47 @@ def result_snapshot(
 @org_view
 @require_POST
 def evidence_settings(request: HttpRequest, membership: Membership, experiment_id: int) -> HttpResponse:
-    """Save where the raw events live: data source, experiment key and metric definitions (JSON)."""
+    """Save where the raw events live: data source, experiment key, table/column mapping and metric
+    definitions (JSON). The "Preview" button shows a few rows of each mapped table instead of saving."""
     services.require_writer(membership)
     text = request.POST.get("metric_definitions", "")[:100_000]
     raw_source = request.POST.get("data_source", "").strip()
     services.get_experiment(membership, experiment_id)  # 404 and 403 before the version is looked at
     require_query_author(membership)
+    source_id = int(raw_source) if raw_source.isdigit() and len(raw_source) < 18 else None
+    mapping_values, mapping = _posted_mapping(request)
+    if request.POST.get("action") == "preview":
+        try:
+            shown = results.preview_mapping(membership, data_source_id=source_id, mapping=mapping)
+        except ValidationFailed as exc:
+            return _page(
+                request,
+                membership,
+                experiment_id,
+                None,
+                error=exc.message,
+                error_field=exc.field or "",
+                definitions_text=text,
+                mapping_values=mapping_values,
+                chosen_source=raw_source,
+                status=422,
+            )
+        return _page(
+            request,
+            membership,
+            experiment_id,
+            None,
+            definitions_text=text,
+            mapping_values=mapping_values,
+            chosen_source=raw_source,
+            preview=shown,
+        )
     version = posted_version(request.POST)
     try:
         if version is None:
             raise ValidationFailed(MISSING_VERSION, field="version")
         try:
-            definitions = json.loads(text)
+            definitions = json.loads(text) if text.strip() else []
         except json.JSONDecodeError as exc:
             raise ValidationFailed(
                 f"Not valid JSON: {exc.msg} (line {exc.lineno}).", field="metric_definitions"
@@ -155,9 +324,10 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
             membership,
             current_user(request),
             experiment_id,
-            data_source_id=int(raw_source) if raw_source.isdigit() and len(raw_source) < 18 else None,
+            data_source_id=source_id,
             evidence_key=request.POST.get("evidence_key", ""),
             metric_definitions=definitions,
+            mapping=mapping,
             version=version,
         )
     except (ValidationFailed, Conflict) as exc:
@@ -169,6 +339,8 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
             error=exc.message,
             error_field=exc.field or "",
             definitions_text=text,
+            mapping_values=mapping_values,
+            chosen_source=raw_source,
             status=422,
         )
     messages.success(request, "Evidence settings saved.")

@@ -681,11 +681,13 @@ def _duckdb_single_select(text: str) -> None:
         )
 
 
-def _run_duckdb(source: DataSource, config: dict[str, Any], text: str, limit: int) -> _Result:
+def _run_duckdb(
+    source: DataSource, config: dict[str, Any], text: str, limit: int, extra_files: Sequence[str] = ()
+) -> _Result:
     import duckdb
 
     path = str(config.get("path") or "")
-    files = [str(f) for f in config.get("files") or []]
+    files = [str(f) for f in config.get("files") or []] + [str(f) for f in extra_files]
     # Re-check the stored paths: the allowed directories may have been narrowed since.
     for raw in ([path] if path else []) + files:
         try:
@@ -968,7 +970,9 @@ def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: 
         conn.close()
 
 
-def _execute(source: DataSource, query: str, limit: int) -> _Result:
+def _execute(source: DataSource, query: str, limit: int, *, files: Sequence[str] = ()) -> _Result:
+    """Run one read-only query. ``files``: further files of the organisation the query may read (DuckDB
+    only; each must pass the organisation's directory rules, like the source's own `files`)."""
     text = check_query(source, query)
     ceiling = settings.TRUENORTH_MAX_QUERY_SECONDS  # the instance-wide cap on any query's time
     if source.timeout_seconds > ceiling:
@@ -976,7 +980,9 @@ def _execute(source: DataSource, query: str, limit: int) -> _Result:
         source.timeout_seconds = ceiling
     config = decrypt_config(source)
     if source.kind == DataSourceKind.DUCKDB:
-        return _run_duckdb(source, config, text, limit)
+        return _run_duckdb(source, config, text, limit, files)
+    if files:
+        raise QueryFailed("Only a DuckDB data source reads Parquet or CSV files.", field="files")
     if source.kind == DataSourceKind.POSTGRES:
         return _run_postgres(source, config, text, limit)
     raise SourceUnavailable(f"Unknown data source kind '{source.kind}'.")

@@ -60,8 +60,25 @@ def _columns(rel: duckdb.DuckDBPyRelation) -> list[str]:
     return [c.strip().lower() for c in rel.columns]
 
 
-def read_table(path: Path) -> tuple[str, list[dict[str, Any]]]:
-    """The file as summary rows (raw events aggregated first): ``("summary"|"raw", rows)``."""
+#: `truenorth analyze` flags naming a raw-event file's columns (the same flags as `evidence run`).
+RAW_FLAGS = {
+    "unit": "--unit-column",
+    "variation": "--variation-column",
+    "metric": "--event-name-column",
+    "value": "--value-column",
+}
+
+
+def _quoted(name: str) -> str:
+    from sqlglot import exp
+
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+def read_table(path: Path, columns: dict[str, str] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The file as summary rows (raw events aggregated first): ``("summary"|"raw", rows)``.
+    ``columns`` maps a raw-event column (``unit``, ``variation``, ``metric``, ``value``) to the file's
+    own name for it (a file column already called that is then ignored)."""
     con, rel = _connect_and_read(path)
     try:
         original = list(rel.columns)
@@ -69,8 +86,17 @@ def read_table(path: Path) -> tuple[str, list[dict[str, Any]]]:
         if len(set(cols)) != len(cols):
             dup = next(c for c in cols if cols.count(c) > 1)
             raise AnalyzeError(f"{dup}: the column appears twice")
+        for canonical, given in (columns or {}).items():
+            if given.strip().lower() not in cols:
+                raise AnalyzeError(
+                    f"{RAW_FLAGS[canonical]}: no column `{given}` in {path.name} (it has {', '.join(original)})"
+                )
+            cols = ["" if c == canonical else c for c in cols]
+            cols[cols.index(given.strip().lower())] = canonical
+        kept = [(o, c) for o, c in zip(original, cols, strict=True) if c]
+        cols = [c for _, c in kept]
         con.register("src_raw", rel)
-        select = ", ".join(f'"{o}" AS "{c}"' for o, c in zip(original, cols, strict=True))
+        select = ", ".join(f"{_quoted(o)} AS {_quoted(c)}" for o, c in kept)
         con.execute(f"CREATE TEMP VIEW src AS SELECT {select} FROM src_raw")  # noqa: S608 (names from the file header, quoted)
         if "unit" in cols:
             for c in RAW_COLUMNS:
@@ -221,6 +247,17 @@ def analyze(
         typer.Option("--cuped/--no-cuped", help="CUPED with the covariate columns (default: when present)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    unit_column: Annotated[
+        str | None, typer.Option("--unit-column", help="Raw events: the file's unit column (default unit).")
+    ] = None,
+    variation_column: Annotated[
+        str | None, typer.Option("--variation-column", help="Raw events: the variation column.")
+    ] = None,
+    event_name_column: Annotated[
+        str | None,
+        typer.Option("--event-name-column", help="Raw events: the event name (metric) column (default metric)."),
+    ] = None,
+    value_column: Annotated[str | None, typer.Option("--value-column", help="Raw events: the value column.")] = None,
 ) -> None:
     """Compare every variation with the control for every metric in a summary or raw-event file."""
     if method not in engine.METHODS:
@@ -229,7 +266,8 @@ def analyze(
         raise AnalyzeError(f"--correction: unknown correction '{correction}'; choose holm, bh or none")
     if not (0 < alpha < 1):
         raise AnalyzeError(f"--alpha: must be between 0 and 1, got {alpha}")
-    kind, rows = read_table(file)
+    named = {"unit": unit_column, "variation": variation_column, "metric": event_name_column, "value": value_column}
+    kind, rows = read_table(file, {k: v for k, v in named.items() if v})
     use_cuped = cuped if cuped is not None else any(c in rows[0] for c in engine.CUPED_COLUMNS)
     try:
         results = engine.analyze(
@@ -251,9 +289,9 @@ def analyze(
         srm_p = results[0].srm_p_value
         if results[0].srm_mismatch:
             console.print(
-                f"[red]Sample ratio mismatch[/red]: p = {srm_p:.2g} < 0.001; the split is not as planned."
+                f"[red]Sample ratio mismatch[/red]: {engine.format_p_value(srm_p)}; the split is not as planned."
             )
         elif not math.isnan(srm_p):
-            console.print(f"Sample ratio check: p = {srm_p:.3g} (no mismatch).")
+            console.print(f"Sample ratio check: {engine.format_p_value(srm_p)} (no mismatch).")
     for r in results:
         console.print(escape(r.sentence))

@@ -547,6 +547,8 @@ def correction_summary(rows: Sequence[ResultRow]) -> str:
         return ""
     if rows[0].method.startswith("bayesian"):
         return "No correction: Bayesian chances to win are not p-values."
+    if rows[0].correction is None:
+        return "No correction: each p-value on its own."
     families: dict[str, list[ResultRow]] = {}
     for r in rows:
         families.setdefault(r.family, []).append(r)
@@ -559,11 +561,8 @@ def correction_summary(rows: Sequence[ResultRow]) -> str:
         name = f"{f} " if f and f != "all" else ""
         if comparisons == 0:
             parts.append(f"{name}no p-values (not enough data)".strip())
-        elif rows[0].correction is None or comparisons == 1:
-            why = "no correction chosen" if rows[0].correction is None else "one metric"
-            things = f"{comparisons} comparison{'s' if comparisons > 1 else ''}"
-            label = f"{name}uncorrected".strip() if name else "uncorrected"
-            parts.append(f"{label} ({why if comparisons == 1 or rows[0].correction is None else things})")
+        elif comparisons == 1:
+            parts.append(f"{name}uncorrected (one metric)")
         else:
             things = (
                 f"{metrics} {name}metrics"

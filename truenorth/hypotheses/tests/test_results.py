@@ -228,7 +228,13 @@ def test_api_sets_evidence_settings(owner, experiment) -> None:
     assert ok.status_code == 200 and ok.json()["data_source"] is None
     bad = owner.api().put(
         path,
-        json.dumps({"experiment_key": "checkout", "metric_definitions": [], "version": experiment.version + 1}),
+        json.dumps(
+            {
+                "experiment_key": "checkout",
+                "metric_definitions": [{"name": "x", "events": []}],
+                "version": experiment.version + 1,
+            }
+        ),
         content_type="application/json",
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "metric_definitions"
