@@ -1281,3 +1281,35 @@ def test_an_outsider_cannot_use_truenorths_own_database_as_a_data_source(
     finally:
         admin_conn.execute(f"DROP ROLE {role}")
         admin_conn.close()
+
+
+def test_search_finds_only_the_searchers_organisation_even_when_another_has_the_same_words(
+    world: OrgA, owner: Persona, outsider: Persona
+) -> None:
+    """Organisation B writes the very words of organisation A's objects; each side finds only its own."""
+    assert outsider.membership is not None
+    m, u = outsider.membership, outsider.user
+    product = vision.create_product(m, u, name="Bravo product")
+    vision.create_goal(m, u, product_id=product.pk, title="Bravo secret goal")
+    vision.create_work_item(m, u, product.pk, title="Bravo secret work")
+    value.create_measure(m, u, name="Bravo secret measure", kva=KVA.CURRENT_VALUE)
+    validation.create_hypothesis(m, u, product.pk, title="Bravo secret hypothesis")
+    queries = ["secret", "secret goal", "secret learning", "alpha secret", '"Alpha" OR secret', "ALPHA-1"]
+    problems: list[str] = []
+    for q in queries:
+        page = signed_in(outsider).get(f"/o/{ORG_B_SLUG}/search/?{urlencode({'q': q})}")
+        api_answer = _outsider_api(outsider, "get", f"/search?{urlencode({'q': q})}")
+        for where, response in (("page", page), ("API", api_answer)):
+            if response.status_code != 200:
+                problems.append(f"search {q!r} ({where}) answered {response.status_code}")
+            if found := leaked(body_and_location(response), world.secrets):
+                problems.append(f"search {q!r} ({where}) in organisation B revealed {found}")
+        theirs = [r["title"] for r in api_answer.json()] if api_answer.status_code == 200 else []
+        if q == "secret" and len(theirs) != 4:
+            problems.append(f"organisation B does not find its own objects: {theirs}")
+        mine = owner.api().get(f"/api/v1/orgs/{ORG_A_SLUG}/search", {"q": q}).json()
+        if any("Bravo" in r["title"] for r in mine):
+            problems.append(f"organisation A's search {q!r} shows organisation B's {mine}")
+    assert not problems, "\n".join(problems)
+    own = owner.api().get(f"/api/v1/orgs/{ORG_A_SLUG}/search", {"q": "secret"}).json()
+    assert {r["kind"] for r in own} == {"goal", "measure", "hypothesis", "work_item", "learning"}

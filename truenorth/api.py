@@ -112,6 +112,7 @@ def _register_routers() -> None:
     from truenorth.jobs.api import router as jobs_router
     from truenorth.measures.api import router as measures_router
     from truenorth.orgs.api import router as orgs_router
+    from truenorth.search.api import router as search_router
     from truenorth.strategy.api import router as strategy_router
 
     api.add_router("/", accounts_router)
@@ -122,6 +123,7 @@ def _register_routers() -> None:
     api.add_router("/orgs", measures_router)
     api.add_router("/orgs", hypotheses_router)
     api.add_router("/orgs", jobs_router)
+    api.add_router("/orgs", search_router)
 
 
 _register_routers()

@@ -215,6 +215,15 @@ def purge_sign_ins() -> None:
     console.print(f"Deleted {purge_old_login_attempts()} old failed sign-in(s).")
 
 
+@app.command()
+def reindex() -> None:
+    """Rebuild the search index (SQLite FTS5 or PostgreSQL full text) from every organisation's objects."""
+    _setup_django()
+    from truenorth.search.services import reindex as rebuild
+
+    console.print(f"Indexed {rebuild()} object(s) for search.")
+
+
 # Vision (truenorth/strategy/cli.py): lint, products, goals, export, import.
 app.command("lint")(strategy_cli.lint)
 app.add_typer(strategy_cli.products_app, name="products")

@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("truenorth.measures.urls")),
     path("", include("truenorth.hypotheses.urls")),
     path("", include("truenorth.jobs.urls")),
+    path("", include("truenorth.search.urls")),
     path("api/v1/", api.urls),
 ]
 

@@ -59,3 +59,40 @@ document.addEventListener("keydown", (event) => {
   event.preventDefault();
   if (next) next.focus();
 });
+
+// --- Search: "/" focuses the search box (unless typing in a field); on the results page the arrow
+// keys move between the search box and the result links, and Enter opens the focused one. ---
+function isTyping(target) {
+  return target && (target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName));
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
+  const box = document.querySelector("[data-search-input]");
+  if (!box) return;
+  event.preventDefault();
+  box.focus();
+  box.select();
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+  const list = document.querySelector("[data-search-results]");
+  const target = event.target;
+  if (!list || !target || !target.matches) return;
+  const links = Array.from(list.querySelectorAll("a.search-result"));
+  const index = links.indexOf(target);
+  let next = null;
+  if (index === -1) {
+    // From a search box, or from nowhere in particular (the page just loaded): down to the first result.
+    const fromNowhere = target === document.body || target.id === "main";
+    if (!(fromNowhere || target.matches("[data-search-input]")) || event.key !== "ArrowDown") return;
+    next = links[0];
+  } else if (event.key === "ArrowDown") {
+    next = links[index + 1] || links[index];
+  } else {
+    next = index > 0 ? links[index - 1] : document.getElementById("search-page-q");
+  }
+  event.preventDefault();
+  if (next) next.focus();
+});
