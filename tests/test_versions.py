@@ -56,6 +56,7 @@ class World:
     draft: Hypothesis
     testing: Hypothesis
     experiment: Experiment
+    sql_measure: Measure | None = None
 
 
 @dataclass
@@ -161,7 +162,11 @@ def world(owner: Persona) -> World:
     experiment = hypotheses.create_experiment(m, user, testing.pk, **AB)
     hypotheses.move_hypothesis(m, user, testing.pk, "ready")
     hypotheses.move_hypothesis(m, user, testing.pk, "testing")
+    sql_measure = measures.create_measure(
+        m, user, name="Sign-ups", kva="current_value", source="sql", data_source_id=source.pk, query="SELECT 1, 2"
+    )
     return World(
+        sql_measure=sql_measure,
         org=m.organisation,
         product=product,
         archived_product=archived_product,
@@ -365,6 +370,18 @@ WEB_FORMS: dict[str, Callable[[World], WebForm]] = {
             ),
         },
         w.experiment,
+    ),
+    "data source edit": lambda w: WebForm(
+        _u("measures:source", source_id=w.source.pk),
+        _u("measures:source", source_id=w.source.pk),
+        {"name": "Warehouse", "path": "events.duckdb", "files": "", "timeout_seconds": "30"},
+        w.source,
+    ),
+    "measure query": lambda w: WebForm(
+        _u("measures:measure", measure_id=w.sql_measure.pk),  # type: ignore[union-attr]
+        _u("measures:query", measure_id=w.sql_measure.pk),  # type: ignore[union-attr]
+        {"data_source": str(w.source.pk), "query": "SELECT 2, 3", "action": "save"},
+        w.sql_measure,  # type: ignore[arg-type]
     ),
     "hypothesis board move": lambda w: WebForm(
         _u("hypotheses:board", product_id=w.product.pk),

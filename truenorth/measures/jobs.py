@@ -5,6 +5,8 @@
 - `submit_refresh(membership, actor, measure)`: refresh one measure now as a job (truenorth/jobs) that
   the person follows (the "Refresh now" button, the API); `run_refresh` is its runner. In immediate mode
   (TRUENORTH_JOBS_IMMEDIATE, tests) it runs inline.
+- `submit_preview(...)`: run a query being edited (the measure page's "Preview") as a job that keeps
+  its first rows for the page; `run_preview` is its runner.
 - `imports.run_import_job`: the runner of observation file imports (IMPORT_KIND), registered by
   importing measures/imports.py here.
 - `refresh_measure_job(measure_id, actor_id=None)`: a bare huey task refreshing one measure (no job to
@@ -21,12 +23,13 @@ from huey import crontab
 from huey.contrib.djhuey import HUEY, db_periodic_task, db_task, lock_task
 
 from truenorth.accounts.models import User
-from truenorth.core.errors import DomainError
+from truenorth.core.errors import DomainError, ValidationFailed
 from truenorth.jobs.models import Job
 from truenorth.jobs.services import JobFailed, Progress, acting_membership, register, submit
 from truenorth.measures import imports, services
 from truenorth.measures.models import Measure
 from truenorth.measures.refresh import check_refreshable, refresh_due, refresh_measure
+from truenorth.measures.sources import check_query, preview_query
 from truenorth.orgs.models import Membership
 
 logger = logging.getLogger(__name__)
@@ -103,6 +106,45 @@ def run_refresh(job: Job, progress: Progress) -> dict[str, Any]:
     if not result.ok:
         raise JobFailed(result.error, result=outcome)
     return outcome
+
+
+PREVIEW_KIND = "measure.preview"
+
+
+def submit_preview(
+    membership: Membership, actor: User, measure: Measure, data_source_id: int | None, query: str
+) -> Job:
+    """Run a query being edited on a measure's page as a background job and keep its first rows
+    (sources.PREVIEW_ROWS) for the page (admins only: it runs on the data source). Refuses at once (403,
+    422) what may not or cannot run, and past the organisation's job limit (429)."""
+    services.require_query_author(membership)
+    source = services.data_source_of(membership, data_source_id)
+    if source is None:
+        raise ValidationFailed("Choose the data source to run the query on.", field="data_source")
+    check_query(source, query)
+    params = {"measure_id": measure.pk, "data_source_id": source.pk, "query": query}
+    return submit(membership, actor, PREVIEW_KIND, params)
+
+
+@register(PREVIEW_KIND)
+def run_preview(job: Job, progress: Progress) -> dict[str, Any]:
+    """The job: run the query (as the admin who asked, who must still be one) and keep its first rows."""
+    membership, _ = acting_membership(job)
+    services.require_query_author(membership)
+    measure = services.get_measure(membership, int(job.params["measure_id"]))
+    source = services.data_source_of(membership, int(job.params["data_source_id"]))
+    if source is None:
+        raise JobFailed("The data source no longer exists.")
+    progress(0, 1)
+    preview = preview_query(source, str(job.params["query"]))
+    progress(1, 1)
+    url = reverse("measures:measure", args=(job.organisation.slug, measure.pk))
+    return {
+        **preview,
+        "measure": measure.pk,
+        "link": f"{url}?preview={job.pk}#query",
+        "link_text": f"See the rows on “{measure.name}”",
+    }
 
 
 def queue_description() -> str:

@@ -275,6 +275,21 @@ def _is_due(measure: Measure, now: dt.datetime) -> bool:
     return now - last >= dt.timedelta(days=max(1, measure.cadence_days))
 
 
+def next_due(measure: Measure, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When the scheduled refresh picks the measure up next (at the periodic run after this time; now
+    when it is due already); None for measures that are not refreshed (or archived)."""
+    if measure.source not in REFRESHABLE or measure.archived_at is not None:
+        return None
+    now = now or timezone.now()
+    last = measure.last_refreshed_at
+    if last is None:
+        return now
+    after = dt.timedelta(days=max(1, measure.cadence_days))
+    if measure.last_refresh_error:
+        after = min(after, RETRY_FAILED_AFTER)
+    return max(now, last + after)
+
+
 def _membership(measure: Measure, actor: User | None) -> Membership:
     """The actor's membership (a writer of the measure's organisation), or the system's."""
     if actor is None:

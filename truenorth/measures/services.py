@@ -158,6 +158,10 @@ def _cadence(value: Any) -> int:
     return int(number)
 
 
+# Measures whose values a refresh writes: no manual or pushed single values (corrections still allowed).
+FED_SOURCES = (MeasureSource.SQL, MeasureSource.COMPUTED)
+
+
 def require_writer(membership: Membership) -> None:
     require_role(membership, Role.MEMBER)
 
@@ -210,6 +214,11 @@ def _data_source(membership: Membership, data_source_id: int | None) -> DataSour
     if source is None:
         raise ValidationFailed("No such data source in this organisation.", field="data_source")
     return source
+
+
+def data_source_of(membership: Membership, data_source_id: int | None) -> DataSource | None:
+    """The organisation's data source with that id (None for None); 422 on field data_source otherwise."""
+    return _data_source(membership, data_source_id)
 
 
 def _check_formula(formula: str) -> None:
@@ -841,6 +850,12 @@ def add_observation(
     require_writer(membership)
     measure = get_measure(membership, measure_id)
     source = _choice(source, MeasureSource.values, "source")
+    if measure.source in FED_SOURCES and source != measure.source:
+        raise ValidationFailed(
+            f"“{measure.name}” is fed by {measure.get_source_display().lower()}: its values come from "
+            "refreshing it, not from manual entry. Refresh it, or correct a value it has.",
+            field="value",
+        )
     now = timezone.now()
     clean, errors = clean_rows(
         membership.organisation_id,

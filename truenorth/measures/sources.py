@@ -1066,3 +1066,37 @@ def run_query(
             f"The query returned more than {limit:,} rows; aggregate or filter it (e.g. one row per day)."
         )
     return shape(result.columns, result.rows)
+
+
+PREVIEW_ROWS = 20
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return "NULL" if value is None else str(value)[:200]
+
+
+def preview_query(source: DataSource, query: str, *, limit: int = PREVIEW_ROWS) -> dict[str, Any]:
+    """The first `limit` rows a query returns (read-only, within the source's time limit), as text,
+    and whether a refresh would accept them: {"columns", "rows", "more", "problem", "summary"}.
+    Callers check who may run it (`services.require_query_author`). Raises QueryFailed when it cannot run."""
+    result = _execute(source, query, limit)
+    rows = result.rows[:limit]
+    try:
+        shape(result.columns, rows)
+        problem = ""
+    except QueryFailed as exc:
+        problem = exc.message
+    more = len(result.rows) > limit
+    count = f"the first {len(rows)} rows" if more else f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    summary = f"The query returned {count} from “{source.name}”."
+    if problem:
+        summary += f" A refresh would refuse them: {problem}"
+    return {
+        "columns": list(result.columns),
+        "rows": [[_cell(v) for v in row] for row in rows],
+        "more": more,
+        "problem": problem,
+        "summary": summary,
+    }

@@ -26,7 +26,7 @@ from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses.services import annotations_for_measure
-from truenorth.measures import charts, imports, jobs, maths, services
+from truenorth.measures import charts, imports, jobs, maths, services, source_views
 from truenorth.measures import forms as f
 from truenorth.measures.dashboard import product_dashboard
 from truenorth.measures.models import KVA, Measure, Observation
@@ -199,6 +199,7 @@ def _measure_page(
     observation_form: f.ObservationForm | None = None,
     upload_form: f.UploadForm | None = None,
     correction: tuple[int, f.CorrectionForm] | None = None,
+    query_form: Any = None,
     status: int = 200,
 ) -> HttpResponse:
     measure = services.get_measure(membership, measure_id)
@@ -233,6 +234,7 @@ def _measure_page(
             "upload_form": upload_form or f.UploadForm(),
             "correction_id": correction_id,
             "correction_form": correction_form,
+            **source_views.sql_context(request, membership, measure, query_form),
         },
         status=status,
     )

@@ -1,0 +1,125 @@
+"""Real-browser test of data set-up without the API (issue 9 item 3): an admin adds a DuckDB data source
+over a file in the organisation's directory, tests it, creates a SQL measure on it, previews its query
+and presses "Refresh now", then sees the values.
+
+Its own server *and job worker* (`truenorth demo`, `truenorth serve`, `truenorth worker`), so the preview
+and the refresh run as real background jobs whose pages follow them. Same browser set-up and watching
+as tests/test_browser.py (foreign requests and console errors fail the test).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import live_server  # tests/ is not a package: pytest puts it on sys.path
+import pytest
+from playwright.sync_api import Browser, expect
+from test_browser import ADMIN, STARTUP_TIMEOUT
+from test_browser_vision import SHOTS, _run, _signed_in, _web
+
+pytestmark = pytest.mark.browser
+JOB_TIMEOUT_MS = 60_000  # the worker polls its queue; a loaded CI machine is slow
+
+
+@pytest.fixture(scope="module")
+def server_with_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo data, then `truenorth serve` and `truenorth worker`; yields the base URL."""
+    data_dir = tmp_path_factory.mktemp("truenorth-sources")
+    env = live_server.server_env(data_dir, f"sqlite:///{data_dir / 'db.sqlite3'}")
+    demo = live_server.run(["demo"], env, timeout=180, cwd=data_dir)
+    if demo.returncode != 0:
+        pytest.fail(f"`truenorth demo` failed ({demo.returncode}):\n{demo.stdout}\n{demo.stderr}")
+    port = live_server.free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server_log, worker_log = data_dir / "server.log", data_dir / "worker.log"
+    server = live_server.start_server(port, 1, env, data_dir, server_log)
+    worker = live_server.start(["worker", "--workers", "2", "--no-periodic"], env, data_dir, worker_log)
+
+    def logs() -> str:
+        return f"\nserver:\n{server_log.read_text()[-3000:]}\nworker:\n{worker_log.read_text()[-3000:]}"
+
+    try:
+        live_server.wait_until_healthy(base_url, [server, worker], STARTUP_TIMEOUT, logs)
+        yield base_url
+    finally:
+        live_server.stop(worker)
+        live_server.stop(server)
+
+
+def _write_signups(directory: Path) -> None:
+    conn = duckdb.connect(str(directory / "signups.duckdb"))
+    try:
+        conn.execute(
+            "CREATE TABLE signups (day DATE, n INTEGER);"
+            "INSERT INTO signups VALUES ('2026-01-01', 10), ('2026-01-02', 12), ('2026-01-03', 15);"
+        )
+    finally:
+        conn.close()  # closed before the server opens it read-only
+
+
+def test_an_admin_sets_up_a_duckdb_source_and_a_sql_measure_in_the_browser(server_with_worker: str) -> None:
+    def scenario(browser: Browser) -> None:
+        with _web(browser, server_with_worker) as web:
+            page = _signed_in(web, ADMIN)
+            page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
+            page.get_by_label(re.compile(r"^Name")).fill("Sign-up funnel")
+            page.get_by_role("button", name="Create product").click()
+            expect(page.get_by_test_id("product-title")).to_have_text("Sign-up funnel")
+            page.get_by_role("link", name="Measures", exact=True).last.click()
+            measures_url = page.url
+
+            # The data sources page says where the organisation's files go; the file is put there.
+            page.get_by_role("link", name="Data sources").click()
+            directory = Path(page.get_by_test_id("org-directory").inner_text().strip())
+            assert directory.is_dir(), directory
+            _write_signups(directory)
+            page.get_by_label(re.compile(r"^Name")).fill("Product analytics")
+            page.get_by_label(re.compile(r"^Kind")).select_option("duckdb")
+            page.get_by_label(re.compile(r"^DuckDB file")).fill("signups.duckdb")
+            page.get_by_role("button", name="Add data source").click()
+            expect(page.get_by_test_id("source-title")).to_have_text("Product analytics")
+            page.get_by_test_id("source-test").click()
+            expect(page.get_by_test_id("source-test-result")).to_have_text(
+                f"Opened DuckDB {directory / 'signups.duckdb'} read-only."
+            )
+
+            # A SQL measure on it: no manual entry, its query and schedule shown.
+            page.goto(measures_url)
+            page.get_by_test_id("new-sql-measure").click()
+            page.get_by_label(re.compile(r"^Name")).fill("Daily sign-ups")
+            page.get_by_label(re.compile(r"^Key Value Area")).select_option(label="Current Value")
+            page.get_by_label(re.compile(r"^Data source")).select_option(label="Product analytics (DuckDB)")
+            page.get_by_label(re.compile(r"^Query")).fill("SELECT day, n FROM signups")
+            page.get_by_role("button", name="Create SQL measure").click()
+            expect(page.get_by_test_id("measure-title")).to_have_text("Daily sign-ups")
+            expect(page.get_by_test_id("measure-query")).to_have_text("SELECT day, n FROM signups")
+            expect(page.get_by_test_id("last-refresh")).to_have_text("never")
+            expect(page.get_by_text("Record an observation")).to_have_count(0)
+
+            # Preview: a job on the worker, then its first rows on the measure page (nothing saved).
+            page.locator("summary", has_text="Edit the query").click()
+            page.get_by_role("button", name="Preview").click()
+            expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+            page.get_by_test_id("job-result-link").click()
+            preview = page.get_by_test_id("query-preview")
+            expect(preview).to_contain_text("The query returned 3 rows")
+            expect(preview.locator("tbody tr")).to_have_count(3)
+            expect(preview.locator("tbody tr").last).to_contain_text("15")
+            expect(page.get_by_test_id("latest-value")).to_have_text("No observation yet.")
+
+            # Refresh now: a job with its page, then the values on the measure.
+            page.get_by_test_id("refresh-now").click()
+            expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+            expect(page.get_by_test_id("job-result")).to_contain_text("3 new observations")
+            page.get_by_test_id("job-result-link").click()
+            expect(page.get_by_test_id("latest-value")).to_contain_text("15")
+            expect(page.get_by_test_id("last-rows")).to_contain_text("3 rows")
+            expect(page.get_by_test_id("last-refresh")).to_contain_text("ok")
+            expect(page.locator("#observations tbody tr")).to_have_count(3)
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "sql-measure-1280x800.png"), full_page=True)
+
+    _run(scenario)
