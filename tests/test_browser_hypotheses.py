@@ -66,3 +66,26 @@ def test_a_card_is_dragged_from_draft_to_ready(live_server_url: str) -> None:
             page.screenshot(path=str(SHOTS / "board-1280x800.png"), full_page=True)
 
     _run(scenario)
+
+
+def test_the_board_filter_button_reads_on_one_line_at_1280px(live_server_url: str) -> None:
+    def scenario(browser: Browser) -> None:
+        with _web(browser, live_server_url) as web:
+            page = _signed_in(web, MEMBER)
+            _open_board(page)
+            button = page.locator(".hyp-filters").get_by_role("button", name="Filter")
+            expect(button).to_be_visible()
+            # One line box for the label: "Filt/er" would be two.
+            lines = button.evaluate(
+                "b => { const r = document.createRange(); r.selectNodeContents(b); "
+                "return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; }"
+            )
+            assert lines == 1
+            box = button.bounding_box()
+            assert box is not None and box["width"] >= button.evaluate("b => b.scrollWidth")
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            form = page.locator(".hyp-filters").bounding_box()
+            assert form is not None and box["x"] + box["width"] <= form["x"] + form["width"] + 1  # not cut off
+            page.screenshot(path=str(SHOTS / "board-filters-1280.png"))
+
+    _run(scenario)

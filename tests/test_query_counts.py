@@ -98,10 +98,13 @@ def _html_has(text: str) -> Callable[[Any], bool]:
 # Web pages: session, user, membership, [page queries], org switcher, unread notifications in the
 # header. The current organisation is written to the session only when it changes (the warm-up
 # request), so not here. The dashboard's Vision panel adds progress (4), products and goal counts (3),
-# organisation goals, my overdue check-ins and unread notifications; goal trees have their own pins in
+# organisation goals, my overdue check-ins and unread notifications; the Value card adds measures (with
+# their last observation) and the latest value (2), the Validation card hypotheses per product and state,
+# running experiments and the latest decision (3); goal trees have their own pins in
 # truenorth/strategy/tests/test_tree_queries.py.
+DASHBOARD_QUERIES = 20
 CASES: list[tuple[str, str, int, Callable[[Any], bool]]] = [
-    ("/o/alpha/", "web", 15, _html_has(f"{2 + MANY} members")),
+    ("/o/alpha/", "web", DASHBOARD_QUERIES, _html_has(f"{2 + MANY} members")),
     ("/o/alpha/members/", "web", 7, _html_has("invitee39@example.com")),
     ("/o/alpha/settings/", "web", 6, _html_has("Bulk 39 in Alpha Org")),
     ("/o/alpha/products/", "web", 13, _html_has("Bulk 39 &lt;bulk39@a.example&gt;")),
@@ -136,7 +139,7 @@ ORG_PAGES = ("/o/alpha/", "/o/alpha/members/", "/o/alpha/settings/")
 
 def test_org_pages_of_non_admins_are_fixed_too(owner: Persona, member: Persona, stakeholder: Persona) -> None:
     """Members and stakeholders see no invitations (one query fewer on the members page)."""
-    pinned = {"/o/alpha/": 15, "/o/alpha/members/": 6, "/o/alpha/settings/": 6}
+    pinned = {"/o/alpha/": DASHBOARD_QUERIES, "/o/alpha/members/": 6, "/o/alpha/settings/": 6}
 
     def counts() -> dict[tuple[str, str], int]:
         return {
@@ -150,3 +153,45 @@ def test_org_pages_of_non_admins_are_fixed_too(owner: Persona, member: Persona, 
     many = counts()
     assert few == many
     assert many == {(email, path): pinned[path] for email, path in many}
+
+def _grow_pillars(owner: Persona, products: int) -> None:
+    """Products, each with a measure (and a value), a hypothesis with a running experiment and a decision."""
+    from truenorth.hypotheses.models import Decision, Experiment, Hypothesis
+    from truenorth.measures.models import Measure, Observation
+    from truenorth.strategy.models import Product
+
+    org = owner.membership.organisation if owner.membership else None
+    assert org is not None
+    start = Product.objects.filter(organisation=org).count()
+    made = Product.objects.bulk_create(
+        [Product(organisation=org, name=f"Pillar {start + i:02}") for i in range(products)]
+    )
+    measures = Measure.objects.bulk_create(
+        [Measure(organisation=org, product=p, name=f"Measure of {p.name}", kva="current_value") for p in made]
+    )
+    Observation.objects.bulk_create(
+        [Observation(measure=m, value=i + 0.5, observed_at=timezone.now()) for i, m in enumerate(measures)]
+    )
+    hypotheses = Hypothesis.objects.bulk_create(
+        [Hypothesis(organisation=org, product=p, title=f"Idea for {p.name}", state="testing") for p in made]
+    )
+    Experiment.objects.bulk_create(
+        [Experiment(hypothesis=h, name=f"Test of {h.title}", state="running") for h in hypotheses]
+    )
+    Decision.objects.bulk_create(
+        [
+            Decision(hypothesis=h, outcome="inconclusive", decision="stop", learning="x", decided_by=owner.user)
+            for h in hypotheses
+        ]
+    )
+
+
+def test_the_dashboard_pillar_cards_keep_a_fixed_query_count(owner: Persona) -> None:
+    _grow_pillars(owner, 2)
+    few, _, response = _measure(owner.client, "/o/alpha/")
+    assert "<strong>2</strong> measures" in response.content.decode()
+    _grow_pillars(owner, MANY)
+    many, many_sql, response = _measure(owner.client, "/o/alpha/")
+    html = response.content.decode()
+    assert f"<strong>{2 + MANY}</strong> measures" in html and f"{2 + MANY} experiments running" in html
+    assert few == many == DASHBOARD_QUERIES, "\n".join(many_sql)

@@ -22,7 +22,8 @@ class SecurityHeadersMiddleware:
 
 
 class APIMethodNotAllowedMiddleware:
-    """django-ninja answers a wrong HTTP method with plain text; the API promises JSON errors."""
+    """django-ninja answers a wrong HTTP method with plain text; the API promises JSON errors. Web pages
+    (`require_POST` views such as …/conclude/) answer an empty body: they get the 405 page instead."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -42,6 +43,14 @@ class APIMethodNotAllowedMiddleware:
             if allow:
                 json["Allow"] = allow
             return json
+        if response.status_code == 405 and not request.path.startswith("/api/") and not response.content:
+            from truenorth.core.views import method_not_allowed
+
+            page = method_not_allowed(request, response.get("Allow", ""))
+            for header in ("Allow", "Vary"):
+                if header in response:
+                    page[header] = response[header]
+            return page
         return response
 
 

@@ -10,6 +10,39 @@ from typing import Any, Protocol
 from truenorth.core.errors import Conflict, ValidationFailed
 
 MAX_TEXT = 5000
+# The sane window for every date and time TrueNorth accepts: nothing before 1900 (a year-1 date is a typo
+# that stretches every chart to 2,000 years) and no plan past 2200. Observed values may not be in the
+# future at all (`observed_time`).
+EARLIEST_DATE = dt.date(1900, 1, 1)
+LATEST_DATE = dt.date(2200, 12, 31)
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)  # clock skew between a client and the server
+
+
+def _label(field: str) -> str:
+    return field.replace("_", " ").capitalize()
+
+
+def in_window(day: dt.date, field: str) -> dt.date:
+    """The day, if it lies between EARLIEST_DATE and LATEST_DATE; else a ValidationFailed naming the field."""
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise ValidationFailed(
+            f"{_label(field)} must be between {EARLIEST_DATE.isoformat()} and {LATEST_DATE.isoformat()} "
+            f"(got {day.isoformat()}).",
+            field=field,
+        )
+    return day
+
+
+def observed_time(when: dt.datetime, field: str, *, now: dt.datetime | None = None) -> dt.datetime:
+    """When a value was observed: from EARLIEST_DATE up to now (plus clock skew), never in the future."""
+    if when.date() < EARLIEST_DATE:
+        raise ValidationFailed(
+            f"{_label(field)} must be on or after {EARLIEST_DATE.isoformat()} (got {when.date().isoformat()}).",
+            field=field,
+        )
+    if now is not None and when > now + FUTURE_TOLERANCE:
+        raise ValidationFailed("An observation cannot be in the future.", field=field)
+    return when
 
 
 def text(value: Any, field: str, *, required: bool = False, max_length: int = MAX_TEXT) -> str:
@@ -75,13 +108,14 @@ def date(value: Any, field: str) -> dt.date | None:
     if value in (None, ""):
         return None
     if isinstance(value, dt.datetime):
-        return value.date()
+        return in_window(value.date(), field)
     if isinstance(value, dt.date):
-        return value
+        return in_window(value, field)
     try:
-        return dt.date.fromisoformat(str(value).strip())
+        day = dt.date.fromisoformat(str(value).strip())
     except ValueError:
         raise ValidationFailed(f"'{value}' is not a date (use YYYY-MM-DD).", field=field) from None
+    return in_window(day, field)
 
 
 def required_date(value: Any, field: str) -> dt.date:

@@ -65,6 +65,15 @@ def too_large(request: HttpRequest, limit: int, field: str = "body") -> HttpResp
     return render(request, "413.html", {"message": message}, status=413)
 
 
+def method_not_allowed(request: HttpRequest, allow: str = "") -> HttpResponse:
+    """405 on the web: an address that only a form's button uses (e.g. …/conclude/ opened by its link),
+    with a way back to the page holding that form (the address one level up)."""
+    path = request.path.rstrip("/")
+    parent = path.rsplit("/", 1)[0] + "/" if "/" in path.strip("/") else "/"
+    context = {"method": request.method, "allow": allow, "back": parent}
+    return render(request, "405.html", context, status=405)
+
+
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):  # a body read past DATA_UPLOAD_MAX_MEMORY_SIZE
         return too_large(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)

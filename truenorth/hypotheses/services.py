@@ -710,7 +710,27 @@ def conclude(
             product_id=hypothesis.product_id, state=S.CONCLUDED
         ).count()
         _save(membership, actor, hypothesis, before)
+        _stop_running_experiments(membership, actor, hypothesis)
     return made
+
+
+def _stop_running_experiments(membership: Membership, actor: User, hypothesis: Hypothesis) -> None:
+    """A concluded hypothesis tests nothing any more: its running experiments stop today (in history)."""
+    today = timezone.localdate()
+    for experiment in hypothesis.experiments.select_for_update().filter(state=Experiment.State.RUNNING):
+        before = snapshot(experiment, EXPERIMENT_FIELDS)
+        experiment.state = Experiment.State.STOPPED
+        if experiment.stop_date is None or experiment.stop_date > today:
+            experiment.stop_date = max(today, experiment.start_date or today)
+        experiment.version += 1
+        experiment.save(update_fields=["state", "stop_date", "version"])
+        record(
+            membership.organisation,
+            experiment,
+            actor,
+            HistoryEntry.Action.UPDATED,
+            diff(before, snapshot(experiment, EXPERIMENT_FIELDS)),
+        )
 
 
 def decision_of(hypothesis: Hypothesis) -> Decision | None:

@@ -120,7 +120,9 @@ class ConfirmImportForm(forms.Form):
 
 
 class PeriodForm(forms.Form):
-    period = forms.ChoiceField(choices=PERIODS, required=False, label="Period")
+    """The selector shows the period the page uses: DEFAULT_PERIOD when none is chosen (one source)."""
+
+    period = forms.ChoiceField(choices=PERIODS, required=False, initial=DEFAULT_PERIOD, label="Period")
     since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
 
@@ -138,6 +140,12 @@ class PeriodForm(forms.Form):
             if since and until and until < since:
                 self.add_error("until", "The end of the period is before its start.")
         return data
+
+    def __init__(self, data: Any = None, *args: Any, **kwargs: Any) -> None:
+        if data is not None and not data.get("period"):
+            data = data.copy()
+            data["period"] = DEFAULT_PERIOD
+        super().__init__(data, *args, **kwargs)
 
     def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """[since, until] of the chosen period; the default when the form is unbound or invalid."""

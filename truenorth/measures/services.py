@@ -29,6 +29,7 @@ from truenorth.core.validate import check_version as _check_version
 from truenorth.core.validate import choice as _choice
 from truenorth.core.validate import date as _date
 from truenorth.core.validate import number as _number
+from truenorth.core.validate import observed_time as _observed_time
 from truenorth.core.validate import optional_number as _optional_number
 from truenorth.core.validate import parse_number
 from truenorth.core.validate import required_date as _required_date
@@ -139,9 +140,7 @@ def _timestamp(value: Any, field: str, *, now: dt.datetime | None = None) -> dt.
         when = parse_timestamp(value)
     except ValueError as exc:
         raise ValidationFailed(str(exc), field=field) from None
-    if now is not None and when > now + FUTURE_TOLERANCE:
-        raise ValidationFailed("An observation cannot be in the future.", field=field)
-    return when
+    return _observed_time(when, field, now=now)  # not before 1900, not in the future
 
 
 def _cadence(value: Any) -> int:

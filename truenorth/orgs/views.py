@@ -12,7 +12,7 @@ from truenorth.core.forms import require_version
 from truenorth.engagement.services import notifications_of
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
-from truenorth.orgs import services
+from truenorth.orgs import pillars, services
 from truenorth.orgs.forms import InviteForm, OrganisationForm, RoleForm
 from truenorth.orgs.models import ROLE_HELP, Membership, Role
 from truenorth.strategy import services as strategy
@@ -43,10 +43,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     progress = strategy.progress_for_org(org.pk)
     counts = strategy.product_counts(membership)
     by_product = product_progress(membership, progress)
-    products = [
-        (p, counts.get(p.pk, {}).get("goals", 0), by_product.get(p.pk))
-        for p in strategy.products_of(membership).prefetch_related(None)
-    ]
+    product_list = list(strategy.products_of(membership).prefetch_related(None))
+    products = [(p, counts.get(p.pk, {}).get("goals", 0), by_product.get(p.pk)) for p in product_list]
     org_goals = strategy.tree_level(membership, product_id=None, parent_id=None, progress=progress)
     unread = list(notifications_of(user, org).filter(read_at__isnull=True)[:10])
     return render(
@@ -60,6 +58,7 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
             "org_goals": org_goals,
             "my_overdue": strategy.overdue_checkins(membership, owner_id=user.pk)[:20],
             "unread": unread,
+            **pillars.cards(membership, product_list),
         },
     )
 

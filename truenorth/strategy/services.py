@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models import CharField, Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from truenorth.accounts.models import User
@@ -23,11 +24,12 @@ from truenorth.core.validate import check_version as _check_version
 from truenorth.core.validate import choice as _choice
 from truenorth.core.validate import date as _date
 from truenorth.core.validate import number as _number
+from truenorth.core.validate import observed_time as _observed_time
 from truenorth.core.validate import text as _text
 from truenorth.core.validate import whole as _whole
 from truenorth.engagement import services as engagement
 from truenorth.history.models import HistoryEntry
-from truenorth.history.services import diff, record, snapshot
+from truenorth.history.services import diff, object_type_of, record, snapshot
 from truenorth.orgs.models import Membership, Role
 from truenorth.orgs.services import require_role
 from truenorth.strategy import lint as lint_core
@@ -742,9 +744,7 @@ def record_observation(
             field="target",
         )
     number = _number(value, "value")
-    when = observed_at or timezone.now()
-    if when > timezone.now() + dt.timedelta(minutes=5):
-        raise ValidationFailed("An observation cannot be in the future.", field="observed_at")
+    when = _observed_time(observed_at or timezone.now(), "observed_at", now=timezone.now())
     observation = TargetObservation.objects.create(
         target_measure=target,
         value=number,
@@ -1246,7 +1246,10 @@ def propose_change(
         proposal,
         actor,
         HistoryEntry.Action.CREATED,
-        {"changes": {"old": None, "new": proposal.changes}},
+        {
+            "changes": {"old": None, "new": proposal.changes},
+            **({"reason": {"old": None, "new": proposal.reason}} if proposal.reason else {}),
+        },
     )
     if goal.owner:
         engagement.notify(
@@ -1257,6 +1260,18 @@ def propose_change(
             actor=actor,
         )
     return proposal
+
+
+def goal_history(membership: Membership, goal: Goal) -> QuerySet[HistoryEntry]:
+    """The goal's history with its proposals' (made, accepted, rejected, withdrawn, with their reasons),
+    newest first, in one query."""
+    proposal_ids = (
+        ChangeProposal.objects.filter(goal_id=goal.pk).annotate(key=Cast("pk", CharField())).values("key")
+    )
+    return HistoryEntry.objects.filter(organisation_id=membership.organisation_id).filter(
+        Q(object_type=object_type_of(goal), object_id=str(goal.pk))
+        | Q(object_type=ChangeProposal._meta.label_lower, object_id__in=proposal_ids)
+    ).order_by("-at", "-id")
 
 
 def proposals_of(membership: Membership, goal: Goal) -> QuerySet[ChangeProposal]:
@@ -1323,7 +1338,10 @@ def decide_proposal(
         proposal,
         actor,
         HistoryEntry.Action.UPDATED,
-        {"state": {"old": "open", "new": proposal.state}},
+        {
+            "state": {"old": "open", "new": proposal.state},
+            **({"decision_reason": {"old": None, "new": reason}} if reason else {}),
+        },
     )
     if proposal.author:
         verb = "accepted" if accept else "rejected"

@@ -607,7 +607,7 @@ def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bou
         "open_concerns": [c for c in concerns if c[0].resolved_at is None],
         "resolved_concerns": [c for c in concerns if c[0].resolved_at is not None],
         "findings": [x for _, x in services.lint(membership, goal_id=goal.pk)],
-        "history": entries_for(org, goal)[:HISTORY_ROWS],
+        "history": services.goal_history(membership, goal)[:HISTORY_ROWS],
         "can_write": membership.can_write,
         "can_decide": can_decide,
         "can_checkin": can_decide and goal.status == Goal.Status.ACTIVE and goal.archived_at is None,
