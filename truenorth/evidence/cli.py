@@ -249,8 +249,11 @@ def run(
         str, typer.Option("--method", help="frequentist, sequential or bayesian.")
     ] = "frequentist",
     correction: Annotated[
-        str, typer.Option("--correction", help="Multiple-comparison correction: holm, bh or none.")
-    ] = "none",
+        str,
+        typer.Option(
+            "--correction", help="Multiple-comparison correction across the metrics run: holm, bh or none."
+        ),
+    ] = "holm",
     weights: Annotated[
         str | None,
         typer.Option(

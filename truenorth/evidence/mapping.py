@@ -189,6 +189,7 @@ _NO_TABLE = (
 _NO_FILE = (
     re.compile(r'No files found that match the pattern "([^"]+)"', re.I),
     re.compile(r'Cannot open file "([^"]+)"', re.I),
+    re.compile(r'Cannot access file "([^"]+?)(?:/\*\*/\*\.parquet)?"', re.I),
 )
 _NO_COLUMN = (
     re.compile(r'Table "(\w+)" does not have a column named "([^"]+)"', re.I),

@@ -74,13 +74,13 @@ def test_json_output_parses_and_mapping_flags_give_the_default_names_numbers(
     assert mapped["mapping"]["events"]["value"] == "order" and mapped["mapping"]["assignments"]["variation"] == "Arm"
     assert [r["p_value"] for r in mapped["results"]] == pytest.approx([r["p_value"] for r in default["results"]])
     assert {r["metric"] for r in mapped["results"]} == {"conversion", "revenue"}
-    assert mapped["method"] == "frequentist" and mapped["correction"] == "none"
+    assert mapped["method"] == "frequentist" and mapped["correction"] == "holm"
 
 
 def test_method_correction_and_weights_are_honoured(small_parquet, capsys):
     base = ["evidence", "run", "--source", str(small_parquet), "--experiment", "checkout", "--json"]
-    plain = _json(capsys, base)
-    holm = _json(capsys, [*base, "--correction", "holm"])
+    plain = _json(capsys, [*base, "--correction", "none"])
+    holm = _json(capsys, base)  # the default, as on the results page
     assert holm["correction"] == "holm"
     assert any(r["p_value_adjusted"] > r["p_value"] for r in holm["results"] if r["p_value"])
     assert all(r["p_value_adjusted"] == r["p_value"] for r in plain["results"] if r["p_value"])
@@ -128,3 +128,22 @@ def test_a_wrong_column_flag_says_which_flag_to_fix(renamed, capsys):
     bad[bad.index("kind")] = "kind; DROP TABLE x"
     assert main(["evidence", "run", "--source", str(renamed), "--experiment", "checkout", *bad]) == 2
     assert capsys.readouterr().err.startswith("error: --event-name-column: event name column:")
+
+
+def test_analyze_reads_raw_events_with_other_column_names(tmp_path, capsys):
+    import duckdb
+
+    rows = "SELECT i % 400 AS u, CASE WHEN i % 2 = 0 THEN 'control' ELSE 'treatment' END AS v, " \
+        "'revenue' AS m, (i % 7)::DOUBLE AS x FROM range(2000) t(i)"
+    with duckdb.connect(":memory:") as con:
+        con.execute(f"COPY (SELECT u AS unit, v AS variation, m AS metric, x AS value FROM ({rows})) "
+                    f"TO '{tmp_path / 'plain.parquet'}' (FORMAT parquet)")
+        con.execute(f'COPY (SELECT u AS user_id, v AS "Arm", m AS kind, x AS amount, 1 AS unit FROM ({rows})) '
+                    f"TO '{tmp_path / 'renamed.parquet'}' (FORMAT parquet)")
+    plain = _json(capsys, ["analyze", str(tmp_path / "plain.parquet"), "--json"])
+    flags = ["--unit-column", "user_id", "--variation-column", "Arm", "--event-name-column", "kind",
+             "--value-column", "amount"]
+    renamed = _json(capsys, ["analyze", str(tmp_path / "renamed.parquet"), "--json", *flags])
+    assert renamed["kind"] == "raw" and renamed["results"] == plain["results"]
+    assert main(["analyze", str(tmp_path / "renamed.parquet"), "--json", *flags[:-1], "revenue"]) == 2
+    assert capsys.readouterr().err.startswith("error: --value-column: no column `revenue` in renamed.parquet")
