@@ -327,6 +327,12 @@ def hypotheses_results(
         str, typer.Option("--method", help="frequentist, sequential or bayesian.")
     ] = "frequentist",
     correction: Annotated[str, typer.Option("--correction", help="holm, bh or none.")] = "holm",
+    family: Annotated[
+        str,
+        typer.Option(
+            "--family", help="role (correct within primary, secondary and guardrail metrics) or all."
+        ),
+    ] = "role",
     as_json: Json = False,
     org: Org = None,
     as_user: As = None,
@@ -341,6 +347,7 @@ def hypotheses_results(
         experiment_id,
         method=method,
         correction=None if correction == "none" else correction,
+        family=family,
     )
     if as_json:
         _print_json({"id": made.pk, "method": made.method, "results": made.results})
@@ -350,6 +357,8 @@ def hypotheses_results(
         f"Snapshot #{made.pk}: {made.method}; data up to {made.results.get('freshness') or 'unknown'}; "
         f"units {srm.get('units')}."
     )
+    if made.results.get("correction_applied"):
+        typer.echo(f"Correction: {made.results['correction_applied']}")
     if srm.get("mismatch"):
         typer.echo(f"Warning: sample ratio mismatch ({format_p_value(float(srm['p_value']))}).")
     for row in made.results.get("rows", []):

@@ -154,3 +154,16 @@ def test_the_cli_and_the_web_give_the_same_p_value_for_the_same_data(
     assert round(web["p_value_adjusted"], 4) in shown  # the web's p-value (relative scale) …
     assert round(web["p_value_absolute"], 4) != round(web["p_value_relative"], 4)
     assert round(web["p_value_absolute"], 4) not in shown  # … and not the other scale's
+
+
+def test_the_results_command_says_what_correction_it_applied(capsys, monkeypatch, member, experiment) -> None:
+    monkeypatch.delenv("TRUENORTH_ORG", raising=False)
+    monkeypatch.delenv("TRUENORTH_USER", raising=False)
+    who = ["--org", "alpha", "--as", member.user.email]
+    assert main(["hypotheses", "results", str(experiment.pk), *who]) == 0
+    out, _ = capsys.readouterr()
+    assert "Correction: Primary uncorrected (one metric); Holm across 3 secondary metrics" in out
+    assert main(["hypotheses", "results", str(experiment.pk), "--family", "all", *who]) == 0
+    out, _ = capsys.readouterr()
+    assert "Correction: Holm across 4 metrics" in out
+    assert main(["hypotheses", "results", str(experiment.pk), "--family", "roles", *who]) == 2
