@@ -187,7 +187,7 @@ def _fmt(x: float, pct: bool) -> str:
 def _print_table(rows: list[engine.ResultRow], method: str) -> None:
     bayes = method == "bayesian"
     table = Table(title=f"Results ({method})")
-    for name in ("Metric", "Variation", "Control mean", "Treatment mean", "Effect", "Interval"):
+    for name in ("Metric", "Variation", "Control mean", "Treatment mean", "Scale", "Effect", "Interval"):
         table.add_column(name)
     if bayes:
         table.add_column("Chance to win")
@@ -225,12 +225,16 @@ def _print_table(rows: list[engine.ResultRow], method: str) -> None:
             escape(r.variation),
             "-" if math.isnan(r.control_mean) else f"{r.control_mean:.4g}",
             "-" if math.isnan(r.treatment_mean) else f"{r.treatment_mean:.4g}",
+            r.scale,
             _fmt(eff, pct),
             interval,
             *extra,
             escape(note),
         )
     console.print(table)
+    summary = engine.correction_summary(rows)
+    if summary:
+        console.print(f"Correction: {escape(summary)}")
 
 
 def analyze(

@@ -567,7 +567,8 @@ def correction_summary(rows: Sequence[ResultRow]) -> str:
             things = (
                 f"{metrics} {name}metrics"
                 if comparisons == metrics
-                else f"{comparisons} {name}comparisons ({metrics} metrics x {comparisons // max(metrics, 1)} variations)"
+                else f"{comparisons} {name}comparisons ({metrics} metric{'s' if metrics != 1 else ''} x "
+                f"{comparisons // max(metrics, 1)} variations)"
             )
             parts.append(f"{CORRECTION_NAMES[rows[0].correction]} across {things}")
     text = "; ".join(parts)

@@ -141,3 +141,30 @@ def test_sequential_corrected_intervals_agree_on_many_tables_near_the_boundary(c
         rows = engine.analyze(random_table(seed), method="sequential", correction=correction)  # type: ignore[arg-type]
         checked += check_agreement(rows, "sequential")
     assert checked > 5000
+
+
+def test_corrections_run_within_each_role_by_default_and_say_so() -> None:
+    rows = random_table(7, metrics=6)  # roles: primary, 3 secondary, 2 guardrail
+    by_role = engine.analyze(rows)
+    primary = [r for r in by_role if r.family == "primary"]
+    assert {r.metric for r in primary} == {"m0"} and len(primary) == 2  # one metric, two treatments
+    raw = {(r.metric, r.variation): r for r in engine.analyze(rows, correction=None)}
+    everything = {(r.metric, r.variation): r for r in engine.analyze(rows, family="all")}
+    for r in primary:
+        assert r.family_size == 2
+        assert r.p_value_adjusted <= everything[(r.metric, r.variation)].p_value_adjusted
+        assert r.p_value_adjusted >= raw[(r.metric, r.variation)].p_value
+    assert engine.correction_summary(by_role) == (
+        "Holm across 2 primary comparisons (1 metric x 2 variations); "
+        "Holm across 6 secondary comparisons (3 metrics x 2 variations); "
+        "Holm across 4 guardrail comparisons (2 metrics x 2 variations)"
+    )
+    one_treatment = [r for r in rows if r["variation"] != "C"]
+    assert engine.correction_summary(engine.analyze(one_treatment)) == (
+        "Primary uncorrected (one metric); Holm across 3 secondary metrics; Holm across 2 guardrail metrics"
+    )
+    assert engine.correction_summary(engine.analyze(one_treatment, correction="bh", family="all")) == (
+        "Benjamini-Hochberg across 6 metrics"
+    )
+    no_roles = [{k: v for k, v in r.items() if k != "role"} for r in one_treatment]
+    assert {r.family for r in engine.analyze(no_roles)} == {"all"}
