@@ -160,6 +160,7 @@ def test_owner_writes_a_goal_stakeholder_proposes_owner_accepts(live_server_url:
             expect(page.get_by_test_id("nav-notifications")).to_contain_text(re.compile(r"\d+\s*unread"))
             proposal = page.get_by_test_id("open-proposal")
             expect(proposal).to_contain_text("Target of Route accuracy → 98")
+            expect(proposal).not_to_contain_text("Target date")  # only what the stakeholder changed
             proposal.get_by_role("button", name="Accept").click()
             expect(page.get_by_role("status").filter(has_text="Proposal accepted")).to_be_visible()
             expect(page.get_by_test_id("goal-title")).to_have_text("Hikers trust every route we publish")
@@ -171,6 +172,7 @@ def test_owner_writes_a_goal_stakeholder_proposes_owner_accepts(live_server_url:
             expect(decided).to_contain_text("Title → Hikers trust every route we publish")
             expect(page.get_by_test_id("open-proposal")).to_have_count(0)
             expect(page.locator("table.history")).to_contain_text("Hikers trust every route we publish")
+            expect(page.locator("time[datetime='2027-06-30']")).to_be_visible()  # the date survived
 
     _run(scenario)
 
@@ -232,5 +234,31 @@ def test_goal_tree_opens_lazily_with_mouse_and_keyboard(live_server_url: str) ->
                 assert width <= 390, f"{path} scrolls sideways on a phone ({width}px wide)"
             page.goto(web.url("/o/acme/"))
             page.screenshot(path=str(SHOTS / "dashboard-390x844.png"), full_page=True)
+
+    _run(scenario)
+
+
+def test_editing_only_a_goals_outcome_keeps_its_target_date(live_server_url: str) -> None:
+    """The edit form used to render the date as 30/06/2027, which a date input shows empty: saving
+    erased it."""
+
+    def scenario(browser: Browser) -> None:
+        with _web(browser, live_server_url) as web:
+            page = _signed_in(web, OWNER)
+            _new_product(page)
+            page.get_by_role("button", name="New strategic goal").click()
+            _new_goal(page, "Hikers find water", outcome="Every route lists its springs.")
+            page.get_by_role("button", name="Edit goal").click()
+            date = page.get_by_label(re.compile(r"^Target date"))
+            expect(date).to_have_value("2027-06-30")
+            page.get_by_label(re.compile(r"^Outcome")).fill("Every route lists its springs, and when they run dry.")
+            page.get_by_role("button", name="Save goal").click()
+            expect(page.get_by_role("status").filter(has_text="Goal saved")).to_be_visible()
+            expect(page.locator("time[datetime='2027-06-30']")).to_be_visible()
+            page.get_by_role("button", name="Edit goal").click()
+            expect(page.get_by_label(re.compile(r"^Outcome"))).to_have_value(
+                "Every route lists its springs, and when they run dry."
+            )
+            expect(date).to_have_value("2027-06-30")
 
     _run(scenario)

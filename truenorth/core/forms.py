@@ -12,6 +12,26 @@ MISSING_VERSION = (
 )
 
 
+class DateInput(forms.DateInput):
+    """`<input type="date">`, rendered as ISO `2027-03-31`: the only value a browser's date input accepts.
+    Django's default renders the active locale's format (`31/03/2027` under en-gb), which the browser
+    rejects and shows empty, so saving an unchanged form used to erase the date."""
+
+    input_type = "date"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs=attrs, format="%Y-%m-%d")
+
+
+class DateTimeInput(forms.DateTimeInput):
+    """`<input type="datetime-local">`, rendered as `2027-03-31T09:30` (the browser's only format)."""
+
+    input_type = "datetime-local"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs=attrs, format="%Y-%m-%dT%H:%M")
+
+
 class VersionField(forms.IntegerField):
     """The hidden, required `version` of the object a form edits (optimistic concurrency): the service
     refuses a stale one with 409, and a form sent without it is a form error, never a silent overwrite."""

@@ -46,8 +46,9 @@ def observed_time(when: dt.datetime, field: str, *, now: dt.datetime | None = No
 
 
 def text(value: Any, field: str, *, required: bool = False, max_length: int = MAX_TEXT) -> str:
-    """Stripped text; "" for None. Required text may not be blank."""
-    value = "" if value is None else str(value).strip()
+    """Stripped text with "\n" line breaks (browsers send a textarea's as "\r\n"); "" for None.
+    Required text may not be blank."""
+    value = "" if value is None else str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
     if "\x00" in value:  # PostgreSQL cannot store NUL in text
         raise ValidationFailed("Must not contain NUL characters.", field=field)
     if required and not value:

@@ -9,7 +9,7 @@ from typing import Any
 
 from django import forms
 
-from truenorth.core.forms import VersionField
+from truenorth.core.forms import DateInput, VersionField
 from truenorth.hypotheses.models import Decision, Experiment, ExperimentMetric
 from truenorth.strategy.forms import Choices, optional_int, set_choices
 
@@ -42,7 +42,7 @@ class HypothesisForm(forms.Form):
     baseline = forms.FloatField(required=False, label="Moves from (baseline)")
     target = forms.FloatField(required=False, label="To (target)")
     by_date = forms.DateField(
-        required=False, label="By (date)", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label="By (date)", widget=DateInput()
     )
     impact = _score("Impact (1 to 10)", one_to_ten=True)
     confidence = _score("Confidence (1 to 10)", one_to_ten=True)
@@ -89,9 +89,9 @@ class ExperimentForm(forms.Form):
     power = forms.FloatField(initial=0.8, label="Power")
     planned_sample_size = forms.IntegerField(required=False, min_value=1, label="Planned sample size")
     start_date = forms.DateField(
-        required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Start"
+        required=False, widget=DateInput(), label="Start"
     )
-    stop_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Stop")
+    stop_date = forms.DateField(required=False, widget=DateInput(), label="Stop")
     version = VersionField(required=False)  # required when editing (core.forms.require_version)
 
     def __init__(self, *args: Any, measures: Choices, **kwargs: Any) -> None:

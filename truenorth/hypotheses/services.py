@@ -447,6 +447,15 @@ def _replace_children(
     variations: list[VariationSpec] | None,
     metrics: list[tuple[MetricSpec, Measure | None]] | None,
 ) -> None:
+    # Unchanged children are kept as they are (an edit form posts them all, every time).
+    if variations is not None and [(v.name, v.allocation) for v in variations] == list(
+        experiment.variations.order_by("position").values_list("name", "allocation")
+    ):
+        variations = None
+    if metrics is not None and [(spec.role, spec.name, m.pk if m else None) for spec, m in metrics] == list(
+        experiment.metrics.order_by("position").values_list("role", "name", "measure_id")
+    ):
+        metrics = None
     if variations is not None:
         experiment.variations.all().delete()
         Variation.objects.bulk_create(

@@ -12,6 +12,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from truenorth.core.forms import DateInput, DateTimeInput
 from truenorth.measures.models import KVA, MeasureDirection
 from truenorth.strategy.forms import Choices, set_choices
 
@@ -74,7 +75,7 @@ class ObservationForm(forms.Form):
         required=False,
         label="Observed at",
         help_text="Empty: now.",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        widget=DateTimeInput(),
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
     )
     note = forms.CharField(max_length=500, required=False, label="Note")
@@ -123,8 +124,8 @@ class PeriodForm(forms.Form):
     """The selector shows the period the page uses: DEFAULT_PERIOD when none is chosen (one source)."""
 
     period = forms.ChoiceField(choices=PERIODS, required=False, initial=DEFAULT_PERIOD, label="Period")
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(required=False, label="From", widget=DateInput())
+    until = forms.DateField(required=False, label="To", widget=DateInput())
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -161,8 +162,8 @@ class PeriodForm(forms.Form):
 
 
 class InvestmentForm(forms.Form):
-    period_start = forms.DateField(label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    period_end = forms.DateField(label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    period_start = forms.DateField(label="From", widget=DateInput())
+    period_end = forms.DateField(label="To", widget=DateInput())
     amount = forms.FloatField(
         required=False, min_value=0, label="Amount", help_text="Or people and rate below."
     )

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 
-from truenorth.core.forms import VersionField
+from truenorth.core.forms import DateInput, VersionField
 from truenorth.strategy.models import CheckIn, Goal, GoalLink, TargetMeasure
 
 Choices = list[tuple[str, str]]
@@ -86,7 +86,7 @@ class GoalForm(forms.Form):
     level = forms.ChoiceField(choices=LEVEL_AUTO + list(Goal.Level.choices), required=False, label="Level")
     owner = forms.ChoiceField(required=False, label="Owner")
     target_date = forms.DateField(
-        required=False, label="Target date", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label="Target date", widget=DateInput()
     )
     status = forms.ChoiceField(choices=Goal.Status.choices, initial=Goal.Status.PROPOSED, label="Status")
     target_name = forms.CharField(max_length=120, required=False, label="Target measure")
@@ -128,7 +128,7 @@ class GoalEditForm(forms.Form):
     status = forms.ChoiceField(choices=Goal.Status.choices, label="Status")
     owner = forms.ChoiceField(required=False, label="Owner")
     target_date = forms.DateField(
-        required=False, label="Target date", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label="Target date", widget=DateInput()
     )
     weight = forms.FloatField(label="Weight", help_text="How much it counts in its parent's roll-up.")
     checkin_cadence_days = forms.IntegerField(label="Check-in every (days)")
@@ -192,7 +192,7 @@ class ProposalForm(forms.Form):
     title = forms.CharField(max_length=200, label="Title")
     outcome = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, label="Outcome")
     target_date = forms.DateField(
-        required=False, label="Target date", widget=forms.DateInput(attrs={"type": "date"})
+        required=False, label="Target date", widget=DateInput()
     )
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), required=False, max_length=2000, label="Why"

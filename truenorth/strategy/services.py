@@ -1213,15 +1213,15 @@ def _clean_changes(goal: Goal, changes: Mapping[str, Any]) -> dict[str, Any]:
                 clean_targets[str(tid)] = {"target": new_value}
         if clean_targets:
             clean["targets"] = clean_targets
-    same = (
-        all(
-            (str(getattr(goal, k)) if k == "target_date" and goal.target_date else getattr(goal, k)) == v
-            for k, v in clean.items()
-            if k != "targets"
-        )
-        and "targets" not in clean
-    )
-    if same:
+    # A proposal carries only what differs from the goal today: a field sent with its current value
+    # (a form posts every field) would otherwise be "changed" back over newer edits when accepted.
+    current = {
+        "title": goal.title,
+        "outcome": goal.outcome,
+        "target_date": goal.target_date.isoformat() if goal.target_date else None,
+    }
+    clean = {k: v for k, v in clean.items() if k == "targets" or current[k] != v}
+    if not clean:
         raise ValidationFailed("That is what the goal already says: nothing to change.", field="changes")
     return clean
 
