@@ -136,6 +136,12 @@ def test_the_page_offers_the_correction_and_says_what_was_applied(member, stakeh
     assert "Correction: No correction: each p-value on its own." in member.client.get(_url(experiment)).content.decode()
     assert member.client.post(_url(experiment), {"correction": "magic:role"}).status_code == 422
     assert stakeholder.client.post(_url(experiment), {"correction": "bh:all"}).status_code == 403
+    # Bayesian: both scales' chance to win and risk, never a p-value
+    results.compute_results(member.membership, member.user, experiment.pk, method="bayesian")
+    page = member.client.get(_url(experiment)).content.decode()
+    assert 'data-testid="chance-relative"' in page and 'data-testid="chance-absolute"' in page
+    assert 'data-testid="p-relative"' not in page
+    assert "Correction: No correction: Bayesian chances to win are not p-values." in page
 
 
 def test_the_cli_and_the_web_give_the_same_p_value_for_the_same_data(
