@@ -6,7 +6,8 @@
   the person follows (the "Refresh now" button, the API); `run_refresh` is its runner. In immediate mode
   (TRUENORTH_JOBS_IMMEDIATE, tests) it runs inline.
 - `submit_preview(...)`: run a query being edited (the measure page's "Preview") as a job that keeps
-  its first rows for the page; `run_preview` is its runner.
+  its first rows for the page, sealed (encrypted: a job's result is visible to every member through the
+  jobs API); `run_preview` is its runner.
 - `imports.run_import_job`: the runner of observation file imports (IMPORT_KIND), registered by
   importing measures/imports.py here.
 - `refresh_measure_job(measure_id, actor_id=None)`: a bare huey task refreshing one measure (no job to
@@ -29,7 +30,7 @@ from truenorth.jobs.services import JobFailed, Progress, acting_membership, regi
 from truenorth.measures import imports, services
 from truenorth.measures.models import Measure
 from truenorth.measures.refresh import check_refreshable, refresh_due, refresh_measure
-from truenorth.measures.sources import check_query, preview_query
+from truenorth.measures.sources import check_query, preview_query, seal
 from truenorth.orgs.models import Membership
 
 logger = logging.getLogger(__name__)
@@ -139,8 +140,11 @@ def run_preview(job: Job, progress: Progress) -> dict[str, Any]:
     preview = preview_query(source, str(job.params["query"]))
     progress(1, 1)
     url = reverse("measures:measure", args=(job.organisation.slug, measure.pk))
+    # The rows are the source's data: sealed, so only the measure page (for admins) shows them.
+    table = seal({"columns": preview.pop("columns"), "rows": preview.pop("rows")})
     return {
         **preview,
+        "table": table,
         "measure": measure.pk,
         "link": f"{url}?preview={job.pk}#query",
         "link_text": f"See the rows on “{measure.name}”",

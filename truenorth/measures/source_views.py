@@ -343,9 +343,13 @@ def sql_context(
             initial={"data_source": str(source_id or ""), "query": query, "version": measure.version},
             sources=_source_choices(membership),
         )
+    done = preview is not None and preview.status == JobStatus.SUCCEEDED
+    table = sources.unseal(preview.result.get("table")) if done and preview is not None else None
     context.update(
         query_form=query_form,
         preview=preview,
-        preview_done=preview is not None and preview.status == JobStatus.SUCCEEDED,
+        preview_done=done,
+        preview_columns=(table or {}).get("columns", []),
+        preview_rows=(table or {}).get("rows", []),
     )
     return context

@@ -1071,6 +1071,20 @@ def run_query(
 PREVIEW_ROWS = 20
 
 
+def seal(data: Any) -> str:
+    """JSON-able data encrypted with the settings key, for rows a job keeps for the admin who asked
+    (a job's result is readable by every member through the jobs API)."""
+    return _fernet().encrypt(json.dumps(data).encode()).decode()
+
+
+def unseal(token: Any) -> Any:
+    """What `seal` encrypted, or None when it cannot be read (another key, damaged)."""
+    try:
+        return json.loads(_fernet().decrypt(str(token).encode()))
+    except (InvalidToken, ValueError):
+        return None
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()

@@ -6,6 +6,7 @@ offers no manual entry."""
 from __future__ import annotations
 
 import html
+import json
 
 import duckdb
 import psycopg
@@ -252,6 +253,9 @@ def test_an_admin_creates_a_sql_measure_previews_its_query_and_refreshes_it(admi
     job = Job.objects.get(kind="measure.preview")
     assert preview.status_code == 302 and preview["Location"].endswith(f"/jobs/{job.pk}/")
     assert job.status == "succeeded", job.error
+    # The rows are the source's data: the job's result (which every member reads through the jobs API)
+    # keeps them sealed; the measure page shows them to admins.
+    assert "2026-01-0" not in json.dumps(job.result) and "doubled" not in json.dumps(job.result)
     shown = admin.client.get(job.result["link"]).content.decode()
     assert "<th scope=\"col\">doubled</th>" in shown and "<td>30</td>" in shown
     assert "SELECT day, n * 2 AS doubled FROM signups" in shown  # the editor holds the previewed query
@@ -291,6 +295,19 @@ def test_saving_the_query_needs_the_version_and_changes_the_measure(admin, sourc
     assert saved.status_code == 302
     sql_measure.refresh_from_db()
     assert sql_measure.query == "SELECT day, n + 1 FROM signups" and sql_measure.version == 2
+
+
+def test_a_member_sees_no_previewed_rows(admin, member, source, sql_measure):
+    admin.client.post(
+        _u("query", measure_id=sql_measure.pk),
+        {"data_source": str(source.pk), "query": "SELECT day, n FROM signups", "action": "preview"},
+    )
+    job = Job.objects.get()
+    assert job.status == "succeeded"
+    api = member.api().get(f"/api/v1/orgs/{SLUG}/jobs/{job.pk}").content.decode()
+    assert "The query returned 3 rows" in api and "2026-01-01" not in api
+    page = member.client.get(_u("measure", measure_id=sql_measure.pk) + f"?preview={job.pk}").content.decode()
+    assert "2026-01-01" not in page and "query-preview" not in page
 
 
 def test_a_member_sees_the_query_and_schedule_but_no_editor_and_no_manual_entry(member, sql_measure):
