@@ -45,6 +45,9 @@ def test_slash_focuses_search_typing_finds_ranked_results_and_enter_opens_one(li
             expect(results.nth(1)).to_contain_text("Hut bookings open early")
             expect(page.locator("mark", has_text=word).first).to_be_visible()
 
+            page.keyboard.press("/")  # on the results page: the box that holds the query
+            expect(page.locator("#search-page-q")).to_be_focused()
+            expect(page.locator("#search-page-q")).to_have_value(word)
             page.keyboard.press("ArrowDown")
             expect(results.first).to_be_focused()
             page.keyboard.press("ArrowDown")

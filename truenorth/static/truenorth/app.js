@@ -68,7 +68,8 @@ function isTyping(target) {
 
 document.addEventListener("keydown", (event) => {
   if (event.key !== "/" || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
-  const box = document.querySelector("[data-search-input]");
+  // The search page's own box (it holds the query) if there is one, else the navigation's.
+  const box = document.getElementById("search-page-q") || document.querySelector("[data-search-input]");
   if (!box) return;
   event.preventDefault();
   box.focus();
