@@ -118,6 +118,12 @@ def _mapping_fields(experiment: Any, posted: dict[str, str] | None) -> list[dict
     return fields
 
 
+def _form_field(field: str | None) -> str:
+    """A service's field as the form's input name: ``mapping.events.value`` → ``events_value``."""
+    text = field or ""
+    return text.removeprefix("mapping.").replace(".", "_") if text.startswith("mapping.") else text
+
+
 def _posted_mapping(request: HttpRequest) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
     """The mapping fields as posted (flat, for the form) and in the evidence.mapping shape."""
     flat: dict[str, str] = {}
@@ -294,7 +300,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
                 experiment_id,
                 None,
                 error=exc.message,
-                error_field=exc.field or "",
+                error_field=_form_field(exc.field),
                 definitions_text=text,
                 mapping_values=mapping_values,
                 chosen_source=raw_source,
@@ -337,7 +343,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
             experiment_id,
             None,
             error=exc.message,
-            error_field=exc.field or "",
+            error_field=_form_field(exc.field),
             definitions_text=text,
             mapping_values=mapping_values,
             chosen_source=raw_source,

@@ -197,5 +197,28 @@ def test_the_form_saves_the_mapping_and_previews_each_table(owner, member, exper
     saved = owner.client.post(url, _form(experiment, events_value="amount", events_at="ts", events_name="kind"))
     assert saved.status_code == 302
     bad = owner.client.post(url, _form(experiment, events_table="x; DROP TABLE y"))
-    assert bad.status_code == 422 and 'id="ev-events_table"' in bad.content.decode()
-    assert "not a table name" in bad.content.decode()
+    assert bad.status_code == 422 and "not a table name" in bad.content.decode()
+    assert 'name="events_table" value="x; DROP TABLE y" placeholder="events" maxlength="500" aria-invalid="true"' in (
+        bad.content.decode()
+    )
+
+
+def test_the_api_sets_and_returns_the_mapping(owner, experiment) -> None:
+    path = f"/api/v1/orgs/alpha/experiments/{experiment.pk}/evidence"
+    body = {
+        "data_source": experiment.data_source_id,
+        "experiment_key": "checkout",
+        "metric_definitions": [],
+        "mapping": {"events": {"table": "raw/clicks.parquet", "value": "amount"}},
+        "version": experiment.version,
+    }
+    ok = owner.api().put(path, json.dumps(body), content_type="application/json")
+    assert ok.status_code == 200
+    assert ok.json()["mapping"] == {"assignments": {}, "events": {"table": "raw/clicks.parquet", "value": "amount"}}
+    body = {**body, "version": ok.json()["version"], "mapping": {"events": {"value": 'v"; DROP TABLE events'}}}
+    bad = owner.api().put(path, json.dumps(body), content_type="application/json")
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "mapping.events.value"
+    kept = {**body, "mapping": None}
+    assert owner.api().put(path, json.dumps(kept), content_type="application/json").json()["mapping"] == (
+        ok.json()["mapping"]
+    )
