@@ -1101,6 +1101,55 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
     assert not cross_organisation_references()
 
 
+def test_an_outsider_cannot_link_their_goal_to_another_organisations_measure(
+    world: OrgA, outsider: Persona
+) -> None:
+    """A target of B's goal given A's measure id (on create, update, goal creation, the goal page's
+    forms) is refused as "no such measure", the same answer as for an id that does not exist."""
+    assert outsider.membership is not None
+    b = outsider.membership
+    goal_b = vision.create_goal(b, outsider.user, title="Bravo goal", owner_id=outsider.user.pk)
+    target_b = vision.add_target(b, outsider.user, goal_b.pk, {"name": "Bravo", "baseline": 0, "target": 1})
+    goal_b.refresh_from_db()
+    smuggled = world.vision.measure.pk
+    client = token_client(outsider.token)
+    base = f"/{API_PREFIX}orgs/{ORG_B_SLUG}"
+    answers = [
+        client.post(
+            f"{base}/goals/{goal_b.pk}/targets",
+            json.dumps({"baseline": 0, "target": 1, "measure_id": smuggled, "version": goal_b.version}),
+            content_type="application/json",
+        ),
+        client.patch(
+            f"{base}/targets/{target_b.pk}",
+            json.dumps({"measure_id": smuggled, "version": goal_b.version}),
+            content_type="application/json",
+        ),
+        client.post(
+            f"{base}/goals",
+            json.dumps({"title": "Smuggler", "targets": [{"baseline": 0, "target": 1, "measure_id": smuggled}]}),
+            content_type="application/json",
+        ),
+    ]
+    absent = client.post(
+        f"{base}/goals/{goal_b.pk}/targets",
+        json.dumps({"baseline": 0, "target": 1, "measure_id": ABSENT_ID, "version": goal_b.version}),
+        content_type="application/json",
+    )
+    for answer in answers:
+        assert answer.status_code == 422, answer.content
+        assert answer.json()["detail"] == absent.json()["detail"] == "No such measure in this organisation."
+        assert not leaked(answer.content.decode(), world.secrets)
+    web = outsider.client.post(
+        f"/o/{ORG_B_SLUG}/goals/{goal_b.pk}/targets/{target_b.pk}/edit/",
+        {"name": "Bravo", "baseline": "0", "target": "1", "direction": "increase", "measure": str(smuggled),
+         "version": str(goal_b.version)},
+    )  # fmt: skip
+    assert web.status_code == 200 and not leaked(web.content.decode(), world.secrets)
+    assert not TargetMeasure.objects.filter(goal__organisation=b.organisation, measure__isnull=False).exists()
+    assert not cross_organisation_references()
+
+
 # --- data sources: files and databases ------------------------------------------------------------
 
 ALPHA_FILE_SECRETS = ["alpha-secret-file", "Alpha secret row 4711"]

@@ -108,7 +108,7 @@ CASES: list[tuple[str, str, int, Callable[[Any], bool]]] = [
     ("/o/alpha/members/", "web", 7, _html_has("invitee39@example.com")),
     ("/o/alpha/settings/", "web", 6, _html_has("Bulk 39 in Alpha Org")),
     ("/o/alpha/products/", "web", 13, _html_has("Bulk 39 &lt;bulk39@a.example&gt;")),
-    ("/o/alpha/alignment/", "web", 13, _html_has("Bulk 39 &lt;bulk39@a.example&gt;")),
+    ("/o/alpha/alignment/", "web", 14, _html_has("Bulk 39 &lt;bulk39@a.example&gt;")),
     ("/o/alpha/checkins/overdue/", "web", 8, _html_has("Bulk 39 &lt;bulk39@a.example&gt;")),
     ("/o/alpha/notifications/", "web", 6, _html_has("No notifications.")),
     ("/accounts/tokens/", "web", 3, _html_has("bulk token 39")),

@@ -312,6 +312,12 @@ WEB_FORMS: dict[str, Callable[[World], WebForm]] = {
         {"name": "Trips", "baseline": "1", "target": "5", "direction": "increase"},
         w.goal,
     ),
+    "target edit": lambda w: WebForm(
+        _u("strategy:goal", goal_id=w.goal.pk),
+        _u("strategy:target_edit", goal_id=w.goal.pk, target_id=w.target.pk),
+        {"name": "Trips", "baseline": "1", "target": "6", "direction": "increase", "measure": ""},
+        w.goal,
+    ),
     "target remove": lambda w: WebForm(
         _u("strategy:goal", goal_id=w.goal.pk),
         _u("strategy:target_remove", goal_id=w.goal.pk, target_id=w.target.pk),

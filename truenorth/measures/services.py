@@ -844,8 +844,10 @@ def add_observation(
     observed_at: Any = None,
     note: str = "",
     source: str = MeasureSource.MANUAL,
+    idempotency_key: str = "",
 ) -> Observation:
-    """Record one value of a measure (now, unless observed_at says when)."""
+    """Record one value of a measure (now, unless observed_at says when). With an idempotency key
+    already used, the observation stored under it is returned and nothing is recorded twice."""
     require_writer(membership)
     measure = get_measure(membership, measure_id)
     source = _choice(source, MeasureSource.values, "source")
@@ -865,7 +867,10 @@ def add_observation(
     if errors:
         name, message = next(iter(errors[0].items()))
         raise ValidationFailed(message, field=name)
-    result = store_batch(membership, actor, clean, source=source)
+    earlier = find_batch(membership, idempotency_key) if idempotency_key else None
+    if earlier is not None:
+        return Observation.objects.filter(batch=earlier).get()
+    result = store_batch(membership, actor, clean, source=source, idempotency_key=idempotency_key)
     return Observation.objects.filter(batch=result.batch).get()
 
 

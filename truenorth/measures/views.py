@@ -34,6 +34,7 @@ from truenorth.orgs import services as org_services
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as strategy_forms
 from truenorth.strategy import services as strategy_services
+from truenorth.strategy import views as strategy_views
 from truenorth.strategy.models import Goal
 
 OBSERVATION_ROWS = 200
@@ -235,6 +236,7 @@ def _measure_page(
             "correction_id": correction_id,
             "correction_form": correction_form,
             **source_views.sql_context(request, membership, measure, query_form),
+            **strategy_views.measure_goals_context(membership, measure),
         },
         status=status,
     )

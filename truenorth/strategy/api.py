@@ -119,6 +119,10 @@ class TargetOut(Schema):
     target: float
     direction: str
     position: int
+    measure: int | None = Field(
+        description="The Value measure it tracks (its values, progress and staleness come from it); "
+        "null: values recorded on the target itself."
+    )
     current: float | None = Field(description="The latest observed value.")
     progress: float | None
 
@@ -157,6 +161,7 @@ class TreeTargetOut(Schema):
     baseline: float
     target: float
     direction: str
+    measure: int | None
     current: float | None
     progress: float | None
 
@@ -207,6 +212,9 @@ class CheckInOut(Schema):
     confidence: int
     narrative: str
     observation: ObservationOut | None
+    measure_observation: int | None = Field(
+        description="The observation this check-in recorded on the Value measure its target tracks."
+    )
     created_at: dt.datetime
 
 
@@ -302,11 +310,16 @@ class ProductPatch(In):
 
 
 class TargetIn(In):
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field("", max_length=120, description="Required unless it tracks a measure (then its name).")
     baseline: float = Field(allow_inf_nan=False)
     target: float = Field(allow_inf_nan=False)
     unit: str = Field("", max_length=30)
     direction: Direction = TargetMeasure.Direction.INCREASE
+    measure_id: ObjectId | None = Field(
+        None,
+        description="A Value measure of this organisation to track (422 for any other id); its values, "
+        "progress and staleness then come from it.",
+    )
 
 
 class NewTargetIn(TargetIn):
@@ -320,6 +333,9 @@ class TargetPatch(In):
     target: float | None = Field(None, allow_inf_nan=False)
     unit: str | None = Field(None, max_length=30)
     direction: Direction | None = None
+    measure_id: ObjectId | None = Field(
+        None, description="The Value measure to track; null stops tracking; left out, unchanged."
+    )
 
 
 class GoalIn(In):
@@ -392,6 +408,12 @@ class CheckInIn(In):
     narrative: str = Field("", max_length=2000)
     target: ObjectId | None = Field(None, description="A target measure of the goal, with a new value.")
     value: float | None = Field(None, allow_inf_nan=False)
+    idempotency_key: str = Field(
+        "",
+        max_length=100,
+        description="A retried check-in with the same key returns the first one and records nothing twice "
+        "(a linked target's value lands on its measure once).",
+    )
 
 
 class CommentIn(In):
@@ -620,6 +642,7 @@ def _target_out(t: TargetMeasure, latest: Mapping[int, float]) -> dict[str, Any]
         "target": t.target,
         "direction": t.direction,
         "position": t.position,
+        "measure": t.measure_id,
         "current": current,
         "progress": services.target_progress_of(t, current),
     }
@@ -689,6 +712,7 @@ def _checkin_out(c: CheckIn) -> dict[str, Any]:
         "confidence": c.confidence,
         "narrative": c.narrative,
         "observation": _observation_out(c.observation) if c.observation else None,
+        "measure_observation": c.measure_observation_id,
         "created_at": c.created_at,
     }
 
@@ -1285,6 +1309,7 @@ def check_in(
         narrative=payload.narrative,
         target_id=payload.target,
         value=payload.value,
+        idempotency_key=payload.idempotency_key,
     )
     return Status(201, _checkin_out(checkin))
 

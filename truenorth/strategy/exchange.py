@@ -61,7 +61,8 @@ GOAL_KEYS = (
     "links",
     "children",
 )
-TARGET_KEYS = ("name", "unit", "baseline", "target", "direction", "observations")
+TARGET_KEYS = ("name", "unit", "baseline", "target", "direction", "measure", "observations")
+MEASURE_REF_KEYS = ("name", "product")
 OBSERVATION_KEYS = ("value", "observed_at", "note")
 LINK_KEYS = ("kind", "target")
 EXTERNAL_KEYS = ("external", "product")
@@ -74,8 +75,10 @@ def export_tree(membership: Membership, product_id: int) -> dict[str, Any]:
     """The product and every goal of its tree (archived ones too) as a self-describing document."""
     product = services.get_product(membership, product_id)
     observations = TargetObservation.objects.order_by("observed_at", "id")
-    targets = TargetMeasure.objects.order_by("position", "id").prefetch_related(
-        Prefetch("observations", queryset=observations)
+    targets = (
+        TargetMeasure.objects.order_by("position", "id")
+        .select_related("measure__product")
+        .prefetch_related(Prefetch("observations", queryset=observations))
     )
     goals = list(
         Goal.objects.filter(organisation_id=membership.organisation_id, product=product)
@@ -126,6 +129,7 @@ def export_tree(membership: Membership, product_id: int) -> dict[str, Any]:
                     "baseline": float(t.baseline),
                     "target": float(t.target),
                     "direction": t.direction,
+                    "measure": _measure_ref(t),
                     "observations": [
                         {"value": float(o.value), "observed_at": o.observed_at.isoformat(), "note": o.note}
                         for o in t.observations.all()
@@ -149,6 +153,15 @@ def export_tree(membership: Membership, product_id: int) -> dict[str, Any]:
         },
         "goals": [goal_doc(g) for g in children[None]],
     }
+
+
+def _measure_ref(t: TargetMeasure) -> dict[str, Any] | None:
+    """The Value measure a target tracks, by a reference that holds across instances: its name and its
+    product's name (null: an organisation-wide measure), both unique in an organisation."""
+    m = t.measure
+    if m is None:
+        return None
+    return {"name": m.name, "product": m.product.name if m.product else None}
 
 
 def _depth_first(children: Mapping[int | None, list[Goal]]) -> Iterator[Goal]:
@@ -233,6 +246,7 @@ class _Target:
     path: str
     spec: dict[str, Any]
     observations: list[_Observation]
+    measure: tuple[str, str | None] | None = None  # (name, product name or None) of a tracked measure
 
 
 @dataclass
@@ -419,6 +433,13 @@ def _read_target(data: Any, path: str) -> _Target:
         "target": _number(raw.get("target"), f"{path}.target"),
         "direction": _string(raw.get("direction"), f"{path}.direction") or TargetMeasure.Direction.INCREASE,
     }
+    measure = None
+    if raw.get("measure") is not None:
+        ref = _mapping(raw.get("measure"), f"{path}.measure", MEASURE_REF_KEYS)
+        measure = (
+            _string(ref.get("name"), f"{path}.measure.name", required=True),
+            _optional_string(ref.get("product"), f"{path}.measure.product"),
+        )
     observations = []
     for i, o in enumerate(_list(raw.get("observations"), f"{path}.observations")):
         opath = f"{path}.observations[{i}]"
@@ -431,7 +452,7 @@ def _read_target(data: Any, path: str) -> _Target:
                 note=_string(obs.get("note"), f"{opath}.note"),
             )
         )
-    return _Target(path=path, spec=spec, observations=observations)
+    return _Target(path=path, spec=spec, observations=observations, measure=measure)
 
 
 def _read_link(data: Any, path: str) -> _Link:
@@ -514,6 +535,23 @@ def _team_ids(membership: Membership, actor: User, names: list[str]) -> list[int
     return ids
 
 
+def _tracked_measure_id(membership: Membership, target: _Target) -> int | None:
+    """The id of the measure a target's `measure` reference names in this organisation (an error naming
+    the reference's path when there is none)."""
+    if target.measure is None:
+        return None
+    from truenorth.measures.models import Measure
+
+    name, product = target.measure
+    qs = Measure.objects.filter(organisation_id=membership.organisation_id, name=name)
+    qs = qs.filter(product__isnull=True) if product is None else qs.filter(product__name=product)
+    found = qs.order_by("id").values_list("pk", flat=True).first()
+    if found is None:
+        where = f"of the product “{product}”" if product else "organisation-wide"
+        raise _fail(f"{target.path}.measure", f"No measure named “{name}” {where} in this organisation.")
+    return found
+
+
 def _external_goal(membership: Membership, link: _Link, exclude_product: Product) -> Goal:
     qs = Goal.objects.filter(organisation_id=membership.organisation_id, title=link.external).exclude(
         product=exclude_product
@@ -557,6 +595,7 @@ def import_tree(
         )
 
     created: dict[str, Goal] = {}
+    tracked = {t.path: _tracked_measure_id(membership, t) for g in _walk(goals) for t in g.targets}
 
     def create(goal: _Goal, parent: Goal | None) -> None:
         owner_id = _owner_id(membership, goal.owner, f"{goal.path}.owner")
@@ -577,6 +616,10 @@ def import_tree(
                     services.record_observation(
                         membership, actor, measure.pk, obs.value, observed_at=obs.observed_at, note=obs.note
                     )
+            # Linked after its own values are kept (a linked target takes values from its measure only).
+            if tracked[target.path] is not None:
+                with _at(target.path, _exactly(f"{target.path}.measure")):
+                    services.update_target(membership, actor, measure.pk, {"measure_id": tracked[target.path]})
         for child in goal.children:
             create(child, created[goal.key])
 

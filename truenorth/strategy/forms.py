@@ -6,6 +6,7 @@ lands on the field the person typed into (see core.access.apply_error).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,7 @@ Choices = list[tuple[str, str]]
 
 LEVEL_AUTO: Choices = [("", "Automatic (one level below its parent)")]
 NOBODY: Choices = [("", "— nobody yet —")]
+NO_MEASURE = ("", "— none: values recorded on the goal —")
 NO_PARENT: Choices = [("", "— none: top of the tree —")]
 
 
@@ -96,18 +98,27 @@ class GoalForm(forms.Form):
     target_direction = forms.ChoiceField(
         choices=TargetMeasure.Direction.choices, required=False, label="Direction"
     )
+    target_measure = forms.ChoiceField(
+        required=False,
+        label="Tracks Value measure",
+        help_text="Its observations then give the target's values, progress and staleness.",
+    )
 
     # The services name the inline target's errors "targets.0.<field>".
     ALIASES = {f"targets.0.{f}": f"target_{f}" for f in ("name", "unit", "baseline", "target", "direction")}
+    ALIASES["targets.0.measure_id"] = "target_measure"
 
-    def __init__(self, *args: Any, owners: Choices, parents: Choices, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, owners: Choices, parents: Choices, measures: Choices | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         set_choices(self.fields["owner"], owners)
         set_choices(self.fields["parent"], parents)
+        set_choices(self.fields["target_measure"], [NO_MEASURE, *(measures or [])])
 
     def targets(self) -> list[dict[str, Any]]:
         data = self.cleaned_data
-        given = [data.get(f"target_{f}") for f in ("name", "unit", "baseline", "target")]
+        given = [data.get(f"target_{f}") for f in ("name", "unit", "baseline", "target", "measure")]
         if not any(v not in (None, "") for v in given):
             return []
         return [
@@ -117,6 +128,7 @@ class GoalForm(forms.Form):
                 "baseline": data.get("target_baseline"),
                 "target": data.get("target_target"),
                 "direction": data.get("target_direction") or TargetMeasure.Direction.INCREASE,
+                "measure_id": data.get("target_measure") or None,
             }
         ]
 
@@ -155,12 +167,31 @@ class MoveForm(forms.Form):
 
 
 class TargetForm(forms.Form):
-    name = forms.CharField(max_length=120, label="Measure")
-    version = VersionField()  # the goal's: adding a target changes the goal
+    """Add or change a target measure; it may track a Value measure (the goal's product's and the
+    organisation-wide ones are offered; name and unit may then stay empty: they come from it)."""
+
+    name = forms.CharField(max_length=120, required=False, label="Measure")
+    version = VersionField()  # the goal's: adding or changing a target changes the goal
     unit = forms.CharField(max_length=30, required=False, label="Unit")
     baseline = forms.FloatField(label="Baseline")
     target = forms.FloatField(label="Target value")
     direction = forms.ChoiceField(choices=TargetMeasure.Direction.choices, label="Direction")
+    measure = forms.ChoiceField(
+        required=False,
+        label="Tracks Value measure",
+        help_text="Its observations then give this target's values, progress and staleness.",
+    )
+
+    def __init__(self, *args: Any, measures: Choices | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        set_choices(self.fields["measure"], [NO_MEASURE, *(measures or [])])
+
+    def spec(self) -> dict[str, Any]:
+        """The service's target spec (an empty measure choice unlinks)."""
+        data = dict(self.cleaned_data)
+        data.pop("version", None)
+        data["measure_id"] = data.pop("measure") or None
+        return data
 
 
 class CheckInForm(forms.Form):
@@ -171,10 +202,14 @@ class CheckInForm(forms.Form):
     )
     target = forms.ChoiceField(required=False, label="New value for")
     value = forms.FloatField(required=False, label="Value")
+    # A fresh key per rendered form: submitting it twice records the check-in (and its value) once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, required=False, max_length=100)
 
     def __init__(self, *args: Any, targets: Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         set_choices(self.fields["target"], [("", "— no new value —"), *targets])
+        if not self.is_bound:
+            self.initial.setdefault("idempotency_key", uuid.uuid4().hex)
 
 
 class CommentForm(forms.Form):

@@ -230,11 +230,24 @@ class CheckIn(models.Model):
     observation = models.ForeignKey(
         TargetObservation, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The value recorded on the Value measure a linked target tracks (PROTECT: evidence is never rewritten).
+    measure_observation = models.ForeignKey(
+        "measures.Observation", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The client's key for this check-in (the form sends one): a repeated request is answered with it.
+    idempotency_key = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ("-created_at", "-id")
         indexes = [models.Index(fields=("goal", "-created_at"))]
+        constraints = [
+            models.UniqueConstraint(
+                fields=("goal", "idempotency_key"),
+                condition=~models.Q(idempotency_key=""),
+                name="unique_checkin_idempotency_key",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} ({self.confidence}/10) on {self.goal}"

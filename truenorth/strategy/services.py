@@ -11,9 +11,9 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import CharField, Count, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -47,6 +47,9 @@ from truenorth.strategy.models import (
     Team,
     WorkItem,
 )
+
+if TYPE_CHECKING:
+    from truenorth.measures.models import Measure
 
 PRODUCT_FIELDS = ("name", "vision", "product_goal", "owner", "archived_at")
 GOAL_FIELDS = (
@@ -349,6 +352,47 @@ class TargetSpec:
     target: float
     unit: str = ""
     direction: str = TargetMeasure.Direction.INCREASE
+    # A Value measure the target tracks (progress, check-in values and staleness then come from it).
+    measure_id: int | None = None
+
+
+def trackable_measures(membership: Membership, product_id: int | None) -> QuerySet[Measure]:
+    """The live measures a target of a goal in this product (None: organisation level) may track:
+    the organisation's measures of that product, and its organisation-wide ones."""
+    from truenorth.measures.models import Measure
+
+    qs = Measure.objects.filter(organisation_id=membership.organisation_id, archived_at__isnull=True)
+    scope = Q(product__isnull=True) if product_id is None else Q(product__isnull=True) | Q(product_id=product_id)
+    return qs.filter(scope).select_related("product").order_by("product_id", "name", "id")
+
+
+def _tracked_measure(membership: Membership, measure_id: Any, field: str) -> Measure | None:
+    """The measure a target may track: of the same organisation (another's is "no such measure", never
+    revealed) and live. The UI offers the goal's product's and the organisation-wide measures first;
+    any product's measure of the organisation may be tracked (an imported tree keeps its links)."""
+    from truenorth.measures.models import Measure
+
+    if measure_id in (None, ""):
+        return None
+    pk = _whole(measure_id, field, "a measure id")
+    measure = Measure.objects.filter(pk=pk, organisation_id=membership.organisation_id).first()
+    if measure is None:
+        raise ValidationFailed("No such measure in this organisation.", field=field)
+    if measure.archived_at is not None:
+        raise ValidationFailed(f"“{measure.name}” is archived: restore it to track it.", field=field)
+    return measure
+
+
+def _with_measure_defaults(raw: Mapping[str, Any], measure: Measure | None) -> Mapping[str, Any]:
+    """A target that tracks a measure may leave its name and unit empty: they come from the measure."""
+    if measure is None:
+        return raw
+    filled = dict(raw)
+    if not str(filled.get("name") or "").strip():
+        filled["name"] = measure.name
+    if not str(filled.get("unit") or "").strip():
+        filled["unit"] = measure.unit
+    return filled
 
 
 def _clean_target(spec: TargetSpec | Mapping[str, Any], index: int | None = None) -> TargetSpec:
@@ -376,7 +420,20 @@ def _clean_target(spec: TargetSpec | Mapping[str, Any], index: int | None = None
         target=target,
         unit=_text(raw.get("unit"), f"{prefix}unit", max_length=30),
         direction=direction,
+        measure_id=raw.get("measure_id"),
     )
+
+
+def _resolved_target(
+    membership: Membership, spec: TargetSpec | Mapping[str, Any], index: int | None = None
+) -> tuple[TargetSpec, Measure | None]:
+    """Clean a target spec and resolve the measure it tracks (checked against the organisation)."""
+    raw = spec if isinstance(spec, Mapping) else spec.__dict__
+    prefix = f"targets.{index}." if index is not None else ""
+    measure = _tracked_measure(membership, raw.get("measure_id"), f"{prefix}measure_id")
+    clean = _clean_target(_with_measure_defaults(raw, measure), index)
+    clean.measure_id = measure.pk if measure is not None else None
+    return clean, measure
 
 
 @transaction.atomic
@@ -406,7 +463,8 @@ def create_goal(
         level = NEXT_LEVEL[Goal.Level(parent.level)] if parent else Goal.Level.STRATEGIC
     level = _choice(level, Goal.Level.values, "level")
     _check_level(level, parent)
-    clean_targets = [_clean_target(t, i) for i, t in enumerate(targets)]
+    resolved = [_resolved_target(membership, t, i) for i, t in enumerate(targets)]
+    clean_targets = [clean for clean, _ in resolved]
     siblings = Goal.objects.filter(organisation_id=membership.organisation_id, product=product, parent=parent)
     position = (siblings.aggregate(m=Max("position"))["m"] or 0) + 1 if siblings.exists() else 0
     goal = Goal.objects.create(
@@ -427,15 +485,16 @@ def create_goal(
         TargetMeasure.objects.create(goal=goal, position=i, **t.__dict__)
     changes = diff({}, _goal_snapshot(goal))
     if clean_targets:
-        changes["targets"] = {"old": None, "new": [_target_text(t) for t in clean_targets]}
+        changes["targets"] = {"old": None, "new": [_target_text(t, m) for t, m in resolved]}
     record(membership.organisation, goal, actor, HistoryEntry.Action.CREATED, changes)
     return goal
 
 
-def _target_text(t: TargetSpec | TargetMeasure) -> str:
+def _target_text(t: TargetSpec | TargetMeasure, measure: Measure | None = None) -> str:
     unit = f" {t.unit}" if t.unit else ""
     arrow = "↑" if t.direction == TargetMeasure.Direction.INCREASE else "↓"
-    return f"{t.name}: {t.baseline:g} → {t.target:g}{unit} ({arrow})"
+    tracks = f", tracks measure “{measure.name}”" if measure is not None else ""
+    return f"{t.name}: {t.baseline:g} → {t.target:g}{unit} ({arrow}{tracks})"
 
 
 def _locked_goal(membership: Membership, goal_id: int, version: int | None) -> Goal:
@@ -669,11 +728,15 @@ def add_target(
 ) -> TargetMeasure:
     require_writer(membership)
     goal = _locked_goal(membership, goal_id, version)
-    clean = _clean_target(spec)
+    clean, measure = _resolved_target(membership, spec)
     position = goal.targets.count()
     target = TargetMeasure.objects.create(goal=goal, position=position, **clean.__dict__)
     _save_goal(
-        membership, actor, goal, _goal_snapshot(goal), {"targets": {"old": None, "new": _target_text(target)}}
+        membership,
+        actor,
+        goal,
+        _goal_snapshot(goal),
+        {"targets": {"old": None, "new": _target_text(target, measure)}},
     )
     return target
 
@@ -690,13 +753,15 @@ def update_target(
     require_writer(membership)
     target = _get_target(membership, target_id)
     goal = _locked_goal(membership, target.goal_id, version)
-    old_text = _target_text(target)
+    old_text = _target_text(target, target.measure)
     merged = {f: getattr(target, f) for f in TARGET_FIELDS} | {k: v for k, v in spec.items() if v is not None}
-    clean = _clean_target(merged)
+    # `measure_id` given as None (or "") unlinks the target; left out, the link stays as it is.
+    merged["measure_id"] = spec["measure_id"] if "measure_id" in spec else target.measure_id
+    clean, measure = _resolved_target(membership, merged)
     for key, value in clean.__dict__.items():
         setattr(target, key, value)
     target.save()
-    new_text = _target_text(target)
+    new_text = _target_text(target, measure)
     if new_text != old_text:
         _save_goal(
             membership, actor, goal, _goal_snapshot(goal), {"targets": {"old": old_text, "new": new_text}}
@@ -871,12 +936,36 @@ def stale_target_ids(targets: Iterable[TargetMeasure], now: dt.datetime | None =
     if not by_measure:
         return set()
     now = now or timezone.now()
+    # An archived measure takes no new observation, so a target tracking it is stale as well.
     rows = (
-        Measure.objects.filter(pk__in=list(by_measure), archived_at__isnull=True)
+        Measure.objects.filter(pk__in=list(by_measure))
         .annotate(last=Max("observations__observed_at", filter=Q(observations__superseded=False)))
-        .values_list("pk", "cadence_days", "last")
+        .values_list("pk", "cadence_days", "last", "archived_at")
     )
-    return {tid for pk, cadence, last in rows if is_stale(last, cadence, now) for tid in by_measure[pk]}
+    return {
+        tid
+        for pk, cadence, last, archived_at in rows
+        if archived_at is not None or is_stale(last, cadence, now)
+        for tid in by_measure[pk]
+    }
+
+
+def goals_tracking(membership: Membership, measure_id: int) -> list[tuple[TargetMeasure, float | None]]:
+    """The live goals' target measures that track this Value measure, with each goal's progress
+    (a fixed number of queries, however many goals track it)."""
+    targets = list(
+        TargetMeasure.objects.filter(
+            measure_id=measure_id,
+            goal__organisation_id=membership.organisation_id,
+            goal__archived_at__isnull=True,
+        )
+        .select_related("goal", "goal__product", "goal__owner")
+        .order_by("goal__title", "goal_id", "position", "id")
+    )
+    if not targets:
+        return []
+    progress = progress_for_org(membership.organisation_id)
+    return [(t, progress[t.goal_id].value if t.goal_id in progress else None) for t in targets]
 
 
 def target_progress_of(target: TargetMeasure, current: float | None) -> float | None:
@@ -1002,8 +1091,13 @@ def check_in(
     narrative: str = "",
     target_id: int | None = None,
     value: Any = None,
+    idempotency_key: str = "",
 ) -> CheckIn:
-    """The goal's owner (or an admin) records how an active goal is going, optionally with a new value."""
+    """The goal's owner (or an admin) records how an active goal is going, optionally with a new value.
+
+    A new value for a target that tracks a Value measure is recorded on that measure (never as the
+    target's own value). With an idempotency key (the check-in form sends one), a repeated request
+    returns the first check-in and records nothing twice."""
     require_writer(membership)
     goal = get_goal(membership, goal_id)
     if goal.owner_id != actor.pk and not membership.can_admin:
@@ -1016,6 +1110,12 @@ def check_in(
     if not 0 <= conf <= 10:
         raise ValidationFailed("Confidence must be between 0 and 10.", field="confidence")
     observation = None
+    measure_observation = None
+    key = _text(idempotency_key, "idempotency_key", max_length=100)
+    if key:
+        earlier = CheckIn.objects.filter(goal=goal, idempotency_key=key).first()
+        if earlier is not None:
+            return earlier
     if target_id is not None or value not in (None, ""):
         if target_id is None:
             raise ValidationFailed("Choose which target measure the value is for.", field="target")
@@ -1028,19 +1128,30 @@ def check_in(
             # The value goes to the measure the target tracks (and so to every goal tracking it).
             from truenorth.measures import services as measures
 
-            measures.add_observation(
-                membership, actor, target.measure_id, value, note=f"check-in on “{goal.title}”"[:500]
+            measure_observation = measures.add_observation(
+                membership,
+                actor,
+                target.measure_id,
+                value,
+                note=f"check-in on “{goal.title}”"[:500],
+                idempotency_key=f"check-in:{goal.pk}:{key}" if key else "",
             )
         else:
             observation = record_observation(membership, actor, target.pk, value, note="check-in")
-    checkin = CheckIn.objects.create(
-        goal=goal,
-        author=actor,
-        status=status,
-        confidence=conf,
-        narrative=_text(narrative, "narrative", max_length=2000),
-        observation=observation,
-    )
+    try:
+        with transaction.atomic():
+            checkin = CheckIn.objects.create(
+                goal=goal,
+                author=actor,
+                status=status,
+                confidence=conf,
+                narrative=_text(narrative, "narrative", max_length=2000),
+                observation=observation,
+                measure_observation=measure_observation,
+                idempotency_key=key,
+            )
+    except IntegrityError:
+        raise Conflict("This check-in is being recorded already.", field="idempotency_key") from None
     record(
         membership.organisation,
         goal,

@@ -36,6 +36,7 @@ urlpatterns = [
     path(GOAL + "links/<id:link_id>/remove/", views.link_remove, name="link_remove"),
     path(GOAL + "targets/", views.target_add, name="target_add"),
     path(GOAL + "targets/<id:target_id>/remove/", views.target_remove, name="target_remove"),
+    path(GOAL + "targets/<id:target_id>/edit/", views.target_edit, name="target_edit"),
     path(GOAL + "work/", views.work_link, name="work_link"),
     path(GOAL + "work/<id:item_id>/unlink/", views.work_unlink, name="work_unlink"),
     path(ORG + "alignment/", views.alignment, name="alignment"),

@@ -331,6 +331,43 @@ def goal_children(request: HttpRequest, membership: Membership, goal_id: int) ->
 # --- goals: create, edit, move, archive -----------------------------------------------------------
 
 
+def measure_goals_context(membership: Membership, measure: Any) -> dict[str, Any]:
+    """For a Value measure's page: the goals that track it and where "Create a goal from this measure"
+    goes (its product's new-goal form, or the organisation goals' form for an organisation-wide one)."""
+    slug = membership.organisation.slug
+    if measure.product_id is not None:
+        new_goal = reverse("strategy:goal_create", args=(slug, measure.product_id))
+    else:
+        new_goal = reverse("strategy:alignment", args=(slug,))
+    anchor = "" if measure.product_id is not None else "#new-org-goal"
+    return {
+        "tracking_goals": services.goals_tracking(membership, measure.pk),
+        "new_goal_url": f"{new_goal}?measure={measure.pk}{anchor}",
+    }
+
+
+def _from_measure(membership: Membership, request: HttpRequest, product_id: int | None) -> dict[str, Any]:
+    """"Create a goal from this measure": `?measure=<id>` prefills the first target, linked to it
+    (a measure this goal may not track is ignored)."""
+    raw = request.GET.get("measure", "")
+    if not _is_id(raw):
+        return {}
+    m = services.trackable_measures(membership, product_id).filter(pk=int(raw)).first()
+    if m is None:
+        return {}
+    increase = m.direction != "lower"
+    return {
+        "title": f"Move {m.name}",
+        "target_measure": str(m.pk),
+        "target_name": m.name,
+        "target_unit": m.unit,
+        "target_baseline": m.baseline,
+        "target_target": m.target,
+        "target_direction": "increase" if increase else "decrease",
+        "target_date": m.target_date,
+    }
+
+
 def _create_goal(
     request: HttpRequest, membership: Membership, form: f.GoalForm, product_id: int | None
 ) -> Goal | None:
@@ -362,11 +399,13 @@ def goal_create(request: HttpRequest, membership: Membership, product_id: int) -
     services.require_writer(membership)
     item = services.get_product(membership, product_id)
     initial = {"parent": request.GET.get("parent", ""), "owner": str(current_user(request).pk)}
+    initial |= _from_measure(membership, request, item.pk)
     form = f.GoalForm(
         request.POST or None,
         initial=initial,
         owners=_owners(membership),
         parents=_tree_goals(membership, item.pk),
+        measures=_measure_choices(membership, item.pk),
     )
     if request.method == "POST":
         goal = _create_goal(request, membership, form, item.pk)
@@ -529,9 +568,24 @@ def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bou
     user = current_user(request)
     goal = services.get_goal(membership, goal_id)
     progress = services.progress_for_org(org.pk)
-    targets = list(goal.targets.all())
+    targets = list(goal.targets.select_related("measure__product"))
     latest = services.latest_values(t.pk for t in targets)
-    target_rows = [(t, latest.get(t.pk), services.target_progress_of(t, latest.get(t.pk))) for t in targets]
+    measure_choices = _measure_choices(membership, goal.product_id) if membership.can_write else []
+
+    def edit_form(t: TargetMeasure) -> f.TargetForm | None:
+        if not membership.can_write:
+            return None
+        if bound.get(f"target-{t.pk}"):
+            return cast(f.TargetForm, bound[f"target-{t.pk}"])
+        t.goal = goal
+        choices = measure_choices
+        if t.measure_id is not None and str(t.measure_id) not in dict(measure_choices):
+            choices = _measure_choices(membership, goal.product_id, t)
+        return _target_edit_form(membership, t, goal.version, measures=choices)
+
+    target_rows = [
+        (t, latest.get(t.pk), services.target_progress_of(t, latest.get(t.pk)), edit_form(t)) for t in targets
+    ]
     by_id = {t.pk: t for t in targets}
 
     # Breadcrumb: the chain of parents up to the top of the tree (one query for the whole tree).
@@ -621,7 +675,8 @@ def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bou
         "concern_form": bound.get("concern") or f.ConcernForm(),
         "endorse_form": bound.get("endorse") or f.NoteForm(),
         "link_form": bound.get("link") or f.LinkForm(goals=link_options),
-        "target_form": bound.get("target") or f.TargetForm(initial={"version": goal.version}),
+        "target_form": bound.get("target")
+        or f.TargetForm(initial={"version": goal.version}, measures=measure_choices),
         "work_form": bound.get("work") or (f.LinkWorkForm(items=orphan_options) if orphan_options else None),
     }
     return render(request, "strategy/goal.html", context)
@@ -686,6 +741,7 @@ def checkin(request: HttpRequest, membership: Membership, goal_id: int) -> HttpR
             narrative=data["narrative"],
             target_id=f.optional_int(data["target"]),
             value=data["value"],
+            idempotency_key=data["idempotency_key"],
         )
 
     return _act(request, membership, goal_id, "checkin", form, action, "Check-in recorded.", "checkins")
@@ -859,15 +915,86 @@ def link_remove(request: HttpRequest, membership: Membership, goal_id: int, link
 @require_POST
 def target_add(request: HttpRequest, membership: Membership, goal_id: int) -> HttpResponse:
     services.require_writer(membership)
-    services.get_goal(membership, goal_id)
-    form = f.TargetForm(request.POST)
+    goal = services.get_goal(membership, goal_id)
+    form = f.TargetForm(request.POST, measures=_measure_choices(membership, goal.product_id))
 
     def action() -> object:
-        spec = dict(form.cleaned_data)
-        version = spec.pop("version")
-        return services.add_target(membership, current_user(request), goal_id, spec, version=version)
+        version = form.cleaned_data["version"]
+        return services.add_target(membership, current_user(request), goal_id, form.spec(), version=version)
 
-    return _act(request, membership, goal_id, "target", form, action, "Target measure added.", "targets")
+    return _act(
+        request, membership, goal_id, "target", form, action, "Target measure added.", "targets", TARGET_ALIASES
+    )
+
+
+TARGET_ALIASES = {"measure_id": "measure"}
+
+
+def _measure_choices(
+    membership: Membership, product_id: int | None, current: TargetMeasure | None = None
+) -> f.Choices:
+    """The Value measures offered to a target of a goal in this product: its product's and the
+    organisation-wide ones, plus the one it tracks now (so an unchanged save keeps it)."""
+    choices = [
+        (str(m.pk), f"{m.name} ({m.product.name if m.product else 'organisation-wide'})")
+        for m in services.trackable_measures(membership, product_id)[:CHOICE_ROWS]
+    ]
+    if current is not None and current.measure is not None and str(current.measure_id) not in dict(choices):
+        m = current.measure
+        choices.append((str(m.pk), f"{m.name} ({m.product.name if m.product else 'organisation-wide'})"))
+    return choices
+
+
+def _target_edit_form(
+    membership: Membership,
+    target: TargetMeasure,
+    version: int,
+    data: Any = None,
+    measures: f.Choices | None = None,
+) -> f.TargetForm:
+    initial = {
+        "name": target.name,
+        "unit": target.unit,
+        "baseline": target.baseline,
+        "target": target.target,
+        "direction": target.direction,
+        "measure": str(target.measure_id or ""),
+        "version": version,
+    }
+    return f.TargetForm(
+        data,
+        initial=initial,
+        auto_id=f"target-{target.pk}-%s",  # unique ids on a page with several targets; names stay plain
+        measures=_measure_choices(membership, target.goal.product_id, target) if measures is None else measures,
+    )
+
+
+@org_view
+@require_POST
+def target_edit(request: HttpRequest, membership: Membership, goal_id: int, target_id: int) -> HttpResponse:
+    """Change a target measure, including the Value measure it tracks (or none)."""
+    services.require_writer(membership)
+    goal = services.get_goal(membership, goal_id)
+    target = goal.targets.filter(pk=target_id).select_related("goal", "measure__product").first()
+    if target is None:
+        raise NotFound("No such target measure.")
+    form = _target_edit_form(membership, target, goal.version, request.POST)
+
+    def action() -> object:
+        version = form.cleaned_data["version"]
+        return services.update_target(membership, current_user(request), target_id, form.spec(), version=version)
+
+    return _act(
+        request,
+        membership,
+        goal_id,
+        f"target-{target_id}",
+        form,
+        action,
+        "Target measure saved.",
+        "targets",
+        TARGET_ALIASES,
+    )
 
 
 @org_view
@@ -923,9 +1050,10 @@ def alignment(request: HttpRequest, membership: Membership) -> HttpResponse:
         services.require_writer(membership)
     form = f.GoalForm(
         request.POST or None,
-        initial={"owner": str(current_user(request).pk)},
+        initial={"owner": str(current_user(request).pk)} | _from_measure(membership, request, None),
         owners=_owners(membership),
         parents=_tree_goals(membership, None),
+        measures=_measure_choices(membership, None),
     )
     if request.method == "POST":
         goal = _create_goal(request, membership, form, None)

@@ -21,10 +21,10 @@ from truenorth.strategy.models import Goal, Product, TargetMeasure, TargetObserv
 PINNED = {
     "product": 21,
     "children": 9,
-    "goal": 27,
+    "goal": 28,  # + the Value measures a target may track (issue 9 item 2)
     "products": 15,
     "dashboard": 21,  # + the Value and Validation cards (issue 9 item 8; tests/test_query_counts.py)
-    "alignment": 14,
+    "alignment": 15,  # + the Value measures the new goal's target may track
 }
 
 
