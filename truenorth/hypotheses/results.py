@@ -228,6 +228,21 @@ def explained(exc: ValidationFailed, tables: Tables, source: DataSource) -> Vali
     return ValidationFailed(f"The evidence query failed: {message}", field=field)
 
 
+def check_preview(membership: Membership, experiment_id: int, data_source_id: int | None, mapping: Any) -> None:
+    """What a mapping preview refuses before running: not an admin (403), another organisation's
+    experiment (404), no data source or a bad mapping (422)."""
+    services.get_experiment(membership, experiment_id)
+    require_query_author(membership)
+    source = (
+        DataSource.objects.filter(pk=data_source_id, organisation_id=membership.organisation_id).first()
+        if data_source_id is not None
+        else None
+    )
+    if source is None:
+        raise ValidationFailed("Choose a data source to preview.", field="data_source")
+    clean_mapping(mapping, source, membership)
+
+
 def preview_mapping(
     membership: Membership, *, data_source_id: int | None, mapping: Any
 ) -> list[dict[str, Any]]:

@@ -18,6 +18,8 @@ from truenorth.core.forms import MISSING_VERSION, posted_version
 from truenorth.evidence import mapping as evidence_mapping
 from truenorth.hypotheses import jobs, results, services
 from truenorth.hypotheses.models import ResultSnapshot
+from truenorth.jobs.models import JobStatus
+from truenorth.jobs.services import get_job
 from truenorth.measures import sources
 from truenorth.measures.services import require_query_author
 from truenorth.orgs.models import Membership
@@ -264,7 +266,32 @@ def results_page(request: HttpRequest, membership: Membership, experiment_id: in
         except (ValidationFailed, TooManyRequests) as exc:
             return _page(request, membership, experiment_id, None, error=exc.message, status=exc.status)
         return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
+    preview = request.GET.get("preview", "")
+    if preview.isdigit() and len(preview) < 18 and membership.can_admin:
+        return _preview_page(request, membership, experiment_id, int(preview))
     return _page(request, membership, experiment_id, None)
+
+
+def _preview_page(request: HttpRequest, membership: Membership, experiment_id: int, job_id: int) -> HttpResponse:
+    """The results page with a finished mapping preview job's rows and the settings it previewed."""
+    job = get_job(membership, job_id)  # 404 for another organisation's job
+    params = job.params or {}
+    if job.kind != jobs.PREVIEW_KIND or params.get("experiment_id") != experiment_id:
+        raise NotFound("No such preview.")
+    if job.status != JobStatus.SUCCEEDED:
+        return _page(request, membership, experiment_id, None, error=job.error or "The preview has not finished yet.")
+    shown = sources.unseal((job.result or {}).get("table"))
+    tables = evidence_mapping.tables_from_mapping(params.get("mapping") or None)
+    return _page(
+        request,
+        membership,
+        experiment_id,
+        None,
+        definitions_text=str(params.get("definitions_text", "")) or None,
+        mapping_values=evidence_mapping.flat(tables),
+        chosen_source=str(params.get("data_source_id") or ""),
+        preview=shown if isinstance(shown, list) else None,
+    )
 
 
 @org_view
@@ -292,8 +319,15 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
     mapping_values, mapping = _posted_mapping(request)
     if request.POST.get("action") == "preview":
         try:
-            shown = results.preview_mapping(membership, data_source_id=source_id, mapping=mapping)
-        except ValidationFailed as exc:
+            job = jobs.submit_preview(
+                membership,
+                current_user(request),
+                experiment_id,
+                data_source_id=source_id,
+                mapping=mapping,
+                definitions_text=text,
+            )
+        except (ValidationFailed, TooManyRequests) as exc:
             return _page(
                 request,
                 membership,
@@ -304,18 +338,9 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
                 definitions_text=text,
                 mapping_values=mapping_values,
                 chosen_source=raw_source,
-                status=422,
+                status=exc.status,
             )
-        return _page(
-            request,
-            membership,
-            experiment_id,
-            None,
-            definitions_text=text,
-            mapping_values=mapping_values,
-            chosen_source=raw_source,
-            preview=shown,
-        )
+        return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
     version = posted_version(request.POST)
     try:
         if version is None:

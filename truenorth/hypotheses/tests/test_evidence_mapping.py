@@ -15,6 +15,7 @@ from truenorth.core.errors import ValidationFailed
 from truenorth.evidence import synthetic
 from truenorth.hypotheses import results, services
 from truenorth.hypotheses.models import Experiment, ResultSnapshot
+from truenorth.jobs.models import Job
 from truenorth.measures import sources
 from truenorth.measures.models import DataSource
 
@@ -175,25 +176,42 @@ def _form(experiment: Experiment, **changes: str) -> dict[str, str]:
     return data
 
 
-def test_the_form_saves_the_mapping_and_previews_each_table(owner, member, experiment) -> None:
+def _preview(client: Any, experiment: Experiment, **changes: str) -> str:
+    """Press Preview: a background job (inline in tests), then its link back to the results page."""
+    url = reverse("hypotheses:evidence_settings", args=("alpha", experiment.pk))
+    submitted = client.post(url, _form(experiment, action="preview", **changes))
+    assert submitted.status_code == 302 and "/jobs/" in submitted["Location"], submitted.content[:300]
+    job = Job.objects.get(pk=int(submitted["Location"].rstrip("/").rsplit("/", 1)[1]))
+    assert job.status == "succeeded" and job.result["link"].endswith(f"?preview={job.pk}#evidence-settings")
+    assert "amount" not in json.dumps(job.result)  # the rows are sealed: only the results page shows them
+    return client.get(job.result["link"].split("#")[0]).content.decode()
+
+
+def test_the_form_saves_the_mapping_and_previews_each_table(owner, member, outsider, experiment) -> None:
     url = reverse("hypotheses:evidence_settings", args=("alpha", experiment.pk))
     page = owner.client.get(reverse("hypotheses:results", args=("alpha", experiment.pk))).content.decode()
     assert 'name="events_value" value="amount"' in page and 'placeholder="first_exposure_at"' in page
     before = experiment.version
-    preview = owner.client.post(url, _form(experiment, action="preview", events_value="order"))
-    text = preview.content.decode()
-    assert preview.status_code == 200 and 'data-testid="mapping-preview"' in text
+    text = _preview(owner.client, experiment, events_value="order")
+    assert 'data-testid="mapping-preview"' in text
     assert text.count('data-testid="preview-table"') == 1 and "<th scope=\"col\">seen_at</th>" in text
     assert "no column `order` in the event table `raw/clicks.parquet`" in text
+    assert 'name="events_value" value="order"' in text  # what was typed comes back with the rows
     experiment.refresh_from_db()
     assert experiment.version == before and experiment.evidence_mapping["events"]["value"] == "amount"
-    preview = owner.client.post(url, _form(experiment, action="preview")).content.decode()
+    preview = _preview(owner.client, experiment)
     assert preview.count('data-testid="preview-table"') == 2
     assert "page_view" in preview and ("<td>control</td>" in preview or "<td>treatment</td>" in preview)
-    broken = owner.client.post(url, _form(experiment, action="preview", events_at="when"))
-    assert "no column `when` in the event table" in broken.content.decode()
-    assert 'data-testid="preview-error"' in broken.content.decode()
+    broken = _preview(owner.client, experiment, events_at="when")
+    assert "no column `when` in the event table" in broken and 'data-testid="preview-error"' in broken
     assert member.client.post(url, _form(experiment, action="preview")).status_code == 403
+    # A member sees no rows through the link; nor does another organisation (404).
+    job = Job.objects.filter(kind="experiment.mapping_preview").latest("pk")
+    results_url = reverse("hypotheses:results", args=("alpha", experiment.pk))
+    assert 'data-testid="mapping-preview"' not in member.client.get(f"{results_url}?preview={job.pk}").content.decode()
+    assert outsider.client.get(f"{results_url}?preview={job.pk}").status_code == 404
+    no_source = owner.client.post(url, _form(experiment, action="preview", data_source=""))
+    assert no_source.status_code == 422 and "Choose a data source to preview." in no_source.content.decode()
     saved = owner.client.post(url, _form(experiment, events_value="amount", events_at="ts", events_name="kind"))
     assert saved.status_code == 302
     bad = owner.client.post(url, _form(experiment, events_table="x; DROP TABLE y"))
