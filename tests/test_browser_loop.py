@@ -113,6 +113,12 @@ def _wait_for_job(page: Page) -> None:
     expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
 
 
+def _shot(page: Page, name: str) -> None:
+    """A screenshot for a human to look at (tests/test_browser.py may empty the parent directory)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name), full_page=True)
+
+
 def _card_button(page: Page, state: str, title: str, label: str) -> None:
     card = page.get_by_test_id(f"column-{state}").locator(".hyp-card").filter(has_text=title)
     card.get_by_role("button", name=re.compile(label)).click()
@@ -122,7 +128,6 @@ def test_a_product_manager_runs_the_whole_loop_on_an_empty_instance(
     empty_instance: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(test_browser_vision, "SCENARIO_TIMEOUT", SCENARIO_TIMEOUT)
-    SHOTS.mkdir(parents=True, exist_ok=True)
 
     def scenario(browser: Browser) -> None:
         with _web(browser, empty_instance) as web, _web(browser, empty_instance) as other:
@@ -271,6 +276,7 @@ def test_a_product_manager_runs_the_whole_loop_on_an_empty_instance(
             page.get_by_role("button", name="Save hypothesis").click()
             expect(page.get_by_test_id("hypothesis-title")).to_have_text(hypothesis)
             expect(page.get_by_test_id("hypothesis-state")).to_have_text("Draft")
+            expect(page.locator("hgroup").get_by_role("link", name=TACTICAL)).to_be_visible()  # line of sight
             hypothesis_url = page.url
             page.locator(".breadcrumb").get_by_role("link", name="Hypotheses", exact=True).click()
             _card_button(page, "draft", hypothesis, r"→ ready")
@@ -343,7 +349,7 @@ def test_a_product_manager_runs_the_whole_loop_on_an_empty_instance(
             expect(primary).to_contain_text("treatment")
             expect(primary).to_contain_text("Relative: +100.0%")  # 40 % against 20 %
             expect(primary.get_by_test_id("p-relative")).to_contain_text("p = < 0.0001")
-            page.screenshot(path=str(SHOTS / "results-1280.png"), full_page=True)
+            _shot(page, "results-1280.png")
 
             # 7. Conclude with a decision and a learning; the goal page shows the decision.
             page.goto(hypothesis_url)
@@ -390,7 +396,7 @@ def test_a_product_manager_runs_the_whole_loop_on_an_empty_instance(
             lint = page.locator("#lint")
             expect(lint.get_by_role("heading", name="Goal lint")).to_be_visible()
             expect(lint).to_contain_text(re.compile(r"\d+ findings? \(\d+ errors?\)|No findings"))
-            page.screenshot(path=str(SHOTS / "product-1280.png"), full_page=True)
+            _shot(page, "product-1280.png")
             page.goto(dashboard_url)
             expect(page.get_by_test_id("dashboard-title")).to_have_text(ORG)
 
