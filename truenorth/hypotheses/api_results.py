@@ -150,6 +150,6 @@ def set_evidence(
         "data_source": e.data_source_id,
         "experiment_key": e.evidence_key,
         "metric_definitions": e.metric_definitions,
-        "mapping": e.evidence_mapping,
+        "mapping": {"assignments": {}, "events": {}, **(e.evidence_mapping or {})},
         "version": e.version,
     }

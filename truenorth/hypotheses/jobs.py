@@ -75,6 +75,7 @@ def submit_preview(
     data_source_id: int | None,
     mapping: dict[str, Any],
     definitions_text: str = "",
+    evidence_key: str = "",
 ) -> Job:
     """Preview the mapped tables of an experiment's evidence settings being edited, as a background job
     (admins only: it runs on the data source). Refuses at once (403, 404, 422) what may not or cannot
@@ -86,6 +87,7 @@ def submit_preview(
         "data_source_id": data_source_id,
         "mapping": mapping,
         "definitions_text": definitions_text[:100_000],
+        "evidence_key": evidence_key[:1_000],
     }
     return submit(membership, actor, PREVIEW_KIND, params)
 

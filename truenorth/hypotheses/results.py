@@ -130,7 +130,9 @@ def configure_evidence(
         experiment.evidence_key = key
         experiment.metric_definitions = definitions
         if mapping is not None:
-            experiment.evidence_mapping = evidence_mapping.mapping_of(tables, only_changed=True)
+            changed = evidence_mapping.mapping_of(tables, only_changed=True)
+            # Stored in one normal form (no empty sections), so saving the defaults again changes nothing.
+            experiment.evidence_mapping = {section: keys for section, keys in changed.items() if keys}
         experiment.save(
             update_fields=["data_source", "evidence_key", "metric_definitions", "evidence_mapping"]
         )

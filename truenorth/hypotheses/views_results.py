@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 from typing import Any
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from truenorth.core.access import current_user, org_view
@@ -23,7 +26,7 @@ from truenorth.jobs.services import get_job
 from truenorth.measures import sources
 from truenorth.measures.services import require_query_author
 from truenorth.orgs.models import Membership
-from truenorth.stats.engine import CORRECTION_NAMES
+from truenorth.stats.engine import CORRECTION_NAMES, format_p_value
 
 LIST_ROWS = 50
 
@@ -39,6 +42,7 @@ def _page(
     definitions_text: str | None = None,
     mapping_values: dict[str, str] | None = None,
     chosen_source: str | None = None,
+    evidence_key: str | None = None,
     preview: list[dict[str, Any]] | None = None,
     status: int = 200,
 ) -> HttpResponse:
@@ -66,6 +70,7 @@ def _page(
             "rows": rows,
             "srm": computed.results.get("srm", {}) if computed else {},
             "freshness": computed.results.get("freshness") if computed else None,
+            "freshness_at": _instant(computed.results.get("freshness")) if computed else None,
             "chart": results.effect_chart(computed) if computed else None,
             "imported_results": json.dumps(chosen.results, indent=2, sort_keys=True)
             if chosen is not None and chosen.is_imported
@@ -92,6 +97,8 @@ def _page(
             "chosen_source": chosen_source
             if chosen_source is not None
             else str(experiment.data_source_id or ""),
+            # What was typed (a failed save, a preview) rather than what is saved.
+            "evidence_key": evidence_key if evidence_key is not None else experiment.evidence_key,
             "preview": preview,
         },
         status=status,
@@ -167,14 +174,26 @@ def _format(row: dict[str, Any]) -> None:
         fmt = lambda x: "—" if x is None else f"{x:.4g}"  # noqa: E731
         row["effect_text"] = fmt(row.get("effect"))
         row["ci_text"] = f"{fmt(row.get('ci_low_adjusted'))} to {fmt(row.get('ci_high_adjusted'))}"
-    p = row.get("p_value_adjusted")
-    row["p_text"] = "—" if p is None else ("< 0.0001" if p < 0.0001 else f"{p:.3g}")
+    row["p_text"] = _p_text(row.get("p_value_adjusted"))
     row["chance_text"] = _pct(row.get("chance_to_win"))
     row["scales"] = _scales(row, bayes)
 
 
+def _instant(value: Any) -> dt.datetime | None:
+    """The data's freshness (stored as ISO text) as a time the page can format; None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        return None
+
+
 def _p_text(p: Any) -> str:
-    return "—" if p is None else ("< 0.0001" if p < 0.0001 else f"{p:.3g}")
+    """"p = 0.0368" or "p < 0.0001": the wording of the sentences and the CLI (one formatter)."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "p: —"
+    return format_p_value(float(p))
 
 
 def _scales(row: dict[str, Any], bayes: bool) -> list[dict[str, Any]]:
@@ -290,6 +309,7 @@ def _preview_page(request: HttpRequest, membership: Membership, experiment_id: i
         definitions_text=str(params.get("definitions_text", "")) or None,
         mapping_values=evidence_mapping.flat(tables),
         chosen_source=str(params.get("data_source_id") or ""),
+        evidence_key=str(params["evidence_key"]) if "evidence_key" in params else None,
         preview=shown if isinstance(shown, list) else None,
     )
 
@@ -317,6 +337,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
     require_query_author(membership)
     source_id = int(raw_source) if raw_source.isdigit() and len(raw_source) < 18 else None
     mapping_values, mapping = _posted_mapping(request)
+    evidence_key = request.POST.get("evidence_key", "")[:1_000]
     if request.POST.get("action") == "preview":
         try:
             job = jobs.submit_preview(
@@ -326,6 +347,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
                 data_source_id=source_id,
                 mapping=mapping,
                 definitions_text=text,
+                evidence_key=evidence_key,
             )
         except (ValidationFailed, TooManyRequests) as exc:
             return _page(
@@ -338,6 +360,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
                 definitions_text=text,
                 mapping_values=mapping_values,
                 chosen_source=raw_source,
+                evidence_key=evidence_key,
                 status=exc.status,
             )
         return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
@@ -356,7 +379,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
             current_user(request),
             experiment_id,
             data_source_id=source_id,
-            evidence_key=request.POST.get("evidence_key", ""),
+            evidence_key=evidence_key,
             metric_definitions=definitions,
             mapping=mapping,
             version=version,
@@ -372,6 +395,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
             definitions_text=text,
             mapping_values=mapping_values,
             chosen_source=raw_source,
+            evidence_key=evidence_key,
             status=422,
         )
     messages.success(request, "Evidence settings saved.")

@@ -537,7 +537,12 @@ def sentence(row: ResultRow) -> str:
         else:
             lo, hi = row.ci_low_adjusted, row.ci_high_adjusted
             kind = "always-valid CI" if row.method.startswith("sequential") else "CI"
-            corr = f", {CORRECTION_NAMES[row.correction]}-corrected" if row.correction else ""
+            # Named only when the p-value was corrected with others (a family of one is left as it is).
+            corr = (
+                f", {CORRECTION_NAMES[row.correction]}-corrected"
+                if row.correction and row.family_size > 1
+                else ""
+            )
             p_text = _p(row.p_value_adjusted) + corr
             if row.significant:
                 verb = "increased" if est > 0 else "decreased"

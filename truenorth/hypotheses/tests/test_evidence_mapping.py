@@ -240,3 +240,15 @@ def test_the_api_sets_and_returns_the_mapping(owner, experiment) -> None:
     assert owner.api().put(path, json.dumps(kept), content_type="application/json").json()["mapping"] == (
         ok.json()["mapping"]
     )
+
+
+def test_the_typed_experiment_key_comes_back_after_a_preview_and_a_failed_save(owner, experiment) -> None:
+    """The form shows what the admin typed, not the saved key, so pressing Save after either keeps it."""
+    url = reverse("hypotheses:evidence_settings", args=("alpha", experiment.pk))
+    page = _preview(owner.client, experiment, evidence_key="typed-but-not-saved")
+    assert 'name="evidence_key" value="typed-but-not-saved"' in page
+    failed = owner.client.post(url, _form(experiment, evidence_key="typed-again", metric_definitions="[{"))
+    assert failed.status_code == 422
+    assert 'name="evidence_key" value="typed-again"' in failed.content.decode()
+    experiment.refresh_from_db()
+    assert experiment.evidence_key not in {"typed-but-not-saved", "typed-again"}

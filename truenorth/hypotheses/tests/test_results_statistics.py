@@ -173,3 +173,19 @@ def test_the_results_command_says_what_correction_it_applied(capsys, monkeypatch
     out, _ = capsys.readouterr()
     assert "Correction: Holm across 4 metrics" in out
     assert main(["hypotheses", "results", str(experiment.pk), "--family", "roles", *who]) == 2
+
+
+def test_the_page_writes_p_values_and_corrections_as_the_sentences_do(member, experiment) -> None:
+    """One formatter for p-values ("p < 0.0001", never "p = < 0.0001"); a metric alone in its role is not
+    called corrected in its sentence, since nothing was corrected; the caption ends its sentence."""
+    results.compute_results(member.membership, member.user, experiment.pk)
+    snapshot = services.headline_snapshot(member.membership, experiment.pk)
+    assert snapshot is not None
+    primary = [r for r in snapshot.results["rows"] if r["family"] == "primary"]
+    assert primary and all("-corrected" not in r["sentence"] for r in primary)
+    secondary = [r for r in snapshot.results["rows"] if r["family"] == "secondary"]
+    assert any("Holm-corrected" in r["sentence"] for r in secondary)
+    page = member.client.get(_url(experiment)).content.decode()
+    assert "p = &lt;" not in page and "p = <" not in page
+    assert re.search(r'data-testid="p-relative">p (=|&lt;) ', page)
+    assert "uncorrected (one metric)." in page or "metrics. Each p-value" in page
