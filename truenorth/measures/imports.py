@@ -399,6 +399,16 @@ def _resolve(
             errors[index] = RowError(
                 row.line, "measure", f"No measure called “{key[:60]}” (nor with that id)."
             )
+    for index, measure in list(resolved.items()):
+        if measure.source in services.FED_SOURCES:
+            # Its values come from refreshing it (SQL query or formula), never from a file.
+            del resolved[index]
+            errors[index] = RowError(
+                rows[index].line,
+                "measure",
+                f"“{measure.name}” is fed by {measure.get_source_display().lower()}: its values come from "
+                "refreshing it, not from a file.",
+            )
     return resolved, errors
 
 

@@ -832,6 +832,13 @@ def add_observations(
             field=first,
             errors=flat,
         )
+    for row in clean:
+        if row.measure.source in FED_SOURCES and row.measure.source != source:
+            raise ValidationFailed(
+                f"“{row.measure.name}” is fed by {row.measure.get_source_display().lower()}: its values come "
+                "from refreshing it, not from a batch; nothing was saved.",
+                field=f"rows[{row.index}].measure",
+            )
     return store_batch(membership, actor, clean, source=source, idempotency_key=key)
 
 

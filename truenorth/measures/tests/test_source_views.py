@@ -328,3 +328,23 @@ def test_the_api_refuses_a_manual_observation_on_a_sql_measure_with_422(member, 
     )
     assert response.status_code == 422
     assert "not from manual entry" in response.json()["detail"]
+
+
+def test_a_batch_or_a_file_cannot_feed_a_sql_measure_either(member, sql_measure):
+    """Manual entry is refused on every way in, not only the single observation: a batch names the row
+    and stores nothing; a file reports the row and stores none of it."""
+    from truenorth.measures import imports
+
+    batch = member.api().post(
+        f"/api/v1/orgs/{SLUG}/observations/batch",
+        {"observations": [{"measure": sql_measure.pk, "value": 3, "observed_at": "2026-01-01T00:00:00Z"}]},
+        content_type="application/json",
+    )
+    assert batch.status_code == 422, batch.content
+    assert batch.json()["errors"][0]["field"] == "observations.0.measure"
+    assert "not from a batch" in batch.json()["detail"]
+    content = f"measure,observed_at,value\n{sql_measure.pk},2026-01-02T00:00:00Z,4\n".encode()
+    result = imports.run_import(member.membership, member.user, "values.csv", content)
+    assert result.created == 0
+    assert any("refreshing it, not from a file" in e.message for e in result.errors)
+    assert not Observation.objects.filter(measure=sql_measure).exists()
