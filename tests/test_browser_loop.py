@@ -24,6 +24,7 @@ import pytest
 import test_browser_vision
 from playwright.sync_api import Browser, Page, expect
 from test_browser import STARTUP_TIMEOUT
+from test_browser_sources import add_duckdb_source, new_sql_measure
 from test_browser_vision import _new_goal, _run, _web
 
 pytestmark = pytest.mark.browser
@@ -212,24 +213,10 @@ def test_a_product_manager_runs_the_whole_loop_on_an_empty_instance(
             assert directory.is_dir(), directory
             _write_signups(directory)
             _write_events(directory)
-            page.get_by_label(re.compile(r"^Name")).fill("Shop warehouse")
-            page.get_by_label(re.compile(r"^Kind")).select_option("duckdb")
-            page.get_by_label(re.compile(r"^DuckDB file")).fill("signups.duckdb")
-            page.get_by_role("button", name="Add data source").click()
-            expect(page.get_by_test_id("source-title")).to_have_text("Shop warehouse")
-            page.get_by_test_id("source-test").click()
-            expect(page.get_by_test_id("source-test-result")).to_have_text(
-                f"Opened DuckDB {directory / 'signups.duckdb'} read-only."
+            add_duckdb_source(page, "Shop warehouse", "signups.duckdb")
+            new_sql_measure(
+                page, measures_url, "Daily sign-ups", "Shop warehouse (DuckDB)", "SELECT day, n FROM daily_signups"
             )
-            page.goto(measures_url)
-            page.get_by_test_id("new-sql-measure").click()
-            page.get_by_label(re.compile(r"^Name")).fill("Daily sign-ups")
-            page.get_by_label(re.compile(r"^Key Value Area")).select_option(label="Current Value")
-            page.get_by_label(re.compile(r"^Data source")).select_option(label="Shop warehouse (DuckDB)")
-            page.get_by_label(re.compile(r"^Query")).fill("SELECT day, n FROM daily_signups")
-            page.get_by_role("button", name="Create SQL measure").click()
-            expect(page.get_by_test_id("measure-title")).to_have_text("Daily sign-ups")
-            expect(page.get_by_test_id("last-refresh")).to_have_text("never")
             measure_url = page.url
             page.get_by_test_id("refresh-now").click()
             _wait_for_job(page)

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 from test_browser import ADMIN, STARTUP_TIMEOUT
 from test_browser_vision import SHOTS, _run, _signed_in, _web
 
@@ -60,6 +60,33 @@ def _write_signups(directory: Path) -> None:
         conn.close()  # closed before the server opens it read-only
 
 
+def add_duckdb_source(page: Page, name: str, database_file: str) -> None:
+    """On the data sources page: add a DuckDB source over a file in the organisation's directory, test it."""
+    directory = Path(page.get_by_test_id("org-directory").inner_text().strip())
+    page.get_by_label(re.compile(r"^Name")).fill(name)
+    page.get_by_label(re.compile(r"^Kind")).select_option("duckdb")
+    page.get_by_label(re.compile(r"^DuckDB file")).fill(database_file)
+    page.get_by_role("button", name="Add data source").click()
+    expect(page.get_by_test_id("source-title")).to_have_text(name)
+    page.get_by_test_id("source-test").click()
+    expect(page.get_by_test_id("source-test-result")).to_have_text(
+        f"Opened DuckDB {directory / database_file} read-only."
+    )
+
+
+def new_sql_measure(page: Page, measures_url: str, name: str, source: str, query: str) -> None:
+    """From a product's measures page: a new SQL measure on `source` (its label, e.g. "X (DuckDB)")."""
+    page.goto(measures_url)
+    page.get_by_test_id("new-sql-measure").click()
+    page.get_by_label(re.compile(r"^Name")).fill(name)
+    page.get_by_label(re.compile(r"^Key Value Area")).select_option(label="Current Value")
+    page.get_by_label(re.compile(r"^Data source")).select_option(label=source)
+    page.get_by_label(re.compile(r"^Query")).fill(query)
+    page.get_by_role("button", name="Create SQL measure").click()
+    expect(page.get_by_test_id("measure-title")).to_have_text(name)
+    expect(page.get_by_test_id("last-refresh")).to_have_text("never")
+
+
 def test_an_admin_sets_up_a_duckdb_source_and_a_sql_measure_in_the_browser(server_with_worker: str) -> None:
     def scenario(browser: Browser) -> None:
         with _web(browser, server_with_worker) as web:
@@ -76,27 +103,13 @@ def test_an_admin_sets_up_a_duckdb_source_and_a_sql_measure_in_the_browser(serve
             directory = Path(page.get_by_test_id("org-directory").inner_text().strip())
             assert directory.is_dir(), directory
             _write_signups(directory)
-            page.get_by_label(re.compile(r"^Name")).fill("Product analytics")
-            page.get_by_label(re.compile(r"^Kind")).select_option("duckdb")
-            page.get_by_label(re.compile(r"^DuckDB file")).fill("signups.duckdb")
-            page.get_by_role("button", name="Add data source").click()
-            expect(page.get_by_test_id("source-title")).to_have_text("Product analytics")
-            page.get_by_test_id("source-test").click()
-            expect(page.get_by_test_id("source-test-result")).to_have_text(
-                f"Opened DuckDB {directory / 'signups.duckdb'} read-only."
-            )
+            add_duckdb_source(page, "Product analytics", "signups.duckdb")
 
             # A SQL measure on it: no manual entry, its query and schedule shown.
-            page.goto(measures_url)
-            page.get_by_test_id("new-sql-measure").click()
-            page.get_by_label(re.compile(r"^Name")).fill("Daily sign-ups")
-            page.get_by_label(re.compile(r"^Key Value Area")).select_option(label="Current Value")
-            page.get_by_label(re.compile(r"^Data source")).select_option(label="Product analytics (DuckDB)")
-            page.get_by_label(re.compile(r"^Query")).fill("SELECT day, n FROM signups")
-            page.get_by_role("button", name="Create SQL measure").click()
-            expect(page.get_by_test_id("measure-title")).to_have_text("Daily sign-ups")
+            new_sql_measure(
+                page, measures_url, "Daily sign-ups", "Product analytics (DuckDB)", "SELECT day, n FROM signups"
+            )
             expect(page.get_by_test_id("measure-query")).to_have_text("SELECT day, n FROM signups")
-            expect(page.get_by_test_id("last-refresh")).to_have_text("never")
             expect(page.get_by_text("Record an observation")).to_have_count(0)
 
             # Preview: a job on the worker, then its first rows on the measure page (nothing saved).
