@@ -58,6 +58,10 @@ def test_a_card_is_dragged_from_draft_to_ready(live_server_url: str) -> None:
             # Keyboard: the card's move buttons do the same without a mouse.
             # (press() focuses and presses the same element: the board may have been re-rendered by the
             # refused move's swap between a separate focus() and keypress.)
+            # Let the refused move's request and board swap finish first, or the press can land on a button
+            # the swap then replaces (seen once under load in CI).
+            page.wait_for_load_state("networkidle")
+            expect(page.locator(".htmx-request, .htmx-swapping, .htmx-settling")).to_have_count(0)
             button = _card(page, "ready", READY_ME).get_by_role("button", name=re.compile(r"→ draft"))
             button.press("Enter")
             expect(_card(page, "draft", READY_ME)).to_be_visible(timeout=10_000)
