@@ -155,6 +155,29 @@ def wait_until_healthy(
         time.sleep(interval)
 
 
+@contextmanager
+def serving_with_worker(
+    env: dict[str, str], cwd: Path, *, web_workers: int = 1, timeout: float = 60.0
+) -> Iterator[str]:
+    """`truenorth serve` and `truenorth worker` (2 threads, no periodic jobs) on a free loopback port,
+    healthy before it yields the base URL; both stopped afterwards. Logs go to `cwd`."""
+    port = free_port()
+    base_url = f"http://{HOST}:{port}"
+    server_log, worker_log = cwd / "server.log", cwd / "worker.log"
+    server = start_server(port, web_workers, env, cwd, server_log)
+    worker = start(["worker", "--workers", "2", "--no-periodic"], env, cwd, worker_log)
+
+    def logs() -> str:
+        return f"\nserver:\n{server_log.read_text()[-3000:]}\nworker:\n{worker_log.read_text()[-3000:]}"
+
+    try:
+        wait_until_healthy(base_url, [server, worker], timeout, logs)
+        yield base_url
+    finally:
+        stop(worker)
+        stop(server)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group (gunicorn master and its workers), SIGKILL if it lingers."""
     if proc.poll() is not None:

@@ -61,19 +61,8 @@ def evidence_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             'COPY (SELECT unit_id AS hiker_id, name AS action, value AS amount, "at" AS happened_at '
             f"FROM demo.events) TO '{lake / 'actions.parquet'}' (FORMAT parquet)"
         )
-    port = live_server.free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    server_log, worker_log = data_dir / "server.log", data_dir / "worker.log"
-    server = live_server.start_server(port, 1, env, data_dir, server_log)
-    worker = live_server.start(["worker", "--workers", "2", "--no-periodic"], env, data_dir, worker_log)
-    try:
-        live_server.wait_until_healthy(
-            base_url, [server, worker], STARTUP_TIMEOUT, lambda: server_log.read_text() + worker_log.read_text()
-        )
+    with live_server.serving_with_worker(env, data_dir, timeout=STARTUP_TIMEOUT) as base_url:
         yield base_url
-    finally:
-        live_server.stop(worker)
-        live_server.stop(server)
 
 
 def _open_results(page: Page) -> None:

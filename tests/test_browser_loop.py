@@ -54,21 +54,8 @@ def empty_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         migrate = live_server.run(["migrate"], env, timeout=180, cwd=data_dir)
         if migrate.returncode != 0:
             pytest.fail(f"`truenorth migrate` failed ({migrate.returncode}):\n{migrate.stdout}\n{migrate.stderr}")
-        port = live_server.free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        server_log, worker_log = data_dir / "server.log", data_dir / "worker.log"
-        server = live_server.start_server(port, 1, env, data_dir, server_log)
-        worker = live_server.start(["worker", "--workers", "2", "--no-periodic"], env, data_dir, worker_log)
-
-        def logs() -> str:
-            return f"\nserver:\n{server_log.read_text()[-3000:]}\nworker:\n{worker_log.read_text()[-3000:]}"
-
-        try:
-            live_server.wait_until_healthy(base_url, [server, worker], STARTUP_TIMEOUT, logs)
+        with live_server.serving_with_worker(env, data_dir, timeout=STARTUP_TIMEOUT) as base_url:
             yield base_url
-        finally:
-            live_server.stop(worker)
-            live_server.stop(server)
 
 
 def _write_signups(directory: Path) -> None:

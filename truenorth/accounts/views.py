@@ -19,8 +19,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from truenorth.accounts import services
 from truenorth.accounts.forms import SignInForm, SignUpForm, TokenForm
 from truenorth.accounts.models import User
-from truenorth.core.access import apply_error, current_user
 from truenorth.core.errors import DomainError, NotFound, TooManyRequests
+from truenorth.orgs.access import apply_error, current_user
 from truenorth.orgs.services import create_organisation
 
 

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from truenorth.core.access import CURRENT_ORG_SESSION_KEY, current_user
+from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY, current_user
 from truenorth.orgs.services import memberships_of
 
 

@@ -7,8 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from truenorth.core.access import current_user, org_view
 from truenorth.engagement import services
+from truenorth.orgs.access import current_user, org_view
 from truenorth.orgs.models import Membership
 
 LIST_ROWS = 100

@@ -10,8 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from truenorth.orgs.commandline import As, Json, Org, Version, identity, member_id, print_json, show, table
 from truenorth.stats.engine import format_p_value
-from truenorth.strategy.cli import As, Json, Org, Version, _identity, _member_id, _print_json, _show, _table
 
 hypotheses_app = typer.Typer(
     name="hypotheses",
@@ -43,7 +43,7 @@ def hypotheses_list(
     as_user: As = None,
 ) -> None:
     """A product's hypotheses by lifecycle column."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.hypotheses import services
 
     columns = services.board(membership, product, goal_id=goal, q=q)
@@ -51,10 +51,10 @@ def hypotheses_list(
         services._choice(state, columns, "--state")
     rows = [_row(h) for s in ([state] if state else columns) for h in columns[s]]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _show(
-        _table(
+    show(
+        table(
             "Hypotheses",
             ("ID", "State", "Hypothesis", "Goal", "Owner", "Measurable"),
             (
@@ -73,12 +73,12 @@ def hypotheses_show(
     as_user: As = None,
 ) -> None:
     """One hypothesis as a Test Card (and a Learning Card once concluded)."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.hypotheses import api
 
     data = api._detail(membership, hypothesis_id)
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     h = data
     lines = [
@@ -128,7 +128,7 @@ def hypotheses_create(
     as_user: As = None,
 ) -> None:
     """Write a hypothesis (it starts in draft)."""
-    membership, user = _identity(org, as_user)
+    membership, user = identity(org, as_user)
     from truenorth.hypotheses import api, services
 
     made = services.create_hypothesis(
@@ -145,13 +145,13 @@ def hypotheses_create(
         baseline=baseline,
         target=target,
         by_date=by,
-        owner_id=_member_id(membership, owner, "--owner") if owner else user.pk,
+        owner_id=member_id(membership, owner, "--owner") if owner else user.pk,
         impact=impact,
         confidence=confidence,
         ease=ease,
     )
     if as_json:
-        _print_json(api._detail(membership, made.pk))
+        print_json(api._detail(membership, made.pk))
         return
     typer.echo(f"Created hypothesis #{made.pk} “{made.title}” (draft).")
 
@@ -165,7 +165,7 @@ def hypotheses_move(
     as_user: As = None,
 ) -> None:
     """Move a hypothesis along its lifecycle (the rules are the board's)."""
-    membership, user = _identity(org, as_user)
+    membership, user = identity(org, as_user)
     from truenorth.hypotheses import services
 
     moved = services.move_hypothesis(membership, user, hypothesis_id, state, version=version)
@@ -181,7 +181,7 @@ def hypotheses_rank(
     as_user: As = None,
 ) -> None:
     """A product's open hypotheses by the chosen score, highest first."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.hypotheses import services
 
     rows = [
@@ -189,10 +189,10 @@ def hypotheses_rank(
         for i, (h, score) in enumerate(services.ranked(membership, product, method), 1)
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _show(
-        _table(
+    show(
+        table(
             f"Ranked by {method.upper()}",
             ("#", "Score", "ID", "Hypothesis", "State"),
             (
@@ -216,7 +216,7 @@ def hypotheses_conclude(
     as_user: As = None,
 ) -> None:
     """Conclude a tested hypothesis with an outcome, a decision and a learning note."""
-    membership, user = _identity(org, as_user)
+    membership, user = identity(org, as_user)
     from truenorth.hypotheses import services
 
     made = services.conclude(
@@ -241,15 +241,15 @@ def learnings(
     as_user: As = None,
 ) -> None:
     """Search the learning log: what each concluded hypothesis taught us."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.hypotheses import api, services
 
     rows = [api._decision(d) for d in services.learnings(membership, product, q)[:1000]]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _show(
-        _table(
+    show(
+        table(
             "Learning log",
             ("Date", "Hypothesis", "Outcome", "Decision", "Learned"),
             (
@@ -307,7 +307,7 @@ def power(
         field = exc.field or ""
         raise ValidationFailed(exc.message, field=POWER_OPTIONS.get(field, f"--{field}")) from None
     if as_json:
-        _print_json(plan.as_dict())
+        print_json(plan.as_dict())
         return
     effect = f"{plan.mde:g} absolute" if not plan.relative else f"{plan.mde:.4g} relative ({plan.mde:.2%})"
     typer.echo(
@@ -338,7 +338,7 @@ def hypotheses_results(
     as_user: As = None,
 ) -> None:
     """Compute an experiment's results from its raw events (stored as a new snapshot) and print them."""
-    membership, user = _identity(org, as_user)
+    membership, user = identity(org, as_user)
     from truenorth.hypotheses import results
 
     made = results.compute_results(
@@ -350,7 +350,7 @@ def hypotheses_results(
         family=family,
     )
     if as_json:
-        _print_json({"id": made.pk, "method": made.method, "results": made.results})
+        print_json({"id": made.pk, "method": made.method, "results": made.results})
         return
     srm = made.results.get("srm", {})
     typer.echo(

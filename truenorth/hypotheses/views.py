@@ -15,7 +15,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, ValidationFailed
 from truenorth.core.forms import MISSING_VERSION, posted_version, require_version
 from truenorth.htmx import is_htmx
@@ -24,6 +23,7 @@ from truenorth.hypotheses import scoring, services
 from truenorth.hypotheses.models import Hypothesis, HypothesisState
 from truenorth.measures.models import Measure
 from truenorth.orgs import services as org_services
+from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import services as strategy
 from truenorth.strategy.forms import owner_choices

@@ -12,12 +12,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, ValidationFailed
 from truenorth.core.forms import VersionField, require_version
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses import planning, services
 from truenorth.hypotheses.models import Experiment
+from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
 
 PLAN_FIELDS = (

@@ -15,7 +15,6 @@ from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from truenorth.core.access import current_user, org_view
 from truenorth.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from truenorth.core.forms import MISSING_VERSION, posted_version
 from truenorth.evidence import mapping as evidence_mapping
@@ -25,6 +24,7 @@ from truenorth.jobs.models import JobStatus
 from truenorth.jobs.services import get_job
 from truenorth.measures import sources
 from truenorth.measures.services import require_query_author
+from truenorth.orgs.access import current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.stats.engine import CORRECTION_NAMES, format_p_value
 
@@ -338,6 +338,23 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
     source_id = int(raw_source) if raw_source.isdigit() and len(raw_source) < 18 else None
     mapping_values, mapping = _posted_mapping(request)
     evidence_key = request.POST.get("evidence_key", "")[:1_000]
+
+    def typed_again(exc: ValidationFailed | Conflict | TooManyRequests) -> HttpResponse:
+        """The page again with the error and everything the admin typed (nothing saved)."""
+        return _page(
+            request,
+            membership,
+            experiment_id,
+            None,
+            error=exc.message,
+            error_field=_form_field(exc.field),
+            definitions_text=text,
+            mapping_values=mapping_values,
+            chosen_source=raw_source,
+            evidence_key=evidence_key,
+            status=exc.status,
+        )
+
     if request.POST.get("action") == "preview":
         try:
             job = jobs.submit_preview(
@@ -350,19 +367,7 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
                 evidence_key=evidence_key,
             )
         except (ValidationFailed, TooManyRequests) as exc:
-            return _page(
-                request,
-                membership,
-                experiment_id,
-                None,
-                error=exc.message,
-                error_field=_form_field(exc.field),
-                definitions_text=text,
-                mapping_values=mapping_values,
-                chosen_source=raw_source,
-                evidence_key=evidence_key,
-                status=exc.status,
-            )
+            return typed_again(exc)
         return redirect(reverse("jobs:job", args=(membership.organisation.slug, job.pk)))
     version = posted_version(request.POST)
     try:
@@ -385,18 +390,6 @@ def evidence_settings(request: HttpRequest, membership: Membership, experiment_i
             version=version,
         )
     except (ValidationFailed, Conflict) as exc:
-        return _page(
-            request,
-            membership,
-            experiment_id,
-            None,
-            error=exc.message,
-            error_field=_form_field(exc.field),
-            definitions_text=text,
-            mapping_values=mapping_values,
-            chosen_source=raw_source,
-            evidence_key=evidence_key,
-            status=422,
-        )
+        return typed_again(exc)
     messages.success(request, "Evidence settings saved.")
     return redirect(reverse("hypotheses:results", args=(membership.organisation.slug, experiment_id)))

@@ -6,9 +6,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from truenorth.core.access import org_view
 from truenorth.htmx import is_htmx
 from truenorth.jobs import services
+from truenorth.orgs.access import org_view
 from truenorth.orgs.models import Membership
 
 LIST_ROWS = 50

@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from truenorth.strategy.cli import As, Json, Org, ProductOpt, _identity, _print_json, _show, _table, console
+from truenorth.orgs.commandline import As, Json, Org, ProductOpt, console, identity, print_json, show, table
 
 measure_app = typer.Typer(
     name="measure",
@@ -79,7 +79,7 @@ def measure_list(
     as_user: As = None,
 ) -> None:
     """List measures with their latest value and staleness."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from django.utils import timezone
 
     from truenorth.measures import maths, services
@@ -117,12 +117,12 @@ def measure_list(
             }
         )
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     elif not rows:
         console.print("No measures.")
     else:
-        _show(
-            _table(
+        show(
+            table(
                 "Measures",
                 ("Id", "Measure", "Product", "KVA", "Latest", "Observed", "Evidence"),
                 (
@@ -154,7 +154,7 @@ def measure_push(
 ) -> None:
     """Record one observation of a measure."""
     number = _number(value, "VALUE")
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     when = _when(at, "--at")
     from truenorth.measures import services
     from truenorth.measures.models import MeasureSource
@@ -182,7 +182,7 @@ def import_(
     """Import observations from a CSV or Excel file; bad rows are listed by line, good rows saved.
 
     Columns: measure (name or id), observed_at, value and optionally note."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.measures import imports
 
     try:
@@ -233,7 +233,7 @@ def _print_errors(errors: list[Any]) -> None:
     if not errors:
         return
     shown = errors[:MAX_SHOWN_ERRORS]
-    _show(_table("Bad rows", ("Line", "Field", "Problem"), ((e.line, e.field, e.message) for e in shown)))
+    show(table("Bad rows", ("Line", "Field", "Problem"), ((e.line, e.field, e.message) for e in shown)))
     if len(errors) > len(shown):
         console.print(f"… and {len(errors) - len(shown)} more.")
 
@@ -256,7 +256,7 @@ def measure_export(
     """Export measures and every observation (corrections flagged) as CSV or JSON."""
     if fmt not in EXPORT_FORMATS:
         raise click.UsageError(f"--format: '{fmt}' is not one of {', '.join(EXPORT_FORMATS)}")
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.measures import services
 
     text = services.export_observations(membership, measure, fmt)

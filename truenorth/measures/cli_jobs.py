@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from truenorth.strategy.cli import As, Org, _identity, _setup_django, console
+from truenorth.orgs.commandline import As, Org, console, identity, setup_django
 
 if TYPE_CHECKING:
     from truenorth.measures.refresh import RefreshResult
@@ -45,7 +45,7 @@ def worker(
     ] = True,
 ) -> None:
     """Run the background jobs: measure refreshes every 5 minutes and on demand (Ctrl+C to stop)."""
-    _setup_django()
+    setup_django()
     from truenorth.jobs import services as job_services
     from truenorth.jobs import tasks  # noqa: F401  # registers run_job with the consumer
     from truenorth.measures import jobs
@@ -92,9 +92,9 @@ def measure_refresh(
             "give both --org and --as, or neither (then: every organisation, as the system)"
         )
     if org is not None:
-        membership, actor = _identity(org, as_user)
+        membership, actor = identity(org, as_user)
     else:
-        _setup_django()
+        setup_django()
         membership, actor = None, None
     from truenorth.core.errors import NotFound
     from truenorth.measures import refresh, services

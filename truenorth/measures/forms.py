@@ -1,7 +1,7 @@
 """Value forms: they parse and type the input; every rule is checked again by measures.services.
 
 Field names follow the services' error fields (name, kva, value, observed_at, ...), so a service error
-lands on the field the person typed into (see core.access.apply_error).
+lands on the field the person typed into (see orgs.access.apply_error).
 """
 
 from __future__ import annotations

@@ -17,13 +17,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, NotFound, TooManyRequests, ValidationFailed
 from truenorth.jobs import services as job_services
 from truenorth.jobs.models import JobStatus
 from truenorth.measures import jobs, refresh, services, sources
 from truenorth.measures import source_forms as f
 from truenorth.measures.models import DataSource, DataSourceKind, Measure, MeasureSource, ObservationBatch
+from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership, Role
 from truenorth.orgs.services import require_role
 from truenorth.strategy import services as strategy_services

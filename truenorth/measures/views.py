@@ -22,7 +22,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses.services import annotations_for_measure
@@ -31,6 +30,7 @@ from truenorth.measures import forms as f
 from truenorth.measures.dashboard import product_dashboard
 from truenorth.measures.models import KVA, Measure, Observation
 from truenorth.orgs import services as org_services
+from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as strategy_forms
 from truenorth.strategy import services as strategy_services

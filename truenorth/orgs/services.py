@@ -41,6 +41,25 @@ def require_role(membership: Membership, minimum: str) -> None:
         raise Forbidden(f"This needs the {minimum} role or higher; you are {membership.role}.")
 
 
+def require_writer(membership: Membership) -> None:
+    """Members and above write; stakeholders only read."""
+    require_role(membership, Role.MEMBER)
+
+
+def member_by_email(membership: Membership, email: str, field: str = "owner") -> User:
+    """A person of the caller's organisation by e-mail address; an outsider is "no member"."""
+    found = (
+        Membership.objects.filter(
+            organisation_id=membership.organisation_id, user__email__iexact=email.strip()
+        )
+        .select_related("user")
+        .first()
+    )
+    if found is None:
+        raise ValidationFailed(f"No member with e-mail {email} in this organisation.", field=field)
+    return found.user
+
+
 def memberships_of(user: User) -> QuerySet[Membership]:
     return (
         Membership.objects.filter(user=user)

@@ -6,13 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from truenorth.core.access import apply_error, current_user, org_view
 from truenorth.core.errors import DomainError, NotFound
 from truenorth.core.forms import require_version
 from truenorth.engagement.services import notifications_of
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
 from truenorth.orgs import pillars, services
+from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.forms import InviteForm, OrganisationForm, RoleForm
 from truenorth.orgs.models import ROLE_HELP, Membership, Role
 from truenorth.strategy import services as strategy

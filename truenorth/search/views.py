@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from truenorth.core.access import org_view
+from truenorth.orgs.access import org_view
 from truenorth.orgs.models import Membership
 from truenorth.search import services
 

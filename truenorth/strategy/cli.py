@@ -9,24 +9,31 @@ Exit codes: 0 done; 1 `lint` found an error-severity finding; 2 bad usage or inp
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import click
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+
+from truenorth.orgs.commandline import (
+    As,
+    Json,
+    Org,
+    ProductOpt,
+    Version,
+    console,
+    identity,
+    member_id,
+    percent,
+    print_json,
+    show,
+    table,
+)
 
 if TYPE_CHECKING:
-    from truenorth.accounts.models import User
-    from truenorth.orgs.models import Membership
-
-console = Console(soft_wrap=True)
+    pass
 
 products_app = typer.Typer(
     name="products", help="Products: list and create.", no_args_is_help=True, add_completion=False
@@ -37,84 +44,6 @@ goals_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-Org = Annotated[
-    str | None,
-    typer.Option(
-        "--org", envvar="TRUENORTH_ORG", metavar="SLUG", help="Organisation address (TRUENORTH_ORG)."
-    ),
-]
-As = Annotated[
-    str | None,
-    typer.Option(
-        "--as", envvar="TRUENORTH_USER", metavar="EMAIL", help="Act as this person (TRUENORTH_USER)."
-    ),
-]
-Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-ProductOpt = Annotated[int | None, typer.Option("--product", metavar="ID", help="Only this product.")]
-Version = Annotated[
-    int | None, typer.Option("--version", help="The version you read; a stale one is refused (409).")
-]
-
-
-# --- plumbing -------------------------------------------------------------------------------------
-
-
-def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "truenorth.settings")
-    import django
-
-    django.setup()
-
-
-def _identity(org: str | None, as_user: str | None) -> tuple[Membership, User]:
-    """The acting person's membership; an unknown person or organisation is the same "not found"."""
-    if not org:
-        raise click.UsageError("--org: give the organisation's address (or set TRUENORTH_ORG)")
-    if not as_user:
-        raise click.UsageError("--as: give the e-mail address you act as (or set TRUENORTH_USER)")
-    _setup_django()
-    from truenorth.accounts.models import User
-    from truenorth.core.errors import NotFound
-    from truenorth.orgs.services import membership_for
-
-    user = User.objects.filter(email__iexact=as_user.strip(), is_active=True).first()
-    try:
-        if user is None:
-            raise NotFound()
-        return membership_for(user, org), user
-    except NotFound:
-        raise NotFound(f"No organisation '{org}' with {as_user} in it.", field="--org") from None
-
-
-def _member_id(membership: Membership, email: str | None, option: str) -> int | None:
-    if email is None:
-        return None
-    from truenorth.strategy import services
-
-    return services.member_by_email(membership, email, field=option).pk
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _percent(value: float | None) -> str:
-    return "—" if value is None else f"{round(value * 100)} %"
-
-
-def _show(table: Table) -> None:
-    """Print a table; when piped or captured, wide enough that rows are not squeezed."""
-    (console if console.is_terminal else Console(width=200)).print(table)
-
-
-def _table(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
-    table = Table(title=escape(title))
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(escape("—" if v is None else str(v)) for v in row))
-    return table
 
 
 def _parse_target(spec: str) -> dict[str, Any]:
@@ -140,7 +69,7 @@ def lint(
     as_user: As = None,
 ) -> None:
     """Check goal quality. Exit 0: no error-severity finding; 1: at least one; 2: bad usage."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.strategy import services
 
     if product is not None:
@@ -158,12 +87,12 @@ def lint(
     ]
     errors = sum(1 for f in findings if f["severity"] == "error")
     if as_json:
-        _print_json(findings)
+        print_json(findings)
     elif not findings:
         console.print("No findings.")
     else:
-        _show(
-            _table(
+        show(
+            table(
                 "Goal lint",
                 ("Goal", "Product", "Severity", "Rule", "Finding"),
                 (
@@ -194,7 +123,7 @@ def products_list(
     as_user: As = None,
 ) -> None:
     """List the organisation's products."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.strategy import services
 
     counts = services.product_counts(membership)
@@ -211,10 +140,10 @@ def products_list(
         for p in services.products_of(membership, include_archived=archived)
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _show(
-        _table(
+    show(
+        table(
             "Products",
             ("ID", "Name", "Owner", "Teams", "Goals", "Work items"),
             (
@@ -238,7 +167,7 @@ def products_create(
     as_user: As = None,
 ) -> None:
     """Create a product."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from django.db import transaction
 
     from truenorth.strategy import services
@@ -254,7 +183,7 @@ def products_create(
             name=name,
             vision=vision,
             product_goal=product_goal,
-            owner_id=_member_id(membership, owner, "--owner"),
+            owner_id=member_id(membership, owner, "--owner"),
             team_ids=team_ids,
         )
     console.print(f"Created product #{product.pk} “{escape(product.name)}”.")
@@ -276,7 +205,7 @@ def goals_list(
     as_user: As = None,
 ) -> None:
     """The goal tree of a product, or the organisation-level goals, with progress."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.strategy import services
 
     title = "Organisation goals"
@@ -296,10 +225,10 @@ def goals_list(
         for r in services.whole_tree(membership, product)
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    _show(
-        _table(
+    show(
+        table(
             title,
             ("ID", "Goal", "Level", "Status", "Owner", "Date", "Progress"),
             (
@@ -310,7 +239,7 @@ def goals_list(
                     r["status"],
                     r["owner"],
                     r["target_date"],
-                    _percent(r["progress"]),
+                    percent(r["progress"]),
                 )
                 for r in rows
             ),
@@ -326,7 +255,7 @@ def goals_show(
     as_user: As = None,
 ) -> None:
     """One goal: targets, links, check-ins, proposals, endorsements, concerns and comments."""
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.strategy import services
 
     goal = services.get_goal(membership, goal_id)
@@ -405,7 +334,7 @@ def goals_show(
         ],
     }
     if as_json:
-        _print_json(data)
+        print_json(data)
         return
     console.print(f"[bold]#{goal.pk} {escape(goal.title)}[/bold] (version {goal.version})")
     for label, key in (
@@ -417,10 +346,10 @@ def goals_show(
         ("Outcome", "outcome"),
     ):
         console.print(f"{label}: {escape(str(data[key] or '—'))}")
-    console.print(f"Progress: {_percent(data['progress'])}")
+    console.print(f"Progress: {percent(data['progress'])}")
     if targets:
-        _show(
-            _table(
+        show(
+            table(
                 "Targets",
                 ("ID", "Measure", "Baseline", "Target", "Latest", "Direction"),
                 (
@@ -484,7 +413,7 @@ def goals_create(
     as_user: As = None,
 ) -> None:
     """Create a goal."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     goal = services.create_goal(
@@ -495,7 +424,7 @@ def goals_create(
         parent_id=parent,
         level=level,
         outcome=outcome,
-        owner_id=_member_id(membership, owner, "--owner"),
+        owner_id=member_id(membership, owner, "--owner"),
         target_date=date,
         status=status,
         weight=weight,
@@ -523,7 +452,7 @@ def goals_update(
     as_user: As = None,
 ) -> None:
     """Change a goal's fields (only those given)."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     if owner is not None and no_owner:
@@ -548,7 +477,7 @@ def goals_update(
     if no_owner:
         fields["owner_id"] = None
     elif owner is not None:
-        fields["owner_id"] = _member_id(membership, owner, "--owner")
+        fields["owner_id"] = member_id(membership, owner, "--owner")
     if not fields:
         raise click.UsageError("nothing to change: give at least one option (see --help)")
     goal = services.update_goal(membership, actor, goal_id, version=version, **fields)
@@ -566,7 +495,7 @@ def goals_move(
     as_user: As = None,
 ) -> None:
     """Move a goal under another parent in its tree, or reorder it among its siblings."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     if parent is not None and root:
@@ -591,7 +520,7 @@ def goals_archive(
     as_user: As = None,
 ) -> None:
     """Archive a goal (kept with its history) or restore it."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     goal = services.archive_goal(membership, actor, goal_id, archived=not restore, version=version)
@@ -616,7 +545,9 @@ def goals_target_add(
     goal_id: Annotated[int, typer.Argument(metavar="GOAL_ID", help="The goal's id.")],
     baseline: Annotated[str, typer.Option(help="Where it starts.")],
     target: Annotated[str, typer.Option("--target", help="Where it should get to.")],
-    name: Annotated[str, typer.Option(help="The target measure's name (default: the tracked measure's).")] = "",
+    name: Annotated[
+        str, typer.Option(help="The target measure's name (default: the tracked measure's).")
+    ] = "",
     unit: Annotated[str, typer.Option(help="Unit (default: the tracked measure's).")] = "",
     direction: Annotated[str, typer.Option(help="increase or decrease.")] = "increase",
     measure: MeasureOpt = None,
@@ -625,7 +556,7 @@ def goals_target_add(
     as_user: As = None,
 ) -> None:
     """Add a target measure to a goal, optionally tracking a Value measure."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     spec = {
@@ -658,7 +589,7 @@ def goals_target_update(
     as_user: As = None,
 ) -> None:
     """Change a target measure (only the options given), including the Value measure it tracks."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     if measure is not None and no_measure:
@@ -700,7 +631,7 @@ def goals_checkin(
     as_user: As = None,
 ) -> None:
     """Record a check-in on an active goal you own (admins may check in for others)."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     checkin = services.check_in(
@@ -727,7 +658,7 @@ def goals_overdue(
     as_user: As = None,
 ) -> None:
     """Active goals whose check-in is overdue."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     if product is not None:
@@ -746,12 +677,12 @@ def goals_overdue(
         )
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     elif not rows:
         console.print("No check-ins overdue.")
     else:
-        _show(
-            _table(
+        show(
+            table(
                 "Overdue check-ins",
                 ("Goal", "Product", "Owner", "Last check-in", "Days overdue"),
                 (
@@ -788,7 +719,7 @@ def goals_propose(
     as_user: As = None,
 ) -> None:
     """Propose a change to a goal (anyone may; its owner accepts or rejects)."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     changes: dict[str, Any] = {
@@ -816,7 +747,7 @@ def goals_accept(
     as_user: As = None,
 ) -> None:
     """Accept a change proposal (the goal's owner or an admin): the change is applied."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     proposal = services.decide_proposal(membership, actor, proposal_id, accept=True, reason=reason)
@@ -831,7 +762,7 @@ def goals_reject(
     as_user: As = None,
 ) -> None:
     """Reject a change proposal (the goal's owner or an admin), saying why."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     proposal = services.decide_proposal(membership, actor, proposal_id, accept=False, reason=reason)
@@ -846,7 +777,7 @@ def goals_endorse(
     as_user: As = None,
 ) -> None:
     """Say you understand and support a goal."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     services.endorse(membership, actor, goal_id, note)
@@ -861,7 +792,7 @@ def goals_concern(
     as_user: As = None,
 ) -> None:
     """Raise a concern about a goal (its owner is notified)."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     concern = services.raise_concern(membership, actor, goal_id, note)
@@ -876,7 +807,7 @@ def goals_comment(
     as_user: As = None,
 ) -> None:
     """Comment on a goal."""
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import services
 
     comment = services.add_comment(membership, actor, goal_id, body)
@@ -901,7 +832,7 @@ def export(
     """Export a product's goal tree (JSON or YAML to import elsewhere, or a Markdown archive)."""
     if fmt not in EXPORT_FORMATS:
         raise click.UsageError(f"--format: '{fmt}' is not one of {', '.join(EXPORT_FORMATS)}")
-    membership, _ = _identity(org, as_user)
+    membership, _ = identity(org, as_user)
     from truenorth.strategy import exchange
 
     if fmt == "markdown":
@@ -951,7 +882,7 @@ def import_(
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise click.UsageError(f"FILE: cannot read {file}: {reason}") from None
-    membership, actor = _identity(org, as_user)
+    membership, actor = identity(org, as_user)
     from truenorth.strategy import exchange
 
     data = exchange.load(text, fmt)

@@ -1,7 +1,7 @@
 """Vision forms: they parse and type the input; every rule is checked again by strategy.services.
 
 Field names follow the services' error fields (title, target_date, owner, ...), so a service error
-lands on the field the person typed into (see core.access.apply_error).
+lands on the field the person typed into (see orgs.access.apply_error).
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ from truenorth.core.validate import whole as _whole
 from truenorth.engagement import services as engagement
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, object_type_of, record, snapshot
-from truenorth.orgs.models import Membership, Role
-from truenorth.orgs.services import require_role
+from truenorth.orgs.models import Membership
+from truenorth.orgs.services import member_by_email as member_by_email  # re-exported for callers
+from truenorth.orgs.services import require_writer as require_writer  # re-exported for callers
 from truenorth.strategy import lint as lint_core
 from truenorth.strategy import progress as progress_core
 from truenorth.strategy.models import (
@@ -86,10 +87,6 @@ PROPOSABLE = ("title", "outcome", "target_date", "targets")
 # --- small validators ---------------------------------------------------------------------------
 
 
-def require_writer(membership: Membership) -> None:
-    require_role(membership, Role.MEMBER)
-
-
 def _member_user(membership: Membership, user_id: int | None, field: str = "owner") -> User | None:
     """A user of the same organisation who can edit (stakeholders cannot own work)."""
     if user_id is None:
@@ -104,19 +101,6 @@ def _member_user(membership: Membership, user_id: int | None, field: str = "owne
     if not owner.can_write:
         raise ValidationFailed("A stakeholder cannot own this; choose a member.", field=field)
     return owner.user
-
-
-def member_by_email(membership: Membership, email: str, field: str = "owner") -> User:
-    found = (
-        Membership.objects.filter(
-            organisation_id=membership.organisation_id, user__email__iexact=email.strip()
-        )
-        .select_related("user")
-        .first()
-    )
-    if found is None:
-        raise ValidationFailed(f"No member with e-mail {email} in this organisation.", field=field)
-    return found.user
 
 
 # --- teams ----------------------------------------------------------------------------------------

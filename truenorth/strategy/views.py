@@ -17,13 +17,13 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from truenorth.core.access import current_user, org_view
 from truenorth.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from truenorth.core.forms import MISSING_VERSION, posted_version, require_version
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses import services as hypotheses
 from truenorth.orgs import services as org_services
+from truenorth.orgs.access import current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as f
 from truenorth.strategy import progress as progress_core

@@ -252,3 +252,13 @@ def test_the_typed_experiment_key_comes_back_after_a_preview_and_a_failed_save(o
     assert 'name="evidence_key" value="typed-again"' in failed.content.decode()
     experiment.refresh_from_db()
     assert experiment.evidence_key not in {"typed-but-not-saved", "typed-again"}
+
+
+def test_a_stale_version_is_a_409_that_keeps_what_was_typed(owner, experiment) -> None:
+    url = reverse("hypotheses:evidence_settings", args=("alpha", experiment.pk))
+    stale = _form(experiment, evidence_key="typed-over-a-newer-edit", version=str(experiment.version - 1))
+    response = owner.client.post(url, stale)
+    assert response.status_code == 409
+    assert 'name="evidence_key" value="typed-over-a-newer-edit"' in response.content.decode()
+    experiment.refresh_from_db()
+    assert experiment.evidence_key != "typed-over-a-newer-edit"
