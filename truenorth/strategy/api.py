@@ -45,7 +45,6 @@ from truenorth.strategy.progress import Progress
 router = Router(tags=["vision"])
 
 MAX_LIST = 1000
-MAX_DOCUMENT_NODES = 500_000
 VERSION_HELP = "Required: the version you read; a stale one is refused with 409."
 GOAL_VERSION_HELP = "Required: the goal's version you read; a stale one is refused with 409."
 
@@ -546,26 +545,6 @@ def _owner_id(m: Membership, owner: int | None, owner_email: str | None) -> int 
     return owner
 
 
-def _refuse_nul(value: Any, path: str) -> None:
-    """PostgreSQL cannot store NUL characters: refuse a document holding any, naming where."""
-    stack = [(value, path)]
-    seen = 0
-    while stack:
-        item, where = stack.pop()
-        seen += 1
-        if seen > MAX_DOCUMENT_NODES:  # e.g. YAML aliases that multiply a small text
-            raise ValidationFailed("The document is too large to import.", field="document")
-        if isinstance(item, str) and "\x00" in item:
-            raise ValidationFailed("Must not contain NUL characters.", field=where)
-        if isinstance(item, dict):
-            for key, sub in item.items():
-                if isinstance(key, str) and "\x00" in key:
-                    raise ValidationFailed("Must not contain NUL characters.", field=where or "document")
-                stack.append((sub, f"{where}.{key}" if where else str(key)))
-        elif isinstance(item, list):
-            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
-
-
 def _product_in_body(m: Membership, product_id: int | None) -> int | None:
     """A product named in a request body: an unknown one is bad input (422), not a missing page."""
     if product_id is None:
@@ -874,7 +853,6 @@ def import_product(request: HttpRequest, slug: str, filters: Query[ImportFilter]
     except UnicodeDecodeError:
         raise ValidationFailed("The import must be UTF-8 text.", field="body") from None
     data = exchange.load(text, fmt)
-    _refuse_nul(data, "")
     product = exchange.import_tree(m, user, data, name=filters.name)
     return Status(201, _product_detail(m, product.pk))
 

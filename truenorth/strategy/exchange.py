@@ -43,6 +43,7 @@ FORMAT = "truenorth.goal-tree"
 VERSION = 1
 FORMATS = ("json", "yaml")
 MAX_DEPTH = 100  # goals nested deeper than this are refused (a real tree has four or five levels)
+MAX_DOCUMENT_NODES = 500_000  # values in a document (YAML aliases could multiply a small text)
 
 TOP_FIELDS = ("format", "version", "product", "goals")
 PRODUCT_KEYS = ("name", "vision", "product_goal", "owner", "teams")
@@ -354,6 +355,28 @@ def _datetime(value: Any, path: str) -> dt.datetime:
     return when
 
 
+def refuse_nul(value: Any, path: str = "") -> None:
+    """PostgreSQL cannot store NUL characters: refuse a document holding any, naming where.
+
+    Every import (API and CLI) runs it through :func:`import_tree`, before the document is read."""
+    stack = [(value, path)]
+    seen = 0
+    while stack:
+        item, where = stack.pop()
+        seen += 1
+        if seen > MAX_DOCUMENT_NODES:  # e.g. YAML aliases that multiply a small text
+            raise ValidationFailed("The document is too large to import.", field="document")
+        if isinstance(item, str) and "\x00" in item:
+            raise ValidationFailed("Must not contain NUL characters.", field=where)
+        if isinstance(item, dict):
+            for key, sub in item.items():
+                if isinstance(key, str) and "\x00" in key:
+                    raise ValidationFailed("Must not contain NUL characters.", field=where or "document")
+                stack.append((sub, f"{where}.{key}" if where else str(key)))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{where}[{i}]") for i, sub in enumerate(item))
+
+
 def _read_document(data: Any) -> tuple[dict[str, Any], list[_Goal]]:
     doc = _mapping(data, "document", TOP_FIELDS)
     if doc.get("format") != FORMAT:
@@ -577,6 +600,7 @@ def import_tree(
 ) -> Product:
     """Create a new product with the document's whole goal tree; a bad document creates nothing."""
     services.require_writer(membership)
+    refuse_nul(data)
     product_doc, goals = _read_document(data)
     product_name = name if name is not None else product_doc["name"]
     owner_id = _owner_id(membership, product_doc["owner"], "product.owner")
