@@ -24,8 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
 from truenorth.htmx import is_htmx
-from truenorth.hypotheses.services import annotations_for_measure
-from truenorth.measures import charts, imports, jobs, maths, services, source_views
+from truenorth.measures import annotations, charts, imports, jobs, maths, services, source_views
 from truenorth.measures import forms as f
 from truenorth.measures.dashboard import product_dashboard
 from truenorth.measures.models import KVA, Measure, Observation
@@ -33,8 +32,8 @@ from truenorth.orgs import services as org_services
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as strategy_forms
+from truenorth.strategy import panels as strategy_panels
 from truenorth.strategy import services as strategy_services
-from truenorth.strategy import views as strategy_views
 from truenorth.strategy.models import Goal
 
 OBSERVATION_ROWS = 200
@@ -86,7 +85,7 @@ def _chart(membership: Membership, measure: Measure) -> tuple[list[tuple[Any, fl
         unit=measure.unit,
         baseline=measure.baseline,
         target=measure.target,
-        annotations=annotations_for_measure(membership, measure.pk),
+        annotations=annotations.for_measure(membership, measure.pk),
     )
     return points, spec
 
@@ -236,7 +235,7 @@ def _measure_page(
             "correction_id": correction_id,
             "correction_form": correction_form,
             **source_views.sql_context(request, membership, measure, query_form),
-            **strategy_views.measure_goals_context(membership, measure),
+            **strategy_panels.measure_goals_context(membership, measure),
         },
         status=status,
     )

@@ -21,13 +21,12 @@ from truenorth.core.errors import Conflict, DomainError, NotFound, ValidationFai
 from truenorth.core.forms import MISSING_VERSION, posted_version, require_version
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
-from truenorth.hypotheses import services as hypotheses
 from truenorth.orgs import services as org_services
 from truenorth.orgs.access import current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as f
+from truenorth.strategy import panels, services
 from truenorth.strategy import progress as progress_core
-from truenorth.strategy import services
 from truenorth.strategy.models import ChangeProposal, Endorsement, Goal, TargetMeasure
 
 HISTORY_ROWS = 50
@@ -329,21 +328,6 @@ def goal_children(request: HttpRequest, membership: Membership, goal_id: int) ->
 
 
 # --- goals: create, edit, move, archive -----------------------------------------------------------
-
-
-def measure_goals_context(membership: Membership, measure: Any) -> dict[str, Any]:
-    """For a Value measure's page: the goals that track it and where "Create a goal from this measure"
-    goes (its product's new-goal form, or the organisation goals' form for an organisation-wide one)."""
-    slug = membership.organisation.slug
-    if measure.product_id is not None:
-        new_goal = reverse("strategy:goal_create", args=(slug, measure.product_id))
-    else:
-        new_goal = reverse("strategy:alignment", args=(slug,))
-    anchor = "" if measure.product_id is not None else "#new-org-goal"
-    return {
-        "tracking_goals": services.goals_tracking(membership, measure.pk),
-        "new_goal_url": f"{new_goal}?measure={measure.pk}{anchor}",
-    }
 
 
 def _from_measure(membership: Membership, request: HttpRequest, product_id: int | None) -> dict[str, Any]:
@@ -651,7 +635,7 @@ def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bou
         ),
         "links": services.links_of(membership, goal),
         "work_items": list(services.work_items_of(membership, goal_id=goal.pk)[:LIST_ROWS]),
-        **hypotheses.goal_context(membership, goal.pk),
+        "goal_panels": panels.goal_panels(membership, goal),
         "checkins": list(goal.checkins.select_related("author")[:20]),
         "comments": list(services.comments_of(membership, goal)),
         "open_proposals": [r for r in proposal_rows if r[0].state == ChangeProposal.State.OPEN],
