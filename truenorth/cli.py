@@ -175,7 +175,7 @@ def demo() -> None:
     """Load the demo organisations and users (safe to run twice) and print how to sign in."""
     _setup_django()
     _call_command("migrate", interactive=False, verbosity=0)
-    from truenorth.core.demo import DEMO_PASSWORD, load_demo
+    from truenorth.demo import DEMO_PASSWORD, load_demo
 
     users = load_demo()
     table = Table(title="Demo sign-ins (password for all: " + DEMO_PASSWORD + ")")

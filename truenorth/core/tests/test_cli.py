@@ -12,7 +12,7 @@ import pytest
 from truenorth import cli
 from truenorth.accounts.models import User
 from truenorth.core import health
-from truenorth.core.demo import DEMO_PASSWORD, DEMO_USERS
+from truenorth.demo import DEMO_PASSWORD, DEMO_USERS
 from truenorth.env import ConfigError, env_bool, env_int, env_list
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import entries_for

@@ -257,7 +257,7 @@ def test_cli_prints_the_rows_and_refuses_a_bad_method(capsys, monkeypatch, membe
 
 
 def test_the_demo_ab_test_has_raw_events_and_a_snapshot(db, tmp_path, settings) -> None:
-    from truenorth.core.demo import load_demo
+    from truenorth.demo import load_demo
     from truenorth.hypotheses.demo import DEMO_FILE
 
     settings.TRUENORTH_DUCKDB_DIRS = [str(tmp_path)]

@@ -8,7 +8,7 @@ import pytest
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from truenorth.core.demo import load_demo
+from truenorth.demo import load_demo
 from truenorth.measures import services
 from truenorth.measures.models import KVA, Investment, Measure, Observation
 from truenorth.orgs.models import Membership

@@ -1,10 +1,10 @@
-"""Demo data: one organisation with a person in every role, and a second one to switch to.
+"""Vision demo for Acme Outdoor: an organisation goal served by two products ("Trail App", "Gear Shop"),
+each with a three-level goal tree, measured targets, check-ins (some overdue), comments, change proposals,
+endorsements, a concern and work items (some orphaned).
 
-Acme Outdoor also gets the Vision pillar: an organisation goal served by two products ("Trail App",
-"Gear Shop"), each with a three-level goal tree, measured targets, check-ins (some overdue), comments,
-change proposals, endorsements, a concern and work items (some orphaned). Everything goes through the
-services, so the history is written; only timestamps are moved into the past afterwards so the goals
-look weeks old.
+Loaded by `truenorth demo` (truenorth/demo.py) first, before the Value and Validation demos. Everything
+goes through the services, so the history is written; only timestamps are moved into the past afterwards
+so the goals look weeks old.
 """
 
 from __future__ import annotations
@@ -12,80 +12,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db import transaction
 from django.utils import timezone
 
 from truenorth.accounts.models import User
-from truenorth.history.models import HistoryEntry
-from truenorth.history.services import record
-from truenorth.hypotheses.demo import load_validation_demo
-from truenorth.measures.demo import load_value_demo
 from truenorth.orgs.models import Membership, Organisation, Role
-from truenorth.orgs.services import create_organisation, update_organisation
 from truenorth.strategy import services as strategy
 from truenorth.strategy.models import CheckIn, Goal, Product
 
-DEMO_PASSWORD = "north-star-demo"  # printed in the terminal by `truenorth demo`; demo only
-
-
-@dataclass(frozen=True)
-class DemoUser:
-    email: str
-    name: str
-    role: str
-
-
-DEMO_ORG = ("Acme Outdoor", "acme")
-SECOND_ORG = ("Acme Labs", "acme-labs")
-DEMO_USERS = (
-    DemoUser("owner@demo.truenorth.local", "Olivia Owner", Role.OWNER),
-    DemoUser("admin@demo.truenorth.local", "Adam Admin", Role.ADMIN),
-    DemoUser("member@demo.truenorth.local", "Mia Member", Role.MEMBER),
-    DemoUser("stakeholder@demo.truenorth.local", "Sam Stakeholder", Role.STAKEHOLDER),
-)
-
-
-def _user(spec: DemoUser) -> User:
-    user = User.objects.filter(email=spec.email).first()
-    if user is None:
-        user = User.objects.create_user(email=spec.email, password=DEMO_PASSWORD, name=spec.name)
-    return user
-
-
-@transaction.atomic
-def load_demo() -> list[DemoUser]:
-    """Create (or complete) the demo organisations and users; safe to run twice."""
-    users = {spec.email: _user(spec) for spec in DEMO_USERS}
-    owner = users[DEMO_USERS[0].email]
-    for name, slug in (DEMO_ORG, SECOND_ORG):
-        org = Organisation.objects.filter(slug=slug).first()
-        if org is None:
-            org = create_organisation(owner, name if slug == SECOND_ORG[1] else f"{name} (draft)", slug)
-            if slug == DEMO_ORG[1]:
-                # A rename, so the history of the organisation has something to show.
-                update_organisation(Membership.objects.get(organisation=org, user=owner), owner, name=name)
-        for spec in DEMO_USERS[1:]:
-            role = spec.role if slug == DEMO_ORG[1] else Role.MEMBER
-            if slug == SECOND_ORG[1] and spec.role != Role.MEMBER:
-                continue
-            membership, created = Membership.objects.get_or_create(
-                organisation=org, user=users[spec.email], defaults={"role": role}
-            )
-            if created:
-                record(
-                    org, membership, owner, HistoryEntry.Action.CREATED, {"role": {"old": None, "new": role}}
-                )
-        if slug == DEMO_ORG[1] and not Product.objects.filter(organisation=org).exists():
-            _load_vision(org, users)
-        if slug == DEMO_ORG[1]:
-            load_value_demo(org, users, OWNER, MEMBER)
-            load_validation_demo(org, users, OWNER, MEMBER)
-    return list(DEMO_USERS)
-
-
-# --- Vision: goals of Acme Outdoor -----------------------------------------------------------------
-
-OWNER, ADMIN, MEMBER, STAKEHOLDER = (spec.email for spec in DEMO_USERS)
+# Goals are owned by the demo person with a role; load_vision_demo is given their e-mails.
+OWNER, ADMIN, MEMBER, STAKEHOLDER = Role.OWNER, Role.ADMIN, Role.MEMBER, Role.STAKEHOLDER
 ORG_GOAL = "Become the outdoor brand customers trust for every trip"
 
 
@@ -93,7 +28,7 @@ ORG_GOAL = "Become the outdoor brand customers trust for every trip"
 class DemoGoal:
     key: str
     title: str
-    owner: str
+    owner: str  # a role: the demo person with that role owns the goal
     due_in_days: int | None  # target date relative to today; None: no date (the lint notices)
     outcome: str
     target: dict[str, object]
@@ -259,25 +194,44 @@ SHOP_TREE = DemoGoal(
 )
 
 
-def _load_vision(org: Organisation, users: dict[str, User]) -> None:
-    """The Vision demo: an organisation goal, two products with goal trees, and the life around them."""
-    m = {email: Membership.objects.get(organisation=org, user=user) for email, user in users.items()}
+def load_vision_demo(
+    org: Organisation,
+    users: dict[str, User],
+    owner_email: str,
+    admin_email: str,
+    member_email: str,
+    stakeholder_email: str,
+) -> None:
+    """The Vision demo: an organisation goal, two products with goal trees, and the life around them.
+
+    Does nothing when the organisation already has products (so loading twice adds nothing)."""
+    if Product.objects.filter(organisation=org).exists():
+        return
+    emails: dict[str, str] = {
+        OWNER: owner_email,
+        ADMIN: admin_email,
+        MEMBER: member_email,
+        STAKEHOLDER: stakeholder_email,
+    }
+    people = {role: users[email] for role, email in emails.items()}
+    m = {role: Membership.objects.get(organisation=org, user=user) for role, user in people.items()}
+    role_of = {user.email: role for role, user in people.items()}
     now = timezone.now()
     today = timezone.localdate()
     goals: dict[str, Goal] = {}
 
     def observe(goal: Goal, values: tuple[float, ...]) -> None:
-        actor = users[goal.owner.email] if goal.owner else users[OWNER]
+        role = role_of[goal.owner.email] if goal.owner else OWNER
         target = goal.targets.get()
         for i, value in enumerate(values):
             weeks_ago = len(values) - i - 1
             when = now - dt.timedelta(days=7 * weeks_ago + 3, hours=2)
             strategy.record_observation(
-                m[actor.email], actor, target.pk, value, observed_at=when, note="weekly"
+                m[role], people[role], target.pk, value, observed_at=when, note="weekly"
             )
 
     def create(spec: DemoGoal, product: Product | None, parent: Goal | None) -> Goal:
-        actor = users[OWNER]
+        actor = people[OWNER]
         goal = strategy.create_goal(
             m[OWNER],
             actor,
@@ -285,7 +239,7 @@ def _load_vision(org: Organisation, users: dict[str, User]) -> None:
             product_id=product.pk if product else None,
             parent_id=parent.pk if parent else None,
             outcome=spec.outcome,
-            owner_id=users[spec.owner].pk,
+            owner_id=people[spec.owner].pk,
             target_date=today + dt.timedelta(days=spec.due_in_days) if spec.due_in_days is not None else None,
             status=spec.status,
             targets=[spec.target],
@@ -296,7 +250,7 @@ def _load_vision(org: Organisation, users: dict[str, User]) -> None:
             create(child, product, goal)
         return goal
 
-    owner = users[OWNER]
+    owner = people[OWNER]
     org_goal = create(
         DemoGoal(
             "org",
@@ -318,7 +272,7 @@ def _load_vision(org: Organisation, users: dict[str, User]) -> None:
         name="Trail App",
         vision="Every hiker finds, plans and safely completes the trail that is right for them.",
         product_goal="Double the hikers who plan their weekend trips in Trail App by the end of next season.",
-        owner_id=users[MEMBER].pk,
+        owner_id=people[MEMBER].pk,
         team_ids=[trail_team.pk],
     )
     shop = strategy.create_product(
@@ -327,13 +281,13 @@ def _load_vision(org: Organisation, users: dict[str, User]) -> None:
         name="Gear Shop",
         vision="Every hiker leaves with gear that fits their trip, and comes back happy with it.",
         product_goal="Halve the returns caused by the wrong size or the wrong kit by the end of the year.",
-        owner_id=users[ADMIN].pk,
+        owner_id=people[ADMIN].pk,
         team_ids=[shop_team.pk],
     )
     for tree, product in ((TRAIL_TREE, trail), (SHOP_TREE, shop)):
         root = create(tree, product, None)
         strategy.link_goals(m[OWNER], owner, root.pk, org_goal.pk, "aligns")
-    strategy.link_goals(m[MEMBER], users[MEMBER], goals["planned"].pk, goals["group"].pk, "relates")
+    strategy.link_goals(m[MEMBER], people[MEMBER], goals["planned"].pk, goals["group"].pk, "relates")
     # The goals were set ten weeks ago.
     Goal.objects.filter(organisation=org).update(created_at=now - dt.timedelta(weeks=10))
 
@@ -362,17 +316,17 @@ def _load_vision(org: Organisation, users: dict[str, User]) -> None:
     }
     for key, ((status, confidence, narrative), days_ago) in history.items():
         goal = goals[key]
-        actor = users[goal.owner.email] if goal.owner else owner
+        role = role_of[goal.owner.email] if goal.owner else OWNER
         earlier = strategy.check_in(
-            m[actor.email],
-            actor,
+            m[role],
+            people[role],
             goal.pk,
             status="on_track",
             confidence=confidence,
             narrative="Off to a good start.",
         )
         latest = strategy.check_in(
-            m[actor.email], actor, goal.pk, status=status, confidence=confidence, narrative=narrative
+            m[role], people[role], goal.pk, status=status, confidence=confidence, narrative=narrative
         )
         CheckIn.objects.filter(pk=earlier.pk).update(
             created_at=now - dt.timedelta(days=days_ago + 7, hours=4)
@@ -380,29 +334,29 @@ def _load_vision(org: Organisation, users: dict[str, User]) -> None:
         CheckIn.objects.filter(pk=latest.pk).update(created_at=now - dt.timedelta(days=days_ago, hours=3))
 
     # Co-authoring: comments (one @mention), proposals (one accepted, one open), endorsements, a concern.
-    stakeholder = users[STAKEHOLDER]
+    stakeholder = people[STAKEHOLDER]
     strategy.add_comment(
         m[STAKEHOLDER],
         stakeholder,
         goals["trail"].pk,
-        f"Great to see planners growing. @{MEMBER} could we show the offline numbers at the next review?",
+        f"Great to see planners growing. @{member_email} could we show the offline numbers at the next review?",
     )
     strategy.add_comment(
-        m[MEMBER], users[MEMBER], goals["trail"].pk, "Yes, I will bring the offline funnel to the review."
+        m[MEMBER], people[MEMBER], goals["trail"].pk, "Yes, I will bring the offline funnel to the review."
     )
     strategy.add_comment(
-        m[ADMIN], users[ADMIN], goals["speed"].pk, "Measured on a mid-range Android phone in airplane mode."
+        m[ADMIN], people[ADMIN], goals["speed"].pk, "Measured on a mid-range Android phone in airplane mode."
     )
     accepted = strategy.propose_change(
         m[MEMBER],
-        users[MEMBER],
+        people[MEMBER],
         goals["offline"].pk,
         {
             "outcome": "Hikers keep following the route in valleys and forests where their phone has no signal."
         },
         "Say whose phone it is: the hiker's.",
     )
-    strategy.decide_proposal(m[ADMIN], users[ADMIN], accepted.pk, accept=True, reason="Clearer, thanks.")
+    strategy.decide_proposal(m[ADMIN], people[ADMIN], accepted.pk, accept=True, reason="Clearer, thanks.")
     size_target = goals["size"].targets.get()
     strategy.propose_change(
         m[STAKEHOLDER],
@@ -411,8 +365,8 @@ def _load_vision(org: Organisation, users: dict[str, User]) -> None:
         {"targets": {str(size_target.pk): {"target": 3.5}}},
         "Our best competitor is at 3.5 % size returns; 4 % would still leave us behind.",
     )
-    for email, key in ((STAKEHOLDER, "org"), (STAKEHOLDER, "trail"), (ADMIN, "trail"), (MEMBER, "shop")):
-        strategy.endorse(m[email], users[email], goals[key].pk, "Clear, and it matters to our customers.")
+    for role, key in ((STAKEHOLDER, "org"), (STAKEHOLDER, "trail"), (ADMIN, "trail"), (MEMBER, "shop")):
+        strategy.endorse(m[role], people[role], goals[key].pk, "Clear, and it matters to our customers.")
     strategy.raise_concern(
         m[STAKEHOLDER],
         stakeholder,
