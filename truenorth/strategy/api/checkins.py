@@ -1,0 +1,71 @@
+"""Vision API: Check-ins on goals, and the overdue ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja import Query, Status
+
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
+from truenorth.orgs.scoping import scope
+from truenorth.strategy import services
+from truenorth.strategy.api.common import checkin_out, goal_ref, router, user_ref
+from truenorth.strategy.schemas import CheckInIn, CheckInOut, ListFilter, OverdueFilter, OverdueOut
+
+
+@router.get(
+    "/{slug}/goals/{goal_id}/checkins",
+    response={200: list[CheckInOut], **READ_ERRORS},
+    summary="Check-ins of a goal, newest first",
+)
+def list_checkins(
+    request: HttpRequest, slug: str, goal_id: ObjectId, filters: Query[ListFilter]
+) -> list[dict[str, Any]]:
+    m, _ = scope(request, slug)
+    goal = services.get_goal(m, goal_id)
+    rows = goal.checkins.select_related("author", "observation__recorded_by").order_by("-created_at", "-id")
+    return [checkin_out(c) for c in rows[filters.offset : filters.offset + filters.limit]]
+
+
+@router.post(
+    "/{slug}/goals/{goal_id}/checkins",
+    response={201: CheckInOut, **ERRORS},
+    summary="Check in on an active goal (its owner or an admin)",
+)
+def check_in(
+    request: HttpRequest, slug: str, goal_id: ObjectId, payload: CheckInIn
+) -> Status[dict[str, Any]]:
+    m, user = scope(request, slug)
+    checkin = services.check_in(
+        m,
+        user,
+        goal_id,
+        status=payload.status,
+        confidence=payload.confidence,
+        narrative=payload.narrative,
+        target_id=payload.target,
+        value=payload.value,
+        idempotency_key=payload.idempotency_key,
+    )
+    return Status(201, checkin_out(checkin))
+
+
+@router.get(
+    "/{slug}/checkins/overdue",
+    response={200: list[OverdueOut], **READ_ERRORS},
+    summary="Active goals whose check-in is overdue",
+)
+def overdue_checkins(request: HttpRequest, slug: str, filters: Query[OverdueFilter]) -> list[dict[str, Any]]:
+    m, _ = scope(request, slug)
+    rows = services.overdue_checkins(m, product_id=filters.product, owner_id=filters.owner)
+    return [
+        {
+            "goal": goal_ref(o.goal),
+            "owner": user_ref(o.goal.owner),
+            "last_checkin": o.last_checkin,
+            "due": o.due,
+            "days_overdue": o.days_overdue,
+        }
+        for o in rows
+    ]
