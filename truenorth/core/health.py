@@ -1,7 +1,14 @@
-"""Configuration and database health, for `truenorth check` (and later the admin page)."""
+"""Configuration and database health, for `truenorth check` (and later the admin page).
+
+Core checks what it owns (the data directory, the database and its migrations, the front-end assets,
+security settings, e-mail); the apps add their own checks with `register` from their AppConfig.ready()
+(measures: failed data sources and refreshes; jobs: jobs stuck in the queue). Registered checks run only
+when the database is reachable, in the order they were registered (the order of INSTALLED_APPS).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +24,18 @@ class CheckResult:
     name: str
     status: str  # "ok" | "warning" | "error"
     detail: str
+
+
+Check = Callable[[], list[CheckResult]]
+_CHECKS: list[Check] = []
+
+
+def register(check: Check) -> Check:
+    """Add an app's check to `truenorth check` (once; usable as a decorator). It needs the database, so it
+    runs only when the database is reachable, and should return [] when its tables do not exist yet."""
+    if check not in _CHECKS:
+        _CHECKS.append(check)
+    return check
 
 
 def _database() -> list[CheckResult]:
@@ -64,72 +83,13 @@ def _security() -> list[CheckResult]:
     return results
 
 
-def _refreshes() -> list[CheckResult]:
-    """Data sources whose last check failed and measures whose last refresh failed, one line each."""
-    from truenorth.measures.models import DataSource, Measure
-
-    try:
-        sources = list(
-            DataSource.objects.exclude(last_error="")
-            .select_related("organisation")
-            .order_by("organisation__slug", "name")
-        )
-        measures = list(
-            Measure.objects.filter(archived_at__isnull=True)
-            .exclude(last_refresh_error="")
-            .select_related("organisation")
-            .order_by("organisation__slug", "name", "id")
-        )
-    except Exception:  # no database or no tables yet: the database checks above say so
-        return []
-    results = [
-        CheckResult(f"data source “{s.name}” ({s.organisation.slug})", "error", _one_line(s.last_error))
-        for s in sources
-    ]
-    results += [
-        CheckResult(
-            f"measure “{m.name}” (id {m.pk}, {m.organisation.slug})",
-            "error",
-            "last refresh failed: " + _one_line(m.last_refresh_error),
-        )
-        for m in measures
-    ]
-    return results or [CheckResult("data sources and refreshes", "ok", "no failures")]
-
-
-def _jobs() -> list[CheckResult]:
-    """Background jobs queued or running for over an hour: the worker is not running, or was killed
-    (`truenorth worker` fails the jobs it finds running when it starts)."""
-    from truenorth.jobs.services import STUCK_AFTER, stuck_jobs
-
-    try:
-        stuck = stuck_jobs()
-    except Exception:  # no database or no tables yet: the database checks above say so
-        return []
-    hours = int(STUCK_AFTER.total_seconds() // 3600)
-    return [
-        CheckResult(
-            f"job #{j.pk} ({j.kind}, {j.organisation.slug})",
-            "warning",
-            f"{j.status} since {j.created_at:%Y-%m-%d %H:%M} UTC (over {hours} h): "
-            "is `truenorth worker` running?",
-        )
-        for j in stuck
-    ] or [CheckResult("background jobs", "ok", "none stuck")]
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= 200 else line[:199] + "…"
-
-
 def run_checks() -> list[CheckResult]:
     database = _database()
+    reachable = database[0].status == "ok"
     return [
         CheckResult("data directory", "ok", str(settings.DATA_DIR)),
         *database,
-        *(_refreshes() if database[0].status == "ok" else []),  # needs a reachable database
-        *(_jobs() if database[0].status == "ok" else []),
+        *(result for check in _CHECKS if reachable for result in check()),  # they need the database
         _assets(),
         *_security(),
         CheckResult(

@@ -21,6 +21,9 @@ class MeasuresConfig(AppConfig):
     label = "measures"
 
     def ready(self) -> None:
+        from truenorth.core import health
+        from truenorth.measures.health import refreshes
         from truenorth.orgs.models import Organisation
 
         post_save.connect(_seed_new_organisation, sender=Organisation, dispatch_uid="measures-seed-catalogue")
+        health.register(refreshes)  # `truenorth check`: failed data sources and refreshes
