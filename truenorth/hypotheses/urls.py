@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from django.urls import path
 
-from truenorth.hypotheses import views, views_results
-from truenorth.hypotheses.views_planning import plan as plan_view
+from truenorth.hypotheses.views import hypotheses as views
+from truenorth.hypotheses.views import results as views_results
+from truenorth.hypotheses.views.planning import plan as plan_view
 
 app_name = "hypotheses"
 
