@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from truenorth.core.validate import choice
 from truenorth.orgs.commandline import As, Json, Org, Version, identity, member_id, print_json, show, table
 from truenorth.stats.engine import format_p_value
 
@@ -24,9 +25,9 @@ ProductArg = Annotated[int, typer.Option("--product", metavar="ID", help="The pr
 
 
 def _row(h: Any) -> dict[str, Any]:
-    from truenorth.hypotheses import api
+    from truenorth.hypotheses.schemas import hypothesis_out
 
-    data = api._hypothesis(h)
+    data = hypothesis_out(h)
     return {**data, "owner": data["owner"]["email"] if data["owner"] else None}
 
 
@@ -48,7 +49,7 @@ def hypotheses_list(
 
     columns = services.board(membership, product, goal_id=goal, q=q)
     if state is not None and state not in columns:
-        services._choice(state, columns, "--state")
+        choice(state, columns, "--state")
     rows = [_row(h) for s in ([state] if state else columns) for h in columns[s]]
     if as_json:
         print_json(rows)
@@ -74,9 +75,9 @@ def hypotheses_show(
 ) -> None:
     """One hypothesis as a Test Card (and a Learning Card once concluded)."""
     membership, _ = identity(org, as_user)
-    from truenorth.hypotheses import api
+    from truenorth.hypotheses.schemas import hypothesis_detail_out
 
-    data = api._detail(membership, hypothesis_id)
+    data = hypothesis_detail_out(membership, hypothesis_id)
     if as_json:
         print_json(data)
         return
@@ -129,7 +130,8 @@ def hypotheses_create(
 ) -> None:
     """Write a hypothesis (it starts in draft)."""
     membership, user = identity(org, as_user)
-    from truenorth.hypotheses import api, services
+    from truenorth.hypotheses import services
+    from truenorth.hypotheses.schemas import hypothesis_detail_out
 
     made = services.create_hypothesis(
         membership,
@@ -151,7 +153,7 @@ def hypotheses_create(
         ease=ease,
     )
     if as_json:
-        print_json(api._detail(membership, made.pk))
+        print_json(hypothesis_detail_out(membership, made.pk))
         return
     typer.echo(f"Created hypothesis #{made.pk} “{made.title}” (draft).")
 
@@ -242,9 +244,10 @@ def learnings(
 ) -> None:
     """Search the learning log: what each concluded hypothesis taught us."""
     membership, _ = identity(org, as_user)
-    from truenorth.hypotheses import api, services
+    from truenorth.hypotheses import services
+    from truenorth.hypotheses.schemas import decision_out
 
-    rows = [api._decision(d) for d in services.learnings(membership, product, q)[:1000]]
+    rows = [decision_out(d) for d in services.learnings(membership, product, q)[:1000]]
     if as_json:
         print_json(rows)
         return

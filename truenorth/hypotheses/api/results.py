@@ -3,86 +3,19 @@ the latest with the list of snapshots. hypotheses.results does the work."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Router, Schema, Status
-from pydantic import Field
+from ninja import Router, Status
 
-from truenorth.accounts.models import User
-from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
 from truenorth.hypotheses import jobs, results, services
-from truenorth.hypotheses.models import ResultSnapshot
-from truenorth.jobs.api import SUBMIT_ERRORS, JobOut, accepted
-from truenorth.orgs.models import Membership
-from truenorth.orgs.services import membership_for
+from truenorth.hypotheses.schemas import ComputeIn, EvidenceIn, ResultsOut, result_out
+from truenorth.jobs.api import SUBMIT_ERRORS, JobOut, accepted  # until jobs/schemas.py is committed
+from truenorth.orgs.scoping import scope
 
 router = Router(tags=["validation"])
 MAX_LIST = 200
-
-
-class ComputeIn(StrictSchema):
-    method: str = "frequentist"
-    correction: Literal["holm", "bh", "none"] = Field(
-        default="holm", description="Multiple-comparison correction (the snapshot records it)."
-    )
-    family: Literal["role", "all"] = Field(
-        default="role",
-        description="Correct within each metric role (primary, secondary, guardrail: the default, so the "
-        "primary decision is not diluted) or across all metrics.",
-    )
-
-
-class EvidenceIn(StrictSchema):
-    data_source: ObjectId | None = None
-    experiment_key: str
-    metric_definitions: list[dict[str, Any]] = Field(
-        description="Metric definitions; an empty list discovers a count and a conversion per event name."
-    )
-    mapping: dict[str, Any] | None = Field(
-        default=None,
-        description="Where the tables and columns are: {assignments: {table, unit, variation, exposed_at, "
-        "experiment}, events: {table, unit, name, value, at}}; a table is a [schema.]table or a .parquet/"
-        ".csv file in the organisation's DuckDB directory. Missing keys keep today's names; null keeps "
-        "the saved mapping.",
-    )
-    version: int = Field(
-        description="Required: the experiment version you read; a stale one is refused with 409."
-    )
-
-
-class ResultSummaryOut(Schema):
-    id: int
-    computed_at: Any
-    method: str
-    kind: str = Field(description="computed (by TrueNorth) or imported (from an outside tool).")
-    label: str
-
-
-class ResultsOut(Schema):
-    latest: dict[str, Any] | None = Field(
-        description="The headline: the latest results computed by TrueNorth (imports never are)."
-    )
-    snapshots: list[ResultSummaryOut]
-
-
-def _scope(request: HttpRequest, slug: str) -> tuple[Membership, User]:
-    assert isinstance(request.user, User)
-    return membership_for(request.user, slug), request.user
-
-
-def _full(s: ResultSnapshot) -> dict[str, Any]:
-    return {
-        "id": s.pk,
-        "experiment": s.experiment_id,
-        "kind": s.kind,
-        "label": s.label,
-        "computed_at": s.computed_at,
-        "method": s.method,
-        "inputs": s.inputs,
-        "query": s.query,
-        "results": s.results,
-    }
 
 
 @router.post(
@@ -97,7 +30,7 @@ def _full(s: ResultSnapshot) -> dict[str, Any]:
 def compute(
     request: HttpRequest, response: HttpResponse, slug: str, experiment_id: ObjectId, payload: ComputeIn
 ) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     job = jobs.submit_compute(
         m, user, experiment_id, method=payload.method, correction=payload.correction, family=payload.family
     )
@@ -110,7 +43,7 @@ def compute(
     summary="An experiment's latest results in full and the list of its result snapshots",
 )
 def latest(request: HttpRequest, slug: str, experiment_id: ObjectId) -> dict[str, Any]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     services.get_experiment(m, experiment_id)
     listed = list(
         services.snapshots_of(m, experiment_id).only(
@@ -119,7 +52,7 @@ def latest(request: HttpRequest, slug: str, experiment_id: ObjectId) -> dict[str
     )
     newest = services.headline_snapshot(m, experiment_id)
     return {
-        "latest": _full(newest) if newest else None,
+        "latest": result_out(newest) if newest else None,
         "snapshots": [
             {"id": s.pk, "computed_at": s.computed_at, "method": s.method, "kind": s.kind, "label": s.label}
             for s in listed
@@ -135,7 +68,7 @@ def latest(request: HttpRequest, slug: str, experiment_id: ObjectId) -> dict[str
 def set_evidence(
     request: HttpRequest, slug: str, experiment_id: ObjectId, payload: EvidenceIn
 ) -> dict[str, Any]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     e = results.configure_evidence(
         m,
         user,
