@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "truenorth.hypotheses",
     "truenorth.jobs",
     "truenorth.search",
+    "truenorth.home",
     "huey.contrib.djhuey",
 ]
 
@@ -160,7 +161,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "core:home"
+LOGIN_REDIRECT_URL = "home:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
 PASSWORD_HASHERS = [

@@ -9,6 +9,7 @@ register_converter(ObjectIdConverter, "id")
 
 urlpatterns = [
     path("", include("truenorth.core.urls")),
+    path("", include("truenorth.home.urls")),
     path("accounts/", include("truenorth.accounts.urls")),
     path("", include("truenorth.orgs.urls")),
     path("", include("truenorth.strategy.urls")),

@@ -49,7 +49,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Welcome to TrueNorth.")
             if target := _next_url(request):
                 return _remember_device(redirect(target), user)
-            response = redirect("orgs:dashboard", org_slug=org.slug) if org else redirect("core:home")
+            response = redirect("home:dashboard", org_slug=org.slug) if org else redirect("home:home")
             return _remember_device(response, user)
     return render(request, "accounts/signup.html", {"form": form, "next": _next_url(request)})
 
@@ -82,7 +82,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             login(request, user)
-            return _remember_device(redirect(_next_url(request) or "core:home"), user)
+            return _remember_device(redirect(_next_url(request) or "home:home"), user)
     return render(request, "accounts/login.html", {"form": form, "next": _next_url(request)}, status=status)
 
 

@@ -4,26 +4,8 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import render
 from django.views.decorators.http import require_GET
-
-from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY, current_user
-from truenorth.orgs.services import memberships_of
-
-
-@require_GET
-def home(request: HttpRequest) -> HttpResponse:
-    """Send people to the organisation they last used, or help them start one."""
-    if not request.user.is_authenticated:
-        return redirect("accounts:login")
-    memberships = list(memberships_of(current_user(request)))
-    if not memberships:
-        return render(request, "core/welcome.html", {})
-    wanted = request.session.get(CURRENT_ORG_SESSION_KEY)
-    # Without a remembered choice, the organisation joined first (usually one's own) wins.
-    first_joined = min(memberships, key=lambda m: (m.joined_at, m.pk))
-    chosen = next((m for m in memberships if m.organisation.slug == wanted), first_joined)
-    return redirect("orgs:dashboard", org_slug=chosen.organisation.slug)
 
 
 @require_GET

@@ -9,7 +9,6 @@ app_name = "orgs"
 urlpatterns = [
     path("orgs/new/", views.create, name="create"),
     path("invite/<str:token>/", views.accept_invitation, name="accept_invitation"),
-    path("o/<slug:org_slug>/", views.dashboard, name="dashboard"),
     path("o/<slug:org_slug>/members/", views.members, name="members"),
     path("o/<slug:org_slug>/members/<id:member_id>/role/", views.change_role, name="change_role"),
     path("o/<slug:org_slug>/members/<id:member_id>/remove/", views.remove_member, name="remove_member"),

@@ -8,15 +8,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from truenorth.core.errors import DomainError, NotFound
 from truenorth.core.forms import require_version
-from truenorth.engagement.services import notifications_of
 from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
-from truenorth.orgs import pillars, services
+from truenorth.orgs import services
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.forms import InviteForm, OrganisationForm, RoleForm
 from truenorth.orgs.models import ROLE_HELP, Membership, Role
-from truenorth.strategy import services as strategy
-from truenorth.strategy.views import product_progress
 
 
 @login_required
@@ -32,35 +29,8 @@ def create(request: HttpRequest) -> HttpResponse:
             apply_error(form, exc)
         else:
             messages.success(request, f"{org.name} is ready. Invite the people who shape its goals.")
-            return redirect("orgs:dashboard", org_slug=org.slug)
+            return redirect("home:dashboard", org_slug=org.slug)
     return render(request, "orgs/create.html", {"form": form})
-
-
-@org_view
-def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
-    org = membership.organisation
-    user = current_user(request)
-    progress = strategy.progress_for_org(org.pk)
-    counts = strategy.product_counts(membership)
-    by_product = product_progress(membership, progress)
-    product_list = list(strategy.products_of(membership).prefetch_related(None))
-    products = [(p, counts.get(p.pk, {}).get("goals", 0), by_product.get(p.pk)) for p in product_list]
-    org_goals = strategy.tree_level(membership, product_id=None, parent_id=None, progress=progress)
-    unread = list(notifications_of(user, org).filter(read_at__isnull=True)[:10])
-    return render(
-        request,
-        "orgs/dashboard.html",
-        {
-            "membership": membership,
-            "org": org,
-            "member_count": org.memberships.count(),
-            "products": products,
-            "org_goals": org_goals,
-            "my_overdue": strategy.overdue_checkins(membership, owner_id=user.pk)[:20],
-            "unread": unread,
-            **pillars.cards(membership, product_list),
-        },
-    )
 
 
 @org_view
@@ -142,7 +112,7 @@ def remove_member(request: HttpRequest, membership: Membership, member_id: int) 
         return redirect("orgs:members", org_slug=membership.organisation.slug)
     if leaving:
         messages.success(request, f"You left {membership.organisation.name}.")
-        return redirect("core:home")
+        return redirect("home:home")
     messages.success(request, "Member removed.")
     return redirect("orgs:members", org_slug=membership.organisation.slug)
 
@@ -205,5 +175,5 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
     if request.method == "POST":
         membership = services.accept_invitation(current_user(request), token)
         messages.success(request, f"You joined {membership.organisation.name} as {membership.role}.")
-        return redirect("orgs:dashboard", org_slug=membership.organisation.slug)
+        return redirect("home:dashboard", org_slug=membership.organisation.slug)
     return render(request, "orgs/invitation.html", {"invitation": invitation, "next": request.path})

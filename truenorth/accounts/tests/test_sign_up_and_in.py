@@ -15,7 +15,7 @@ from truenorth.orgs.services import create_organisation
 SIGNUP = reverse("accounts:signup")
 LOGIN = reverse("accounts:login")
 LOGOUT = reverse("accounts:logout")
-HOME = reverse("core:home")
+HOME = reverse("home:home")
 STRONG = "Tr1al-and-err0r-north"
 
 
@@ -70,7 +70,7 @@ def test_sign_up_with_organisation_creates_it_owned_and_redirects_to_dashboard()
     assert org.slug == "zeta-rockets"
     assert Membership.objects.get(organisation=org, user=user).role == Role.OWNER
     assert response.status_code == 302
-    assert response["Location"] == reverse("orgs:dashboard", kwargs={"org_slug": org.slug})
+    assert response["Location"] == reverse("home:dashboard", kwargs={"org_slug": org.slug})
     dashboard = client.get(response["Location"])
     assert dashboard.status_code == 200
     assert b"Zeta Rockets" in dashboard.content
@@ -295,7 +295,7 @@ def test_sign_out_logs_out(owner):
     home = owner.client.get(HOME)
     assert home.status_code == 302
     assert home["Location"] == LOGIN
-    org_page = owner.client.get(reverse("orgs:dashboard", kwargs={"org_slug": "alpha"}))
+    org_page = owner.client.get(reverse("home:dashboard", kwargs={"org_slug": "alpha"}))
     assert org_page.status_code == 302
     assert org_page["Location"].startswith(LOGIN)
 
@@ -325,14 +325,14 @@ def test_home_shows_welcome_without_organisation():
 def test_home_redirects_to_the_only_organisation(member):
     response = member.client.get(HOME)
     assert response.status_code == 302
-    assert response["Location"] == reverse("orgs:dashboard", kwargs={"org_slug": "alpha"})
+    assert response["Location"] == reverse("home:dashboard", kwargs={"org_slug": "alpha"})
 
 
 @pytest.mark.django_db
 def test_home_redirects_to_last_used_organisation(owner):
     create_organisation(owner.user, "Zulu Works", "zulu")  # sorts after "Alpha Org"
-    alpha = reverse("orgs:dashboard", kwargs={"org_slug": "alpha"})
-    zulu = reverse("orgs:dashboard", kwargs={"org_slug": "zulu"})
+    alpha = reverse("home:dashboard", kwargs={"org_slug": "alpha"})
+    zulu = reverse("home:dashboard", kwargs={"org_slug": "zulu"})
 
     assert owner.client.get(HOME)["Location"] == alpha  # nothing used yet: the first by name
     assert owner.client.get(zulu).status_code == 200
@@ -348,4 +348,4 @@ def test_home_ignores_last_used_organisation_the_user_left(owner, outsider):
     session["current_org"] = "bravo-secret"
     session.save()
     response = owner.client.get(HOME)
-    assert response["Location"] == reverse("orgs:dashboard", kwargs={"org_slug": "alpha"})
+    assert response["Location"] == reverse("home:dashboard", kwargs={"org_slug": "alpha"})

@@ -100,7 +100,7 @@ def test_the_organisation_dashboard_shows_the_value_and_validation_pillars_as_th
     )
     assert second.state == "draft"
 
-    html = owner.client.get(reverse("orgs:dashboard", args=[SLUG])).content.decode()
+    html = owner.client.get(reverse("home:dashboard", args=[SLUG])).content.decode()
 
     assert "No measures yet" not in html and "No hypotheses yet" not in html
     value = html.split('data-testid="value-card"')[1].split("</article>")[0]
@@ -113,7 +113,7 @@ def test_the_organisation_dashboard_shows_the_value_and_validation_pillars_as_th
     assert "No decisions yet." in validation
 
     _conclude(member, testing)
-    html = owner.client.get(reverse("orgs:dashboard", args=[SLUG])).content.decode()
+    html = owner.client.get(reverse("home:dashboard", args=[SLUG])).content.decode()
     validation = html.split('data-testid="validation-card"')[1].split("</article>")[0]
     assert "1 draft, 1 concluded" in validation and "running" not in validation
     assert "Latest decision:" in validation and "inconclusive, stop" in validation
@@ -121,5 +121,5 @@ def test_the_organisation_dashboard_shows_the_value_and_validation_pillars_as_th
 
 def test_a_stakeholder_sees_the_same_pillar_cards(stakeholder, measure, testing) -> None:
     assert stakeholder.membership.role == Role.STAKEHOLDER
-    html = stakeholder.client.get(reverse("orgs:dashboard", args=[SLUG])).content.decode()
+    html = stakeholder.client.get(reverse("home:dashboard", args=[SLUG])).content.decode()
     assert "<strong>1</strong> measure" in html and "<strong>1</strong> hypothesis: 1 testing" in html

@@ -19,7 +19,7 @@ CREATE = reverse("orgs:create")
 
 
 def _url(name: str, slug: str = "alpha", **kwargs: int) -> str:
-    return reverse(f"orgs:{name}", kwargs={"org_slug": slug, **kwargs})
+    return reverse(name if ":" in name else f"orgs:{name}", kwargs={"org_slug": slug, **kwargs})
 
 
 def _messages(response) -> list[str]:
@@ -43,7 +43,7 @@ def test_create_organisation_derives_slug_and_makes_creator_owner(member):
     org = Organisation.objects.get(name="Northwind Trading Co.")
     assert org.slug == "northwind-trading-co"
     assert response.status_code == 302
-    assert response["Location"] == _url("dashboard", org.slug)
+    assert response["Location"] == _url("home:dashboard", org.slug)
     assert Membership.objects.get(organisation=org, user=member.user).role == Role.OWNER
     dashboard = member.client.get(response["Location"])
     assert dashboard.status_code == 200
@@ -64,7 +64,7 @@ def test_create_organisation_with_taken_name_gets_a_unique_slug(owner):
 def test_create_organisation_with_explicit_slug(member):
     response = member.client.post(CREATE, {"name": "Beta", "slug": "beta-team"})
     assert response.status_code == 302
-    assert response["Location"] == _url("dashboard", "beta-team")
+    assert response["Location"] == _url("home:dashboard", "beta-team")
 
 
 @pytest.mark.django_db
@@ -120,7 +120,7 @@ def test_settings_change_slug_redirects_to_new_address(owner, org_a):
     response = owner.client.post(_url("settings"), {"name": "Alpha Org", "slug": "alpha-two", "version": 1})
     assert response.status_code == 302
     assert response["Location"] == _url("settings", "alpha-two")
-    assert owner.client.get(_url("dashboard", "alpha")).status_code == 404
+    assert owner.client.get(_url("home:dashboard", "alpha")).status_code == 404
 
 
 @pytest.mark.django_db
@@ -159,7 +159,7 @@ def test_settings_cannot_be_changed_by_a_member(member, org_a):
 
 @pytest.mark.django_db
 def test_organisation_pages_are_404_for_outsiders(outsider):
-    for name in ("dashboard", "members", "settings"):
+    for name in ("home:dashboard", "members", "settings"):
         assert outsider.client.get(_url(name)).status_code == 404
     assert outsider.client.post(_url("settings"), {"name": "X", "slug": "alpha"}).status_code == 404
 
@@ -219,7 +219,7 @@ def test_invite_link_lets_a_new_person_join(admin, org_a):
     assert client.get(path).status_code == 200
     accepted = client.post(path)
     assert accepted.status_code == 302
-    assert accepted["Location"] == _url("dashboard")
+    assert accepted["Location"] == _url("home:dashboard")
     assert Membership.objects.get(organisation=org_a, user=joiner).role == Role.STAKEHOLDER
     # The link works once.
     assert Client().get(path).status_code == 404
@@ -308,14 +308,14 @@ def test_member_leaves_the_organisation(member, org_a):
     assert b"Leave" in page.content
     response = member.client.post(_url("remove_member", member_id=member.membership.pk))
     assert response.status_code == 302
-    assert response["Location"] == reverse("core:home")
+    assert response["Location"] == reverse("home:home")
     assert not Membership.objects.filter(organisation=org_a, user=member.user).exists()
     # Home now welcomes them, and they no longer see the organisation.
-    home = member.client.get(reverse("core:home"))
+    home = member.client.get(reverse("home:home"))
     assert home.status_code == 200
     assert "You left Alpha Org." in _messages(home)
     assert b"not in any organisation yet" in home.content
-    assert member.client.get(_url("dashboard")).status_code == 404
+    assert member.client.get(_url("home:dashboard")).status_code == 404
 
 
 @pytest.mark.django_db
@@ -343,7 +343,7 @@ def test_admin_removes_a_member(admin, member):
 @pytest.mark.parametrize("signed_in", [False, True])
 def test_security_headers_on_pages(owner, signed_in):
     client = owner.client if signed_in else Client()
-    path = _url("dashboard") if signed_in else reverse("accounts:login")
+    path = _url("home:dashboard") if signed_in else reverse("accounts:login")
     response = client.get(path)
     assert response.status_code == 200
     csp = response["Content-Security-Policy"]

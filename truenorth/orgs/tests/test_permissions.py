@@ -105,8 +105,8 @@ def owner_is_the_only_owner(org_a: Organisation, owner: Persona) -> Persona:
 def test_a_stakeholder_can_read_the_organisation_its_members_and_its_history(stakeholder: Persona) -> None:
     for url in (ORG, f"{ORG}/members", f"{ORG}/history"):
         assert stakeholder.api().get(url).status_code == 200, url
-    for page in ("dashboard", "members", "settings"):
-        assert stakeholder.client.get(reverse(f"orgs:{page}", args=["alpha"])).status_code == 200, page
+    for page in ("home:dashboard", "orgs:members", "orgs:settings"):
+        assert stakeholder.client.get(reverse(page, args=["alpha"])).status_code == 200, page
 
 
 def test_a_stakeholder_cannot_invite_anyone(org_a: Organisation, stakeholder: Persona) -> None:

@@ -93,7 +93,7 @@ def _pages(product: Product, root: Goal) -> dict[str, tuple[str, dict[str, str]]
         ),
         "goal": (reverse("strategy:goal", kwargs={**org, "goal_id": root.pk}), {}),
         "products": (reverse("strategy:products", kwargs=org), {}),
-        "dashboard": (reverse("orgs:dashboard", kwargs=org), {}),
+        "dashboard": (reverse("home:dashboard", kwargs=org), {}),
         "alignment": (reverse("strategy:alignment", kwargs=org), {}),
     }
 

@@ -58,7 +58,7 @@ def page_urls(w: World) -> list[str]:
         url("alignment"),
         url("overdue"),
         reverse("engagement:notifications", kwargs={"org_slug": "alpha"}),
-        reverse("orgs:dashboard", kwargs={"org_slug": "alpha"}),
+        reverse("home:dashboard", kwargs={"org_slug": "alpha"}),
     ]
 
 
@@ -604,7 +604,7 @@ def test_overdue_checkins_can_be_filtered(owner, world, member):
     assert "Hikers trust our routes" not in html
     html = owner.client.get(url("overdue") + f"?product={world.product.pk}").content.decode()
     assert "Hikers trust our routes" in html
-    dashboard = owner.client.get(reverse("orgs:dashboard", kwargs={"org_slug": "alpha"})).content.decode()
+    dashboard = owner.client.get(reverse("home:dashboard", kwargs={"org_slug": "alpha"})).content.decode()
     assert "days overdue" in dashboard
 
 
@@ -632,7 +632,7 @@ def test_notifications_are_listed_counted_and_marked_read(owner, stakeholder, wo
 
 @pytest.mark.django_db
 def test_dashboard_lists_products_with_goal_counts(owner, world):
-    html = owner.client.get(reverse("orgs:dashboard", kwargs={"org_slug": "alpha"})).content.decode()
+    html = owner.client.get(reverse("home:dashboard", kwargs={"org_slug": "alpha"})).content.decode()
     assert "Trail App" in html
     assert "2 goals" in html
 
