@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "truenorth.hypotheses",
     "truenorth.jobs",
     "truenorth.search",
+    "truenorth.handbook",
     "truenorth.home",
     "huey.contrib.djhuey",
 ]
