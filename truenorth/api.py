@@ -106,11 +106,11 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 def _register_routers() -> None:
     from truenorth.accounts.api import router as accounts_router
-    from truenorth.engagement.api import router as engagement_router
     from truenorth.history.api import router as history_router
     from truenorth.hypotheses.api import router as hypotheses_router
     from truenorth.jobs.api import router as jobs_router
     from truenorth.measures.api import router as measures_router
+    from truenorth.notifications.api import router as notifications_router
     from truenorth.orgs.api import router as orgs_router
     from truenorth.search.api import router as search_router
     from truenorth.strategy.api import router as strategy_router
@@ -119,7 +119,7 @@ def _register_routers() -> None:
     api.add_router("/orgs", orgs_router)
     api.add_router("/orgs", history_router)
     api.add_router("/orgs", strategy_router)
-    api.add_router("/orgs", engagement_router)
+    api.add_router("/orgs", notifications_router)
     api.add_router("/orgs", measures_router)
     api.add_router("/orgs", hypotheses_router)
     api.add_router("/orgs", jobs_router)

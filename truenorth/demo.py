@@ -80,4 +80,3 @@ def load_demo() -> list[DemoUser]:
             load_value_demo(org, users, OWNER, MEMBER)
             load_validation_demo(org, users, OWNER, MEMBER)
     return list(DEMO_USERS)
-

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "truenorth.accounts",
     "truenorth.orgs",
     "truenorth.history",
+    "truenorth.notifications",
     "truenorth.strategy",
     "truenorth.measures",
     "truenorth.engagement",
@@ -134,7 +135,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "truenorth.orgs.context_processors.organisations",
-                "truenorth.engagement.context_processors.unread_notifications",
+                "truenorth.notifications.context_processors.unread_notifications",
             ],
             # num, p_value, human, label: how numbers, p-values and history values read on every page.
             "builtins": ["truenorth.core.templatetags.present"],

@@ -13,7 +13,7 @@ urlpatterns = [
     path("accounts/", include("truenorth.accounts.urls")),
     path("", include("truenorth.orgs.urls")),
     path("", include("truenorth.strategy.urls")),
-    path("", include("truenorth.engagement.urls")),
+    path("", include("truenorth.notifications.urls")),
     path("", include("truenorth.measures.urls")),
     path("", include("truenorth.hypotheses.urls")),
     path("", include("truenorth.jobs.urls")),

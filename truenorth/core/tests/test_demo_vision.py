@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from truenorth.demo import DEMO_USERS, ORG_GOAL, load_demo
-from truenorth.engagement.models import Notification
+from truenorth.notifications.models import Notification
 from truenorth.history.models import HistoryEntry
 from truenorth.orgs.models import Membership, Organisation
 from truenorth.strategy import services

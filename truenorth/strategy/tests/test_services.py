@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from truenorth.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from truenorth.engagement.models import Notification
+from truenorth.notifications.models import Notification
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import entries_for
 from truenorth.orgs.models import Membership, Role

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from truenorth.engagement.models import Notification
+from truenorth.notifications.models import Notification
 from truenorth.strategy import services
 from truenorth.strategy.models import ChangeProposal, CheckIn, Comment, Endorsement, Goal, Product, WorkItem
 
@@ -57,7 +57,7 @@ def page_urls(w: World) -> list[str]:
         url("goal", goal_id=w.child.pk),
         url("alignment"),
         url("overdue"),
-        reverse("engagement:notifications", kwargs={"org_slug": "alpha"}),
+        reverse("notifications:notifications", kwargs={"org_slug": "alpha"}),
         reverse("home:dashboard", kwargs={"org_slug": "alpha"}),
     ]
 
@@ -612,13 +612,13 @@ def test_overdue_checkins_can_be_filtered(owner, world, member):
 def test_notifications_are_listed_counted_and_marked_read(owner, stakeholder, world):
     services.add_comment(stakeholder.membership, stakeholder.user, world.strategic.pk, "Hi @owner@a.example")
     services.raise_concern(stakeholder.membership, stakeholder.user, world.strategic.pk, "Hmm")
-    notifications = reverse("engagement:notifications", kwargs={"org_slug": "alpha"})
+    notifications = reverse("notifications:notifications", kwargs={"org_slug": "alpha"})
     html = owner.client.get(notifications).content.decode()
     assert "mentioned you" in html
     assert 'badge badge-count">2<' in html
     first = Notification.objects.filter(user=owner.user).first()
     assert first is not None
-    mark = reverse("engagement:mark_read", kwargs={"org_slug": "alpha"})
+    mark = reverse("notifications:mark_read", kwargs={"org_slug": "alpha"})
     assert owner.client.post(mark, {"id": str(first.pk)}).status_code == 302
     assert Notification.objects.filter(user=owner.user, read_at__isnull=True).count() == 1
     owner.client.post(mark)

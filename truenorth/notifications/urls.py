@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django.urls import path
 
-from truenorth.engagement import views
+from truenorth.notifications import views
 
-app_name = "engagement"
+app_name = "notifications"
 
 urlpatterns = [
     path("o/<slug:org_slug>/notifications/", views.notifications, name="notifications"),

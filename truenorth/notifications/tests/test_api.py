@@ -7,8 +7,8 @@ from typing import Any
 
 from django.test import Client
 
-from truenorth.engagement import services
-from truenorth.engagement.models import Notification
+from truenorth.notifications import services
+from truenorth.notifications.models import Notification
 
 BASE = "/api/v1/orgs/alpha/notifications"
 

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from truenorth.engagement import services
+from truenorth.notifications import services
 from truenorth.orgs.access import current_user, org_view
 from truenorth.orgs.models import Membership
 
@@ -20,7 +20,7 @@ def notifications(request: HttpRequest, membership: Membership) -> HttpResponse:
     rows = list(services.notifications_of(current_user(request), membership.organisation)[:LIST_ROWS])
     return render(
         request,
-        "engagement/notifications.html",
+        "notifications/notifications.html",
         {"membership": membership, "org": membership.organisation, "rows": rows},
     )
 
@@ -37,4 +37,4 @@ def mark_read(request: HttpRequest, membership: Membership) -> HttpResponse:
     count = services.mark_read(user, list(mine.values_list("pk", flat=True)))
     if not ids:
         messages.success(request, f"{count} notification{'s' if count != 1 else ''} marked read.")
-    return redirect("engagement:notifications", org_slug=membership.organisation.slug)
+    return redirect("notifications:notifications", org_slug=membership.organisation.slug)

@@ -6,7 +6,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from truenorth.accounts.models import User
-from truenorth.engagement.services import notifications_of
+from truenorth.notifications.services import notifications_of
 
 
 def unread_notifications(request: HttpRequest) -> dict[str, Any]:

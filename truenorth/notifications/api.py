@@ -8,11 +8,10 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
-from truenorth.accounts.models import User
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
-from truenorth.engagement import services
-from truenorth.engagement.models import Notification
-from truenorth.orgs.services import membership_for
+from truenorth.notifications import services
+from truenorth.notifications.models import Notification
+from truenorth.orgs.scoping import scope
 
 router = Router(tags=["notifications"])
 
@@ -41,11 +40,6 @@ class MarkReadOut(Schema):
     marked: int = Field(description="How many unread notifications were marked read.")
 
 
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
 @router.get(
     "/{slug}/notifications",
     response={200: list[NotificationOut], **READ_ERRORS},
@@ -54,8 +48,7 @@ def _user(request: HttpRequest) -> User:
 def list_notifications(
     request: HttpRequest, slug: str, filters: Query[NotificationFilter]
 ) -> list[Notification]:
-    user = _user(request)
-    m = membership_for(user, slug)
+    m, user = scope(request, slug)
     qs = services.notifications_of(user, m.organisation)
     if filters.unread:
         qs = qs.filter(read_at__isnull=True)
@@ -68,8 +61,7 @@ def list_notifications(
     summary="Mark my notifications in this organisation read",
 )
 def mark_read(request: HttpRequest, slug: str, payload: MarkReadIn) -> dict[str, int]:
-    user = _user(request)
-    m = membership_for(user, slug)
+    m, user = scope(request, slug)
     mine = services.notifications_of(user, m.organisation).filter(read_at__isnull=True)
     if payload.ids is not None:
         mine = mine.filter(pk__in=payload.ids)
