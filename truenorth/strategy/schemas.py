@@ -5,7 +5,7 @@ Schema names are part of the published OpenAPI document: renaming one changes th
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.utils import timezone
 from ninja import Schema
@@ -14,16 +14,25 @@ from pydantic import Field, field_validator
 from truenorth.core.schemas import ObjectId, StrictSchema
 from truenorth.strategy import services
 from truenorth.strategy.models import (
+    ChangeProposal,
+    CheckIn,
     CheckInStatus,
+    Comment,
     Direction,
+    Endorsement,
     Goal,
     GoalLevel,
     GoalStatus,
     LinkKind,
     TargetMeasure,
+    TargetObservation,
     WorkItem,
     WorkItemStatus,
 )
+
+if TYPE_CHECKING:
+    from truenorth.accounts.models import User
+    from truenorth.strategy.services import Overdue
 
 MAX_LIST = 1000
 VERSION_HELP = "Required: the version you read; a stale one is refused with 409."
@@ -31,6 +40,10 @@ GOAL_VERSION_HELP = "Required: the goal's version you read; a stale one is refus
 
 
 # --- output schemas -------------------------------------------------------------------------------
+# A schema with `resolve_*` methods is validated from the model object itself (ninja reads each field
+# from the attribute of the same name, or from its resolver): the schema is the only description of
+# that output. The others (goals, targets, products, lint findings) carry values computed beside the
+# model (progress, latest values, counts) and are built as dicts in api/common.py.
 
 
 class UserRef(Schema):
@@ -69,6 +82,10 @@ class GoalRef(Schema):
     level: str
     status: str
     product: int | None
+
+    @staticmethod
+    def resolve_product(goal: Goal) -> int | None:
+        return goal.product_id
 
 
 class GoalOut(Schema):
@@ -164,6 +181,10 @@ class TreeOut(Schema):
 class AlignedGoalOut(GoalRef):
     product_name: str | None
 
+    @staticmethod
+    def resolve_product_name(goal: Goal) -> str | None:
+        return goal.product.name if goal.product else None
+
 
 class AlignmentRowOut(Schema):
     goal: GoalOut
@@ -183,6 +204,14 @@ class ObservationOut(Schema):
     note: str
     recorded_by: str | None
 
+    @staticmethod
+    def resolve_target(observation: TargetObservation) -> int:
+        return observation.target_measure_id
+
+    @staticmethod
+    def resolve_recorded_by(observation: TargetObservation) -> str | None:
+        return observation.recorded_by.email if observation.recorded_by else None
+
 
 class CheckInOut(Schema):
     id: int
@@ -197,6 +226,14 @@ class CheckInOut(Schema):
     )
     created_at: dt.datetime
 
+    @staticmethod
+    def resolve_goal(checkin: CheckIn) -> int:
+        return checkin.goal_id
+
+    @staticmethod
+    def resolve_measure_observation(checkin: CheckIn) -> int | None:
+        return checkin.measure_observation_id
+
 
 class OverdueOut(Schema):
     goal: GoalRef
@@ -205,6 +242,10 @@ class OverdueOut(Schema):
     due: dt.datetime
     days_overdue: int
 
+    @staticmethod
+    def resolve_owner(overdue: Overdue) -> User | None:
+        return overdue.goal.owner
+
 
 class CommentOut(Schema):
     id: int
@@ -212,6 +253,10 @@ class CommentOut(Schema):
     author: UserRef | None
     body: str
     created_at: dt.datetime
+
+    @staticmethod
+    def resolve_goal(comment: Comment) -> int:
+        return comment.goal_id
 
 
 class ProposalOut(Schema):
@@ -227,6 +272,10 @@ class ProposalOut(Schema):
     decision_reason: str
     created_at: dt.datetime
 
+    @staticmethod
+    def resolve_goal(proposal: ChangeProposal) -> int:
+        return proposal.goal_id
+
 
 class EndorsementOut(Schema):
     id: int
@@ -239,6 +288,10 @@ class EndorsementOut(Schema):
     resolved_by: UserRef | None
     resolution: str
 
+    @staticmethod
+    def resolve_goal(endorsement: Endorsement) -> int:
+        return endorsement.goal_id
+
 
 class WorkItemOut(Schema):
     id: int
@@ -250,6 +303,10 @@ class WorkItemOut(Schema):
     team: TeamOut | None
     goal: GoalRef | None
     created_at: dt.datetime
+
+    @staticmethod
+    def resolve_product(item: WorkItem) -> int:
+        return item.product_id
 
 
 class OrphanReportOut(Schema):

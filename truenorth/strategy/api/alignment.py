@@ -10,10 +10,7 @@ from ninja import Query
 from truenorth.core.schemas import READ_ERRORS, ObjectId
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
-from truenorth.strategy.api.common import findings_out, goal_out, goal_ref, router, tree
-from truenorth.strategy.models import (
-    Goal,
-)
+from truenorth.strategy.api.common import findings_out, goal_out, router, tree
 from truenorth.strategy.schemas import AlignmentOut, FindingOut, LintFilter, TreeOut
 
 
@@ -46,15 +43,9 @@ def alignment(request: HttpRequest, slug: str) -> dict[str, Any]:
     view = services.alignment(m)
     progress = services.progress_for_org(m.organisation_id)
 
-    def aligned(g: Goal) -> dict[str, Any]:
-        return {**goal_ref(g), "product_name": g.product.name if g.product else None}
-
     return {
-        "org_goals": [
-            {"goal": goal_out(g, progress), "served_by": [aligned(x) for x in served]}
-            for g, served in view.org_goals
-        ],
-        "unaligned": [aligned(g) for g in view.unaligned],
+        "org_goals": [{"goal": goal_out(g, progress), "served_by": served} for g, served in view.org_goals],
+        "unaligned": view.unaligned,
     }
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest
 from ninja import Query, Status
 
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
-from truenorth.strategy.api.common import checkin_out, goal_ref, router, user_ref
+from truenorth.strategy.api.common import router
+from truenorth.strategy.models import CheckIn
 from truenorth.strategy.schemas import CheckInIn, CheckInOut, ListFilter, OverdueFilter, OverdueOut
 
 
@@ -21,11 +20,11 @@ from truenorth.strategy.schemas import CheckInIn, CheckInOut, ListFilter, Overdu
 )
 def list_checkins(
     request: HttpRequest, slug: str, goal_id: ObjectId, filters: Query[ListFilter]
-) -> list[dict[str, Any]]:
+) -> list[CheckIn]:
     m, _ = scope(request, slug)
     goal = services.get_goal(m, goal_id)
     rows = goal.checkins.select_related("author", "observation__recorded_by").order_by("-created_at", "-id")
-    return [checkin_out(c) for c in rows[filters.offset : filters.offset + filters.limit]]
+    return list(rows[filters.offset : filters.offset + filters.limit])
 
 
 @router.post(
@@ -33,9 +32,7 @@ def list_checkins(
     response={201: CheckInOut, **ERRORS},
     summary="Check in on an active goal (its owner or an admin)",
 )
-def check_in(
-    request: HttpRequest, slug: str, goal_id: ObjectId, payload: CheckInIn
-) -> Status[dict[str, Any]]:
+def check_in(request: HttpRequest, slug: str, goal_id: ObjectId, payload: CheckInIn) -> Status[CheckIn]:
     m, user = scope(request, slug)
     checkin = services.check_in(
         m,
@@ -48,7 +45,7 @@ def check_in(
         value=payload.value,
         idempotency_key=payload.idempotency_key,
     )
-    return Status(201, checkin_out(checkin))
+    return Status(201, checkin)
 
 
 @router.get(
@@ -56,16 +53,9 @@ def check_in(
     response={200: list[OverdueOut], **READ_ERRORS},
     summary="Active goals whose check-in is overdue",
 )
-def overdue_checkins(request: HttpRequest, slug: str, filters: Query[OverdueFilter]) -> list[dict[str, Any]]:
+def overdue_checkins(
+    request: HttpRequest, slug: str, filters: Query[OverdueFilter]
+) -> list[services.Overdue]:
     m, _ = scope(request, slug)
     rows = services.overdue_checkins(m, product_id=filters.product, owner_id=filters.owner)
-    return [
-        {
-            "goal": goal_ref(o.goal),
-            "owner": user_ref(o.goal.owner),
-            "last_checkin": o.last_checkin,
-            "due": o.due,
-            "days_overdue": o.days_overdue,
-        }
-        for o in rows
-    ]
+    return rows

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest
 from ninja import Query, Status
 
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
-from truenorth.strategy.api.common import comment_out, endorsement_out, proposal_out, router
+from truenorth.strategy.api.common import router
+from truenorth.strategy.models import ChangeProposal, Comment, Endorsement
 from truenorth.strategy.schemas import (
     CommentIn,
     CommentOut,
@@ -32,11 +31,11 @@ from truenorth.strategy.schemas import (
 )
 def list_comments(
     request: HttpRequest, slug: str, goal_id: ObjectId, filters: Query[ListFilter]
-) -> list[dict[str, Any]]:
+) -> list[Comment]:
     m, _ = scope(request, slug)
     goal = services.get_goal(m, goal_id)
     rows = services.comments_of(m, goal)[filters.offset : filters.offset + filters.limit]
-    return [comment_out(c) for c in rows]
+    return list(rows)
 
 
 @router.post(
@@ -44,11 +43,9 @@ def list_comments(
     response={201: CommentOut, **ERRORS},
     summary="Comment on a goal (@e-mail mentions notify members)",
 )
-def add_comment(
-    request: HttpRequest, slug: str, goal_id: ObjectId, payload: CommentIn
-) -> Status[dict[str, Any]]:
+def add_comment(request: HttpRequest, slug: str, goal_id: ObjectId, payload: CommentIn) -> Status[Comment]:
     m, user = scope(request, slug)
-    return Status(201, comment_out(services.add_comment(m, user, goal_id, payload.body)))
+    return Status(201, services.add_comment(m, user, goal_id, payload.body))
 
 
 @router.get(
@@ -58,11 +55,11 @@ def add_comment(
 )
 def list_proposals(
     request: HttpRequest, slug: str, goal_id: ObjectId, filters: Query[ListFilter]
-) -> list[dict[str, Any]]:
+) -> list[ChangeProposal]:
     m, _ = scope(request, slug)
     goal = services.get_goal(m, goal_id)
     rows = services.proposals_of(m, goal)[filters.offset : filters.offset + filters.limit]
-    return [proposal_out(p) for p in rows]
+    return list(rows)
 
 
 @router.post(
@@ -72,21 +69,21 @@ def list_proposals(
 )
 def propose_change(
     request: HttpRequest, slug: str, goal_id: ObjectId, payload: ProposalIn
-) -> Status[dict[str, Any]]:
+) -> Status[ChangeProposal]:
     m, user = scope(request, slug)
     changes = payload.changes.model_dump(exclude_unset=True)
     proposal = services.propose_change(m, user, goal_id, changes, payload.reason)
-    return Status(201, proposal_out(proposal))
+    return Status(201, proposal)
 
 
 def _decide(
     request: HttpRequest, slug: str, proposal_id: int, *, accept: bool, payload: DecisionIn
-) -> dict[str, Any]:
+) -> ChangeProposal:
     m, user = scope(request, slug)
     proposal = services.decide_proposal(
         m, user, proposal_id, accept=accept, reason=payload.reason, over_newer_edits=payload.over_newer_edits
     )
-    return proposal_out(proposal)
+    return proposal
 
 
 @router.post(
@@ -96,7 +93,7 @@ def _decide(
 )
 def accept_proposal(
     request: HttpRequest, slug: str, proposal_id: ObjectId, payload: DecisionIn
-) -> dict[str, Any]:
+) -> ChangeProposal:
     return _decide(request, slug, proposal_id, accept=True, payload=payload)
 
 
@@ -107,7 +104,7 @@ def accept_proposal(
 )
 def reject_proposal(
     request: HttpRequest, slug: str, proposal_id: ObjectId, payload: DecisionIn
-) -> dict[str, Any]:
+) -> ChangeProposal:
     return _decide(request, slug, proposal_id, accept=False, payload=payload)
 
 
@@ -116,9 +113,9 @@ def reject_proposal(
     response={200: ProposalOut, **ERRORS},
     summary="Withdraw my proposal",
 )
-def withdraw_proposal(request: HttpRequest, slug: str, proposal_id: ObjectId) -> dict[str, Any]:
+def withdraw_proposal(request: HttpRequest, slug: str, proposal_id: ObjectId) -> ChangeProposal:
     m, user = scope(request, slug)
-    return proposal_out(services.withdraw_proposal(m, user, proposal_id))
+    return services.withdraw_proposal(m, user, proposal_id)
 
 
 @router.get(
@@ -128,11 +125,11 @@ def withdraw_proposal(request: HttpRequest, slug: str, proposal_id: ObjectId) ->
 )
 def list_endorsements(
     request: HttpRequest, slug: str, goal_id: ObjectId, filters: Query[ListFilter]
-) -> list[dict[str, Any]]:
+) -> list[Endorsement]:
     m, _ = scope(request, slug)
     goal = services.get_goal(m, goal_id)
     rows = services.endorsements_of(m, goal)[filters.offset : filters.offset + filters.limit]
-    return [endorsement_out(e) for e in rows]
+    return list(rows)
 
 
 @router.post(
@@ -140,9 +137,9 @@ def list_endorsements(
     response={201: EndorsementOut, **ERRORS},
     summary="Endorse a goal (again: updates my note)",
 )
-def endorse(request: HttpRequest, slug: str, goal_id: ObjectId, payload: NoteIn) -> Status[dict[str, Any]]:
+def endorse(request: HttpRequest, slug: str, goal_id: ObjectId, payload: NoteIn) -> Status[Endorsement]:
     m, user = scope(request, slug)
-    return Status(201, endorsement_out(services.endorse(m, user, goal_id, payload.note)))
+    return Status(201, services.endorse(m, user, goal_id, payload.note))
 
 
 @router.delete(
@@ -163,9 +160,9 @@ def withdraw_endorsement(request: HttpRequest, slug: str, goal_id: ObjectId) -> 
 )
 def raise_concern(
     request: HttpRequest, slug: str, goal_id: ObjectId, payload: ConcernIn
-) -> Status[dict[str, Any]]:
+) -> Status[Endorsement]:
     m, user = scope(request, slug)
-    return Status(201, endorsement_out(services.raise_concern(m, user, goal_id, payload.note)))
+    return Status(201, services.raise_concern(m, user, goal_id, payload.note))
 
 
 @router.post(
@@ -173,8 +170,6 @@ def raise_concern(
     response={200: EndorsementOut, **ERRORS},
     summary="Resolve a concern (its author, the goal's owner or an admin)",
 )
-def resolve_concern(
-    request: HttpRequest, slug: str, concern_id: ObjectId, payload: ResolveIn
-) -> dict[str, Any]:
+def resolve_concern(request: HttpRequest, slug: str, concern_id: ObjectId, payload: ResolveIn) -> Endorsement:
     m, user = scope(request, slug)
-    return endorsement_out(services.resolve_concern(m, user, concern_id, payload.resolution))
+    return services.resolve_concern(m, user, concern_id, payload.resolution)

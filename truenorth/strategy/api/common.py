@@ -1,4 +1,6 @@
-"""Vision API: the router every endpoint module registers on, and the JSON builders they share."""
+"""Vision API: the router every endpoint module registers on, and what they share: reading ids named
+in a body, and the outputs that carry values computed beside the model (progress, latest values, counts,
+lint findings). Every other output is a model object validated by its schema (strategy/schemas.py)."""
 
 from __future__ import annotations
 
@@ -7,32 +9,18 @@ from typing import Any
 
 from ninja import Router
 
-from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
 from truenorth.orgs.models import Membership
 from truenorth.strategy import services
 from truenorth.strategy.lint import Finding
 from truenorth.strategy.models import (
-    ChangeProposal,
-    CheckIn,
-    Comment,
-    Endorsement,
     Goal,
-    GoalLink,
     Product,
     TargetMeasure,
-    TargetObservation,
-    WorkItem,
 )
 from truenorth.strategy.progress import Progress
 
 router = Router(tags=["vision"])
-
-
-def user_ref(user: User | None) -> dict[str, Any] | None:
-    if user is None:
-        return None
-    return {"id": user.pk, "email": user.email, "name": user.name}
 
 
 def owner_from(m: Membership, owner: int | None, owner_email: str | None) -> int | None:
@@ -58,8 +46,8 @@ def product_out(p: Product, counts: Mapping[str, int] | None = None) -> dict[str
         "name": p.name,
         "vision": p.vision,
         "product_goal": p.product_goal,
-        "owner": user_ref(p.owner),
-        "teams": [{"id": t.pk, "name": t.name} for t in p.teams.all()],
+        "owner": p.owner,
+        "teams": list(p.teams.all()),
         "created_at": p.created_at,
         "archived_at": p.archived_at,
         "version": p.version,
@@ -80,10 +68,6 @@ def product_detail(m: Membership, product_id: int) -> dict[str, Any]:
     }
 
 
-def goal_ref(g: Goal) -> dict[str, Any]:
-    return {"id": g.pk, "title": g.title, "level": g.level, "status": g.status, "product": g.product_id}
-
-
 def goal_out(g: Goal, progress: Mapping[int, Progress]) -> dict[str, Any]:
     p = progress.get(g.pk)
     return {
@@ -93,7 +77,7 @@ def goal_out(g: Goal, progress: Mapping[int, Progress]) -> dict[str, Any]:
         "level": g.level,
         "title": g.title,
         "outcome": g.outcome,
-        "owner": user_ref(g.owner),
+        "owner": g.owner,
         "target_date": g.target_date,
         "status": g.status,
         "weight": g.weight,
@@ -120,16 +104,6 @@ def target_out(t: TargetMeasure, latest: Mapping[int, float]) -> dict[str, Any]:
         "measure": t.measure_id,
         "current": current,
         "progress": services.target_progress_of(t, current),
-    }
-
-
-def link_out(link: GoalLink) -> dict[str, Any]:
-    return {
-        "id": link.pk,
-        "kind": link.kind,
-        "source": goal_ref(link.source),
-        "target": goal_ref(link.target),
-        "created_at": link.created_at,
     }
 
 
@@ -160,89 +134,10 @@ def goal_detail(m: Membership, goal_id: int) -> dict[str, Any]:
         "measured": p.measured if p else None,
         "rollup": p.rollup if p else None,
         "targets": [target_out(t, latest) for t in targets],
-        "children": [goal_ref(c) for c in children],
-        "links_out": [link_out(x) for x in links["out"]],
-        "links_in": [link_out(x) for x in links["in"]],
+        "children": list(children),
+        "links_out": list(links["out"]),
+        "links_in": list(links["in"]),
         "findings": findings_out(services.lint(m, goal_id=goal.pk)),
-    }
-
-
-def observation_out(o: TargetObservation) -> dict[str, Any]:
-    return {
-        "id": o.pk,
-        "target": o.target_measure_id,
-        "value": o.value,
-        "observed_at": o.observed_at,
-        "note": o.note,
-        "recorded_by": o.recorded_by.email if o.recorded_by else None,
-    }
-
-
-def checkin_out(c: CheckIn) -> dict[str, Any]:
-    return {
-        "id": c.pk,
-        "goal": c.goal_id,
-        "author": user_ref(c.author),
-        "status": c.status,
-        "confidence": c.confidence,
-        "narrative": c.narrative,
-        "observation": observation_out(c.observation) if c.observation else None,
-        "measure_observation": c.measure_observation_id,
-        "created_at": c.created_at,
-    }
-
-
-def comment_out(c: Comment) -> dict[str, Any]:
-    return {
-        "id": c.pk,
-        "goal": c.goal_id,
-        "author": user_ref(c.author),
-        "body": c.body,
-        "created_at": c.created_at,
-    }
-
-
-def proposal_out(p: ChangeProposal) -> dict[str, Any]:
-    return {
-        "id": p.pk,
-        "goal": p.goal_id,
-        "author": user_ref(p.author),
-        "changes": p.changes,
-        "reason": p.reason,
-        "state": p.state,
-        "goal_version": p.goal_version,
-        "decided_by": user_ref(p.decided_by),
-        "decided_at": p.decided_at,
-        "decision_reason": p.decision_reason,
-        "created_at": p.created_at,
-    }
-
-
-def endorsement_out(e: Endorsement) -> dict[str, Any]:
-    return {
-        "id": e.pk,
-        "goal": e.goal_id,
-        "kind": e.kind,
-        "user": user_ref(e.user),
-        "note": e.note,
-        "created_at": e.created_at,
-        "resolved_at": e.resolved_at,
-        "resolved_by": user_ref(e.resolved_by),
-        "resolution": e.resolution,
-    }
-
-
-def work_item_out(w: WorkItem) -> dict[str, Any]:
-    return {
-        "id": w.pk,
-        "product": w.product_id,
-        "title": w.title,
-        "external_key": w.external_key,
-        "url": w.url,
-        "status": w.status,
-        "team": {"id": w.team.pk, "name": w.team.name} if w.team else None,
-        "goal": goal_ref(w.goal) if w.goal else None,
-        "created_at": w.created_at,
     }
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.http import HttpRequest
 from ninja import Status
 
 from truenorth.core.schemas import ERRORS, ObjectId
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
-from truenorth.strategy.api.common import link_out, router
+from truenorth.strategy.api.common import router
+from truenorth.strategy.models import GoalLink
 from truenorth.strategy.schemas import LinkIn, LinkOut
 
 
@@ -19,10 +18,10 @@ from truenorth.strategy.schemas import LinkIn, LinkOut
     response={201: LinkOut, **ERRORS},
     summary="Align a goal to (or relate it to) a goal elsewhere",
 )
-def link_goals(request: HttpRequest, slug: str, goal_id: ObjectId, payload: LinkIn) -> Status[dict[str, Any]]:
+def link_goals(request: HttpRequest, slug: str, goal_id: ObjectId, payload: LinkIn) -> Status[GoalLink]:
     m, user = scope(request, slug)
     link = services.link_goals(m, user, goal_id, payload.target, payload.kind)
-    return Status(201, link_out(link))
+    return Status(201, link)
 
 
 @router.delete("/{slug}/links/{link_id}", response={204: None, **ERRORS}, summary="Remove a goal link")

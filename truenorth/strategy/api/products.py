@@ -189,7 +189,7 @@ def restore_product(
 def product_tree(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[str, Any]:
     m, _ = scope(request, slug)
     product = services.get_product(m, product_id)
-    return {"product": {"id": product.pk, "name": product.name}, "goals": tree(m, product.pk)}
+    return {"product": product, "goals": tree(m, product.pk)}
 
 
 @router.get(
@@ -208,15 +208,9 @@ def product_lint(request: HttpRequest, slug: str, product_id: ObjectId) -> list[
     response={200: OrphanReportOut, **READ_ERRORS},
     summary="Line of sight: how much of a product's work serves no goal",
 )
-def orphan_report(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[str, Any]:
+def orphan_report(request: HttpRequest, slug: str, product_id: ObjectId) -> services.OrphanReport:
     m, _ = scope(request, slug)
-    report = services.orphan_report(m, product_id)
-    return {
-        "total": report.total,
-        "linked": report.linked,
-        "orphans": report.orphans,
-        "orphan_share": report.orphan_share,
-    }
+    return services.orphan_report(m, product_id)
 
 
 @router.get(

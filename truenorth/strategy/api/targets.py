@@ -11,7 +11,7 @@ from truenorth.core.errors import NotFound
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
-from truenorth.strategy.api.common import observation_out, router, target_out
+from truenorth.strategy.api.common import router, target_out
 from truenorth.strategy.models import (
     TargetMeasure,
     TargetObservation,
@@ -73,12 +73,12 @@ def remove_target(
 )
 def list_observations(
     request: HttpRequest, slug: str, target_id: ObjectId, filters: Query[ListFilter]
-) -> list[dict[str, Any]]:
+) -> list[TargetObservation]:
     m, _ = scope(request, slug)
     if not TargetMeasure.objects.filter(pk=target_id, goal__organisation_id=m.organisation_id).exists():
         raise NotFound("No such target measure.")
     qs = TargetObservation.objects.filter(target_measure_id=target_id).select_related("recorded_by")
-    return [observation_out(o) for o in qs[filters.offset : filters.offset + filters.limit]]
+    return list(qs[filters.offset : filters.offset + filters.limit])
 
 
 @router.post(
@@ -88,9 +88,9 @@ def list_observations(
 )
 def record_observation(
     request: HttpRequest, slug: str, target_id: ObjectId, payload: ObservationIn
-) -> Status[dict[str, Any]]:
+) -> Status[TargetObservation]:
     m, user = scope(request, slug)
     observation = services.record_observation(
         m, user, target_id, payload.value, observed_at=payload.observed_at, note=payload.note
     )
-    return Status(201, observation_out(observation))
+    return Status(201, observation)
