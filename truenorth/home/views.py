@@ -9,8 +9,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
-from truenorth.engagement.services import notifications_of
 from truenorth.home import pillars
+from truenorth.notifications.services import notifications_of
 from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import memberships_of
