@@ -34,3 +34,11 @@ def test_every_builder_fills_exactly_its_schema(member, testing):
     assert set(detail["decision"]) == set(schemas.DecisionOut.model_fields)
     latest = schemas.result_out(snapshot)
     assert set(latest) <= set(schemas.SnapshotOut.model_fields)  # the headline: a snapshot's fields
+
+
+def test_a_plan_is_what_PlanOut_declares():
+    from truenorth.hypotheses import planning
+
+    plan = planning.plan_sample_size(baseline_rate=0.1, mde=0.1, daily_traffic=1000).as_dict()
+    assert set(plan) == set(schemas.PlanOut.model_fields)
+    schemas.PlanOut.model_validate(plan)
