@@ -244,3 +244,15 @@ def test_every_package_and_top_level_module_is_in_the_module_map() -> None:
 def test_every_path_in_the_module_map_exists() -> None:
     gone = sorted(name for name in _mapped() if not (PACKAGE / name).exists())
     assert not gone, f"docs/modules.md lists paths that do not exist: {gone}"
+
+
+def test_the_handbook_serves_these_files_and_the_package_ships_them() -> None:
+    """`truenorth/handbook/docs` is a link to docs/ (an editable install reads the files in place), and
+    setuptools copies them into the wheel as package data (a regular install reads the copies)."""
+    import tomllib
+
+    from truenorth.handbook import pages
+
+    assert pages.DOCS_DIR.resolve() == DOCS.resolve()
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "handbook/docs/*.md" in package_data["truenorth"]
