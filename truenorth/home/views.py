@@ -15,7 +15,6 @@ from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY, current_user, org_vie
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import memberships_of
 from truenorth.strategy import services as strategy
-from truenorth.strategy.views import product_progress  # until strategy.services.product_progress lands
 
 
 @require_GET
@@ -39,7 +38,7 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     user = current_user(request)
     progress = strategy.progress_for_org(org.pk)
     counts = strategy.product_counts(membership)
-    by_product = product_progress(membership, progress)
+    by_product = strategy.product_progress(membership, progress)
     product_list = list(strategy.products_of(membership).prefetch_related(None))
     products = [(p, counts.get(p.pk, {}).get("goals", 0), by_product.get(p.pk)) for p in product_list]
     org_goals = strategy.tree_level(membership, product_id=None, parent_id=None, progress=progress)

@@ -22,7 +22,6 @@ from truenorth.strategy.views.collaboration import (
     withdraw_endorsement,
     withdraw_proposal,
 )
-from truenorth.strategy.views.common import product_progress
 from truenorth.strategy.views.goal_page import goal
 from truenorth.strategy.views.goals import goal_archive, goal_children, goal_create, goal_edit, goal_move
 from truenorth.strategy.views.links import link_add, link_remove, work_link, work_unlink
@@ -55,7 +54,6 @@ __all__ = [
     "product",
     "product_archive",
     "product_edit",
-    "product_progress",
     "products",
     "propose",
     "raise_concern",

@@ -1,5 +1,5 @@
 """Helpers the Vision pages share (package-internal): a service error on its form field, choices,
-URLs, a target's edit form, and a product's progress."""
+URLs and a target's edit form."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from truenorth.core.errors import Conflict, DomainError, ValidationFailed
 from truenorth.orgs import services as org_services
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as f
-from truenorth.strategy import progress as progress_core
 from truenorth.strategy import services
 from truenorth.strategy.models import Goal, TargetMeasure
 
@@ -81,23 +80,6 @@ def _product_url(membership: Membership, product_id: int) -> str:
     return reverse(
         "strategy:product", kwargs={"org_slug": membership.organisation.slug, "product_id": product_id}
     )
-
-
-def product_progress(
-    membership: Membership, progress: Mapping[int, progress_core.Progress]
-) -> dict[int, float | None]:
-    """A product's progress: the weighted roll-up of its top-level goals (one query)."""
-    roots: dict[int, list[tuple[float | None, float]]] = {}
-    rows = (
-        services.goals_of(membership)
-        .filter(parent__isnull=True, product__isnull=False, archived_at__isnull=True)
-        .exclude(status=Goal.Status.ABANDONED)
-        .values_list("id", "product_id", "weight")
-    )
-    for pk, product_id, weight in rows:
-        p = progress.get(pk)
-        roots.setdefault(product_id, []).append((p.value if p else None, weight))
-    return {pid: progress_core.weighted_mean(pairs) for pid, pairs in roots.items()}
 
 
 def _measure_choices(

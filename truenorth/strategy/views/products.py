@@ -25,7 +25,6 @@ from truenorth.strategy.views.common import (
     _product_url,
     _stale,
     _team_choices,
-    product_progress,
 )
 
 
@@ -61,7 +60,7 @@ def products(request: HttpRequest, membership: Membership) -> HttpResponse:
     show_archived = request.GET.get("archived") == "1"
     items = list(services.products_of(membership, include_archived=show_archived))
     counts = services.product_counts(membership)
-    progress = product_progress(membership, services.progress_for_org(membership.organisation_id))
+    progress = services.product_progress(membership, services.progress_for_org(membership.organisation_id))
     rows = [(p, counts.get(p.pk, {}).get("goals", 0), progress.get(p.pk)) for p in items]
     return render(
         request,
@@ -112,7 +111,7 @@ def _product_page(
             "org": org,
             "product": product,
             "teams": list(product.teams.all()),
-            "progress": product_progress(membership, progress).get(product.pk),
+            "progress": services.product_progress(membership, progress).get(product.pk),
             "roots": roots,
             "goal_count": services.product_counts(membership).get(product.pk, {}).get("goals", 0),
             "findings": findings[:LINT_ROWS],
