@@ -1,4 +1,5 @@
-"""Vision API: Alignment and lint: the organisation-level tree, which product goals serve which organisation goal, lint findings."""
+"""Vision API: alignment and lint (a goal's and the organisation's lint findings, the organisation-level
+tree, which product goals serve which organisation goal)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Vision API: Check-ins on goals, and the overdue ones."""
+"""Vision API: check-ins on goals, and the goals whose check-in is overdue."""
 
 from __future__ import annotations
 

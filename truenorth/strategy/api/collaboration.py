@@ -1,4 +1,4 @@
-"""Vision API: Co-authoring: comments, change proposals, endorsements and concerns."""
+"""Vision API: co-authoring (comments, change proposals, endorsements and concerns)."""
 
 from __future__ import annotations
 

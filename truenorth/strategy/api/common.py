@@ -13,11 +13,7 @@ from truenorth.core.errors import NotFound, ValidationFailed
 from truenorth.orgs.models import Membership
 from truenorth.strategy import services
 from truenorth.strategy.lint import Finding
-from truenorth.strategy.models import (
-    Goal,
-    Product,
-    TargetMeasure,
-)
+from truenorth.strategy.models import Goal, Product, TargetMeasure
 from truenorth.strategy.progress import Progress
 
 router = Router(tags=["vision"])

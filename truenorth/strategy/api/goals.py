@@ -1,4 +1,4 @@
-"""Vision API: Goals: list, create, read, change, move, archive and restore."""
+"""Vision API: goals (list, create, read, change, move, archive and restore)."""
 
 from __future__ import annotations
 

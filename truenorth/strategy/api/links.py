@@ -1,4 +1,4 @@
-"""Vision API: Goal links: align a goal to (or relate it to) a goal elsewhere."""
+"""Vision API: goal links (align a goal to, or relate it to, a goal elsewhere)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Vision API: Teams and products: list, create, change, archive; a product's tree, lint and orphan work; export and import of a product's goal tree."""
+"""Vision API: teams and products (list, create, change, archive and restore); a product's goal tree,
+lint findings and orphan work; export and import of a product's goal tree."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
 from truenorth.strategy.api.common import findings_out, owner_from, product_detail, product_out, router, tree
-from truenorth.strategy.models import (
-    Team,
-)
+from truenorth.strategy.models import Team
 from truenorth.strategy.schemas import (
     ExportFilter,
     FindingOut,

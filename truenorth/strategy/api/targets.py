@@ -1,4 +1,4 @@
-"""Vision API: Target measures of a goal and their observed values."""
+"""Vision API: the target measures of a goal and their observed values."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
 from truenorth.strategy.api.common import router, target_out
-from truenorth.strategy.models import (
-    TargetMeasure,
-    TargetObservation,
-)
+from truenorth.strategy.models import TargetMeasure, TargetObservation
 from truenorth.strategy.schemas import (
     ListFilter,
     NewTargetIn,

@@ -1,4 +1,4 @@
-"""Vision API: Work items and their line of sight to goals."""
+"""Vision API: work items and their line of sight to the goals they serve."""
 
 from __future__ import annotations
 

@@ -7,12 +7,7 @@ from typing import Annotated, Any
 import click
 import typer
 
-from truenorth.orgs.commandline import (
-    As,
-    Org,
-    console,
-    identity,
-)
+from truenorth.orgs.commandline import As, Org, console, identity
 from truenorth.strategy.cli.apps import goals_app
 
 

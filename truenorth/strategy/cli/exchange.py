@@ -10,12 +10,7 @@ import click
 import typer
 from rich.markup import escape
 
-from truenorth.orgs.commandline import (
-    As,
-    Org,
-    console,
-    identity,
-)
+from truenorth.orgs.commandline import As, Org, console, identity
 
 EXPORT_FORMATS = ("json", "yaml", "markdown")
 EXTENSIONS = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}

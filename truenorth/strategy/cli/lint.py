@@ -6,17 +6,7 @@ from typing import Any
 
 import typer
 
-from truenorth.orgs.commandline import (
-    As,
-    Json,
-    Org,
-    ProductOpt,
-    console,
-    identity,
-    print_json,
-    show,
-    table,
-)
+from truenorth.orgs.commandline import As, Json, Org, ProductOpt, console, identity, print_json, show, table
 
 
 def lint(

@@ -7,17 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from truenorth.orgs.commandline import (
-    As,
-    Json,
-    Org,
-    console,
-    identity,
-    member_id,
-    print_json,
-    show,
-    table,
-)
+from truenorth.orgs.commandline import As, Json, Org, console, identity, member_id, print_json, show, table
 from truenorth.strategy.cli.apps import products_app
 
 

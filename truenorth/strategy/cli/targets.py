@@ -8,13 +8,7 @@ import click
 import typer
 from rich.markup import escape
 
-from truenorth.orgs.commandline import (
-    As,
-    Org,
-    Version,
-    console,
-    identity,
-)
+from truenorth.orgs.commandline import As, Org, Version, console, identity
 from truenorth.strategy.cli.apps import goals_app
 
 MeasureOpt = Annotated[
