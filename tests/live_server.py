@@ -1,9 +1,12 @@
 """Starting the real `truenorth` (gunicorn server, job worker) for the tests that talk HTTP to it.
 
-A plain module, not a test file: `tests/test_browser.py`, `tests/test_serve_fork.py` and
-`tests/test_jobs_server.py` import it (tests/ is not a package: pytest puts it on sys.path). Each process
-runs in its own process group (so gunicorn's workers stop with their master) with the outer
-environment scrubbed of configuration that must not leak into the server under test.
+A plain module, not a test file: tests/conftest.py, the browser tests and the real-server tests
+(`tests/test_serve_fork.py`, `tests/test_jobs_server.py`) import it. Each process runs in its own process
+group (so gunicorn's workers stop with their master) with the outer environment scrubbed of
+configuration that must not leak into the server under test.
+
+Safe under pytest-xdist: every server gets a free loopback port from the kernel, a data directory under
+its worker's own temporary directory, and (on PostgreSQL) a database of its own with a random name.
 """
 
 from __future__ import annotations

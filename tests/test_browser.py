@@ -1,168 +1,29 @@
 """Real-browser tests: Debian's Chromium, driven by Playwright, against the production server.
 
 The server is started exactly as an operator would (`truenorth demo`, then `truenorth serve`, i.e.
-gunicorn) on a fresh SQLite database in a temporary data directory. These tests never touch Django's
-test database; they only talk HTTP to that server.
+gunicorn) on a fresh SQLite database in a temporary data directory, once per test session and shared by
+the browser tests that use the demo (`live_server_url` in tests/conftest.py). These tests never touch
+Django's test database; they only talk HTTP to that server.
 
-Every page a test opens is watched: a request to anything but the server itself (a CDN, a font host)
-or an error in the browser console (which is where Content-Security-Policy violations appear) fails the
-test when its page is closed.
+Every page a test opens is watched (tests/browsing.py): a request to anything but the server itself (a
+CDN, a font host) or an error in the browser console (which is where Content-Security-Policy violations
+appear) fails the test when its page is closed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, expect, sync_playwright
+from playwright.sync_api import expect
+
+from tests.browsing import ADMIN, DEMO_PASSWORD, MEMBER, OWNER, SHOTS, STAKEHOLDER, Session, sign_in
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-DEMO_PASSWORD = "north-star-demo"
-OWNER = "owner@demo.truenorth.local"
-ADMIN = "admin@demo.truenorth.local"
-MEMBER = "member@demo.truenorth.local"
-STAKEHOLDER = "stakeholder@demo.truenorth.local"
-SHOTS = Path("/tmp/truenorth-shots")
-STARTUP_TIMEOUT = 30.0
-
-
-# --- the server ------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`truenorth demo` then `truenorth serve` on a free loopback port; yields the base URL."""
-    data_dir = tmp_path_factory.mktemp("truenorth-browser")
-    env = live_server.server_env(data_dir, f"sqlite:///{data_dir / 'db.sqlite3'}")
-
-    demo = live_server.run(["demo"], env, timeout=120, cwd=data_dir)
-    if demo.returncode != 0:
-        pytest.fail(f"`truenorth demo` failed ({demo.returncode}):\n{demo.stdout}\n{demo.stderr}")
-
-    port = live_server.free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = data_dir / "server.log"
-    proc = live_server.start_server(port, 1, env, data_dir, log_path)
-    try:
-        live_server.wait_until_healthy(base_url, [proc], STARTUP_TIMEOUT, log_path.read_text)
-        yield base_url
-    finally:
-        live_server.stop(proc)
-
-
-# --- the browser -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def playwright_instance() -> Iterator[Playwright]:
-    if not Path(CHROMIUM).exists():
-        message = f"{CHROMIUM} is missing (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        yield playwright
-
-
-@pytest.fixture(scope="session")
-def browser(playwright_instance: Playwright) -> Iterator[Browser]:
-    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-
-
-@dataclass
-class Watch:
-    """What the browser did: every request and every console error, checked when the page closes."""
-
-    base_url: str
-    requests: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    allowed_errors: list[re.Pattern[str]] = field(default_factory=list)
-
-    def on_request(self, request: Request) -> None:
-        self.requests.append(request.url)
-
-    def on_console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.console_errors.append(f"{message.text} ({message.location.get('url', '')})")
-
-    def on_page_error(self, error: Exception) -> None:
-        self.console_errors.append(f"uncaught: {error}")
-
-    def allow_error(self, pattern: str) -> None:
-        """Expect a console error matching `pattern` (e.g. Chromium's note about a 404 page)."""
-        self.allowed_errors.append(re.compile(pattern))
-
-    def problems(self) -> list[str]:
-        own = self.base_url + "/"
-        foreign = [
-            f"request to a non-loopback or foreign host: {url}"
-            for url in self.requests
-            if not (url.startswith(own) or url.startswith(("data:", "about:")))
-        ]
-        errors = [
-            f"console error: {text}"
-            for text in self.console_errors
-            if not any(p.search(text) for p in self.allowed_errors)
-        ]
-        return foreign + errors
-
-
-@dataclass
-class Session:
-    page: Page
-    watch: Watch
-    base_url: str
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-
-@pytest.fixture
-def web(browser: Browser, live_server_url: str) -> Iterator[Session]:
-    """A fresh browser context (no cookies) with one watched page, 1280x800."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server_url)
-    context.set_default_timeout(10_000)
-    watch = Watch(live_server_url)
-    context.on("request", watch.on_request)
-    context.on("console", watch.on_console)
-    page = context.new_page()
-    page.on("pageerror", watch.on_page_error)
-    yield Session(page, watch, live_server_url)
-    context.close()
-    problems = watch.problems()
-    if problems:
-        pytest.fail("the browser saw problems:\n" + "\n".join(problems))
-
-
-def sign_in(web: Session, email: str, password: str = DEMO_PASSWORD) -> None:
-    page = web.page
-    page.goto("/accounts/login/")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
 
 
 def api_status(base_url: str, path: str, token: str) -> int:
@@ -336,9 +197,7 @@ def test_dashboard_screenshots_desktop_and_mobile(web: Session) -> None:
     expect(page.get_by_test_id("dashboard-title")).to_be_visible()
     page.goto("/o/acme/")
     expect(page.get_by_test_id("dashboard-title")).to_have_text("Acme Outdoor")
-    if SHOTS.exists():
-        shutil.rmtree(SHOTS)
-    SHOTS.mkdir(parents=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
 
     page.screenshot(path=str(SHOTS / "dashboard-1280x800.png"))
     page.get_by_test_id("org-switcher").locator("summary").click()

@@ -5,7 +5,8 @@ run by a real `truenorth worker`) and sees them.
 
 Its own server (`truenorth demo`, `truenorth serve` and `truenorth worker` on a fresh SQLite database),
 because it needs the data directory (to write the Parquet files into the demo organisation's own DuckDB
-directory, with duckdb COPY) and a worker; the same Chromium and page watch as tests/test_browser.py.
+directory, with duckdb COPY) and a worker; the session's Chromium and the page watch
+(tests/browsing.py).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from test_browser import ADMIN, STARTUP_TIMEOUT
-from test_browser_vision import _run, _signed_in, _web
+
+from tests import live_server
+from tests.browsing import ADMIN, STARTUP_TIMEOUT, signed_in, watched
 
 pytestmark = pytest.mark.browser
 
@@ -92,56 +93,53 @@ def _press_preview(page: Page) -> None:
 
 
 def test_an_admin_maps_an_experiment_to_parquet_events_previews_and_sees_the_results(
-    evidence_server: str,
+    evidence_server: str, browser: Browser
 ) -> None:
-    def scenario(browser: Browser) -> None:
-        with _web(browser, evidence_server) as web:
-            page = _signed_in(web, ADMIN)
-            _open_results(page)
-            expect(page.locator("section[aria-labelledby=snapshots-heading] li")).to_have_count(1)
+    with watched(browser, evidence_server) as web:
+        page = signed_in(web, ADMIN)
+        _open_results(page)
+        expect(page.locator("section[aria-labelledby=snapshots-heading] li")).to_have_count(1)
 
-            # A wrong column: the preview names the setting to fix, not the engine's guess.
-            _fill_mapping(page, {**MAPPING, "events_value": "value"})
-            _press_preview(page)
-            preview = page.get_by_test_id("mapping-preview")
-            expect(preview.get_by_test_id("preview-error")).to_have_text(
-                re.compile(r"no column `value` in the event table `lake/actions\.parquet`.*set the event value "
-                           r"column in Evidence settings")
-            )
-            expect(preview).not_to_contain_text("Did you mean")
-            expect(preview.get_by_test_id("preview-table")).to_have_count(1)  # the assignment table is fine
-            # What was typed is kept.
-            expect(page.locator("#ev-events_table")).to_have_value("lake/actions.parquet")
+        # A wrong column: the preview names the setting to fix, not the engine's guess.
+        _fill_mapping(page, {**MAPPING, "events_value": "value"})
+        _press_preview(page)
+        preview = page.get_by_test_id("mapping-preview")
+        expect(preview.get_by_test_id("preview-error")).to_have_text(
+            re.compile(r"no column `value` in the event table `lake/actions\.parquet`.*set the event value "
+                       r"column in Evidence settings")
+        )
+        expect(preview).not_to_contain_text("Did you mean")
+        expect(preview.get_by_test_id("preview-table")).to_have_count(1)  # the assignment table is fine
+        # What was typed is kept.
+        expect(page.locator("#ev-events_table")).to_have_value("lake/actions.parquet")
 
-            # The right column: both tables preview their mapped columns with a few rows.
-            page.locator("#ev-events_value").fill("amount")
-            _press_preview(page)
-            tables = page.get_by_test_id("mapping-preview").get_by_test_id("preview-table")
-            expect(tables).to_have_count(2)
-            expect(tables.nth(0).locator("thead")).to_contain_text("seen_at")
-            expect(tables.nth(0).locator("tbody tr")).to_have_count(5)
-            expect(tables.nth(1).locator("thead")).to_contain_text("happened_at")
-            expect(tables.nth(1)).to_contain_text(re.compile(r"page_view|purchase"))
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "mapping-preview-1280.png"), full_page=True)
+        # The right column: both tables preview their mapped columns with a few rows.
+        page.locator("#ev-events_value").fill("amount")
+        _press_preview(page)
+        tables = page.get_by_test_id("mapping-preview").get_by_test_id("preview-table")
+        expect(tables).to_have_count(2)
+        expect(tables.nth(0).locator("thead")).to_contain_text("seen_at")
+        expect(tables.nth(0).locator("tbody tr")).to_have_count(5)
+        expect(tables.nth(1).locator("thead")).to_contain_text("happened_at")
+        expect(tables.nth(1)).to_contain_text(re.compile(r"page_view|purchase"))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "mapping-preview-1280.png"), full_page=True)
 
-            page.get_by_role("button", name="Save evidence settings").click()
-            expect(page.get_by_text("Evidence settings saved.")).to_be_visible()
-            page.get_by_test_id("evidence-settings").locator("summary").click()
-            expect(page.locator("#ev-events_at")).to_have_value("happened_at")
+        page.get_by_role("button", name="Save evidence settings").click()
+        expect(page.get_by_text("Evidence settings saved.")).to_be_visible()
+        page.get_by_test_id("evidence-settings").locator("summary").click()
+        expect(page.locator("#ev-events_at")).to_have_value("happened_at")
 
-            # Compute: a background job; its page links to the new results.
-            page.get_by_role("button", name="Compute results now").click()
-            expect(page.get_by_role("link", name="See the results")).to_be_visible(timeout=30_000)
-            page.get_by_role("link", name="See the results").click()
-            snapshot = page.get_by_test_id("snapshot")
-            # A second snapshot, shown (its query reads the Parquet files; the demo's read the DuckDB file).
-            expect(page.locator("section[aria-labelledby=snapshots-heading] li")).to_have_count(2)
-            expect(page.get_by_test_id("result-row").first).to_contain_text("region_download_rate")
-            expect(page.get_by_test_id("result-row")).to_have_count(3)
-            snapshot.get_by_text("Query and inputs").click()
-            expect(snapshot.locator("pre")).to_contain_text("actions.parquet")
-            expect(snapshot.locator("pre")).to_contain_text('"amount"')
-            page.screenshot(path=str(SHOTS / "mapped-results-1280.png"), full_page=True)
-
-    _run(scenario)
+        # Compute: a background job; its page links to the new results.
+        page.get_by_role("button", name="Compute results now").click()
+        expect(page.get_by_role("link", name="See the results")).to_be_visible(timeout=30_000)
+        page.get_by_role("link", name="See the results").click()
+        snapshot = page.get_by_test_id("snapshot")
+        # A second snapshot, shown (its query reads the Parquet files; the demo's read the DuckDB file).
+        expect(page.locator("section[aria-labelledby=snapshots-heading] li")).to_have_count(2)
+        expect(page.get_by_test_id("result-row").first).to_contain_text("region_download_rate")
+        expect(page.get_by_test_id("result-row")).to_have_count(3)
+        snapshot.get_by_text("Query and inputs").click()
+        expect(snapshot.locator("pre")).to_contain_text("actions.parquet")
+        expect(snapshot.locator("pre")).to_contain_text('"amount"')
+        page.screenshot(path=str(SHOTS / "mapped-results-1280.png"), full_page=True)

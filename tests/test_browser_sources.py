@@ -14,11 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
-import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from test_browser import ADMIN, STARTUP_TIMEOUT
-from test_browser_vision import SHOTS, _run, _signed_in, _web
+
+from tests import live_server
+from tests.browsing import ADMIN, STARTUP_TIMEOUT, signed_in, watched
+from tests.test_browser_vision import SHOTS
 
 pytestmark = pytest.mark.browser
 JOB_TIMEOUT_MS = 60_000  # the worker polls its queue; a loaded CI machine is slow
@@ -74,52 +75,51 @@ def new_sql_measure(page: Page, measures_url: str, name: str, source: str, query
     expect(page.get_by_test_id("last-refresh")).to_have_text("never")
 
 
-def test_an_admin_sets_up_a_duckdb_source_and_a_sql_measure_in_the_browser(server_with_worker: str) -> None:
-    def scenario(browser: Browser) -> None:
-        with _web(browser, server_with_worker) as web:
-            page = _signed_in(web, ADMIN)
-            page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
-            page.get_by_label(re.compile(r"^Name")).fill("Sign-up funnel")
-            page.get_by_role("button", name="Create product").click()
-            expect(page.get_by_test_id("product-title")).to_have_text("Sign-up funnel")
-            page.get_by_role("link", name="Measures", exact=True).last.click()
-            measures_url = page.url
+def test_an_admin_sets_up_a_duckdb_source_and_a_sql_measure_in_the_browser(
+    server_with_worker: str, browser: Browser
+) -> None:
+    with watched(browser, server_with_worker) as web:
+        page = signed_in(web, ADMIN)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
+        page.get_by_label(re.compile(r"^Name")).fill("Sign-up funnel")
+        page.get_by_role("button", name="Create product").click()
+        expect(page.get_by_test_id("product-title")).to_have_text("Sign-up funnel")
+        page.get_by_role("link", name="Measures", exact=True).last.click()
+        measures_url = page.url
 
-            # The data sources page says where the organisation's files go; the file is put there.
-            page.get_by_role("link", name="Data sources").click()
-            directory = Path(page.get_by_test_id("org-directory").inner_text().strip())
-            assert directory.is_dir(), directory
-            _write_signups(directory)
-            add_duckdb_source(page, "Product analytics", "signups.duckdb")
+        # The data sources page says where the organisation's files go; the file is put there.
+        page.get_by_role("link", name="Data sources").click()
+        directory = Path(page.get_by_test_id("org-directory").inner_text().strip())
+        assert directory.is_dir(), directory
+        _write_signups(directory)
+        add_duckdb_source(page, "Product analytics", "signups.duckdb")
 
-            # A SQL measure on it: no manual entry, its query and schedule shown.
-            new_sql_measure(
-                page, measures_url, "Daily sign-ups", "Product analytics (DuckDB)", "SELECT day, n FROM signups"
-            )
-            expect(page.get_by_test_id("measure-query")).to_have_text("SELECT day, n FROM signups")
-            expect(page.get_by_text("Record an observation")).to_have_count(0)
+        # A SQL measure on it: no manual entry, its query and schedule shown.
+        new_sql_measure(
+            page, measures_url, "Daily sign-ups", "Product analytics (DuckDB)", "SELECT day, n FROM signups"
+        )
+        expect(page.get_by_test_id("measure-query")).to_have_text("SELECT day, n FROM signups")
+        expect(page.get_by_text("Record an observation")).to_have_count(0)
 
-            # Preview: a job on the worker, then its first rows on the measure page (nothing saved).
-            page.locator("summary", has_text="Edit the query").click()
-            page.get_by_role("button", name="Preview").click()
-            expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
-            page.get_by_test_id("job-result-link").click()
-            preview = page.get_by_test_id("query-preview")
-            expect(preview).to_contain_text("The query returned 3 rows")
-            expect(preview.locator("tbody tr")).to_have_count(3)
-            expect(preview.locator("tbody tr").last).to_contain_text("15")
-            expect(page.get_by_test_id("latest-value")).to_have_text("No observation yet.")
+        # Preview: a job on the worker, then its first rows on the measure page (nothing saved).
+        page.locator("summary", has_text="Edit the query").click()
+        page.get_by_role("button", name="Preview").click()
+        expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+        page.get_by_test_id("job-result-link").click()
+        preview = page.get_by_test_id("query-preview")
+        expect(preview).to_contain_text("The query returned 3 rows")
+        expect(preview.locator("tbody tr")).to_have_count(3)
+        expect(preview.locator("tbody tr").last).to_contain_text("15")
+        expect(page.get_by_test_id("latest-value")).to_have_text("No observation yet.")
 
-            # Refresh now: a job with its page, then the values on the measure.
-            page.get_by_test_id("refresh-now").click()
-            expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
-            expect(page.get_by_test_id("job-result")).to_contain_text("3 new observations")
-            page.get_by_test_id("job-result-link").click()
-            expect(page.get_by_test_id("latest-value")).to_contain_text("15")
-            expect(page.get_by_test_id("last-rows")).to_contain_text("3 rows")
-            expect(page.get_by_test_id("last-refresh")).to_contain_text("ok")
-            expect(page.locator("#observations tbody tr")).to_have_count(3)
-            SHOTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(SHOTS / "sql-measure-1280x800.png"), full_page=True)
-
-    _run(scenario)
+        # Refresh now: a job with its page, then the values on the measure.
+        page.get_by_test_id("refresh-now").click()
+        expect(page.get_by_test_id("job")).to_have_attribute("data-status", "succeeded", timeout=JOB_TIMEOUT_MS)
+        expect(page.get_by_test_id("job-result")).to_contain_text("3 new observations")
+        page.get_by_test_id("job-result-link").click()
+        expect(page.get_by_test_id("latest-value")).to_contain_text("15")
+        expect(page.get_by_test_id("last-rows")).to_contain_text("3 rows")
+        expect(page.get_by_test_id("last-refresh")).to_contain_text("ok")
+        expect(page.locator("#observations tbody tr")).to_have_count(3)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "sql-measure-1280x800.png"), full_page=True)

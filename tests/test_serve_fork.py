@@ -16,9 +16,10 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import live_server  # tests/ is not a package: pytest puts it on sys.path
 import pytest
-from live_server import server_database_url
+
+from tests import live_server
+from tests.live_server import server_database_url
 
 pytestmark = pytest.mark.server
 
