@@ -224,7 +224,7 @@ def reindex() -> None:
     console.print(f"Indexed {rebuild()} object(s) for search.")
 
 
-# Vision (truenorth/strategy/cli.py): lint, products, goals, export, import.
+# Vision (truenorth/strategy/cli/): lint, products, goals, export, import.
 app.command("lint")(strategy_cli.lint)
 app.add_typer(strategy_cli.products_app, name="products")
 app.add_typer(strategy_cli.goals_app, name="goals")
