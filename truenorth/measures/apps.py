@@ -27,3 +27,7 @@ class MeasuresConfig(AppConfig):
 
         post_save.connect(_seed_new_organisation, sender=Organisation, dispatch_uid="measures-seed-catalogue")
         health.register(refreshes)  # `truenorth check`: failed data sources and refreshes
+        from truenorth.measures.vision_adapter import MeasuresForVision
+        from truenorth.strategy import value_port
+
+        value_port.register(MeasuresForVision())  # what Vision may ask of measures, without importing them

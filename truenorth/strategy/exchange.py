@@ -26,7 +26,7 @@ from django.utils import timezone
 from truenorth.accounts.models import User
 from truenorth.core.errors import ValidationFailed
 from truenorth.orgs.models import Membership
-from truenorth.strategy import services
+from truenorth.strategy import services, value_port
 from truenorth.strategy.markdown import to_markdown as to_markdown  # the Markdown archive
 from truenorth.strategy.models import Goal, GoalLink, Product, TargetMeasure, TargetObservation, Team
 
@@ -554,12 +554,8 @@ def _tracked_measure_id(membership: Membership, target: _Target) -> int | None:
     the reference's path when there is none)."""
     if target.measure is None:
         return None
-    from truenorth.measures.models import Measure
-
     name, product = target.measure
-    qs = Measure.objects.filter(organisation_id=membership.organisation_id, name=name)
-    qs = qs.filter(product__isnull=True) if product is None else qs.filter(product__name=product)
-    found = qs.order_by("id").values_list("pk", flat=True).first()
+    found = value_port.port().measure_id_named(membership.organisation_id, name, product)
     if found is None:
         where = f"of the product “{product}”" if product else "organisation-wide"
         raise _fail(f"{target.path}.measure", f"No measure named “{name}” {where} in this organisation.")

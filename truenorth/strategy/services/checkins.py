@@ -21,6 +21,7 @@ from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import require_writer
+from truenorth.strategy import value_port
 from truenorth.strategy.models import CheckIn, Goal
 from truenorth.strategy.services._common import get_goal
 from truenorth.strategy.services.targets import _get_target, record_observation
@@ -72,9 +73,7 @@ def check_in(
             raise ValidationFailed("Give the new value of the target measure.", field="value")
         if target.measure_id is not None:
             # The value goes to the measure the target tracks (and so to every goal tracking it).
-            from truenorth.measures import services as measures
-
-            measure_observation = measures.add_observation(
+            measure_observation = value_port.port().record_value(
                 membership,
                 actor,
                 target.measure_id,

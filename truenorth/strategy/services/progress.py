@@ -8,11 +8,12 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from django.db.models import Max, OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from truenorth.orgs.models import Membership
 from truenorth.strategy import progress as progress_core
+from truenorth.strategy import value_port
 from truenorth.strategy.models import Goal, GoalLink, TargetMeasure, TargetObservation
 from truenorth.strategy.services._common import goals_of
 
@@ -20,17 +21,12 @@ from truenorth.strategy.services._common import goals_of
 def latest_values(target_ids: Iterable[int]) -> dict[int, float]:
     """The latest value of each target measure (one query): from its Value measure's current
     (non-superseded) observations when it tracks one, else from its own observations."""
-    from truenorth.measures.models import Observation
-
     latest = TargetObservation.objects.filter(target_measure=OuterRef("pk")).order_by("-observed_at", "-id")
-    measured = Observation.objects.filter(measure=OuterRef("measure_id"), superseded=False).order_by(
-        "-observed_at", "-id"
-    )
     rows = (
         TargetMeasure.objects.filter(pk__in=list(target_ids))
         .annotate(
             latest=Subquery(latest.values("value")[:1]),
-            measured=Subquery(measured.values("value")[:1]),
+            measured=value_port.port().latest_value(OuterRef("measure_id")),
         )
         .values_list("pk", "measure_id", "latest", "measured")
     )
@@ -41,9 +37,6 @@ def latest_values(target_ids: Iterable[int]) -> dict[int, float]:
 def stale_target_ids(targets: Iterable[TargetMeasure], now: dt.datetime | None = None) -> set[int]:
     """The targets whose Value measure is stale (last observation older than its cadence, or none).
     One query for any number of targets; none when no target tracks a measure."""
-    from truenorth.measures.maths import is_stale
-    from truenorth.measures.models import Measure
-
     by_measure: dict[int, list[int]] = defaultdict(list)
     for t in targets:
         if t.measure_id is not None:
@@ -52,17 +45,8 @@ def stale_target_ids(targets: Iterable[TargetMeasure], now: dt.datetime | None =
         return set()
     now = now or timezone.now()
     # An archived measure takes no new observation, so a target tracking it is stale as well.
-    rows = (
-        Measure.objects.filter(pk__in=list(by_measure))
-        .annotate(last=Max("observations__observed_at", filter=Q(observations__superseded=False)))
-        .values_list("pk", "cadence_days", "last", "archived_at")
-    )
-    return {
-        tid
-        for pk, cadence, last, archived_at in rows
-        if archived_at is not None or is_stale(last, cadence, now)
-        for tid in by_measure[pk]
-    }
+    stale = value_port.port().stale_measure_ids(by_measure, now)
+    return {tid for pk in stale for tid in by_measure[pk]}
 
 
 def goals_tracking(membership: Membership, measure_id: int) -> list[tuple[TargetMeasure, float | None]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from truenorth.accounts.models import User
@@ -24,11 +24,12 @@ from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import require_writer
+from truenorth.strategy import value_port
 from truenorth.strategy.models import TargetMeasure, TargetObservation
 from truenorth.strategy.services._common import TARGET_FIELDS, _goal_snapshot, _locked_goal, _save_goal
 
 if TYPE_CHECKING:
-    from truenorth.measures.models import Measure
+    from truenorth.strategy.value_port import TrackedMeasure
 
 
 @dataclass
@@ -42,28 +43,20 @@ class TargetSpec:
     measure_id: int | None = None
 
 
-def trackable_measures(membership: Membership, product_id: int | None) -> QuerySet[Measure]:
+def trackable_measures(membership: Membership, product_id: int | None) -> QuerySet[Any]:
     """The live measures a target of a goal in this product (None: organisation level) may track:
     the organisation's measures of that product, and its organisation-wide ones."""
-    from truenorth.measures.models import Measure
-
-    qs = Measure.objects.filter(organisation_id=membership.organisation_id, archived_at__isnull=True)
-    scope = (
-        Q(product__isnull=True) if product_id is None else Q(product__isnull=True) | Q(product_id=product_id)
-    )
-    return qs.filter(scope).select_related("product").order_by("product_id", "name", "id")
+    return value_port.port().trackable_measures(membership.organisation_id, product_id)
 
 
-def _tracked_measure(membership: Membership, measure_id: Any, field: str) -> Measure | None:
+def _tracked_measure(membership: Membership, measure_id: Any, field: str) -> TrackedMeasure | None:
     """The measure a target may track: of the same organisation (another's is "no such measure", never
     revealed) and live. The UI offers the goal's product's and the organisation-wide measures first;
     any product's measure of the organisation may be tracked (an imported tree keeps its links)."""
-    from truenorth.measures.models import Measure
-
     if measure_id in (None, ""):
         return None
     pk = _whole(measure_id, field, "a measure id")
-    measure = Measure.objects.filter(pk=pk, organisation_id=membership.organisation_id).first()
+    measure = value_port.port().measure_of(membership.organisation_id, pk)
     if measure is None:
         raise ValidationFailed("No such measure in this organisation.", field=field)
     if measure.archived_at is not None:
@@ -71,7 +64,7 @@ def _tracked_measure(membership: Membership, measure_id: Any, field: str) -> Mea
     return measure
 
 
-def _with_measure_defaults(raw: Mapping[str, Any], measure: Measure | None) -> Mapping[str, Any]:
+def _with_measure_defaults(raw: Mapping[str, Any], measure: TrackedMeasure | None) -> Mapping[str, Any]:
     """A target that tracks a measure may leave its name and unit empty: they come from the measure."""
     if measure is None:
         return raw
@@ -114,7 +107,7 @@ def _clean_target(spec: TargetSpec | Mapping[str, Any], index: int | None = None
 
 def _resolved_target(
     membership: Membership, spec: TargetSpec | Mapping[str, Any], index: int | None = None
-) -> tuple[TargetSpec, Measure | None]:
+) -> tuple[TargetSpec, TrackedMeasure | None]:
     """Clean a target spec and resolve the measure it tracks (checked against the organisation)."""
     raw = spec if isinstance(spec, Mapping) else spec.__dict__
     prefix = f"targets.{index}." if index is not None else ""
@@ -124,7 +117,7 @@ def _resolved_target(
     return clean, measure
 
 
-def _target_text(t: TargetSpec | TargetMeasure, measure: Measure | None = None) -> str:
+def _target_text(t: TargetSpec | TargetMeasure, measure: TrackedMeasure | None = None) -> str:
     unit = f" {t.unit}" if t.unit else ""
     arrow = "↑" if t.direction == TargetMeasure.Direction.INCREASE else "↓"
     tracks = f", tracks measure “{measure.name}”" if measure is not None else ""
