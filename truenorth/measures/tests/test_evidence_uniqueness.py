@@ -21,6 +21,7 @@ from django.utils import timezone
 from truenorth.measures import imports
 from truenorth.measures import services as ms
 from truenorth.measures.models import Measure, Observation, ObservationBatch
+from truenorth.measures.services import observations
 from truenorth.strategy import services as vision
 
 BASE = "/api/v1/orgs/alpha"
@@ -72,7 +73,7 @@ def test_a_push_that_slips_past_the_duplicate_check_is_a_409_and_stores_nothing(
     """What a concurrent writer sees: the check found nothing, the other value landed meanwhile."""
     first = _post(member.api(), f"{BASE}/measures/{measure.pk}/observations", {"value": 1, "observed_at": WHEN})
     assert first.status_code == 201, first.content
-    monkeypatch.setattr(ms, "existing_duplicates", lambda rows: [])
+    monkeypatch.setattr(observations, "existing_duplicates", lambda rows: [])
     again = _post(member.api(), f"{BASE}/measures/{measure.pk}/observations", {"value": 2, "observed_at": WHEN})
     assert again.status_code == 409, again.content
     assert again.json()["errors"][0]["field"] == "observed_at"
