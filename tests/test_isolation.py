@@ -50,6 +50,7 @@ from truenorth.measures.models import (
     ObservationBatch,
     ValueSettings,
 )
+from truenorth.measures.sources import postgres_runner
 from truenorth.orgs import services as org_services
 from truenorth.orgs.models import Invitation, Membership, Organisation, Role
 from truenorth.strategy import services as vision
@@ -1291,7 +1292,7 @@ def test_an_outsider_cannot_use_truenorths_own_database_as_a_data_source(
             with psycopg.connect(pg_url) as conn:
                 return value_sources._identity(lambda sql, p: conn.execute(sql, p).fetchone())
 
-        monkeypatch.setattr(value_sources, "_own_identity", stand_in)
+        monkeypatch.setattr(postgres_runner, "_own_identity", stand_in)
     role = f"truenorth_probe_{uuid.uuid4().hex[:10]}"
     admin_conn.execute(f"CREATE ROLE {role} LOGIN")
     spellings = [

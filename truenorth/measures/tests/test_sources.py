@@ -20,7 +20,7 @@ from truenorth.core.errors import Conflict, Forbidden, NotFound, ValidationFaile
 from truenorth.history.models import HistoryEntry
 from truenorth.measures import sources
 from truenorth.measures.models import DataSource
-from truenorth.measures.sources import QueryFailed, QueryTimeout, SourceUnavailable
+from truenorth.measures.sources import QueryFailed, QueryTimeout, SourceUnavailable, postgres_runner
 
 PG_URL = os.environ.get("TRUENORTH_TEST_POSTGRES", "postgres://postgres@127.0.0.1:5432/test")
 UTC = dt.UTC
@@ -676,7 +676,7 @@ def test_truenorths_own_database_is_refused_in_every_spelling(admin, org_a, read
     if not _server_is_local():
         pytest.skip("the spellings name 127.0.0.1:5432")
     own_db = psycopg.conninfo.conninfo_to_dict(PG_URL)["dbname"]
-    monkeypatch.setattr(sources, "_own_identity", lambda: _identity_of(PG_URL))
+    monkeypatch.setattr(postgres_runner, "_own_identity", lambda: _identity_of(PG_URL))
     source = pg_source(org_a, spelling.format(role=reader, db=own_db), name="Me")
     with pytest.raises(SourceUnavailable, match="TrueNorth's own database cannot be a data source"):
         sources.test_data_source(admin.membership, source.pk)

@@ -1,0 +1,174 @@
+"""Queries on any source: the static checks, running with the limits, the (timestamp, value) shape,
+and the preview."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import decimal
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from truenorth.measures.models import DataSource, DataSourceKind
+from truenorth.measures.sources._common import (
+    DEFAULT_LIMIT,
+    MAX_QUERY_LENGTH,
+    QueryFailed,
+    SourceUnavailable,
+    _Result,
+    decrypt_config,
+)
+from truenorth.measures.sources.config import public_config
+from truenorth.measures.sources.duckdb_runner import _duckdb_single_select, _run_duckdb
+from truenorth.measures.sources.postgres_runner import _run_postgres
+
+
+def check_query(source: DataSource, query: str) -> str:
+    """Static checks before running (also for saving a measure): length, and for DuckDB exactly one
+    SELECT statement. Returns the query without a trailing semicolon."""
+    if not isinstance(query, str) or not query.strip():
+        raise QueryFailed("The query is empty.")
+    if len(query) > MAX_QUERY_LENGTH:
+        raise QueryFailed(f"The query is too long ({len(query)} characters; at most {MAX_QUERY_LENGTH}).")
+    text = query.strip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    if source.kind == DataSourceKind.DUCKDB:
+        _duckdb_single_select(text)
+    return text
+
+
+def _execute(source: DataSource, query: str, limit: int, *, files: Sequence[str] = ()) -> _Result:
+    """Run one read-only query. ``files``: further files of the organisation the query may read (DuckDB
+    only; each must pass the organisation's directory rules, like the source's own `files`)."""
+    text = check_query(source, query)
+    ceiling = settings.TRUENORTH_MAX_QUERY_SECONDS  # the instance-wide cap on any query's time
+    if source.timeout_seconds > ceiling:
+        source = copy.copy(source)  # not saved: the cap applies to this run only
+        source.timeout_seconds = ceiling
+    config = decrypt_config(source)
+    if source.kind == DataSourceKind.DUCKDB:
+        return _run_duckdb(source, config, text, limit, files)
+    if files:
+        raise QueryFailed("Only a DuckDB data source reads Parquet or CSV files.", field="files")
+    if source.kind == DataSourceKind.POSTGRES:
+        return _run_postgres(source, config, text, limit)
+    raise SourceUnavailable(f"Unknown data source kind '{source.kind}'.")
+
+
+def _probe(source: DataSource) -> str:
+    result = _execute(source, "SELECT 1", 1)
+    if result.rows != [(1,)]:
+        raise SourceUnavailable("The data source answered a test query unexpectedly.")
+    if source.kind == DataSourceKind.POSTGRES:
+        return f"Connected to PostgreSQL at {public_config(source).get('dsn', '')} (read-only)."
+    config = decrypt_config(source)
+    where = config.get("path") or "an in-memory database"
+    return f"Opened DuckDB {where} read-only."
+
+
+def _timestamp(value: Any, row: int) -> dt.datetime:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise QueryFailed(
+                f"Row {row}: the first column must be a timestamp or date, got the text “{value[:40]}”."
+            ) from None
+    if isinstance(value, dt.datetime):
+        return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if value is None:
+        raise QueryFailed(f"Row {row}: the timestamp is empty (NULL).")
+    raise QueryFailed(f"Row {row}: the first column must be a timestamp or date, got {type(value).__name__}.")
+
+
+def _value(value: Any, row: int) -> float:
+    if value is None:
+        raise QueryFailed(f"Row {row}: the value is empty (NULL); filter such rows out in the query.")
+    if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+        raise QueryFailed(
+            f"Row {row}: the second column must be a number, got {type(value).__name__} "
+            "(cast it in the query)."
+        )
+    number = float(value)
+    if not math.isfinite(number):
+        raise QueryFailed(f"Row {row}: the value is not a finite number ({value}).")
+    return number
+
+
+def shape(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[tuple[dt.datetime, float]]:
+    """Check a result is (timestamp, number) rows with distinct timestamps; return them sorted."""
+    if len(columns) != 2:
+        listed = ", ".join(columns) if columns else "none"
+        raise QueryFailed(
+            f"Wrong shape: the query must return exactly two columns (timestamp, value); it returned "
+            f"{len(columns)}: {listed}."
+        )
+    seen: dict[dt.datetime, int] = {}
+    out = []
+    for number, row in enumerate(rows, start=1):
+        observed_at = _timestamp(row[0], number)
+        value = _value(row[1], number)
+        if observed_at in seen:
+            raise QueryFailed(
+                f"Rows {seen[observed_at]} and {number} have the same timestamp {observed_at.isoformat()}; "
+                "aggregate them in the query."
+            )
+        seen[observed_at] = number
+        out.append((observed_at, value))
+    out.sort(key=lambda pair: pair[0])
+    return out
+
+
+def run_query(
+    source: DataSource, query: str, *, limit: int = DEFAULT_LIMIT
+) -> list[tuple[dt.datetime, float]]:
+    """Run a measure's query read-only within the source's time limit; return (observed_at, value) pairs
+    (sorted by time, aware datetimes). Raises QueryFailed (SourceUnavailable, QueryTimeout) with a
+    message fit to show on the measure page."""
+    result = _execute(source, query, limit)
+    if len(result.rows) > limit:
+        raise QueryFailed(
+            f"The query returned more than {limit:,} rows; aggregate or filter it (e.g. one row per day)."
+        )
+    return shape(result.columns, result.rows)
+
+
+PREVIEW_ROWS = 20
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return "NULL" if value is None else str(value)[:200]
+
+
+def preview_query(source: DataSource, query: str, *, limit: int = PREVIEW_ROWS) -> dict[str, Any]:
+    """The first `limit` rows a query returns (read-only, within the source's time limit), as text,
+    and whether a refresh would accept them: {"columns", "rows", "more", "problem", "summary"}.
+    Callers check who may run it (`services.require_query_author`). Raises QueryFailed when it cannot run."""
+    result = _execute(source, query, limit)
+    rows = result.rows[:limit]
+    try:
+        shape(result.columns, rows)
+        problem = ""
+    except QueryFailed as exc:
+        problem = exc.message
+    more = len(result.rows) > limit
+    count = f"the first {len(rows)} rows" if more else f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
+    summary = f"The query returned {count} from “{source.name}”."
+    if problem:
+        summary += f" A refresh would refuse them: {problem}"
+    return {
+        "columns": list(result.columns),
+        "rows": [[_cell(v) for v in row] for row in rows],
+        "more": more,
+        "problem": problem,
+        "summary": summary,
+    }
