@@ -1,437 +1,81 @@
 """API: Value — the measure catalogue, measures, observations (single, batch, file import, corrections),
 export, Key Value Area balance, investment and return, data sources and refresh. Every rule lives in
 measures.services, measures.imports, measures.sources and measures.refresh; this module translates JSON
-in and out only."""
+in and out only (its schemas: measures.schemas)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
-from typing import Any, Literal
+from typing import Any
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import File, Query, Router, Schema, Status, UploadedFile
+from ninja import File, Query, Router, Status, UploadedFile
 from ninja.decorators import decorate_view
-from pydantic import Field, field_validator
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
-from truenorth.core.schemas import ERRORS, READ_ERRORS, ErrorOut, ObjectId, StrictSchema
-from truenorth.jobs.api import SUBMIT_ERRORS, JobOut, accepted
+from truenorth.core.schemas import ERRORS, READ_ERRORS, ErrorOut, ObjectId
+from truenorth.jobs.schemas import SUBMIT_ERRORS, JobOut, accepted
 from truenorth.measures import imports, jobs, maths, services, sources
 from truenorth.measures.models import (
-    KVA,
     CatalogueMeasure,
     DataSource,
-    DataSourceKind,
     Investment,
     Measure,
-    MeasureDirection,
     MeasureSource,
     Observation,
 )
+from truenorth.measures.schemas import (
+    AdoptIn,
+    BatchIn,
+    BatchOut,
+    CatalogueOut,
+    CorrectionIn,
+    DataSourceIn,
+    DataSourceOut,
+    DataSourcePatch,
+    ExportFilter,
+    ImportFilter,
+    ImportPreviewOut,
+    InvestmentIn,
+    InvestmentOut,
+    KvaBalanceOut,
+    ListFilter,
+    MeasureFilter,
+    MeasureIn,
+    MeasureOut,
+    MeasurePatch,
+    ObservationFilter,
+    ObservationIn,
+    ObservationOut,
+    PeriodFilter,
+    ROIOut,
+    SourceTestOut,
+    ValueMeasureIn,
+    ValueMeasureOut,
+    VersionQuery,
+    aware,
+)
 from truenorth.orgs.models import Membership, Role
-from truenorth.orgs.services import membership_for
+from truenorth.orgs.scoping import scope
 
 router = Router(tags=["value"])
 
-MAX_LIST = 1000
-MAX_BATCH = 10_000
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing around an uploaded file
-VERSION_HELP = "Required: the version you read; a stale one is refused with 409."
 ROW = re.compile(r"^rows\[(\d+)\]")
 
 
-# --- output schemas -------------------------------------------------------------------------------
-
-
-class UserRef(Schema):
-    id: int
-    email: str
-    name: str
-
-
-class CatalogueOut(Schema):
-    id: int
-    key: str
-    name: str
-    kva: str
-    description: str
-    unit: str
-    direction: str
-
-
-class MeasureOut(Schema):
-    id: int
-    product: int | None = Field(description="None for an organisation-wide measure.")
-    name: str
-    kva: str
-    unit: str
-    direction: str
-    owner: UserRef | None
-    cadence_days: int
-    description: str
-    source: str
-    data_source: int | None
-    query: str
-    formula: str
-    baseline: float | None
-    target: float | None
-    target_date: dt.date | None
-    catalogue_key: str
-    created_at: dt.datetime
-    archived_at: dt.datetime | None
-    version: int
-    latest_value: float | None = Field(description="The latest current (not superseded) observation.")
-    latest_observed_at: dt.datetime | None
-    stale: bool = Field(description="Stale evidence: no observation within its cadence.")
-    last_refreshed_at: dt.datetime | None = Field(description="SQL and computed measures: the last refresh.")
-    last_refresh_error: str = Field(description="Why the last refresh failed; empty when it worked.")
-
-
-class ObservationOut(Schema):
-    id: int
-    measure: int
-    value: float
-    observed_at: dt.datetime
-    source: str
-    note: str
-    batch: int | None
-    supersedes: int | None
-    superseded: bool
-    recorded_by: str | None
-    recorded_at: dt.datetime
-
-
-class BatchOut(Schema):
-    batch: int = Field(description="The batch id.")
-    idempotency_key: str
-    created: int = Field(description="Observations this request saved (0 when replayed).")
-    rows: int = Field(description="Observations in the batch.")
-    replayed: bool = Field(description="True: the key was seen before and nothing new was saved.")
-
-
-class RowErrorOut(Schema):
-    line: int | None = Field(description="Line number in the file (1 = the header).")
-    field: str | None
-    message: str
-
-
-class PreviewRowOut(Schema):
-    line: int
-    measure: str
-    observed_at: str
-    value: str
-    note: str
-
-
-class ImportPreviewOut(Schema):
-    total: int = Field(description="Data rows checked (the whole file unless `more`).")
-    valid: int = Field(description="Rows that would be saved.")
-    invalid: int = Field(description="Rows with an error (listed in errors).")
-    more: bool = Field(description="The file has more rows than the preview checked; the import checks all.")
-    rows: list[PreviewRowOut] = Field(description="The first rows of the file, as read.")
-    errors: list[RowErrorOut]
-    measures: dict[str, int] = Field(description="Rows per matched measure name.")
-
-
-class KvaBalanceOut(Schema):
-    product: int
-    counts: dict[str, int] = Field(description="Live measures per Key Value Area.")
-    missing: list[str] = Field(description="Key Value Areas with no measure: the product cannot see them.")
-    balanced: bool
-
-
-class InvestmentOut(Schema):
-    id: int
-    product: int
-    goal: int | None
-    period_start: dt.date
-    period_end: dt.date
-    amount: float | None
-    people: float | None
-    daily_rate: float | None
-    currency: str
-    note: str
-    created_at: dt.datetime
-    created_by: str | None
-
-
-class ValueMeasureOut(Schema):
-    product: int
-    value_measure: int | None
-
-
-class MeasureRef(Schema):
-    id: int
-    name: str
-    unit: str
-    direction: str
-
-
-class ROIPointOut(Schema):
-    period: dt.date = Field(description="The first day of the month.")
-    invested: float = Field(description="Invested in that month.")
-    value: float | None = Field(description="The value measure's value in force at the end of the month.")
-
-
-class ROIOut(Schema):
-    product: int
-    since: dt.date | None
-    until: dt.date | None
-    currency: str | None
-    invested: float | None
-    value_measure: MeasureRef | None
-    value_start: float | None
-    value_end: float | None
-    value_delta: float | None
-    improvement: float | None = Field(description="The value's change in its better direction.")
-    delta_per_unit: float | None = Field(description="Improvement per unit of currency invested.")
-    series: list[ROIPointOut]
-    reason: str = Field(description="Why a figure is unknown; empty when every figure is known.")
-
-
-class DataSourceOut(Schema):
-    id: int
-    name: str
-    kind: str
-    config: dict[str, Any] = Field(
-        description="Admins only (others get {}): DuckDB paths, or the PostgreSQL address with its "
-        "password masked. The stored settings are never shown back."
-    )
-    timeout_seconds: int
-    last_checked_at: dt.datetime | None
-    last_error: str
-    version: int
-    measures: int = Field(description="Measures whose query runs against it.")
-
-
-class SourceTestOut(Schema):
-    ok: bool
-    detail: str = Field(description="What was reached, or why it failed.")
-    last_checked_at: dt.datetime | None
-
-
-# --- input schemas --------------------------------------------------------------------------------
-
-
-def _no_nul(value: Any) -> Any:
-    # PostgreSQL cannot store NUL characters in text: refuse them as bad input rather than fail later.
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("Must not contain NUL characters.")
-    return value
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and timezone.is_naive(value):
-        return timezone.make_aware(value)
-    return value
-
-
-class In(StrictSchema):
-    """Input: unknown fields refused, and text without NUL characters."""
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _text_without_nul(cls, value: Any) -> Any:
-        return _no_nul(value)
-
-
-WHEN_HELP = "ISO 8601; without an offset: the server's time zone."
-
-
-class MeasureIn(In):
-    name: str = Field(min_length=1, max_length=120)
-    kva: KVA
-    product: ObjectId | None = Field(None, description="None: an organisation-wide measure.")
-    unit: str = Field("", max_length=30)
-    direction: MeasureDirection = MeasureDirection.HIGHER
-    owner: ObjectId | None = Field(None, description="User id of a member.")
-    cadence_days: int = Field(
-        30, ge=1, le=services.MAX_CADENCE_DAYS, description="Expected days between observations."
-    )
-    description: str = Field("", max_length=services.MAX_TEXT)
-    source: MeasureSource = MeasureSource.MANUAL
-    data_source: ObjectId | None = Field(None, description="SQL measures: the data source to query.")
-    query: str = Field("", max_length=20_000)
-    formula: str = Field("", max_length=2_000)
-    baseline: float | None = Field(None, allow_inf_nan=False)
-    target: float | None = Field(None, allow_inf_nan=False)
-    target_date: dt.date | None = None
-
-
-class MeasurePatch(In):
-    version: int = Field(description=VERSION_HELP)
-    product: ObjectId | None = Field(None, description="Move it to another product; null: organisation-wide.")
-    name: str | None = Field(None, min_length=1, max_length=120)
-    kva: KVA | None = None
-    unit: str | None = Field(None, max_length=30)
-    direction: MeasureDirection | None = None
-    owner: ObjectId | None = Field(None, description="User id of a member; null clears the owner.")
-    cadence_days: int | None = Field(None, ge=1, le=services.MAX_CADENCE_DAYS)
-    description: str | None = Field(None, max_length=services.MAX_TEXT)
-    source: MeasureSource | None = None
-    data_source: ObjectId | None = None
-    query: str | None = Field(None, max_length=20_000)
-    formula: str | None = Field(None, max_length=2_000)
-    baseline: float | None = Field(None, allow_inf_nan=False)
-    target: float | None = Field(None, allow_inf_nan=False)
-    target_date: dt.date | None = None
-
-
-class AdoptIn(In):
-    catalogue: ObjectId = Field(description="The catalogue entry's id.")
-    product: ObjectId = Field(description="The product that adopts it.")
-
-
-class ObservationIn(In):
-    value: float = Field(allow_inf_nan=False)
-    observed_at: dt.datetime | None = Field(None, description=f"Defaults to now. {WHEN_HELP}")
-    note: str = Field("", max_length=500)
-
-    @field_validator("observed_at", mode="after")
-    @classmethod
-    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return _aware(value)
-
-
-class BatchRowIn(In):
-    measure: ObjectId
-    value: float = Field(allow_inf_nan=False)
-    observed_at: dt.datetime = Field(description=WHEN_HELP)
-    note: str = Field("", max_length=500)
-
-    @field_validator("observed_at", mode="after")
-    @classmethod
-    def _aware(cls, value: dt.datetime) -> dt.datetime:
-        aware = _aware(value)
-        assert aware is not None
-        return aware
-
-
-class BatchIn(In):
-    idempotency_key: str = Field(
-        "",
-        max_length=200,
-        description="Choose one per batch: a retry with the same key saves nothing twice.",
-    )
-    observations: list[BatchRowIn] = Field(min_length=1, max_length=MAX_BATCH)
-
-
-class CorrectionIn(In):
-    value: float = Field(allow_inf_nan=False)
-    note: str = Field("", max_length=500)
-
-
-class InvestmentIn(In):
-    period_start: dt.date
-    period_end: dt.date
-    amount: float | None = Field(None, ge=0, allow_inf_nan=False, description="Money spent; or give people.")
-    people: float | None = Field(None, gt=0, allow_inf_nan=False, description="Full-time people.")
-    daily_rate: float | None = Field(None, ge=0, allow_inf_nan=False, description="Cost per person-day.")
-    currency: str = Field("EUR", min_length=3, max_length=3)
-    goal: ObjectId | None = Field(None, description="The goal this investment serves.")
-    note: str = Field("", max_length=500)
-
-
-class ValueMeasureIn(In):
-    value_measure: ObjectId | None = Field(description="The measure of value delivered; null clears it.")
-
-
-class DataSourceIn(In):
-    name: str = Field(min_length=1, max_length=120)
-    kind: DataSourceKind
-    config: dict[str, Any] = Field(
-        description='Connection settings, e.g. {"path": "/data/x.duckdb"} or {"dsn": "postgres://…"}; '
-        "stored encrypted and never shown back."
-    )
-    timeout_seconds: int = Field(30, ge=1, le=600)
-
-
-class DataSourcePatch(In):
-    version: int = Field(description=VERSION_HELP)
-    name: str | None = Field(None, min_length=1, max_length=120)
-    config: dict[str, Any] | None = Field(None, description="Replaces the stored settings.")
-    timeout_seconds: int | None = Field(None, ge=1, le=600)
-
-
-class VersionQuery(Schema):
-    version: int = Field(description=VERSION_HELP)
-
-
-class MeasureFilter(Schema):
-    product: ObjectId | None = None
-    kva: KVA | None = None
-    stale: bool | None = Field(None, description="true: only stale measures; false: only fresh ones.")
-    include_archived: bool = False
-    limit: int = Field(500, ge=1, le=MAX_LIST)
-    offset: int = Field(0, ge=0, le=1_000_000_000)
-
-
-class ObservationFilter(Schema):
-    include_superseded: bool = Field(False, description="Also the observations later corrections replaced.")
-    since: dt.datetime | None = Field(None, description=WHEN_HELP)
-    until: dt.datetime | None = Field(None, description=WHEN_HELP)
-    limit: int = Field(500, ge=1, le=MAX_LIST)
-    offset: int = Field(0, ge=0, le=1_000_000_000)
-
-
-class ExportFilter(Schema):
-    format: Literal["csv", "json"] = "csv"
-
-
-class ImportFilter(Schema):
-    preview: bool = Field(False, description="true: parse and check only; nothing is saved.")
-    idempotency_key: str = Field("", max_length=200, description="A retried import with it saves nothing.")
-
-    @field_validator("idempotency_key", mode="after")
-    @classmethod
-    def _text_without_nul(cls, value: Any) -> Any:
-        return _no_nul(value)
-
-
-class PeriodFilter(Schema):
-    since: dt.date | None = None
-    until: dt.date | None = None
-
-
-class ListFilter(Schema):
-    limit: int = Field(200, ge=1, le=MAX_LIST)
-    offset: int = Field(0, ge=0, le=1_000_000_000)
-
-
 # --- helpers --------------------------------------------------------------------------------------
-
-
-def _user(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
-
-
-def _scope(request: HttpRequest, slug: str) -> tuple[Membership, User]:
-    user = _user(request)
-    return membership_for(user, slug), user
 
 
 def _user_ref(user: User | None) -> dict[str, Any] | None:
     if user is None:
         return None
     return {"id": user.pk, "email": user.email, "name": user.name}
-
-
-def _catalogue_out(c: CatalogueMeasure) -> dict[str, Any]:
-    return {
-        "id": c.pk,
-        "key": c.key,
-        "name": c.name,
-        "kva": c.kva,
-        "description": c.description,
-        "unit": c.unit,
-        "direction": c.direction,
-    }
 
 
 def _measure_out(x: Measure, now: dt.datetime) -> dict[str, Any]:
@@ -507,9 +151,10 @@ def _data_source_out(m: Membership, d: DataSource, in_use: int) -> dict[str, Any
     return {**out, "measures": in_use}
 
 
-
 def _measure_detail(m: Membership, measure_id: int) -> dict[str, Any]:
-    measure = services.with_latest(services.measures_of(m, include_archived=True).filter(pk=measure_id)).first()
+    measure = services.with_latest(
+        services.measures_of(m, include_archived=True).filter(pk=measure_id)
+    ).first()
     if measure is None:
         raise NotFound("No such measure.")
     return _measure_out(measure, timezone.now())
@@ -536,9 +181,9 @@ def _batch_fields(exc: ValidationFailed) -> ValidationFailed:
     response={200: list[CatalogueOut], **READ_ERRORS},
     summary="The measure catalogue: EBM example measures per Key Value Area",
 )
-def list_catalogue(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    m, _ = _scope(request, slug)
-    return [_catalogue_out(c) for c in services.catalogue_of(m)]
+def list_catalogue(request: HttpRequest, slug: str) -> list[CatalogueMeasure]:
+    m, _ = scope(request, slug)
+    return list(services.catalogue_of(m))  # CatalogueOut reads the entries' fields
 
 
 # --- measures -------------------------------------------------------------------------------------
@@ -546,7 +191,7 @@ def list_catalogue(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
 
 @router.get("/{slug}/measures", response={200: list[MeasureOut], **READ_ERRORS}, summary="List measures")
 def list_measures(request: HttpRequest, slug: str, filters: Query[MeasureFilter]) -> list[dict[str, Any]]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     qs = services.with_latest(
         services.measures_of(
             m, product_id=filters.product, kva=filters.kva, include_archived=filters.include_archived
@@ -567,7 +212,7 @@ def list_measures(request: HttpRequest, slug: str, filters: Query[MeasureFilter]
 
 @router.post("/{slug}/measures", response={201: MeasureOut, **ERRORS}, summary="Create a custom measure")
 def create_measure(request: HttpRequest, slug: str, payload: MeasureIn) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     measure = services.create_measure(
         m,
         user,
@@ -596,7 +241,7 @@ def create_measure(request: HttpRequest, slug: str, payload: MeasureIn) -> Statu
     summary="Adopt a catalogue measure for a product",
 )
 def adopt_measure(request: HttpRequest, slug: str, payload: AdoptIn) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     measure = services.adopt_catalogue_measure(m, user, payload.catalogue, payload.product)
     return Status(201, _measure_detail(m, measure.pk))
 
@@ -631,7 +276,7 @@ def _export(m: Membership, measure_id: int | None, fmt: str) -> HttpResponse:
     openapi_extra=EXPORT_DOC,
 )
 def export_measures(request: HttpRequest, slug: str, filters: Query[ExportFilter]) -> HttpResponse:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     return _export(m, None, filters.format)
 
 
@@ -641,7 +286,7 @@ def export_measures(request: HttpRequest, slug: str, filters: Query[ExportFilter
     summary="Get a measure with its latest value, staleness and refresh status",
 )
 def get_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[str, Any]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     return _measure_detail(m, measure_id)
 
 
@@ -651,7 +296,7 @@ def get_measure(request: HttpRequest, slug: str, measure_id: ObjectId) -> dict[s
 def update_measure(
     request: HttpRequest, slug: str, measure_id: ObjectId, payload: MeasurePatch
 ) -> dict[str, Any]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     services.get_measure(m, measure_id)  # an unknown measure is a 404 before any field is looked at
     given = payload.model_dump(exclude={"version"}, exclude_unset=True)
     renamed = {"owner": "owner_id", "data_source": "data_source_id", "product": "product_id"}
@@ -677,7 +322,7 @@ def update_measure(
 def archive_measure(
     request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[VersionQuery]
 ) -> dict[str, Any]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     services.archive_measure(m, user, measure_id, archived=True, version=filters.version)
     return _measure_detail(m, measure_id)
 
@@ -690,7 +335,7 @@ def archive_measure(
 def restore_measure(
     request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[VersionQuery]
 ) -> dict[str, Any]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     services.archive_measure(m, user, measure_id, archived=False, version=filters.version)
     return _measure_detail(m, measure_id)
 
@@ -704,7 +349,7 @@ def restore_measure(
 def export_measure(
     request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[ExportFilter]
 ) -> HttpResponse:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     services.get_measure(m, measure_id)
     return _export(m, measure_id, filters.format)
 
@@ -721,7 +366,7 @@ def export_measure(
 def refresh_measure(
     request: HttpRequest, response: HttpResponse, slug: str, measure_id: ObjectId
 ) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     measure = services.get_measure(m, measure_id)
     return accepted(response, jobs.submit_refresh(m, user, measure))
 
@@ -737,13 +382,13 @@ def refresh_measure(
 def list_observations(
     request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[ObservationFilter]
 ) -> list[dict[str, Any]]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     qs = services.observations_of(
         m,
         measure_id,
         include_superseded=filters.include_superseded,
-        since=_aware(filters.since),
-        until=_aware(filters.until),
+        since=aware(filters.since),
+        until=aware(filters.until),
     ).select_related("recorded_by")
     return [_observation_out(o) for o in qs[filters.offset : filters.offset + filters.limit]]
 
@@ -756,7 +401,7 @@ def list_observations(
 def add_observation(
     request: HttpRequest, slug: str, measure_id: ObjectId, payload: ObservationIn
 ) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     observation = services.add_observation(
         m,
         user,
@@ -779,7 +424,7 @@ def add_observation(
     "row saves nothing and is named, e.g. `observations.3.value`.",
 )
 def add_batch(request: HttpRequest, slug: str, payload: BatchIn) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     rows = [
         services.ObservationIn(
             measure_id=row.measure, value=row.value, observed_at=row.observed_at, note=row.note
@@ -810,7 +455,7 @@ def add_batch(request: HttpRequest, slug: str, payload: BatchIn) -> Status[dict[
 def correct_observation(
     request: HttpRequest, slug: str, observation_id: ObjectId, payload: CorrectionIn
 ) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     observation = services.correct_observation(m, user, observation_id, payload.value, note=payload.note)
     return Status(201, _observation_out(observation))
 
@@ -874,7 +519,7 @@ def import_observations(
     filters: Query[ImportFilter],
     file: UploadedFile | None = File(None, description="The CSV or .xlsx file."),  # noqa: B008
 ) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     services.require_writer(m)  # a preview only makes sense to someone who may import
     if file is None:
         raise ValidationFailed("Upload the file as multipart form data in the field `file`.", field="file")
@@ -917,7 +562,7 @@ def import_observations(
     summary="Live measures per Key Value Area of a product, and the areas it cannot see",
 )
 def kva_balance(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[str, Any]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     counts = services.kva_balance(m, product_id)
     missing = [kva for kva, n in counts.items() if n == 0]
     return {"product": product_id, "counts": counts, "missing": missing, "balanced": not missing}
@@ -931,7 +576,7 @@ def kva_balance(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[s
 def list_investments(
     request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[ListFilter]
 ) -> list[dict[str, Any]]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     qs = services.investments_of(m, product_id).select_related("created_by")
     return [_investment_out(i) for i in qs[filters.offset : filters.offset + filters.limit]]
 
@@ -944,7 +589,7 @@ def list_investments(
 def add_investment(
     request: HttpRequest, slug: str, product_id: ObjectId, payload: InvestmentIn
 ) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     investment = services.add_investment(
         m,
         user,
@@ -969,7 +614,7 @@ def add_investment(
 def set_value_measure(
     request: HttpRequest, slug: str, product_id: ObjectId, payload: ValueMeasureIn
 ) -> dict[str, Any]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     settings = services.set_value_measure(m, user, product_id, payload.value_measure)
     return {"product": product_id, "value_measure": settings.value_measure_id}
 
@@ -982,7 +627,7 @@ def set_value_measure(
 def return_on_investment(
     request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[PeriodFilter]
 ) -> dict[str, Any]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     roi = services.return_on_investment(m, product_id, since=filters.since, until=filters.until)
     vm = roi.value_measure
     return {
@@ -1027,7 +672,7 @@ def _source_detail(m: Membership, source: DataSource) -> dict[str, Any]:
     summary="Data sources SQL measures query (settings shown to admins, password masked)",
 )
 def list_data_sources(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     rows = sources.data_sources_of(m)
     counts = _in_use([d.pk for d in rows])
     return [_data_source_out(m, d, counts.get(d.pk, 0)) for d in rows]
@@ -1039,7 +684,7 @@ def list_data_sources(request: HttpRequest, slug: str) -> list[dict[str, Any]]:
     summary="Add a data source (admins; its settings are stored encrypted)",
 )
 def create_data_source(request: HttpRequest, slug: str, payload: DataSourceIn) -> Status[dict[str, Any]]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     source = sources.create_data_source(
         m,
         user,
@@ -1059,7 +704,7 @@ def create_data_source(request: HttpRequest, slug: str, payload: DataSourceIn) -
 def update_data_source(
     request: HttpRequest, slug: str, source_id: ObjectId, payload: DataSourcePatch
 ) -> dict[str, Any]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     sources.get_data_source(m, source_id)
     given = payload.model_fields_set
     for name in ("name", "config", "timeout_seconds"):
@@ -1083,7 +728,7 @@ def update_data_source(
     summary="Remove a data source (admins; refused while a measure uses it)",
 )
 def delete_data_source(request: HttpRequest, slug: str, source_id: ObjectId) -> Status[None]:
-    m, user = _scope(request, slug)
+    m, user = scope(request, slug)
     sources.delete_data_source(m, user, source_id)
     return Status(204, None)
 
@@ -1094,7 +739,7 @@ def delete_data_source(request: HttpRequest, slug: str, source_id: ObjectId) -> 
     summary="Test a data source: connect and run a trivial read-only query (admins)",
 )
 def test_data_source(request: HttpRequest, slug: str, source_id: ObjectId) -> dict[str, Any]:
-    m, _ = _scope(request, slug)
+    m, _ = scope(request, slug)
     try:
         detail, ok = sources.test_data_source(m, source_id), True
     except sources.QueryFailed as exc:

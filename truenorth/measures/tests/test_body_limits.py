@@ -13,8 +13,8 @@ from django.conf import settings as django_settings
 
 from conftest import Persona
 from truenorth.measures import services
-from truenorth.measures.api import MAX_BATCH
 from truenorth.measures.models import Measure, Observation
+from truenorth.measures.schemas import MAX_BATCH
 from truenorth.orgs.models import Organisation
 
 BASE = "/api/v1/orgs/alpha"
