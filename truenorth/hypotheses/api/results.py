@@ -11,7 +11,7 @@ from ninja import Router, Status
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
 from truenorth.hypotheses import jobs, results, services
 from truenorth.hypotheses.schemas import ComputeIn, EvidenceIn, ResultsOut, result_out
-from truenorth.jobs.api import SUBMIT_ERRORS, JobOut, accepted  # until jobs/schemas.py is committed
+from truenorth.jobs.schemas import SUBMIT_ERRORS, JobOut, accepted
 from truenorth.orgs.scoping import scope
 
 router = Router(tags=["validation"])
