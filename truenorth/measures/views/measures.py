@@ -24,10 +24,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
 from truenorth.htmx import is_htmx
-from truenorth.measures import annotations, charts, imports, jobs, maths, services, source_views
+from truenorth.measures import annotations as chart_annotations
+from truenorth.measures import charts, imports, jobs, maths, services
 from truenorth.measures import forms as f
 from truenorth.measures.dashboard import product_dashboard
 from truenorth.measures.models import KVA, Measure, Observation
+from truenorth.measures.views import data_sources
 from truenorth.orgs import services as org_services
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
@@ -85,7 +87,7 @@ def _chart(membership: Membership, measure: Measure) -> tuple[list[tuple[Any, fl
         unit=measure.unit,
         baseline=measure.baseline,
         target=measure.target,
-        annotations=annotations.for_measure(membership, measure.pk),
+        annotations=chart_annotations.for_measure(membership, measure.pk),
     )
     return points, spec
 
@@ -234,7 +236,7 @@ def _measure_page(
             "upload_form": upload_form or f.UploadForm(),
             "correction_id": correction_id,
             "correction_form": correction_form,
-            **source_views.sql_context(request, membership, measure, query_form),
+            **data_sources.sql_context(request, membership, measure, query_form),
             **strategy_panels.measure_goals_context(membership, measure),
         },
         status=status,

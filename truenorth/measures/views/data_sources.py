@@ -292,9 +292,9 @@ def measure_query(request: HttpRequest, membership: Membership, measure_id: int)
         else:
             messages.success(request, "Query saved. Refresh the measure to fetch its values.")
             return redirect(f"{url}#query")
-    from truenorth.measures import views  # the measure page (views imports this module)
+    from truenorth.measures.views import measures  # the measure page (it imports this module)
 
-    return views._measure_page(request, membership, measure.pk, query_form=form, status=422)
+    return measures._measure_page(request, membership, measure.pk, query_form=form, status=422)
 
 
 def _preview_of(request: HttpRequest, membership: Membership, measure: Measure) -> Any:
