@@ -16,9 +16,9 @@ from truenorth.accounts.models import User
 from truenorth.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from truenorth.core.validate import date as _date
 from truenorth.core.validate import text as _text
-from truenorth.engagement import services as engagement
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import object_type_of, record
+from truenorth.notifications import services as notifications
 from truenorth.orgs.models import Membership
 from truenorth.strategy.models import ChangeProposal, Comment, Endorsement, Goal
 from truenorth.strategy.services._common import PROPOSABLE, TARGET_FIELDS, get_goal
@@ -36,12 +36,12 @@ def add_comment(membership: Membership, actor: User, goal_id: int, body: str) ->
     body = _text(body, "body", required=True, max_length=5000)
     comment = Comment.objects.create(goal=goal, author=actor, body=body)
     org = membership.organisation
-    mentioned = engagement.mentioned_members(org, body)
-    engagement.notify(
+    mentioned = notifications.mentioned_members(org, body)
+    notifications.notify(
         org, mentioned, f"{actor.display_name} mentioned you on “{goal.title}”", goal_url(goal), actor=actor
     )
     if goal.owner and goal.owner not in mentioned:
-        engagement.notify(
+        notifications.notify(
             org,
             [goal.owner],
             f"{actor.display_name} commented on your goal “{goal.title}”",
@@ -131,7 +131,7 @@ def propose_change(
         },
     )
     if goal.owner:
-        engagement.notify(
+        notifications.notify(
             membership.organisation,
             [goal.owner],
             f"{actor.display_name} proposed a change to “{goal.title}”",
@@ -228,7 +228,7 @@ def decide_proposal(
     )
     if proposal.author:
         verb = "accepted" if accept else "rejected"
-        engagement.notify(
+        notifications.notify(
             membership.organisation,
             [proposal.author],
             f"{actor.display_name} {verb} your proposal on “{goal.title}”",
@@ -311,7 +311,7 @@ def raise_concern(membership: Membership, actor: User, goal_id: int, note: str) 
         {"concern": {"old": None, "new": f"{actor.email}: {note[:200]}"}},
     )
     if goal.owner:
-        engagement.notify(
+        notifications.notify(
             membership.organisation,
             [goal.owner],
             f"{actor.display_name} raised a concern about “{goal.title}”",
