@@ -44,6 +44,8 @@ class MarkReadOut(Schema):
     "/{slug}/notifications",
     response={200: list[NotificationOut], **READ_ERRORS},
     summary="My notifications in this organisation, newest first",
+    # Operation ids are public (generated clients use them): kept from before the app moved out of engagement.
+    operation_id="truenorth_engagement_api_list_notifications",
 )
 def list_notifications(
     request: HttpRequest, slug: str, filters: Query[NotificationFilter]
@@ -59,6 +61,7 @@ def list_notifications(
     "/{slug}/notifications/read",
     response={200: MarkReadOut, **ERRORS},
     summary="Mark my notifications in this organisation read",
+    operation_id="truenorth_engagement_api_mark_read",
 )
 def mark_read(request: HttpRequest, slug: str, payload: MarkReadIn) -> dict[str, int]:
     m, user = scope(request, slug)
