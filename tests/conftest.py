@@ -24,15 +24,6 @@ from tests import live_server
 from tests.browsing import CHROMIUM, CHROMIUM_ARGS, STARTUP_TIMEOUT, Session, watched
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`--dist loadgroup`), the tests on the demo server run on one worker: one
-    `truenorth demo` per suite run rather than one per worker."""
-    for item in items:
-        if "live_server_url" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("demo-server"))
-
-
 @pytest.fixture(scope="session")
 def _chromium() -> Iterator[tuple[Browser, asyncio.AbstractEventLoop]]:
     """Chromium and the event loop of the Playwright that drives it; the loop is left unmarked."""
@@ -67,8 +58,8 @@ def browser(_chromium: tuple[Browser, asyncio.AbstractEventLoop]) -> Iterator[Br
 @pytest.fixture(scope="session")
 def live_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`truenorth demo` then `truenorth serve` on a free loopback port, once per session (per xdist
-    worker), on a fresh SQLite database in a temporary data directory; yields the base URL. Tests share
-    it, so each creates what it changes under a name of its own."""
+    worker that runs a test needing it), on a fresh SQLite database in a temporary data directory; yields
+    the base URL. Tests share it, so each creates what it changes under a name of its own."""
     data_dir = tmp_path_factory.mktemp("truenorth-browser")
     env = live_server.server_env(data_dir, f"sqlite:///{data_dir / 'db.sqlite3'}")
 
