@@ -59,7 +59,7 @@ from truenorth.measures.sources._common import (
     unseal,
 )
 from truenorth.measures.sources.config import (
-    _allowed_path,
+    allowed_path,
     clean_config,
     mask_dsn,
     organisation_directories,
@@ -75,12 +75,12 @@ from truenorth.measures.sources.postgres_runner import (
 )
 from truenorth.measures.sources.queries import (
     PREVIEW_ROWS,
-    _cell,
-    _execute,
     check_query,
+    execute,
     preview_query,
     run_query,
     shape,
+    text_cell,
 )
 from truenorth.measures.sources.services import (
     create_data_source,
@@ -109,10 +109,8 @@ __all__ = [
     "QueryTimeout",
     "SourceUnavailable",
     "_Identity",
-    "_allowed_path",
-    "_cell",
-    "_execute",
     "_identity",
+    "allowed_path",
     "check_query",
     "clean_config",
     "create_data_source",
@@ -121,6 +119,7 @@ __all__ = [
     "delete_data_source",
     "describe",
     "encrypt_config",
+    "execute",
     "get_data_source",
     "mark_checked",
     "mask_dsn",
@@ -133,6 +132,10 @@ __all__ = [
     "seal",
     "shape",
     "test_data_source",
+    "text_cell",
     "unseal",
     "update_data_source",
 ]
+
+# The names hypotheses.results used before they became public (until it uses the public ones).
+_allowed_path, _execute, _cell = allowed_path, execute, text_cell

@@ -62,7 +62,7 @@ def _inside(path: Path, directories: Iterable[Path]) -> bool:
     return any(path == d or path.is_relative_to(d) for d in directories)
 
 
-def _allowed_path(raw: Any, field: str, organisation: Organisation | int) -> str:
+def allowed_path(raw: Any, field: str, organisation: Organisation | int) -> str:
     """The resolved path if it lies inside one of the organisation's directories (relative paths are
     taken inside its own directory; `..` and symbolic links are resolved before the check)."""
     if not isinstance(raw, str) or not raw.strip():
@@ -93,13 +93,13 @@ def _clean_duckdb(config: dict[str, Any], organisation: Organisation | int) -> d
     if unknown:
         raise ValidationFailed(f"Unknown DuckDB setting(s): {', '.join(sorted(unknown))}.", field="config")
     raw_path = config.get("path") or ""
-    path = _allowed_path(raw_path, "path", organisation) if str(raw_path).strip() else ""
+    path = allowed_path(raw_path, "path", organisation) if str(raw_path).strip() else ""
     files = config.get("files") or []
     if isinstance(files, str):
         files = [line for line in files.replace(",", "\n").splitlines() if line.strip()]
     if not isinstance(files, list) or len(files) > 100:
         raise ValidationFailed("Give at most 100 file or directory paths.", field="files")
-    return {"path": path, "files": [_allowed_path(f, "files", organisation) for f in files]}
+    return {"path": path, "files": [allowed_path(f, "files", organisation) for f in files]}
 
 
 # What a DSN may set: no `service`, `passfile`, `sslkey`… (they would read the server's own files).

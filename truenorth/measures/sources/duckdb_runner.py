@@ -20,7 +20,7 @@ from truenorth.measures.sources._common import (
     _Result,
     _short,
 )
-from truenorth.measures.sources.config import _allowed_path, _inside, organisation_directories
+from truenorth.measures.sources.config import _inside, allowed_path, organisation_directories
 from truenorth.orgs.models import Organisation
 
 
@@ -54,7 +54,7 @@ def _run_duckdb(
     # Re-check the stored paths: the allowed directories may have been narrowed since.
     for raw in ([path] if path else []) + files:
         try:
-            _allowed_path(raw, "config", source.organisation_id)
+            allowed_path(raw, "config", source.organisation_id)
         except ValidationFailed as exc:
             raise SourceUnavailable(exc.message) from None
     if path and not Path(path).is_file():

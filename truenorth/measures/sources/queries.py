@@ -42,7 +42,7 @@ def check_query(source: DataSource, query: str) -> str:
     return text
 
 
-def _execute(source: DataSource, query: str, limit: int, *, files: Sequence[str] = ()) -> _Result:
+def execute(source: DataSource, query: str, limit: int, *, files: Sequence[str] = ()) -> _Result:
     """Run one read-only query. ``files``: further files of the organisation the query may read (DuckDB
     only; each must pass the organisation's directory rules, like the source's own `files`)."""
     text = check_query(source, query)
@@ -61,7 +61,7 @@ def _execute(source: DataSource, query: str, limit: int, *, files: Sequence[str]
 
 
 def _probe(source: DataSource) -> str:
-    result = _execute(source, "SELECT 1", 1)
+    result = execute(source, "SELECT 1", 1)
     if result.rows != [(1,)]:
         raise SourceUnavailable("The data source answered a test query unexpectedly.")
     if source.kind == DataSourceKind.POSTGRES:
@@ -132,7 +132,7 @@ def run_query(
     """Run a measure's query read-only within the source's time limit; return (observed_at, value) pairs
     (sorted by time, aware datetimes). Raises QueryFailed (SourceUnavailable, QueryTimeout) with a
     message fit to show on the measure page."""
-    result = _execute(source, query, limit)
+    result = execute(source, query, limit)
     if len(result.rows) > limit:
         raise QueryFailed(
             f"The query returned more than {limit:,} rows; aggregate or filter it (e.g. one row per day)."
@@ -143,7 +143,7 @@ def run_query(
 PREVIEW_ROWS = 20
 
 
-def _cell(value: Any) -> str:
+def text_cell(value: Any) -> str:
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     return "NULL" if value is None else str(value)[:200]
@@ -153,7 +153,7 @@ def preview_query(source: DataSource, query: str, *, limit: int = PREVIEW_ROWS) 
     """The first `limit` rows a query returns (read-only, within the source's time limit), as text,
     and whether a refresh would accept them: {"columns", "rows", "more", "problem", "summary"}.
     Callers check who may run it (`services.require_query_author`). Raises QueryFailed when it cannot run."""
-    result = _execute(source, query, limit)
+    result = execute(source, query, limit)
     rows = result.rows[:limit]
     try:
         shape(result.columns, rows)
@@ -167,7 +167,7 @@ def preview_query(source: DataSource, query: str, *, limit: int = PREVIEW_ROWS) 
         summary += f" A refresh would refuse them: {problem}"
     return {
         "columns": list(result.columns),
-        "rows": [[_cell(v) for v in row] for row in rows],
+        "rows": [[text_cell(v) for v in row] for row in rows],
         "more": more,
         "problem": problem,
         "summary": summary,

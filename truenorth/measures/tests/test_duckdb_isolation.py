@@ -169,7 +169,7 @@ def test_glob_inside_the_own_directory_lists_only_its_own_files(org_a, dirs):
     source = _source(org_a, {"path": "", "files": [str(a)]})
     rows = sources.run_query(source, f"SELECT now(), count(*) FROM glob('{a}/*')")
     assert rows[0][1] == len(list(a.iterdir()))
-    labels = sources._execute(source, f"SELECT label FROM read_csv('{a}/**/*.csv')", 10).rows
+    labels = sources.execute(source, f"SELECT label FROM read_csv('{a}/**/*.csv')", 10).rows
     assert labels == [("alpha-row",)]
 
 
@@ -240,7 +240,7 @@ def test_timestamptz_results_come_back_as_utc_instants(org_a, dirs):
         (dt.datetime(2025, 1, 1, 8, tzinfo=dt.UTC), 1.5),
         (dt.datetime(2025, 1, 2, 5, 30, tzinfo=dt.UTC), 2.0),
     ]
-    fresh = sources._execute(
+    fresh = sources.execute(
         source, "SELECT max(day::TIMESTAMPTZ), 'x', day::TIMESTAMPTZ FROM t GROUP BY day", 10
     )
     assert fresh.rows == [
