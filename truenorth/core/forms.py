@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -59,3 +60,27 @@ def posted_version(data: Any) -> int | None:
     except forms.ValidationError:
         return None
     return int(value)
+
+
+# --- choices shared by every app's forms ---------------------------------------------------------
+
+Choices = list[tuple[str, str]]
+NOBODY: Choices = [("", "— nobody yet —")]
+
+
+def owner_choices(memberships: Iterable[Any]) -> Choices:
+    """Members who may own work (stakeholders cannot), from orgs.services.members_of (any app's owner field)."""
+    return NOBODY + [
+        (str(m.user_id), f"{m.user.display_name} <{m.user.email}>") for m in memberships if m.can_write
+    ]
+
+
+def set_choices(field: forms.Field, choices: Choices) -> None:
+    """Set a choice field's options (typed: forms.Field has no `choices`)."""
+    assert isinstance(field, forms.ChoiceField)
+    field.choices = choices
+
+
+def optional_int(value: str | None) -> int | None:
+    """A select's value as an id, or None for the empty choice."""
+    return int(value) if value not in (None, "") else None

@@ -9,9 +9,8 @@ from typing import Any
 
 from django import forms
 
-from truenorth.core.forms import DateInput, VersionField
+from truenorth.core.forms import Choices, DateInput, VersionField, optional_int, set_choices
 from truenorth.hypotheses.models import Decision, Experiment, ExperimentMetric
-from truenorth.strategy.forms import Choices, optional_int, set_choices
 
 __all__ = ["Choices", "optional_int"]
 

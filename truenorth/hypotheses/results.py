@@ -178,7 +178,7 @@ def resolve_files(
                 "to read Parquet or CSV files, or name a PostgreSQL table.",
                 field=field,
             )
-        path = sources._allowed_path(spec, field, organisation_id)
+        path = sources.allowed_path(spec, field, organisation_id)
         if must_exist and not Path(path).is_file():
             raise ValidationFailed(
                 f"no file `{spec}` in this organisation's DuckDB directory: "
@@ -219,7 +219,7 @@ class SourceEngine:
         self.dialect = "postgres" if source.kind == "postgres" else "duckdb"
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
-        result = sources._execute(self.source, sql, self.limit, files=self.files)
+        result = sources.execute(self.source, sql, self.limit, files=self.files)
         return list(result.rows)
 
 
@@ -283,7 +283,7 @@ def preview_mapping(
             "error": "",
         }
         try:
-            entry["rows"] = [[sources._cell(v) for v in row] for row in engine.fetch(sql)]
+            entry["rows"] = [[sources.text_cell(v) for v in row] for row in engine.fetch(sql)]
         except ValidationFailed as exc:
             entry["error"] = evidence_mapping.explain(exc.message, tables, source_label(source))[1]
         out.append(entry)

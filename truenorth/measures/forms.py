@@ -12,9 +12,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from truenorth.core.forms import DateInput, DateTimeInput
+from truenorth.core.forms import Choices, DateInput, DateTimeInput, set_choices
 from truenorth.measures.models import KVA, MeasureDirection
-from truenorth.strategy.forms import Choices, set_choices
 
 # The previewed file travels back in the confirming form, base64-encoded (4/3 of its size), in the page:
 # kept small. Larger files (up to TRUENORTH_IMPORT_MAX_FILE_BYTES): the API or `truenorth measure import`.

@@ -7,9 +7,8 @@ from typing import Any
 
 from django import forms
 
-from truenorth.core.forms import VersionField
+from truenorth.core.forms import Choices, VersionField, set_choices
 from truenorth.measures.models import KVA, DataSourceKind, MeasureDirection
-from truenorth.strategy.forms import Choices, set_choices
 
 # --- data sources and SQL measures (admins) -------------------------------------------------------
 

@@ -12,22 +12,16 @@ from typing import Any
 
 from django import forms
 
-from truenorth.core.forms import DateInput, VersionField
+from truenorth.core.forms import NOBODY as NOBODY  # re-exported for callers
+from truenorth.core.forms import Choices, DateInput, VersionField
+from truenorth.core.forms import optional_int as optional_int  # re-exported for callers
+from truenorth.core.forms import owner_choices as owner_choices  # re-exported for callers
+from truenorth.core.forms import set_choices as set_choices  # re-exported for callers
 from truenorth.strategy.models import CheckIn, Goal, GoalLink, TargetMeasure
 
-Choices = list[tuple[str, str]]
-
 LEVEL_AUTO: Choices = [("", "Automatic (one level below its parent)")]
-NOBODY: Choices = [("", "— nobody yet —")]
 NO_MEASURE = ("", "— none: values recorded on the goal —")
 NO_PARENT: Choices = [("", "— none: top of the tree —")]
-
-
-def owner_choices(memberships: Iterable[Any]) -> Choices:
-    """Members who may own work (stakeholders cannot), from orgs.services.members_of."""
-    return NOBODY + [
-        (str(m.user_id), f"{m.user.display_name} <{m.user.email}>") for m in memberships if m.can_write
-    ]
 
 
 def goal_choices(goals: Iterable[tuple[int, str, str]], empty: Choices = NO_PARENT) -> Choices:
@@ -35,15 +29,6 @@ def goal_choices(goals: Iterable[tuple[int, str, str]], empty: Choices = NO_PARE
     return empty + [
         (str(pk), f"#{pk} {title} ({Goal.Level(level).label.lower()})") for pk, title, level in goals
     ]
-
-
-def set_choices(field: forms.Field, choices: Choices) -> None:
-    assert isinstance(field, forms.ChoiceField)
-    field.choices = choices
-
-
-def optional_int(value: str | None) -> int | None:
-    return int(value) if value not in (None, "") else None
 
 
 class ProductForm(forms.Form):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from truenorth.demo import DEMO_USERS, ORG_GOAL, load_demo
-from truenorth.notifications.models import Notification
 from truenorth.history.models import HistoryEntry
+from truenorth.notifications.models import Notification
 from truenorth.orgs.models import Membership, Organisation
 from truenorth.strategy import services
 from truenorth.strategy.models import (

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from truenorth.core.errors import Conflict, ValidationFailed
-from truenorth.core.forms import MISSING_VERSION, posted_version, require_version
+from truenorth.core.forms import MISSING_VERSION, owner_choices, posted_version, require_version
 from truenorth.htmx import is_htmx
 from truenorth.hypotheses import forms as f
 from truenorth.hypotheses import scoring, services
@@ -26,7 +26,6 @@ from truenorth.orgs import services as org_services
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import services as strategy
-from truenorth.strategy.forms import owner_choices
 
 CHOICE_ROWS = 1000
 LOG_ROWS = 200

@@ -136,6 +136,3 @@ __all__ = [
     "unseal",
     "update_data_source",
 ]
-
-# The names hypotheses.results used before they became public (until it uses the public ones).
-_allowed_path, _execute, _cell = allowed_path, execute, text_cell

@@ -22,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from truenorth.core import forms as shared_forms
 from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
 from truenorth.htmx import is_htmx
 from truenorth.measures import annotations as chart_annotations
@@ -33,7 +34,6 @@ from truenorth.measures.views import data_sources
 from truenorth.orgs import services as org_services
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
-from truenorth.strategy import forms as strategy_forms
 from truenorth.strategy import panels as strategy_panels
 from truenorth.strategy import services as strategy_services
 from truenorth.strategy.models import Goal
@@ -48,7 +48,7 @@ FormErrors = (ValidationFailed, Conflict)
 
 
 def _owners(membership: Membership) -> f.Choices:
-    return strategy_forms.owner_choices(org_services.members_of(membership))
+    return shared_forms.owner_choices(org_services.members_of(membership))
 
 
 def _products(membership: Membership) -> f.Choices:
@@ -155,7 +155,7 @@ def product_measures(request: HttpRequest, membership: Membership, product_id: i
                 product_id=product.pk,
                 unit=data["unit"],
                 direction=data["direction"],
-                owner_id=strategy_forms.optional_int(data["owner"]),
+                owner_id=shared_forms.optional_int(data["owner"]),
                 cadence_days=data["cadence_days"],
                 description=data["description"],
                 baseline=data["baseline"],
@@ -500,7 +500,7 @@ def investments(request: HttpRequest, membership: Membership, product_id: int) -
                 people=data["people"],
                 daily_rate=data["daily_rate"],
                 currency=data["currency"],
-                goal_id=strategy_forms.optional_int(data["goal"]),
+                goal_id=shared_forms.optional_int(data["goal"]),
                 note=data["note"],
             )
         except FormErrors as exc:
@@ -524,7 +524,7 @@ def value_measure(request: HttpRequest, membership: Membership, product_id: int)
                 membership,
                 current_user(request),
                 product_id,
-                strategy_forms.optional_int(form.cleaned_data["measure"]),
+                shared_forms.optional_int(form.cleaned_data["measure"]),
             )
         except FormErrors as exc:
             form.add_error("measure", exc.message)

@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from truenorth.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from truenorth.notifications.models import Notification
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import entries_for
+from truenorth.notifications.models import Notification
 from truenorth.orgs.models import Membership, Role
 from truenorth.strategy import services as s
 from truenorth.strategy.models import (
