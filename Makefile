@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TRUENORTH_DATA_DIR ?= $(CURDIR)/var/data
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+# pytest-xdist workers for the test targets (`make test TEST_WORKERS=0` runs in one process).
+TEST_WORKERS ?= auto
 
 .PHONY: setup assets demo serve test test-sqlite test-postgres lint bench clean gbstats-venv
 
@@ -40,10 +42,10 @@ gbstats-venv: .venv-gbstats/.installed
 	touch $@
 
 test-sqlite: setup gbstats-venv
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-postgres: setup
-	DATABASE_URL=$${TRUENORTH_TEST_POSTGRES:-$(PG_TEST_URL)} $(BIN)/pytest
+	DATABASE_URL=$${TRUENORTH_TEST_POSTGRES:-$(PG_TEST_URL)} $(BIN)/pytest -n $(TEST_WORKERS)
 
 # Lint, then the suite on SQLite; in CI (CI=true) or with TRUENORTH_TEST_POSTGRES set, again on PostgreSQL.
 test: lint test-sqlite
