@@ -1,4 +1,4 @@
-"""TrueNorth settings: every value comes from the environment (see README, "Configuration")."""
+"""TrueNorth settings: every value comes from the environment (see docs/operations.md, "Configuration")."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ SECRET_KEY = _secret_key()
 def _encryption_keys() -> list[str]:
     """Keys for data-source credentials at rest: TRUENORTH_ENCRYPTION_KEY (comma-separated; the first
     encrypts, every one decrypts, so a key can be rotated), or one generated once into the data
-    directory. Each is stretched into a Fernet key (truenorth/measures/sources.py)."""
+    directory. Each is stretched into a Fernet key (truenorth/measures/sources/_common.py)."""
     configured = env_list("TRUENORTH_ENCRYPTION_KEY", [])
     if configured:
         return configured
@@ -177,7 +177,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-# Login throttling (accounts/services.py, README "Sign-in throttling"): past this many failures for an
+# Login throttling (accounts/services.py, docs/security.md "Sign-in throttling"): past this many failures for an
 # account in the window, its password alone is not enough (a known browser or an e-mailed link must back
 # it); past this many from one client address, that address is refused for the window.
 LOGIN_MAX_FAILURES_PER_EMAIL = env_int("LOGIN_MAX_FAILURES_PER_EMAIL", 5, minimum=1)
@@ -237,7 +237,7 @@ TRUENORTH_IMPORT_MAX_CELL_CHARS = env_int("TRUENORTH_IMPORT_MAX_CELL_CHARS", 100
 # The sum of an .xlsx file's uncompressed parts, checked before the workbook is opened (zip bombs).
 TRUENORTH_IMPORT_MAX_XLSX_BYTES = env_int("TRUENORTH_IMPORT_MAX_XLSX_BYTES", 200 * 2**20, minimum=1)
 
-# Request bodies (README, "Limits"): a JSON or form body may hold TRUENORTH_MAX_JSON_BODY_MB; the
+# Request bodies (docs/operations.md, "Limits"): a JSON or form body may hold TRUENORTH_MAX_JSON_BODY_MB; the
 # default fits the largest observation batch (10,000 rows, 500-character notes) in any JSON encoding,
 # \u escapes included. Larger bodies are refused with 413 (core.middleware.RequestBodyLimitMiddleware).
 TRUENORTH_MAX_JSON_BODY_MB = env_int("TRUENORTH_MAX_JSON_BODY_MB", 64, minimum=1)

@@ -36,7 +36,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 
 def too_large(request: HttpRequest, limit: int, field: str = "body") -> HttpResponse:
-    """413: the request body is over a configured limit (README, "Limits"); JSON for the API."""
+    """413: the request body is over a configured limit (docs/operations.md, "Limits"); JSON for the API."""
     megabytes = f"{limit / 2**20:g} MB"
     message = f"The request is larger than the {megabytes} this server accepts."
     if _wants_json(request):

@@ -1,6 +1,6 @@
 """Validation commands: `truenorth hypotheses list|show|create|move|rank|conclude` and `truenorth learnings`.
 
-Registered on the main app in truenorth/cli.py; same conventions as strategy/cli.py (`--org`/`--as`,
+Registered on the main app in truenorth/cli.py; same conventions as strategy/cli/ (`--org`/`--as`,
 one-line errors with exit code 2). Commands only parse and print; hypotheses.services does the work.
 """
 

@@ -42,7 +42,7 @@ METHODS = stats_engine.METHODS
 CORRECTIONS = stats_engine.CORRECTIONS
 FAMILIES = stats_engine.FAMILIES
 #: The default correction: Holm within each role (primary, secondary, guardrail), so the primary
-#: metric's decision is not diluted by the others (README "Validation": one rule for p-values).
+#: metric's decision is not diluted by the others (docs/statistics.md: one rule for p-values).
 DEFAULT_CORRECTION = "holm"
 DEFAULT_FAMILY = "role"
 #: The choices the results page offers: (correction, family) -> label.

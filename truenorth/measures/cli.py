@@ -1,7 +1,7 @@
 """Value commands: `truenorth measure list`, `push`, `import`, `export` (`refresh` is in cli_jobs.py).
 
 Registered on the main app in truenorth/cli.py as `truenorth measure`. Identity (`--org`/`--as`) works
-as for the Vision commands (truenorth/strategy/cli.py). Commands only parse and print; measures.services
+as for the Vision commands (truenorth/strategy/cli/). Commands only parse and print; measures.services
 and measures.imports do the work. Exit codes: 0 done; 2 bad usage or input (one line on stderr).
 """
 

@@ -10,7 +10,7 @@ ones land in chunks, each chunk one atomic batch. With an idempotency key, chunk
 never counts a row twice. Chunks are cut from the file alone (rows that parse), so they are the same on
 every run of the same file.
 
-Limits (settings TRUENORTH_IMPORT_*; README "Limits"): a file over the size limit is refused with 413
+Limits (settings TRUENORTH_IMPORT_*; docs/operations.md "Limits"): a file over the size limit is refused with 413
 (TooLarge); too many rows, a cell over the cell limit, or an .xlsx file whose parts unpack to too much
 (read from the zip directory before openpyxl opens it) with 422 naming the file and the line. A preview
 reads at most PREVIEW_CHECK_ROWS rows. The web upload and the API run imports as background jobs

@@ -1,6 +1,6 @@
 """Goal progress maths. Pure: no Django, usable as a library.
 
-Rules (documented in the README, "Progress"):
+Rules (documented in docs/concepts.md, "Progress roll-up"):
 - A target's progress is where its latest observation sits between baseline and target, respecting
   direction: (current - baseline) / (target - baseline), clamped to [0, 1]. For "lower is better" the
   same formula works because target < baseline. No observation -> unknown (None). A target equal to

@@ -270,7 +270,7 @@ def test_check_reports_missing_assets_and_exits_1(capsys, tmp_path, settings):
 
     code, out, _ = _run(capsys, "check")
     assert "error" in out
-    assert code == 1  # README: "exit 1 on an error"
+    assert code == 1  # docs/cli.md: "exit 1 on an error"
 
 
 @pytest.mark.django_db

@@ -10,7 +10,7 @@ Kinds and their settings (the `config` dict; stored only as a Fernet token in `c
   operator grants it in TRUENORTH_DUCKDB_GRANTS. Relative paths are taken inside the organisation's
   directory; every path is resolved (`..`, symbolic links) and checked again before each run.
 - "postgres": `{"dsn": "postgres://user:password@host:5432/db"}`. Best practice: a role that can only
-  read (README, "Data sources"); TrueNorth enforces read-only anyway and refuses superusers and members
+  read (docs/security.md, "Data sources"); TrueNorth enforces read-only anyway and refuses superusers and members
   of the server-file/program/signal roles. Loopback, private, link-local and unspecified addresses
   (and Unix sockets) are refused unless TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS is set; the checked
   addresses are pinned (`hostaddr`), so a name cannot resolve elsewhere at connect time. TrueNorth's own

@@ -116,7 +116,7 @@ def _check_server(conn: Any) -> None:
         )
         raise SourceUnavailable(
             f"The role “{role[0] if role else '?'}” is {what}: it can reach beyond read-only queries. "
-            "Use a role that can only read (README, “Data sources”)."
+            "Use a role that can only read (docs/security.md, “Data sources”)."
         )
 
 

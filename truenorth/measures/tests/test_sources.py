@@ -119,7 +119,7 @@ def pg_role():
 
 @pytest.fixture
 def reader(pg_role, private_networks) -> str:
-    """A proper read-only role (README, "Data sources"): LOGIN, no superuser, no server-file roles."""
+    """A proper read-only role (docs/security.md, "Data sources"): LOGIN, no superuser, no server-file roles."""
     return pg_role()
 
 
