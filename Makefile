@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 export TRUENORTH_DATA_DIR ?= $(CURDIR)/var/data
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+# Framework-free cores: mypy --strict here, and .importlinter keeps Django out of them.
+PURE_CORES := truenorth/stats truenorth/evidence/compile.py truenorth/evidence/metrics.py \
+	truenorth/evidence/mapping.py truenorth/evidence/run.py truenorth/evidence/reference.py \
+	truenorth/evidence/synthetic.py truenorth/strategy/progress.py truenorth/strategy/lint.py \
+	truenorth/measures/formula.py
 # pytest-xdist workers for the test targets (`make test TEST_WORKERS=0` runs in one process).
 TEST_WORKERS ?= auto
 
@@ -31,6 +36,9 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check truenorth tests scripts benchmarks conftest.py manage.py
 	$(BIN)/mypy truenorth tests scripts conftest.py
+	$(BIN)/mypy --strict $(PURE_CORES)
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_module_size.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 # GrowthBook's gbstats (the reference the statistics engine is checked against) pins numpy<2: own venv.
