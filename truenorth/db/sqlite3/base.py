@@ -40,7 +40,7 @@ def make_private(database: str) -> None:
         return
     path = Path(database).expanduser()
     if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)  # two processes may race here
     elif path.parent.resolve() == Path(settings.DATA_DIR).expanduser().resolve():
         _private(path.parent, 0o700)
     if not path.exists():
