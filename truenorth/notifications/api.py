@@ -8,6 +8,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Schema
 from pydantic import Field
 
+from truenorth.core.routers import keep_operation_ids
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
 from truenorth.notifications import services
 from truenorth.notifications.models import Notification
@@ -44,8 +45,6 @@ class MarkReadOut(Schema):
     "/{slug}/notifications",
     response={200: list[NotificationOut], **READ_ERRORS},
     summary="My notifications in this organisation, newest first",
-    # Operation ids are public (generated clients use them): kept from before the app moved out of engagement.
-    operation_id="truenorth_engagement_api_list_notifications",
 )
 def list_notifications(
     request: HttpRequest, slug: str, filters: Query[NotificationFilter]
@@ -61,7 +60,6 @@ def list_notifications(
     "/{slug}/notifications/read",
     response={200: MarkReadOut, **ERRORS},
     summary="Mark my notifications in this organisation read",
-    operation_id="truenorth_engagement_api_mark_read",
 )
 def mark_read(request: HttpRequest, slug: str, payload: MarkReadIn) -> dict[str, int]:
     m, user = scope(request, slug)
@@ -70,3 +68,8 @@ def mark_read(request: HttpRequest, slug: str, payload: MarkReadIn) -> dict[str,
         mine = mine.filter(pk__in=payload.ids)
     ids = list(mine.values_list("pk", flat=True))
     return {"marked": services.mark_read(user, ids)}
+
+
+# Operation ids are public (generated clients use them): the ones published before the app moved out of
+# engagement.
+keep_operation_ids(router, "truenorth_engagement_api_")

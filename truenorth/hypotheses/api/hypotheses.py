@@ -89,7 +89,6 @@ def _design(payload: ExperimentFields, given: set[str]) -> dict[str, Any]:
 @router.get(
     "/{slug}/products/{product_id}/hypotheses",
     response={200: list[HypothesisOut], **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_list_hypotheses",
     summary="List a product's hypotheses (the board), filtered by state, goal, owner and text",
 )
 def list_hypotheses(
@@ -104,7 +103,6 @@ def list_hypotheses(
 @router.post(
     "/{slug}/products/{product_id}/hypotheses",
     response={201: HypothesisDetailOut, **ERRORS},
-    operation_id="truenorth_hypotheses_api_create_hypothesis",
     summary="Create a hypothesis (in draft)",
 )
 def create_hypothesis(
@@ -121,7 +119,6 @@ def create_hypothesis(
 @router.get(
     "/{slug}/products/{product_id}/hypotheses/rank",
     response={200: list[RankedOut], **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_rank_hypotheses",
     summary="Rank a product's open hypotheses by ICE, RICE, WSJF or CD3",
 )
 def rank_hypotheses(
@@ -135,7 +132,6 @@ def rank_hypotheses(
 @router.get(
     "/{slug}/products/{product_id}/hypotheses/lint",
     response={200: list[HypothesisFindingOut], **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_lint_hypotheses",
     summary="Open hypotheses without a measurable success signal",
 )
 def lint_hypotheses(request: HttpRequest, slug: str, product_id: ObjectId) -> list[dict[str, Any]]:
@@ -156,7 +152,6 @@ def lint_hypotheses(request: HttpRequest, slug: str, product_id: ObjectId) -> li
 @router.get(
     "/{slug}/hypotheses/{hypothesis_id}",
     response={200: HypothesisDetailOut, **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_get_hypothesis",
     summary="Get a hypothesis with its experiments and decision",
 )
 def get_hypothesis(request: HttpRequest, slug: str, hypothesis_id: ObjectId) -> dict[str, Any]:
@@ -167,7 +162,6 @@ def get_hypothesis(request: HttpRequest, slug: str, hypothesis_id: ObjectId) -> 
 @router.patch(
     "/{slug}/hypotheses/{hypothesis_id}",
     response={200: HypothesisDetailOut, **ERRORS},
-    operation_id="truenorth_hypotheses_api_update_hypothesis",
     summary="Change a hypothesis",
 )
 def update_hypothesis(
@@ -184,7 +178,6 @@ def update_hypothesis(
 @router.post(
     "/{slug}/hypotheses/{hypothesis_id}/move",
     response={200: HypothesisDetailOut, **ERRORS},
-    operation_id="truenorth_hypotheses_api_move_hypothesis",
     summary="Move a hypothesis to another lifecycle column or position",
 )
 def move_hypothesis(
@@ -202,7 +195,6 @@ def move_hypothesis(
 @router.post(
     "/{slug}/hypotheses/{hypothesis_id}/conclude",
     response={201: DecisionOut, **ERRORS},
-    operation_id="truenorth_hypotheses_api_conclude",
     summary="Conclude a hypothesis: outcome, decision and learning note (links the latest results)",
 )
 def conclude(
@@ -231,7 +223,6 @@ def conclude(
 @router.post(
     "/{slug}/hypotheses/{hypothesis_id}/experiments",
     response={201: ExperimentOut, **ERRORS},
-    operation_id="truenorth_hypotheses_api_create_experiment",
     summary="Design an experiment for a hypothesis",
 )
 def create_experiment(
@@ -248,7 +239,6 @@ def create_experiment(
 @router.get(
     "/{slug}/experiments/{experiment_id}",
     response={200: ExperimentOut, **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_get_experiment",
     summary="Get an experiment's design",
 )
 def get_experiment(request: HttpRequest, slug: str, experiment_id: ObjectId) -> dict[str, Any]:
@@ -259,7 +249,6 @@ def get_experiment(request: HttpRequest, slug: str, experiment_id: ObjectId) -> 
 @router.patch(
     "/{slug}/experiments/{experiment_id}",
     response={200: ExperimentOut, **ERRORS},
-    operation_id="truenorth_hypotheses_api_update_experiment",
     summary="Change an experiment's design (variations and metrics, when given, replace the old ones)",
 )
 def update_experiment(
@@ -277,7 +266,6 @@ def update_experiment(
 @router.get(
     "/{slug}/experiments/{experiment_id}/snapshots",
     response={200: list[SnapshotOut], **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_list_snapshots",
     summary="List an experiment's result snapshots, newest first",
 )
 def list_snapshots(request: HttpRequest, slug: str, experiment_id: ObjectId) -> list[dict[str, Any]]:
@@ -289,7 +277,6 @@ def list_snapshots(request: HttpRequest, slug: str, experiment_id: ObjectId) -> 
 @router.post(
     "/{slug}/experiments/{experiment_id}/snapshots",
     response={201: SnapshotOut, **ERRORS},
-    operation_id="truenorth_hypotheses_api_create_snapshot",
     summary="Attach results imported from an outside tool (labelled as such; never the headline result)",
     description="Results computed by TrueNorth come only from POST …/results. This stores an *imported* "
     "snapshot: labelled “Imported from <source> by <you>”, recorded in history, never the headline "
@@ -317,7 +304,6 @@ def create_snapshot(
 @router.get(
     "/{slug}/snapshots/{snapshot_id}",
     response={200: SnapshotOut, **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_get_snapshot",
     summary="Get a result snapshot with its inputs and query",
 )
 def get_snapshot(request: HttpRequest, slug: str, snapshot_id: ObjectId) -> dict[str, Any]:
@@ -331,7 +317,6 @@ def get_snapshot(request: HttpRequest, slug: str, snapshot_id: ObjectId) -> dict
 @router.get(
     "/{slug}/decisions/{decision_id}",
     response={200: DecisionOut, **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_get_decision",
     summary="Get a decision",
 )
 def get_decision(request: HttpRequest, slug: str, decision_id: ObjectId) -> dict[str, Any]:
@@ -342,7 +327,6 @@ def get_decision(request: HttpRequest, slug: str, decision_id: ObjectId) -> dict
 @router.get(
     "/{slug}/learnings",
     response={200: list[DecisionOut], **READ_ERRORS},
-    operation_id="truenorth_hypotheses_api_learnings",
     summary="Search the learning log (decisions and their learning notes), newest first",
 )
 def learnings(request: HttpRequest, slug: str, filters: Query[LearningFilters]) -> list[dict[str, Any]]:

@@ -21,14 +21,9 @@ from truenorth.strategy.api import collaboration  # noqa: F401
 from truenorth.strategy.api import work_items  # noqa: F401
 
 # isort: on
+from truenorth.core.routers import keep_operation_ids
 from truenorth.strategy.api.common import router
 
-OPERATION_ID_PREFIX = "truenorth_strategy_api_"
-
-for _path in router.path_operations.values():
-    for _operation in _path.operations:
-        _operation.operation_id = (
-            _operation.operation_id or OPERATION_ID_PREFIX + _operation.view_func.__name__
-        )
+keep_operation_ids(router, "truenorth_strategy_api_")
 
 __all__ = ["router"]
