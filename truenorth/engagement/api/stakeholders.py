@@ -1,0 +1,7 @@
+"""Engagement API: stakeholders."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["engagement"])

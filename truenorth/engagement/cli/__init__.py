@@ -1,0 +1,1 @@
+"""Engagement commands, one module per part; truenorth/cli.py mounts them."""

@@ -1,0 +1,3 @@
+"""Engagement commands: activity."""
+
+from __future__ import annotations

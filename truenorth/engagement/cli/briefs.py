@@ -1,0 +1,3 @@
+"""Engagement commands: briefs."""
+
+from __future__ import annotations

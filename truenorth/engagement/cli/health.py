@@ -1,0 +1,3 @@
+"""Engagement commands: health."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engagement commands: mail."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engagement commands: pulses."""
+
+from __future__ import annotations

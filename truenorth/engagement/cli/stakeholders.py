@@ -1,0 +1,3 @@
+"""Engagement commands: stakeholders."""
+
+from __future__ import annotations

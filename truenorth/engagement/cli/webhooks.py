@@ -1,0 +1,3 @@
+"""Engagement commands: webhooks."""
+
+from __future__ import annotations

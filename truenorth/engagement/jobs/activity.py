@@ -1,0 +1,3 @@
+"""Engagement background work: activity."""
+
+from __future__ import annotations

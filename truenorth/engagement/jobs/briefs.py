@@ -1,0 +1,3 @@
+"""Engagement background work: briefs."""
+
+from __future__ import annotations

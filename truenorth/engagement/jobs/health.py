@@ -1,0 +1,3 @@
+"""Engagement background work: health."""
+
+from __future__ import annotations

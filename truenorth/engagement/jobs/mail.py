@@ -1,0 +1,3 @@
+"""Engagement background work: mail."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engagement background work: pulses."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engagement background work: stakeholders."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Engagement background work: webhooks."""
+
+from __future__ import annotations

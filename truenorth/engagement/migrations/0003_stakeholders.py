@@ -1,0 +1,12 @@
+# The stakeholders part of Engagement (a slot of its own; see models/__init__.py).
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('engagement', '0002_notification_moves_to_notifications'),
+    ]
+
+    operations: list[migrations.operations.base.Operation] = []

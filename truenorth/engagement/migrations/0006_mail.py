@@ -1,0 +1,12 @@
+# The mail part of Engagement (a slot of its own; see models/__init__.py).
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('engagement', '0005_briefs'),
+    ]
+
+    operations: list[migrations.operations.base.Operation] = []

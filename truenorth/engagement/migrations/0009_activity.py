@@ -1,0 +1,12 @@
+# The activity part of Engagement (a slot of its own; see models/__init__.py).
+
+from django.db import migrations
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('engagement', '0008_health'),
+    ]
+
+    operations: list[migrations.operations.base.Operation] = []

@@ -1,0 +1,5 @@
+"""Engagement models: health."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""Engagement models: mail."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

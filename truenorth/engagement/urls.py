@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+from truenorth.engagement.views import activity, briefs, health, mail, pulses, stakeholders, webhooks
+
+app_name = "engagement"
+
+urlpatterns: list[URLPattern] = [
+    *stakeholders.urlpatterns,
+    *pulses.urlpatterns,
+    *briefs.urlpatterns,
+    *mail.urlpatterns,
+    *webhooks.urlpatterns,
+    *activity.urlpatterns,
+    *health.urlpatterns,
+]
