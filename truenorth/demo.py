@@ -4,7 +4,8 @@ switch to.
 This is the top floor: it creates the people and the organisations, then asks each pillar for its part
 of Acme Outdoor, in order: Vision (truenorth/strategy/demo.py: goals, products, check-ins, work items),
 Value (truenorth/measures/demo.py: a year of measures) and Validation (truenorth/hypotheses/demo.py:
-hypotheses and an A/B test). Everything goes through the services, so the history is written.
+hypotheses and an A/B test), then Engagement (truenorth/engagement/demo/: stakeholders, pulses,
+webhooks, the health check). Everything goes through the services, so the history is written.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from truenorth.accounts.models import User
+from truenorth.engagement.demo import load_engagement_demo
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
 from truenorth.hypotheses.demo import load_validation_demo
@@ -79,4 +81,5 @@ def load_demo() -> list[DemoUser]:
             load_vision_demo(org, users, OWNER, ADMIN, MEMBER, STAKEHOLDER)
             load_value_demo(org, users, OWNER, MEMBER)
             load_validation_demo(org, users, OWNER, MEMBER)
+            load_engagement_demo(org, users, OWNER, ADMIN, MEMBER, STAKEHOLDER)
     return list(DEMO_USERS)
