@@ -287,6 +287,9 @@ HUEY = {
 TRUENORTH_JOBS_PER_ORGANISATION = env_int("TRUENORTH_JOBS_PER_ORGANISATION", 2, minimum=1)
 # Instance-wide ceiling on any data-source query, whatever the source's own timeout_seconds says.
 TRUENORTH_MAX_QUERY_SECONDS = env_int("TRUENORTH_MAX_QUERY_SECONDS", 300, minimum=1)
+# Alignment pulses (engagement): breakdowns and answers of a group (and a whole round) with fewer
+# responses than this stay hidden; each pulse may raise it. Similarity: lexical (built in) or semantic.
+TRUENORTH_PULSE_MIN_GROUP_SIZE = env_int("TRUENORTH_PULSE_MIN_GROUP_SIZE", 5, minimum=1)
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
