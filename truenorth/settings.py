@@ -233,6 +233,10 @@ EMAIL_BACKEND = (
     else "django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "TrueNorth <truenorth@localhost>")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+# Outgoing e-mail (engagement/services/mail.py): attempts before a message is marked failed (retried
+# after 1, 5, 25, 125 … minutes).
+TRUENORTH_EMAIL_MAX_ATTEMPTS = env_int("TRUENORTH_EMAIL_MAX_ATTEMPTS", 5, minimum=1)
 
 # Observation file imports (measures/imports.py): larger files are refused with 413, the rest with 422.
 TRUENORTH_IMPORT_MAX_FILE_BYTES = env_int("TRUENORTH_IMPORT_MAX_FILE_BYTES", 50 * 2**20, minimum=1)

@@ -1,3 +1,27 @@
-"""Engagement background work: mail."""
+"""Engagement background work: mail.
+
+- `send_email_task(email_id)`: send one recorded message (queued by services.mail.queue_email on commit).
+- `send_due_emails`: every minute, send what is due (retries whose wait is over, messages whose queueing
+  was lost, messages whose sender died mid-send).
+- `send_due_reminders`: every 15 minutes, check-in reminders for goals whose check-in fell due.
+- `send_weekly_digests`: hourly, the digest of each person whose weekday it is (once per week).
+"""
 
 from __future__ import annotations
+
+from huey import crontab
+from huey.contrib.djhuey import db_periodic_task, db_task, lock_task
+
+from truenorth.engagement.services import mail
+
+
+@db_task(retries=0)
+def send_email_task(email_id: int) -> str | None:
+    return mail.deliver(email_id)
+
+
+@db_periodic_task(crontab(minute="*"))
+@lock_task("truenorth-engagement-send-due-emails")
+def send_due_emails() -> dict[str, int]:
+    return mail.send_due()
+
