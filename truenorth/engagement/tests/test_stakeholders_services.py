@@ -167,7 +167,7 @@ def test_update_versions_history_and_unchanged_save(member) -> None:
     assert same.version == 1 and entries_for(org, s).count() == 1
     changed = svc.update_stakeholder(member.membership, member.user, s.pk, version=1, interest=4, products=[])
     assert changed.version == 2 and changed.interest == 4
-    latest = entries_for(org, s).first()
+    latest = entries_for(org, s)[0]
     assert latest.changes == {"interest": {"old": 2, "new": 4}, "products": {"old": ["Trail"], "new": []}}
     with pytest.raises(Conflict) as err:
         svc.update_stakeholder(member.membership, member.user, s.pk, version=1, interest=5)
@@ -181,7 +181,7 @@ def test_archive_records_history_and_hides(member) -> None:
         svc.archive_stakeholder(member.membership, member.user, s.pk, version=7)
     svc.archive_stakeholder(member.membership, member.user, s.pk, version=1)
     assert list(svc.stakeholders_of(member.membership)) == []
-    assert entries_for(member.membership.organisation, s).first().action == HistoryEntry.Action.ARCHIVED
+    assert entries_for(member.membership.organisation, s)[0].action == HistoryEntry.Action.ARCHIVED
     again = svc.archive_stakeholder(member.membership, member.user, s.pk)
     assert again.version == 2  # already archived: nothing changes
 
