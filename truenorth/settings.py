@@ -237,6 +237,13 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
 # Outgoing e-mail (engagement/services/mail.py): attempts before a message is marked failed (retried
 # after 1, 5, 25, 125 … minutes).
 TRUENORTH_EMAIL_MAX_ATTEMPTS = env_int("TRUENORTH_EMAIL_MAX_ATTEMPTS", 5, minimum=1)
+# Outgoing webhooks (docs/engagement.md, "Webhooks"): private, loopback and link-local receivers are refused
+# unless allowed; each request's time limit; deliveries in flight at once per organisation.
+TRUENORTH_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = env_bool("TRUENORTH_WEBHOOKS_ALLOW_PRIVATE_NETWORKS", False)
+TRUENORTH_WEBHOOKS_TIMEOUT_SECONDS = env_int("TRUENORTH_WEBHOOKS_TIMEOUT_SECONDS", 10, minimum=1)
+TRUENORTH_WEBHOOKS_CONCURRENCY_PER_ORGANISATION = env_int(
+    "TRUENORTH_WEBHOOKS_CONCURRENCY_PER_ORGANISATION", 4, minimum=1
+)
 
 # Observation file imports (measures/imports.py): larger files are refused with 413, the rest with 422.
 TRUENORTH_IMPORT_MAX_FILE_BYTES = env_int("TRUENORTH_IMPORT_MAX_FILE_BYTES", 50 * 2**20, minimum=1)
