@@ -25,3 +25,20 @@ def send_email_task(email_id: int) -> str | None:
 def send_due_emails() -> dict[str, int]:
     return mail.send_due()
 
+
+
+@db_periodic_task(crontab(minute="*/15"))
+@lock_task("truenorth-engagement-reminders")
+def send_due_reminders() -> dict[str, int]:
+    from truenorth.engagement.services import mail_reminders
+
+    return {"reminders": len(mail_reminders.send_reminders())}
+
+
+@db_periodic_task(crontab(minute="7"))
+@lock_task("truenorth-engagement-digests")
+def send_weekly_digests() -> dict[str, int]:
+    from truenorth.engagement.services import mail_digest
+
+    outcomes = mail_digest.send_digests()
+    return {"sent": sum(o.status == "sent" for o in outcomes), "people": len(outcomes)}

@@ -31,10 +31,13 @@ from huey.contrib.djhuey import HUEY
 from truenorth.accounts.models import User
 from truenorth.core import validate
 from truenorth.core.errors import NotFound, ValidationFailed
-from truenorth.engagement.models import EmailKind, EmailStatus, OutgoingEmail
-from truenorth.history.services import record
-from truenorth.orgs.models import Organisation, Role
+from truenorth.engagement.models import EmailKind, EmailStatus, Follow, NotificationSettings, OutgoingEmail
+from truenorth.history.models import HistoryEntry
+from truenorth.history.services import diff, record, snapshot
+from truenorth.orgs.models import Membership, Organisation, Role
 from truenorth.orgs.services import require_role
+from truenorth.strategy import services as strategy
+from truenorth.strategy.models import Goal, Product
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,13 @@ def backoff(attempts: int) -> dt.timedelta:
 
 def max_attempts() -> int:
     return int(settings.TRUENORTH_EMAIL_MAX_ATTEMPTS)
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    html: str = ""
 
 
 # --- queue -----------------------------------------------------------------------------------------
@@ -221,7 +231,7 @@ def send_due(*, now: dt.datetime | None = None, limit: int = 500) -> dict[str, i
 # --- outbox ----------------------------------------------------------------------------------------
 
 
-def outbox(membership: Any, *, status: str | None = None) -> QuerySet[OutgoingEmail]:
+def outbox(membership: Membership, *, status: str | None = None) -> QuerySet[OutgoingEmail]:
     """The organisation's outgoing e-mail, newest first (admins and owners)."""
     require_role(membership, Role.ADMIN)
     qs = OutgoingEmail.objects.filter(organisation=membership.organisation).select_related("user")
@@ -230,7 +240,7 @@ def outbox(membership: Any, *, status: str | None = None) -> QuerySet[OutgoingEm
     return qs
 
 
-def get_email(membership: Any, email_id: int) -> OutgoingEmail:
+def get_email(membership: Membership, email_id: int) -> OutgoingEmail:
     require_role(membership, Role.ADMIN)
     email = OutgoingEmail.objects.filter(organisation=membership.organisation, pk=email_id).first()
     if email is None:
@@ -238,7 +248,7 @@ def get_email(membership: Any, email_id: int) -> OutgoingEmail:
     return email
 
 
-def retry_now(membership: Any, actor: User, email_id: int) -> OutgoingEmail:
+def retry_now(membership: Membership, actor: User, email_id: int) -> OutgoingEmail:
     """Send a queued or failed message now (admins): its wait is cleared and it is queued again."""
     email = get_email(membership, email_id)
     if email.status not in (EmailStatus.QUEUED, EmailStatus.FAILED):
@@ -250,8 +260,8 @@ def retry_now(membership: Any, actor: User, email_id: int) -> OutgoingEmail:
         )
         if updated:
             record(
-                membership.organisation, email, actor, "updated",
-                {"status": {"from": before, "to": EmailStatus.QUEUED}, "retry": {"from": None, "to": "now"}},
+                membership.organisation, email, actor, HistoryEntry.Action.UPDATED,
+                {"status": {"old": before, "new": EmailStatus.QUEUED}},
             )
         enqueue(email.pk)
     email.refresh_from_db()
@@ -294,3 +304,143 @@ def read_unsubscribe_token(token: str) -> UnsubscribeTarget:
     if user is None or organisation is None:
         raise NotFound("This unsubscribe link is not valid.")
     return UnsubscribeTarget(user=user, organisation=organisation, kind=kind)
+
+
+def unsubscribe(token: str) -> NotificationSettings:
+    """Turn the kind a link names off for its person in its organisation (no sign-in: the signed link
+    is the authority). Unsubscribing twice changes nothing the second time."""
+    target = read_unsubscribe_token(token)
+    field = KIND_SETTING[target.kind]
+    with transaction.atomic():
+        current = _locked_settings(target.user, target.organisation)
+        if getattr(current, field):
+            before = snapshot(current, SETTINGS_FIELDS)
+            setattr(current, field, False)
+            current.version += 1
+            current.save()
+            record(
+                target.organisation, current, target.user, HistoryEntry.Action.UPDATED,
+                diff(before, snapshot(current, SETTINGS_FIELDS)),
+            )
+    return current
+
+
+# --- notification settings -------------------------------------------------------------------------
+
+SETTINGS_FIELDS = ("checkin_reminders", "weekly_digest", "digest_weekday")
+KIND_SETTING: dict[str, str] = {EmailKind.REMINDER: "checkin_reminders", EmailKind.DIGEST: "weekly_digest"}
+
+
+def settings_for(user: User, organisation: Organisation) -> NotificationSettings:
+    """The person's settings in the organisation (the defaults, unsaved, until they change them)."""
+    found = NotificationSettings.objects.filter(user=user, organisation=organisation).first()
+    return found or NotificationSettings(user=user, organisation=organisation)
+
+
+def _locked_settings(user: User, organisation: Organisation) -> NotificationSettings:
+    NotificationSettings.objects.get_or_create(user=user, organisation=organisation)
+    return NotificationSettings.objects.select_for_update().get(user=user, organisation=organisation)
+
+
+def my_settings(membership: Membership) -> NotificationSettings:
+    return settings_for(membership.user, membership.organisation)
+
+
+def update_settings(
+    membership: Membership,
+    *,
+    checkin_reminders: Any = None,
+    weekly_digest: Any = None,
+    digest_weekday: Any = None,
+    version: int | None = None,
+) -> NotificationSettings:
+    """Change the signed-in person's own settings (anyone in the organisation, stakeholders too).
+    A field left None keeps its value; a stale version is refused (409); no change writes nothing."""
+    user, organisation = membership.user, membership.organisation
+    with transaction.atomic():
+        current = _locked_settings(user, organisation)
+        validate.check_version(current, version)
+        before = snapshot(current, SETTINGS_FIELDS)
+        if checkin_reminders is not None:
+            current.checkin_reminders = _boolean(checkin_reminders, "checkin_reminders")
+        if weekly_digest is not None:
+            current.weekly_digest = _boolean(weekly_digest, "weekly_digest")
+        if digest_weekday is not None:
+            day = validate.whole(digest_weekday, "digest_weekday")
+            if not 0 <= day <= 6:
+                raise ValidationFailed("Choose a weekday from 0 (Monday) to 6 (Sunday).", field="digest_weekday")
+            current.digest_weekday = day
+        changes = diff(before, snapshot(current, SETTINGS_FIELDS))
+        if changes:
+            current.version += 1
+            current.save()
+            record(organisation, current, user, HistoryEntry.Action.UPDATED, changes)
+    return current
+
+
+def _boolean(value: Any, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "1", "on", "yes"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("false", "0", "off", "no", ""):
+        return False
+    raise ValidationFailed("Give true or false.", field=field)
+
+
+# --- follows ---------------------------------------------------------------------------------------
+
+
+def follows_of(membership: Membership) -> QuerySet[Follow]:
+    """What the signed-in person follows explicitly in this organisation."""
+    return Follow.objects.filter(user=membership.user, organisation=membership.organisation).select_related(
+        "product", "goal"
+    )
+
+
+def _target(membership: Membership, product_id: int | None, goal_id: int | None) -> tuple[Product | None, Goal | None]:
+    if (product_id is None) == (goal_id is None):
+        raise ValidationFailed("Follow either a product or a goal.", field="goal" if product_id is None else "product")
+    if product_id is not None:
+        return strategy.get_product(membership, product_id), None
+    assert goal_id is not None
+    return None, strategy.get_goal(membership, goal_id)
+
+
+def follow(membership: Membership, *, product_id: int | None = None, goal_id: int | None = None) -> Follow:
+    """Follow a product or a goal of the organisation (following it again changes nothing)."""
+    product, goal = _target(membership, product_id, goal_id)
+    lookup = {"user": membership.user, "organisation": membership.organisation, "product": product, "goal": goal}
+    existing = Follow.objects.filter(**lookup).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            made = Follow.objects.create(**lookup)
+            record(membership.organisation, made, membership.user, HistoryEntry.Action.CREATED,
+                   {"follows": {"old": None, "new": str(product or goal)}})
+            return made
+    except IntegrityError:  # followed at the same moment from another tab
+        return Follow.objects.get(**lookup)
+
+
+def unfollow(membership: Membership, *, product_id: int | None = None, goal_id: int | None = None) -> bool:
+    """Stop following; True when a follow was removed."""
+    product, goal = _target(membership, product_id, goal_id)
+    found = Follow.objects.filter(
+        user=membership.user, organisation=membership.organisation, product=product, goal=goal
+    ).first()
+    if found is None:
+        return False
+    with transaction.atomic():
+        record(membership.organisation, found, membership.user, HistoryEntry.Action.DELETED,
+               {"follows": {"old": str(product or goal), "new": None}})
+        found.delete()
+    return True
+
+
+def is_following(membership: Membership, *, product_id: int | None = None, goal_id: int | None = None) -> bool:
+    qs = Follow.objects.filter(user=membership.user, organisation=membership.organisation)
+    if product_id is not None:
+        return qs.filter(product_id=product_id).exists()
+    return goal_id is not None and qs.filter(goal_id=goal_id).exists()
