@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -111,6 +111,15 @@ def stakeholders_of(
     )
 
 
+def product_filter(membership: Membership, product_id: int | None) -> int | None:
+    """A product named in a filter: one of this organisation's, else a 422 naming `product`."""
+    if product_id is None:
+        return None
+    if not Product.objects.filter(organisation_id=membership.organisation_id, pk=product_id).exists():
+        raise ValidationFailed("No such product in this organisation.", field="product")
+    return product_id
+
+
 def get_stakeholder(membership: Membership, stakeholder_id: int) -> Stakeholder:
     try:
         return (
@@ -208,7 +217,6 @@ class MapPoint:
     current: str
     desired: str
     gap: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def map_points(membership: Membership, product_id: int | None = None, **filters: Any) -> list[MapPoint]:
@@ -226,6 +234,37 @@ def map_points(membership: Membership, product_id: int | None = None, **filters:
         )
         for s in stakeholders_of(membership, product_id, **filters)
     ]
+
+
+@dataclass
+class QuadrantInfo:
+    key: str
+    label: str
+    count: int
+    contact_interval_days: int
+
+
+@dataclass
+class StakeholderMap:
+    """What the map shows: the chart's Vega-Lite spec, the quadrants with their counts, the points."""
+
+    spec: dict[str, Any]
+    quadrants: list[QuadrantInfo]
+    points: list[MapPoint]
+
+
+def stakeholder_map(membership: Membership, product_id: int | None = None, **filters: Any) -> StakeholderMap:
+    from truenorth.engagement import charts
+
+    points = map_points(membership, product_id, **filters)
+    counts = dict.fromkeys(grid.QUADRANTS, 0)
+    for p in points:
+        counts[p.quadrant] += 1
+    quadrants = [
+        QuadrantInfo(q, grid.QUADRANT_LABELS[q], counts[q], grid.CONTACT_INTERVAL_DAYS[q])
+        for q in grid.QUADRANTS
+    ]
+    return StakeholderMap(spec=charts.map_spec(points), quadrants=quadrants, points=points)
 
 
 # --- changing -------------------------------------------------------------------------------------
