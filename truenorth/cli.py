@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from truenorth.engagement.cli import activity as engagement_activity_cli
+from truenorth.engagement.cli import health as engagement_health_cli
 from truenorth.evidence import cli as evidence_cli
 from truenorth.hypotheses import cli as hypotheses_cli
 from truenorth.measures import cli as measures_cli
@@ -246,6 +248,10 @@ app.add_typer(evidence_cli.evidence_app, name="evidence")
 app.add_typer(hypotheses_cli.hypotheses_app, name="hypotheses")
 app.command("learnings")(hypotheses_cli.learnings)
 app.command("power")(hypotheses_cli.power)
+
+# Engagement: the activity feed and the alignment health check (truenorth/engagement/cli/).
+app.command("activity")(engagement_activity_cli.activity)
+app.command("health")(engagement_health_cli.health)
 
 
 def main(argv: list[str] | None = None) -> int:
