@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from truenorth.engagement.cli import activity as engagement_activity_cli
+from truenorth.engagement.cli import briefs as engagement_briefs_cli
 from truenorth.engagement.cli import health as engagement_health_cli
 from truenorth.evidence import cli as evidence_cli
 from truenorth.hypotheses import cli as hypotheses_cli
@@ -248,6 +249,9 @@ app.add_typer(evidence_cli.evidence_app, name="evidence")
 app.add_typer(hypotheses_cli.hypotheses_app, name="hypotheses")
 app.command("learnings")(hypotheses_cli.learnings)
 app.command("power")(hypotheses_cli.power)
+
+# Engagement (truenorth/engagement/cli/): the product brief.
+app.command("brief")(engagement_briefs_cli.brief)
 
 # Engagement: the activity feed and the alignment health check (truenorth/engagement/cli/).
 app.command("activity")(engagement_activity_cli.activity)
