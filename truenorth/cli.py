@@ -20,6 +20,7 @@ from truenorth.engagement.cli import activity as engagement_activity_cli
 from truenorth.engagement.cli import briefs as engagement_briefs_cli
 from truenorth.engagement.cli import health as engagement_health_cli
 from truenorth.engagement.cli import mail as engagement_mail_cli
+from truenorth.engagement.cli import stakeholders as engagement_stakeholders_cli
 from truenorth.evidence import cli as evidence_cli
 from truenorth.hypotheses import cli as hypotheses_cli
 from truenorth.measures import cli as measures_cli
@@ -257,6 +258,7 @@ app.command("brief")(engagement_briefs_cli.brief)
 # Engagement: the activity feed and the alignment health check (truenorth/engagement/cli/).
 app.command("activity")(engagement_activity_cli.activity)
 app.command("health")(engagement_health_cli.health)
+app.add_typer(engagement_stakeholders_cli.stakeholders_app, name="stakeholders")  # list|add|log|overdue
 # Engagement: check-in reminders and weekly digests (truenorth/engagement/cli/mail.py).
 app.add_typer(engagement_mail_cli.reminders_app, name="reminders")
 app.add_typer(engagement_mail_cli.digest_app, name="digest")
