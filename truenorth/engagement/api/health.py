@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from truenorth.core.schemas import ERRORS, READ_ERRORS
@@ -100,9 +100,9 @@ def get_health_check(request: HttpRequest, slug: str) -> dict[str, Any]:
     response={201: AssessmentOut, **ERRORS},
     summary="Run the alignment health check and save it (members and above)",
 )
-def save_health_check(request: HttpRequest, slug: str) -> tuple[int, dict[str, Any]]:
+def save_health_check(request: HttpRequest, slug: str) -> Status:
     m, user = scope(request, slug)
-    return 201, assessment_out(services.save_assessment(m, user))
+    return Status(201, assessment_out(services.save_assessment(m, user)))
 
 
 @router.get(

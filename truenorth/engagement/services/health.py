@@ -25,7 +25,7 @@ from truenorth.engagement import healthrules as rules
 from truenorth.engagement.models import HealthAssessment
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
-from truenorth.hypotheses.models import Decision, Experiment, Hypothesis, HypothesisState, ResultSnapshot
+from truenorth.hypotheses.models import Experiment, Hypothesis, HypothesisState, ResultSnapshot
 from truenorth.measures import maths
 from truenorth.measures import services as measures
 from truenorth.measures.models import KVA
@@ -136,8 +136,8 @@ def gather_facts(membership: Membership, now: dt.datetime | None = None) -> rule
     )
     concluded = (
         Hypothesis.objects.filter(organisation_id=org_id, state=HypothesisState.CONCLUDED)
-        .annotate(decided=Exists(Decision.objects.filter(hypothesis=OuterRef("pk"))))
-        .aggregate(total=Count("id"), decided=Count("id", filter=Q(decided=True)))
+        .order_by()
+        .aggregate(total=Count("id", distinct=True), decided=Count("decisions__hypothesis_id", distinct=True))
     )
     latest = ResultSnapshot.objects.filter(
         experiment=OuterRef("pk"), kind=ResultSnapshot.Kind.COMPUTED
