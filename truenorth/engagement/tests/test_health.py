@@ -142,7 +142,7 @@ def test_saved_assessments_give_the_trend(owner: Persona) -> None:
     )
     check = services.current(m)
     assert check.previous == old
-    assert check.trend["vision"] == check.scores["vision"] - old.scores["vision"] != 0  # type: ignore[operator]
+    assert check.trend["vision"] == check.scores["vision"] - old.scores["vision"] != 0
     with pytest.raises(HealthAssessmentError):
         old.save()
     with pytest.raises(HealthAssessmentError):
