@@ -21,6 +21,7 @@ from truenorth.engagement.cli import briefs as engagement_briefs_cli
 from truenorth.engagement.cli import health as engagement_health_cli
 from truenorth.engagement.cli import mail as engagement_mail_cli
 from truenorth.engagement.cli import stakeholders as engagement_stakeholders_cli
+from truenorth.engagement.cli import webhooks as engagement_webhooks_cli
 from truenorth.evidence import cli as evidence_cli
 from truenorth.hypotheses import cli as hypotheses_cli
 from truenorth.measures import cli as measures_cli
@@ -262,6 +263,8 @@ app.add_typer(engagement_stakeholders_cli.stakeholders_app, name="stakeholders")
 # Engagement: check-in reminders and weekly digests (truenorth/engagement/cli/mail.py).
 app.add_typer(engagement_mail_cli.reminders_app, name="reminders")
 app.add_typer(engagement_mail_cli.digest_app, name="digest")
+# Engagement: outgoing webhooks (truenorth/engagement/cli/webhooks.py): list|add|deliveries|replay|test.
+app.add_typer(engagement_webhooks_cli.webhooks_app, name="webhooks")
 
 
 def main(argv: list[str] | None = None) -> int:
