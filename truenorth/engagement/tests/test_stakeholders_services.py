@@ -260,3 +260,24 @@ def test_summary_counts_in_one_query(member, django_assert_num_queries) -> None:
     for_product = svc.stakeholder_summary(member.membership, product.pk)
     assert for_product.total == 2 and for_product.by_quadrant["manage_closely"] == 1
     assert {s.name for s in svc.stakeholders_of(member.membership, product.pk)} == {"A", "B"}
+
+
+# --- the demo -------------------------------------------------------------------------------------
+
+
+def test_demo_stakeholders_load_twice(db) -> None:
+    from truenorth.demo import DEMO_ORG, load_demo
+    from truenorth.orgs.models import Membership
+
+    load_demo()
+    load_demo()
+    membership = Membership.objects.filter(organisation__slug=DEMO_ORG[1]).order_by("id").first()
+    assert membership is not None
+    people = list(svc.stakeholders_of(membership))
+    assert len(people) == 10
+    assert {s.department for s in people} >= {"legal", "security", "sales", "support", "customers", "finance"}
+    summary = svc.stakeholder_summary(membership)
+    assert summary.with_gap >= 3 and summary.overdue >= 2
+    assert all(summary.by_quadrant.values())  # every quadrant has someone
+    assert any(s.products.exists() for s in people) and any(s.goals.exists() for s in people)
+    assert EngagementLogEntry.objects.filter(organisation=membership.organisation).count() >= 10
