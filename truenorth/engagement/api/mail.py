@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ErrorOut, ObjectId, StrictSchema
@@ -167,10 +167,10 @@ def follow_goal(request: HttpRequest, slug: str, goal_id: ObjectId) -> dict[str,
 
 
 @router.delete("/{slug}/follows/goals/{goal_id}", response={204: None, **ERRORS}, summary="Stop following a goal")
-def unfollow_goal(request: HttpRequest, slug: str, goal_id: ObjectId) -> tuple[int, None]:
+def unfollow_goal(request: HttpRequest, slug: str, goal_id: ObjectId) -> Status:
     m, _ = scope(request, slug)
     mail.unfollow(m, goal_id=goal_id)
-    return 204, None
+    return Status(204, None)
 
 
 @router.put(
@@ -186,10 +186,10 @@ def follow_product(request: HttpRequest, slug: str, product_id: ObjectId) -> dic
 @router.delete(
     "/{slug}/follows/products/{product_id}", response={204: None, **ERRORS}, summary="Stop following a product"
 )
-def unfollow_product(request: HttpRequest, slug: str, product_id: ObjectId) -> tuple[int, None]:
+def unfollow_product(request: HttpRequest, slug: str, product_id: ObjectId) -> Status:
     m, _ = scope(request, slug)
     mail.unfollow(m, product_id=product_id)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get(
