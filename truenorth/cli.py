@@ -20,6 +20,7 @@ from truenorth.engagement.cli import activity as engagement_activity_cli
 from truenorth.engagement.cli import briefs as engagement_briefs_cli
 from truenorth.engagement.cli import health as engagement_health_cli
 from truenorth.engagement.cli import mail as engagement_mail_cli
+from truenorth.engagement.cli import pulses as engagement_pulses_cli
 from truenorth.engagement.cli import stakeholders as engagement_stakeholders_cli
 from truenorth.engagement.cli import webhooks as engagement_webhooks_cli
 from truenorth.evidence import cli as evidence_cli
@@ -265,6 +266,8 @@ app.add_typer(engagement_mail_cli.reminders_app, name="reminders")
 app.add_typer(engagement_mail_cli.digest_app, name="digest")
 # Engagement: outgoing webhooks (truenorth/engagement/cli/webhooks.py): list|add|deliveries|replay|test.
 app.add_typer(engagement_webhooks_cli.webhooks_app, name="webhooks")
+# Engagement: alignment pulses (truenorth/engagement/cli/pulses.py): send|list|results.
+app.add_typer(engagement_pulses_cli.pulse_app, name="pulse")
 
 
 def main(argv: list[str] | None = None) -> int:
