@@ -102,7 +102,7 @@ def _html_has(text: str) -> Callable[[Any], bool]:
 # their last observation) and the latest value (2), the Validation card hypotheses per product and state,
 # running experiments and the latest decision (3); goal trees have their own pins in
 # truenorth/strategy/tests/test_tree_queries.py.
-DASHBOARD_QUERIES = 20
+DASHBOARD_QUERIES = 23
 CASES: list[tuple[str, str, int, Callable[[Any], bool]]] = [
     ("/o/alpha/", "web", DASHBOARD_QUERIES, _html_has(f"{2 + MANY} members")),
     ("/o/alpha/members/", "web", 7, _html_has("invitee39@example.com")),

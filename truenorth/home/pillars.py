@@ -1,5 +1,6 @@
-"""The organisation dashboard's Value and Validation cards: the real state of each pillar, read in a
-fixed number of queries whatever the number of products, measures or hypotheses (tests/test_query_counts.py).
+"""The organisation dashboard's Value, Validation and Engagement cards: the real state of each pillar, read
+in a fixed number of queries whatever the number of products, measures or hypotheses
+(tests/test_query_counts.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ from typing import Any
 from django.db.models import Count, Max, Q
 from django.utils import timezone
 
+from truenorth.engagement.models import HealthAssessment
+from truenorth.engagement.services import health as engagement_health
+from truenorth.engagement.services import pulses as engagement_pulses
+from truenorth.engagement.services import stakeholders as engagement_stakeholders
 from truenorth.hypotheses.models import Decision, Experiment, ExperimentState, Hypothesis, HypothesisState
 from truenorth.measures import maths
 from truenorth.measures.models import Measure, Observation
@@ -36,6 +41,19 @@ class ValidationCard:
     running: int = 0
     by_product: list[tuple[Product, int, int]] = field(default_factory=list)  # product, hypotheses, running
     latest: Decision | None = None
+
+
+@dataclass
+class EngagementCard:
+    alignment_index: int | None = None  # 0-100, rounded
+    alignment_trend: int | None = None  # points since the previous pulse round
+    alignment_hidden: bool = False  # too few answers to show
+    has_pulses: bool = False
+    stakeholders: int = 0
+    with_gap: int = 0
+    overdue_contacts: int = 0
+    overdue_checkins: int = 0
+    health: HealthAssessment | None = None
 
 
 def value_card(
@@ -103,5 +121,28 @@ def validation_card(membership: Membership, products: Sequence[Product]) -> Vali
     return card
 
 
-def cards(membership: Membership, products: Sequence[Product]) -> dict[str, Any]:
-    return {"value": value_card(membership, products), "validation": validation_card(membership, products)}
+def engagement_card(membership: Membership, overdue_checkins: int) -> EngagementCard:
+    """The alignment index and its trend, stakeholders with gaps or overdue for contact, the organisation's
+    overdue check-ins (counted by the caller) and the last saved health check (a fixed number of queries:
+    the pulses' and stakeholders' summaries, and the latest assessment)."""
+    card = EngagementCard(overdue_checkins=overdue_checkins)
+    alignment = engagement_pulses.organisation_alignment(membership)
+    if alignment is not None:
+        card.has_pulses = True
+        card.alignment_hidden = alignment.hidden or alignment.index is None
+        if not card.alignment_hidden and alignment.index is not None:
+            card.alignment_index = round(alignment.index)
+            if alignment.previous_index is not None:
+                card.alignment_trend = round(alignment.index - alignment.previous_index)
+    summary = engagement_stakeholders.stakeholder_summary(membership)
+    card.stakeholders, card.with_gap, card.overdue_contacts = summary.total, summary.with_gap, summary.overdue
+    card.health = engagement_health.latest_assessment(membership)
+    return card
+
+
+def cards(membership: Membership, products: Sequence[Product], overdue_checkins: int = 0) -> dict[str, Any]:
+    return {
+        "value": value_card(membership, products),
+        "validation": validation_card(membership, products),
+        "engagement": engagement_card(membership, overdue_checkins),
+    }

@@ -43,6 +43,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     products = [(p, counts.get(p.pk, {}).get("goals", 0), by_product.get(p.pk)) for p in product_list]
     org_goals = strategy.tree_level(membership, product_id=None, parent_id=None, progress=progress)
     unread = list(notifications_of(user, org).filter(read_at__isnull=True)[:10])
+    overdue = strategy.overdue_checkins(membership)  # everyone's: the Engagement card counts them
+    mine = [o for o in overdue if o.goal.owner_id == user.pk]
     return render(
         request,
         "home/dashboard.html",
@@ -52,8 +54,8 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
             "member_count": org.memberships.count(),
             "products": products,
             "org_goals": org_goals,
-            "my_overdue": strategy.overdue_checkins(membership, owner_id=user.pk)[:20],
+            "my_overdue": mine[:20],
             "unread": unread,
-            **pillars.cards(membership, product_list),
+            **pillars.cards(membership, product_list, overdue_checkins=len(overdue)),
         },
     )
