@@ -54,7 +54,7 @@ class Migration(migrations.Migration):
                 ('summary', models.CharField(max_length=300)),
                 ('notes', models.TextField(blank=True, default='')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('goals', models.ManyToManyField(blank=True, related_name='+', to='strategy.goal')),
+                ('goals', models.ManyToManyField(blank=True, related_name='engagement_log_entries', to='strategy.goal')),
                 ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='engagement_log', to='orgs.organisation')),
                 ('recorded_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('stakeholders', models.ManyToManyField(related_name='log_entries', to='engagement.stakeholder')),

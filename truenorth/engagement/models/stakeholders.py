@@ -131,7 +131,7 @@ class EngagementLogEntry(models.Model):
     summary = models.CharField(max_length=300)
     notes = models.TextField(blank=True, default="")
     stakeholders = models.ManyToManyField(Stakeholder, related_name="log_entries")
-    goals = models.ManyToManyField("strategy.Goal", blank=True, related_name="+")
+    goals = models.ManyToManyField("strategy.Goal", blank=True, related_name="engagement_log_entries")
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
