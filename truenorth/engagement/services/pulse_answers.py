@@ -201,11 +201,11 @@ def submit_answer(raw: str, values: dict[str, Any], *, now: dt.datetime | None =
 
 
 def in_app_invitation(
-    membership: Membership, round_id: int, now: dt.datetime | None = None
+    membership: Membership, round_id: int, now: dt.datetime | None = None, *, pulse_id: int | None = None
 ) -> PulseInvitation:
     """A signed-in member's invitation to an open round they are asked in (created on first use)."""
     now = now or timezone.now()
-    rnd = get_round(membership, round_id)
+    rnd = get_round(membership, round_id, pulse_id)
     if not is_open(rnd, now):
         raise LinkGone(f"Round {rnd.number} is closed; answers are no longer collected.")
     user = membership.user

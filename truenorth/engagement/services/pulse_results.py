@@ -140,8 +140,8 @@ def _results(rnd: PulseRound, pulse: Pulse) -> RoundResult:
     return result
 
 
-def round_results(membership: Membership, round_id: int) -> RoundResult:
-    rnd = get_round(membership, round_id)
+def round_results(membership: Membership, round_id: int, pulse_id: int | None = None) -> RoundResult:
+    rnd = get_round(membership, round_id, pulse_id)
     return _results(rnd, rnd.pulse)
 
 

@@ -150,6 +150,11 @@ def _min_group(value: Any) -> int:
     return number
 
 
+def to_minute(when: dt.datetime) -> dt.datetime:
+    """Schedules are kept to the minute (what a datetime-local field shows and sends back)."""
+    return when.replace(second=0, microsecond=0)
+
+
 def _when(value: Any, field: str) -> dt.datetime | None:
     if value is None or value == "":
         return None
@@ -164,7 +169,7 @@ def _when(value: Any, field: str) -> dt.datetime | None:
         value = timezone.make_aware(value)
     if not dt.datetime(1900, 1, 1, tzinfo=dt.UTC) <= value <= dt.datetime(2200, 12, 31, tzinfo=dt.UTC):
         raise ValidationFailed("Enter a date between 1900 and 2200.", field=field)
-    return value
+    return to_minute(value)
 
 
 def _snapshot(pulse: Pulse) -> dict[str, Any]:
@@ -234,7 +239,7 @@ def create_pulse(
     values.setdefault("title", "")
     chosen = _apply(membership, pulse, values)
     if "next_run_at" not in values:
-        pulse.next_run_at = now or timezone.now()
+        pulse.next_run_at = to_minute(now or timezone.now())
     if now is not None:
         pulse.created_at = now
     pulse.save()
@@ -403,7 +408,7 @@ def open_round(
     except IntegrityError:
         raise Conflict("Another round of this pulse was opened at the same time.") from None
     invitations = [new_invitation(rnd, recipient) for recipient in audience(pulse)]
-    pulse.next_run_at = now + dt.timedelta(days=pulse.cadence_days) if pulse.cadence_days else None
+    pulse.next_run_at = to_minute(now + dt.timedelta(days=pulse.cadence_days)) if pulse.cadence_days else None
     pulse.save(update_fields=["next_run_at"])
     if send:
         for invitation, raw in invitations:
@@ -483,12 +488,17 @@ def close_expired_rounds(now: dt.datetime | None = None) -> int:
 
 @transaction.atomic
 def close_round(
-    membership: Membership, actor: User, round_id: int, *, now: dt.datetime | None = None
+    membership: Membership,
+    actor: User,
+    round_id: int,
+    *,
+    pulse_id: int | None = None,
+    now: dt.datetime | None = None,
 ) -> PulseRound:
     """Close an open round early: its unused links stop working at once."""
     require_writer(membership)
     now = now or timezone.now()
-    rnd = get_round(membership, round_id)
+    rnd = get_round(membership, round_id, pulse_id)
     if not is_open(rnd, now):
         raise Conflict(f"Round {rnd.number} is already closed.")
     PulseRound.objects.filter(pk=rnd.pk).update(closed_at=now, closes_at=now)
@@ -511,11 +521,13 @@ def rounds_of(membership: Membership, pulse_id: int) -> QuerySet[PulseRound]:
     ).order_by("number")
 
 
-def get_round(membership: Membership, round_id: int) -> PulseRound:
+def get_round(membership: Membership, round_id: int, pulse_id: int | None = None) -> PulseRound:
+    """A round of the caller's organisation (and of the given pulse, when one is given)."""
+    qs = PulseRound.objects.select_related("pulse", "pulse__product")
+    if pulse_id is not None:
+        qs = qs.filter(pulse_id=pulse_id)
     try:
-        return PulseRound.objects.select_related("pulse", "pulse__product").get(
-            pk=round_id, pulse__organisation_id=membership.organisation_id
-        )
+        return qs.get(pk=round_id, pulse__organisation_id=membership.organisation_id)
     except (PulseRound.DoesNotExist, ValueError, TypeError):
         raise NotFound("No such round.") from None
 

@@ -199,10 +199,10 @@ def pulse_open(request: HttpRequest, membership: Membership, pulse_id: int) -> H
 
 @org_view
 @require_POST
-def round_close(request: HttpRequest, membership: Membership, round_id: int) -> HttpResponse:
-    rnd = services.get_round(membership, round_id)
+def round_close(request: HttpRequest, membership: Membership, pulse_id: int, round_id: int) -> HttpResponse:
+    rnd = services.get_round(membership, round_id, pulse_id)
     try:
-        services.close_round(membership, current_user(request), round_id)
+        services.close_round(membership, current_user(request), round_id, pulse_id=pulse_id)
     except Conflict as exc:
         messages.error(request, exc.message)
     else:
@@ -222,12 +222,12 @@ def _answer_form(pulse: Pulse, invitation: PulseInvitation, data: Any = None) ->
 
 @org_view
 @require_http_methods(["GET", "POST"])
-def round_answer(request: HttpRequest, membership: Membership, round_id: int) -> HttpResponse:
+def round_answer(request: HttpRequest, membership: Membership, pulse_id: int, round_id: int) -> HttpResponse:
     """A signed-in member answers an open round (at most once)."""
-    rnd = services.get_round(membership, round_id)
+    rnd = services.get_round(membership, round_id, pulse_id)
     context: dict[str, Any] = {"membership": membership, "org": membership.organisation, "round": rnd}
     try:
-        invitation = answers.in_app_invitation(membership, round_id)
+        invitation = answers.in_app_invitation(membership, round_id, pulse_id=pulse_id)
         answers.usable(invitation)
     except answers.LinkGone as exc:
         context["gone"] = exc.message
@@ -313,12 +313,12 @@ urlpatterns: list[URLPattern] = [
     path("o/<slug:org_slug>/engagement/pulses/<id:pulse_id>/delete/", pulse_delete, name="pulse-delete"),
     path("o/<slug:org_slug>/engagement/pulses/<id:pulse_id>/open/", pulse_open, name="pulse-open"),
     path(
-        "o/<slug:org_slug>/engagement/pulse-rounds/<id:round_id>/close/",
+        "o/<slug:org_slug>/engagement/pulses/<id:pulse_id>/rounds/<id:round_id>/close/",
         round_close,
         name="pulse-round-close",
     ),
     path(
-        "o/<slug:org_slug>/engagement/pulse-rounds/<id:round_id>/answer/",
+        "o/<slug:org_slug>/engagement/pulses/<id:pulse_id>/rounds/<id:round_id>/answer/",
         round_answer,
         name="pulse-round-answer",
     ),
