@@ -39,15 +39,15 @@ def load(
         strategy.endorse(member_m, users[member], goal.pk, note="Read it with the team; we are behind it.")
     orphans = WorkItem.objects.filter(organisation=org, goal__isnull=True).order_by("pk")
     for item in orphans[:LINKED_SINCE]:
-        goal = (
+        serves = (
             Goal.objects.filter(
                 product_id=item.product_id, status=GoalStatus.ACTIVE, archived_at__isnull=True
             )
             .order_by("position", "pk")
             .first()
         )
-        if goal is not None:
-            strategy.link_work_item(owner_m, users[owner], item.pk, goal.pk)
+        if serves is not None:
+            strategy.link_work_item(owner_m, users[owner], item.pk, serves.pk)
     for late in strategy.overdue_checkins(owner_m, now=now):
         strategy.check_in(
             owner_m,
