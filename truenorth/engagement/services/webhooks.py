@@ -516,7 +516,7 @@ def claim(delivery_id: int, now: dt.datetime | None = None) -> WebhookDelivery |
             return None
         org_id = delivery.webhook.organisation_id
         # Serialise claims per organisation (PostgreSQL row lock; SQLite writes are serialised anyway).
-        Organisation.objects.select_for_update().filter(pk=org_id).exists()
+        list(Organisation.objects.select_for_update().filter(pk=org_id).values_list("pk", flat=True))
         in_flight = WebhookDelivery.objects.filter(
             webhook__organisation_id=org_id, status=DeliveryStatus.SENDING, claimed_at__gte=now - lease()
         ).count()
