@@ -196,7 +196,7 @@ def overdue(
             raise ValidationFailed("Days must be between 0 and 36500.", field="days")
     today = today or timezone.localdate()
     rows = []
-    for s in stakeholders_of(membership, product_id):
+    for s in stakeholders_of(membership, product_id).prefetch_related("goals", "products"):
         c = contact_of(s, today)
         if grid.is_listed(c, days):
             rows.append(OverdueRow(s, c.quadrant, c.days_since, c.interval, c.score, s.last_contact))  # type: ignore[attr-defined]
