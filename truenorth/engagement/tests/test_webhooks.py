@@ -490,3 +490,74 @@ def test_unknown_events_and_duplicate_names_are_refused(admin):
     _hook(admin, "https://hooks.example.com/a")
     with pytest.raises(ValidationFailed, match="exists already"):
         _hook(admin, "https://hooks.example.com/b")
+
+
+# --- TLS to a pinned address ------------------------------------------------------------------------
+
+
+def _self_signed(tmp_path, name: str) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(cert_path), str(key_path)
+
+
+def test_tls_checks_the_host_name_on_the_pinned_address(tmp_path):
+    import ssl
+
+    cert, key = _self_signed(tmp_path, "receiver.test")
+    server = Receiver()
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server.server.socket = server_context.wrap_socket(server.server.socket, server_side=True)
+    port = server.server.server_address[1]
+    client_context = ssl.create_default_context(cafile=cert)
+    try:
+        good = webhook_net.post(
+            f"https://receiver.test:{port}/tls",
+            b"{}",
+            {},
+            timeout=5,
+            allow_private=True,
+            resolver=lambda h, p: ["127.0.0.1"],
+            context=client_context,
+        )
+        assert good.ok, good.error
+        # The same address under another name: the certificate does not match, nothing is sent.
+        wrong = webhook_net.post(
+            f"https://impostor.test:{port}/tls",
+            b"{}",
+            {},
+            timeout=5,
+            allow_private=True,
+            resolver=lambda h, p: ["127.0.0.1"],
+            context=client_context,
+        )
+        assert not wrong.ok and wrong.error.startswith("TLS failed")
+        assert [r["path"] for r in server.requests] == ["/tls"]
+    finally:
+        server.close()
