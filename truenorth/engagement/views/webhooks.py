@@ -35,7 +35,7 @@ class WebhookForm(forms.Form):
     )
     format = forms.ChoiceField(choices=WebhookFormat.choices)
     events = forms.MultipleChoiceField(
-        choices=[(k, f"{k} — {d}") for k, d in webhooks.EVENT_KINDS],
+        choices=list(webhooks.EVENT_KINDS),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every event.",
