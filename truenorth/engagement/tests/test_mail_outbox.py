@@ -148,3 +148,37 @@ def test_claim_is_atomic_no_double_send(org_a) -> None:
     assert mail.deliver(email.pk, now=later) == "sent"
     assert len(django_mail.outbox) == 1
     assert mail.deliver(email.pk, now=later) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_racing_send_once(org_a, settings) -> None:
+    """Two threads (two workers) deliver the same message at the same moment: one send."""
+    import threading
+
+    from django.db import connection, connections
+    from huey.contrib.djhuey import HUEY
+
+    if connection.vendor != "postgresql":
+        pytest.skip("threads share one SQLite in-memory database; the race needs a real server")
+    HUEY.immediate = False
+    with mock.patch.object(mail, "_enqueue"):  # no real queue: the two threads are the workers
+        email = _queue(org_a)
+    barrier = threading.Barrier(2)
+    results: list[str | None] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(mail.deliver(email.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results, key=str) == sorted(["sent", None], key=str)
+    assert len(django_mail.outbox) == 1
+    email.refresh_from_db()
+    assert email.status == "sent" and email.attempts == 1
