@@ -38,6 +38,7 @@ from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
 from truenorth.core.validate import text as _text
 from truenorth.engagement.models import BriefDocument, ShareLink
+from truenorth.engagement.services import pulses
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
 from truenorth.hypotheses import services as validation
@@ -388,22 +389,15 @@ def _decisions(membership: Membership, product_id: int, now: dt.datetime) -> lis
 
 
 def _alignment(membership: Membership, product: Product) -> AlignmentLine | None:
-    """The product's alignment index from the latest pulse (engagement's pulses part), when there is one."""
-    try:
-        from truenorth.engagement.services import pulses
-    except ImportError:  # the pulses part is not installed in this build
-        return None
-    summary = getattr(pulses, "product_alignment", None)
-    if summary is None:
-        return None
-    found = summary(membership, product)
+    """The product's alignment index from its latest pulse round with answers (the pulses part)."""
+    found = pulses.product_alignment(membership, product)
     if found is None:
         return None
     return AlignmentLine(
         index=found.index,
         clarity=found.clarity,
         commitment=found.commitment,
-        similarity=getattr(found, "similarity", None),
+        similarity=found.similarity,
         responses=found.responses,
         invited=found.invited,
         response_rate=found.response_rate,

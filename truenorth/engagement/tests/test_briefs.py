@@ -405,3 +405,22 @@ def test_cli_renders_pdf_markdown_and_json(owner, world, tmp_path, capsys) -> No
     assert json.loads(capsys.readouterr().out)["product"] == "Trail Maps"
     assert main(["brief", "No such product", "--org", "alpha", "--as", "owner@a.example"]) == 2
     assert "No such product" in capsys.readouterr().err
+
+
+def test_the_alignment_index_is_shown_unless_hidden(owner, world, monkeypatch, client) -> None:
+    from truenorth.engagement.services import pulses
+
+    summary = pulses.AlignmentSummary(
+        index=72.5, clarity=4.1, commitment=3.9, similarity=0.6, responses=12, invited=15,
+        response_rate=0.8, round_closed_at=None, previous_index=61.0, hidden=False,
+    )  # fmt: skip
+    monkeypatch.setattr(pulses, "product_alignment", lambda membership, product: summary)
+    brief = services.build_brief(owner.membership, world.product)
+    assert brief.alignment is not None and brief.alignment.index == 72.5
+    assert "**Alignment index:** 72.5 / 100 (previously 61)" in brief_markdown(brief)
+    token = _share(owner, world.product)
+    assert "72.5" in client.get(reverse("engagement:share", args=(token,))).content.decode()
+    hidden = pulses.AlignmentSummary(**{**summary.__dict__, "index": None, "hidden": True, "responses": 3})
+    monkeypatch.setattr(pulses, "product_alignment", lambda membership, product: hidden)
+    text = brief_markdown(services.build_brief(owner.membership, world.product))
+    assert "Too few answers to show (3 of 15)." in text and "72.5" not in text

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from truenorth.core.templatetags.present import format_number
 from truenorth.demo import load_demo
 from truenorth.engagement.models import ShareLink
-from truenorth.engagement.services import briefs
+from truenorth.engagement.services import briefs, pulses
+from truenorth.engagement.services.briefs_render import brief_markdown
 from truenorth.orgs.models import Membership
 from truenorth.strategy.models import Product
 
@@ -24,3 +26,11 @@ def test_the_demo_has_one_board_pack_link_and_a_full_brief() -> None:
     brief = briefs.build_brief(membership, product)
     assert brief.goals and brief.measures and len(brief.charts) == 4
     assert any(r.kind == "stale_evidence" and r.title == "Mean time to repair" for r in brief.risks)
+    # The alignment index of the demo's latest pulse round, and the one before it.
+    summary = pulses.product_alignment(membership, product)
+    assert summary is not None and brief.alignment is not None
+    assert brief.alignment.index == summary.index and brief.alignment.index is not None
+    assert (
+        brief.alignment.previous_index is not None and brief.alignment.index > brief.alignment.previous_index
+    )
+    assert f"**Alignment index:** {format_number(summary.index)} / 100" in brief_markdown(brief)
