@@ -182,7 +182,7 @@ def test_answer_by_link_without_account(client, pulse) -> None:
     raw = invitations[0][1]
     page = client.get(link(raw))
     assert page.status_code == 200 and GOAL not in page.content.decode()  # the statement is not given away
-    assert page["Cache-Control"] == "no-store" and page["Referrer-Policy"] == "no-referrer"
+    assert page["Cache-Control"] == "no-store" and page["Referrer-Policy"] == "same-origin"
     done = client.post(link(raw), ANSWER)
     assert done.status_code == 200 and b"Thank you" in done.content
     assert PulseResponse.objects.count() == 1

@@ -254,7 +254,9 @@ def round_answer(request: HttpRequest, membership: Membership, pulse_id: int, ro
 def _public(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     response = render(request, f"engagement/pulses/{template}", context, status=status)
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = (
+        "same-origin"  # the token never leaves in a Referer; "no-referrer" would send Origin: null and fail CSRF
+    )
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
