@@ -72,12 +72,20 @@ def test_tampered_or_foreign_token_is_404(member) -> None:
 
 
 def test_unsubscribe_is_rate_limited(member) -> None:
-    throttle.reset("unsubscribe", "127.0.0.1")
+    throttle.reset("unsubscribe-bad", "127.0.0.1")
     url = reverse("engagement:unsubscribe", kwargs={"token": "nonsense"})
     anonymous = Client()
     codes = [anonymous.get(url).status_code for _ in range(31)]
     assert codes[:30] == [404] * 30 and codes[30] == 429
-    throttle.reset("unsubscribe", "127.0.0.1")
+    throttle.reset("unsubscribe-bad", "127.0.0.1")
+    # A valid link is limited per link (many people share a mail provider's address).
+    organisation = member.membership.organisation
+    link = f"{member.user.pk}:{organisation.pk}:digest"
+    throttle.reset("unsubscribe", link)
+    good = reverse("engagement:unsubscribe", kwargs={"token": mail.unsubscribe_token(member.user, organisation, "digest")})
+    codes = [anonymous.get(good).status_code for _ in range(31)]
+    assert codes[:30] == [200] * 30 and codes[30] == 429
+    throttle.reset("unsubscribe", link)
 
 
 def test_outbox_page_and_retry_for_admins_only(member, admin, outsider) -> None:

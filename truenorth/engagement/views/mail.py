@@ -1,6 +1,6 @@
 """Engagement pages: mail — the outbox (admins), the signed-in person's notification settings and
 follows, their digest preview, and the one-click unsubscribe page (no sign-in: the signed link is the
-authority; rate-limited per address)."""
+authority; rate-limited per link, and bad links per address)."""
 
 from __future__ import annotations
 
@@ -168,14 +168,18 @@ def digest_preview(request: HttpRequest, membership: Membership) -> HttpResponse
 @csrf_exempt  # RFC 8058: the mail provider POSTs without our cookie or form; the signed token is the authority
 @require_http_methods(["GET", "POST"])
 def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    # One-click POSTs come from mail providers' servers, many people behind one address: a valid link is
+    # limited per link (person, organisation, kind); bad links per address.
     try:
-        throttle.hit("unsubscribe", client_ip(request), limit=UNSUBSCRIBE_LIMIT, window=UNSUBSCRIBE_WINDOW)
+        try:
+            target = mail.read_unsubscribe_token(token)
+        except NotFound as exc:
+            throttle.hit("unsubscribe-bad", client_ip(request), limit=UNSUBSCRIBE_LIMIT, window=UNSUBSCRIBE_WINDOW)
+            return render(request, "404.html", {"message": exc.message}, status=404)
+        link = f"{target.user.pk}:{target.organisation.pk}:{target.kind}"
+        throttle.hit("unsubscribe", link, limit=UNSUBSCRIBE_LIMIT, window=UNSUBSCRIBE_WINDOW)
     except TooManyRequests as exc:
         return render(request, "engagement/mail/unsubscribe.html", {"error": exc.message}, status=429)
-    try:
-        target = mail.read_unsubscribe_token(token)
-    except NotFound as exc:
-        return render(request, "404.html", {"message": exc.message}, status=404)
     done = False
     if request.method == "POST":
         mail.unsubscribe(token)
