@@ -19,10 +19,14 @@ class HealthAssessmentQuerySet(models.QuerySet["HealthAssessment"]):
     def update(self, **kwargs: Any) -> NoReturn:
         raise HealthAssessmentError("Health assessments are never updated.")
 
+    def delete(self) -> NoReturn:
+        raise HealthAssessmentError("Health assessments are never deleted.")
+
 
 class HealthAssessment(models.Model):
     """One alignment health check as it was computed: the scores, the facts they came from and the next
-    steps proposed. Never changed once saved (the page compares the current check with the last one)."""
+    steps proposed. Never changed or deleted once saved (the model and queryset refuse it; the page
+    compares the current check with the last one). Deleting the organisation takes them along."""
 
     organisation = models.ForeignKey("orgs.Organisation", on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
@@ -48,3 +52,6 @@ class HealthAssessment(models.Model):
         if self.pk is not None:
             raise HealthAssessmentError("Health assessments are never updated.")
         super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise HealthAssessmentError("Health assessments are never deleted.")

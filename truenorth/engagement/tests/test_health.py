@@ -147,6 +147,10 @@ def test_saved_assessments_give_the_trend(owner: Persona) -> None:
         old.save()
     with pytest.raises(HealthAssessmentError):
         HealthAssessment.objects.filter(pk=old.pk).update(scores={})
+    with pytest.raises(HealthAssessmentError):
+        HealthAssessment.objects.filter(pk=old.pk).delete()
+    with pytest.raises(HealthAssessmentError):
+        old.delete()
 
 
 def test_stakeholders_cannot_save(stakeholder: Persona) -> None:
