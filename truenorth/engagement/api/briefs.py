@@ -89,9 +89,9 @@ class DecisionLineOut(Schema):
 
 class AlignmentOut(Schema):
     index: float | None = Field(description="The alignment index 0..100 of the latest pulse round")
-    clarity: float | None
-    commitment: float | None
-    similarity: float | None
+    clarity: float | None = Field(description="0..1: the mean of (clarity - 1) / 4")
+    commitment: float | None = Field(description="0..1: the mean of (commitment - 1) / 4")
+    similarity: float | None = Field(description="0..1: answers' similarity to the goal statement")
     responses: int
     invited: int
     response_rate: float | None

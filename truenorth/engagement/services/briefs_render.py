@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from truenorth.core.templatetags.present import format_number
 from truenorth.engagement.services.briefs import RISK_LABELS, Brief
@@ -66,7 +68,7 @@ def brief_markdown(brief: Brief) -> str:
     """The brief as Markdown (the download, `?format=md`, the API and the CLI)."""
     out: list[str] = [f"# {md(brief.product)} — product brief", ""]
     out.append(
-        f"{md(brief.organisation)} · generated {brief.generated_at:%Y-%m-%d %H:%M} UTC"
+        f"{md(brief.organisation)} · generated {timezone.localtime(brief.generated_at):%Y-%m-%d %H:%M %Z}"
         + (f" · owner {md(brief.owner)}" if brief.owner else "")
         + (" · archived product" if brief.archived else "")
     )
@@ -130,7 +132,8 @@ def brief_markdown(brief: Brief) -> str:
                 x for x in (h.goal and f"goal: {md(h.goal)}", h.metric and f"measure: {md(h.metric)}") if x
             ]
             if h.running_experiments:
-                extra.append(f"{h.running_experiments} experiment(s) running")
+                n = h.running_experiments
+                extra.append(f"{n} experiment{'s' if n != 1 else ''} running")
             out.append(f"- **{md(h.title)}** ({h.state_label})" + (f" — {'; '.join(extra)}" if extra else ""))
     else:
         out.append("None.")
@@ -157,7 +160,7 @@ def brief_markdown(brief: Brief) -> str:
         out.append(f"**Alignment index:** {format_number(a.index)} / 100{previous}")
         out.append("")
         out.append(
-            f"Clarity {_num(a.clarity)} / 5 · commitment {_num(a.commitment)} / 5 · "
+            f"Clarity {_pct(a.clarity)} · commitment {_pct(a.commitment)} · "
             f"{a.responses} of {a.invited} answered ({_pct(a.response_rate)})"
         )
     out.append("")
@@ -176,6 +179,10 @@ def brief_html(brief: Brief, *, for_pdf: bool = False, chart_width: int = PDF_CH
 
 def brief_pdf(brief: Brief) -> bytes:
     """The brief as an A4 PDF (WeasyPrint)."""
+    # WeasyPrint reports every step (and CSS it skips) through logging, some on import: keep the CLI and
+    # the worker quiet.
+    for name in ("weasyprint", "weasyprint.progress", "fontTools"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     import weasyprint  # type: ignore[import-untyped]  # only the PDF needs it (and Pango)
 
     html = brief_html(brief, for_pdf=True)

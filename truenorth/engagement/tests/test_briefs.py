@@ -411,13 +411,16 @@ def test_the_alignment_index_is_shown_unless_hidden(owner, world, monkeypatch, c
     from truenorth.engagement.services import pulses
 
     summary = pulses.AlignmentSummary(
-        index=72.5, clarity=4.1, commitment=3.9, similarity=0.6, responses=12, invited=15,
+        index=72.5, clarity=0.775, commitment=0.7, similarity=0.6, responses=12, invited=15,
         response_rate=0.8, round_closed_at=None, previous_index=61.0, hidden=False,
     )  # fmt: skip
     monkeypatch.setattr(pulses, "product_alignment", lambda membership, product: summary)
     brief = services.build_brief(owner.membership, world.product)
     assert brief.alignment is not None and brief.alignment.index == 72.5
-    assert "**Alignment index:** 72.5 / 100 (previously 61)" in brief_markdown(brief)
+    text = brief_markdown(brief)
+    assert (
+        "**Alignment index:** 72.5 / 100 (previously 61)" in text and "Clarity 78 % · commitment 70 %" in text
+    )
     token = _share(owner, world.product)
     assert "72.5" in client.get(reverse("engagement:share", args=(token,))).content.decode()
     hidden = pulses.AlignmentSummary(**{**summary.__dict__, "index": None, "hidden": True, "responses": 3})
