@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import Conflict, NotFound, ValidationFailed
-from truenorth.engagement.models import FeedToken
+from truenorth.engagement.models import FeedToken, HealthAssessment, Pulse, Stakeholder, Webhook
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
 from truenorth.hypotheses.models import Decision, Experiment, Hypothesis, ResultSnapshot
@@ -169,6 +169,46 @@ KINDS: tuple[Kind, ...] = (
         lambda s, v: _url("orgs:settings", s),
     ),
     Kind(
+        "engagement.stakeholder",
+        "Stakeholder",
+        Stakeholder,
+        "organisation_id",
+        ("pk",),
+        lambda s, v: _url("engagement:stakeholder", s, stakeholder_id=v[0]),
+    ),
+    Kind(
+        "engagement.pulse",
+        "Alignment pulse",
+        Pulse,
+        "organisation_id",
+        ("pk",),
+        lambda s, v: _url("engagement:pulse", s, pulse_id=v[0]),
+    ),
+    Kind(
+        "engagement.webhook",
+        "Webhook",
+        Webhook,
+        "organisation_id",
+        ("pk",),
+        lambda s, v: _url("engagement:webhook", s, webhook_id=v[0]),
+    ),
+    Kind(
+        "engagement.healthassessment",
+        "Health check",
+        HealthAssessment,
+        "organisation_id",
+        ("pk",),
+        lambda s, v: _url("engagement:health", s),
+    ),
+    Kind(
+        "engagement.feedtoken",
+        "Feed token",
+        FeedToken,
+        "organisation_id",
+        ("pk",),
+        lambda s, v: _url("engagement:activity", s),
+    ),
+    Kind(
         "orgs.membership",
         "Membership",
         Membership,
@@ -233,7 +273,8 @@ def _goal_q(goal_ids: QuerySet[Any, Any]) -> Q:
 
 def _product_q(product: Product) -> Q:
     """Entries of the product and of everything that belongs to it: goals (with their targets and
-    proposals), measures, investments, hypotheses, experiments, decisions and result snapshots."""
+    proposals), measures, investments, hypotheses, experiments, decisions, result snapshots and
+    alignment pulses."""
     goals = Goal.objects.filter(product_id=product.pk).values("pk")
     hypotheses = Hypothesis.objects.filter(product_id=product.pk).values("pk")
     experiments = Experiment.objects.filter(hypothesis__product_id=product.pk).values("pk")
@@ -255,6 +296,7 @@ def _product_q(product: Product) -> Q:
             object_type=_label(ResultSnapshot),
             object_id__in=_ids(ResultSnapshot.objects.filter(experiment__in=experiments)),
         )
+        | Q(object_type=_label(Pulse), object_id__in=_ids(Pulse.objects.filter(product_id=product.pk)))
     )
 
 

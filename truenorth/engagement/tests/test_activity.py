@@ -287,3 +287,15 @@ def test_cli(owner: Persona, world: dict[str, Any]) -> None:
 
     assert main(["activity", "--org", "alpha", "--as", owner.user.email, "--action", "exploded"]) == 2
     assert main(["activity", "--org", "alpha", "--as", owner.user.email, "--person", "nobody@x.example"]) == 2
+
+
+def test_engagement_objects_are_linked_too(owner: Persona) -> None:
+    from truenorth.engagement.services import health, stakeholders
+
+    assert owner.membership is not None
+    person = stakeholders.create_stakeholder(owner.membership, owner.user, name="Legal lead")
+    health.save_assessment(owner.membership, owner.user)
+    page = services.activity(owner.membership, services.Filters())
+    urls = {e.kind: e.url for e in page.entries}
+    assert urls["Stakeholder"] == f"/o/alpha/engagement/stakeholders/{person.pk}/"
+    assert urls["Health check"] == "/o/alpha/health-check/"
