@@ -14,7 +14,7 @@ from truenorth.accounts.models import User
 from truenorth.engagement.models import Webhook, WebhookFormat
 from truenorth.engagement.services import webhooks as services
 from truenorth.orgs.models import Membership, Organisation
-from truenorth.strategy.models import Goal
+from truenorth.strategy.models import ChangeProposal, Goal, ProposalState
 
 NAME = "Slack #product-updates"
 URL = "https://hooks.example.com/services/T0ACME/B0TRUENORTH/demo-not-a-real-token"
@@ -35,7 +35,9 @@ def load(
         events=["checkin.recorded", "decision.recorded", "goal.created", "proposal.accepted"],
         active=False,
     )
+    org = Organisation.objects.get(pk=org.pk)  # the caller's copy may predate the demo's rename
     goals = list(Goal.objects.filter(organisation=org).order_by("pk")[:2])
+    accepted = ChangeProposal.objects.filter(goal__organisation=org, state=ProposalState.ACCEPTED).first()
     title = goals[0].title if goals else "Grow weekly active hikers"
     other = goals[-1].title if goals else title
     now = timezone.now().replace(microsecond=0)
@@ -76,8 +78,8 @@ def load(
         obj={
             "type": "proposal",
             "model": "strategy.changeproposal",
-            "id": "",
-            "title": f"Change to “{other}”",
+            "id": str(accepted.pk) if accepted else "",
+            "title": str(accepted) if accepted else f"Proposal on {other} (accepted)",
         },
         action="updated",
         changes={"state": {"old": "open", "new": "accepted"}},

@@ -69,10 +69,15 @@ OBJECT_NOUNS = {
 }
 _ACTIONS = ("created", "updated", "archived", "deleted")
 
+
+def _a(noun: str) -> str:
+    return "An" if noun[0] in "aeiou" else "A"
+
+
 # The catalogue a webhook subscribes from (empty subscription: all of them).
 EVENT_KINDS: tuple[tuple[str, str], ...] = (
     *(
-        (f"{noun}.{action}", f"A {noun.replace('_', ' ')} was {action}")
+        (f"{noun}.{action}", f"{_a(noun)} {noun.replace('_', ' ')} was {action}")
         for noun in (
             "product",
             "goal",
