@@ -2,11 +2,21 @@ from __future__ import annotations
 
 from django.urls import URLPattern
 
-from truenorth.engagement.views import activity, briefs, health, mail, pulses, stakeholders, webhooks
+from truenorth.engagement.views import (
+    activity,
+    briefs,
+    health,
+    mail,
+    overview,
+    pulses,
+    stakeholders,
+    webhooks,
+)
 
 app_name = "engagement"
 
 urlpatterns: list[URLPattern] = [
+    *overview.urlpatterns,
     *stakeholders.urlpatterns,
     *pulses.urlpatterns,
     *briefs.urlpatterns,
