@@ -117,7 +117,9 @@ def _webhook_out(m: Membership, hook: Webhook) -> dict[str, Any]:
     }
 
 
-def _delivery_out(d: WebhookDelivery, detail: bool = False) -> dict[str, Any]:
+def _delivery_out(d: WebhookDelivery, m: Membership | None = None) -> dict[str, Any]:
+    """A delivery; with its payload and attempts when `m` (the reader) is given (URLs masked for
+    non-admins: an incoming-webhook URL holds a token)."""
     out: dict[str, Any] = {
         "id": d.pk,
         "uid": str(d.uid),
@@ -132,12 +134,13 @@ def _delivery_out(d: WebhookDelivery, detail: bool = False) -> dict[str, Any]:
         "last_error": d.last_error,
         "replay_of": d.replay_of_id,
     }
-    if detail:
+    if m is not None:
+        admin = m.has_role(Role.ADMIN)
         out["payload"] = d.payload
         out["attempt_log"] = [
             {
                 "at": a.at,
-                "url": a.url,
+                "url": a.url if admin else webhooks.masked_url(a.url),
                 "response_code": a.response_code,
                 "response_excerpt": a.response_excerpt,
                 "error": a.error,
@@ -279,7 +282,7 @@ def list_deliveries(request: HttpRequest, slug: str, filters: Query[DeliveryFilt
 )
 def get_delivery(request: HttpRequest, slug: str, delivery_id: ObjectId) -> dict[str, Any]:
     m, _ = scope(request, slug)
-    return _delivery_out(webhooks.get_delivery(m, delivery_id), detail=True)
+    return _delivery_out(webhooks.get_delivery(m, delivery_id), m)
 
 
 @router.post(

@@ -300,3 +300,13 @@ def test_demo_log_has_a_delivery_and_a_retried_failure(org_a, owner, admin, memb
     )
     assert codes == [503, 200] and deliveries["proposal.accepted"].attempts == 2
     assert deliveries["checkin.recorded"].attempts == 1
+
+
+def test_api_members_never_see_the_url_in_attempts(admin, member):
+    hook = _hook(admin)
+    delivery = WebhookDelivery.objects.create(webhook=hook, kind="test", payload={"event": "test"})
+    webhooks.record_attempt(delivery, webhooks.Outcome(code=200, url=URL))
+    seen = member.api().get(f"{API}/webhook-deliveries/{delivery.pk}")
+    assert seen.status_code == 200 and "token-xyz" not in seen.content.decode()
+    assert seen.json()["attempt_log"][0]["url"] == "https://hooks.example.com/…"
+    assert admin.api().get(f"{API}/webhook-deliveries/{delivery.pk}").json()["attempt_log"][0]["url"] == URL
