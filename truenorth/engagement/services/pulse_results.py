@@ -112,6 +112,7 @@ def _results(rnd: PulseRound, pulse: Pulse) -> RoundResult:
     for row in rows:
         by_group[row[0] or NO_GROUP].append(row)
     shown_groups: set[str] = set()
+    scale = similarity_scale()
     for name in sorted(by_group, key=lambda g: (g == NO_GROUP, g.lower())):
         members = by_group[name]
         if len(members) < threshold:
@@ -122,7 +123,7 @@ def _results(rnd: PulseRound, pulse: Pulse) -> RoundResult:
             [r[1] for r in members],
             [r[2] for r in members],
             [r[3] for r in members],
-            scale=similarity_scale(),
+            scale=scale,
         )
         result.groups.append(
             GroupResult(
@@ -134,7 +135,8 @@ def _results(rnd: PulseRound, pulse: Pulse) -> RoundResult:
                 index,
             )
         )
-    candidates = [r for r in rows if (r[0] or NO_GROUP) in shown_groups]
+    # Divergent: below the calibration scale (an answer at or above it counts as fully understood).
+    candidates = [r for r in rows if (r[0] or NO_GROUP) in shown_groups and r[3] < scale]
     candidates.sort(key=lambda r: (r[3], r[4]))
     result.divergent = [Divergent(r[4], r[3]) for r in candidates[:DIVERGENT_ROWS]]
     return result

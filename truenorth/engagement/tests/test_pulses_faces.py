@@ -228,6 +228,27 @@ def api(path: str) -> str:
     return f"/api/v1/orgs/alpha{path}"
 
 
+def test_divergent_answers_are_the_furthest_below_the_scale_lowest_first(owner, pulse, crowd) -> None:
+    rnd, invitations = svc.open_round(pulse, send=False)
+    now = timezone.now()
+    words = [
+        "New customers get value within a day",
+        "Rewrite the billing system in Rust",
+        "New customers get value within a day",
+        "Value for customers",
+        "New customers get value within a day",
+    ]
+    for (_, raw), text in zip(invitations, words, strict=False):
+        answers.submit_answer(raw, {**ANSWER, "own_words": text}, now=now)
+    result = owner.api().get(api(f"/pulses/{pulse.pk}/rounds/{rnd.pk}/results")).json()
+    divergent = result["divergent"]
+    assert [d["own_words"] for d in divergent] == [
+        "Rewrite the billing system in Rust",
+        "Value for customers",
+    ]
+    assert divergent[0]["similarity"] < divergent[1]["similarity"] < 0.5
+
+
 def test_api_crud_and_errors(owner, member, stakeholder, outsider, product) -> None:
     client = owner.api()
     created = client.post(
@@ -309,7 +330,7 @@ def test_api_open_round_is_a_job_then_results(owner, pulse, crowd) -> None:
             "index": shown["index"],
         }
     ]
-    assert len(shown["divergent"]) == 5
+    assert shown["divergent"] == []  # every answer is close to the statement (at or above the 0.5 scale)
     trend = client.get(api(f"/pulses/{pulse.pk}/trend")).json()
     assert trend[0]["index"] == shown["index"]
     # Another pulse's id with this round: not found.
@@ -342,6 +363,7 @@ def test_group_breakdown_hides_small_groups(owner, org_a, pulse, crowd) -> None:
     }
     # The Search group's answers (the divergent Rust one among them) are never shown.
     assert all("Rust" not in d["own_words"] for d in result["divergent"])
+    assert result["divergent"] == []
     page = owner.client.get(reverse("engagement:pulse", args=["alpha", pulse.pk])).content.decode()
     assert "hidden: fewer than 5 answers" in page and "Rust" not in page
 

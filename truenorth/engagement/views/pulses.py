@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from truenorth.accounts.services import client_ip
@@ -124,6 +125,8 @@ def pulse_page(request: HttpRequest, membership: Membership, pulse_id: int) -> H
             "members": list(pulse.members.all()),
             "history": entries_for(membership.organisation, pulse)[:10],
             "method": services.similarity_method(),
+            "scale": services.similarity_scale(),
+            "now": timezone.now(),
         },
     )
 
