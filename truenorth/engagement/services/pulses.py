@@ -377,7 +377,7 @@ def _mail(pulse: Pulse, rnd: PulseRound, invitation: PulseInvitation, raw: str) 
 
 @transaction.atomic
 def open_round(
-    pulse: Pulse, *, now: dt.datetime | None = None, send: bool = True
+    pulse: Pulse, *, now: dt.datetime | None = None, send: bool = True, actor: User | None = None
 ) -> tuple[PulseRound, list[tuple[PulseInvitation, str]]]:
     """Open the pulse's next round now: snapshot the goal statement, invite the audience and queue
     their e-mails (send=False: no e-mail, the demo's raw tokens are returned and forgotten).
@@ -417,7 +417,7 @@ def open_round(
     record(
         pulse.organisation,
         rnd,
-        None,
+        actor,
         HistoryEntry.Action.CREATED,
         {"opened": {"old": None, "new": f"round {number}, {len(invitations)} invited"}},
     )
@@ -428,7 +428,7 @@ def open_round_now(membership: Membership, actor: User, pulse_id: int) -> tuple[
     """A writer opens the next round at once (the API and pages run this on the worker)."""
     require_writer(membership)
     pulse = get_pulse(membership, pulse_id)
-    rnd, invitations = open_round(pulse)
+    rnd, invitations = open_round(pulse, actor=actor)
     return rnd, len(invitations)
 
 

@@ -16,6 +16,7 @@ from truenorth.engagement.models import OutgoingEmail, PulseInvitation, PulseRes
 from truenorth.engagement.services import pulse_answers as answers
 from truenorth.engagement.services import pulses as svc
 from truenorth.engagement.services import throttle
+from truenorth.history.models import HistoryEntry
 from truenorth.orgs.models import Membership, Role
 from truenorth.strategy import services as strategy
 
@@ -147,6 +148,8 @@ def test_open_round_button_runs_the_job_and_sends_mail(owner, pulse, crowd) -> N
     response = owner.client.post(reverse("engagement:pulse-open", args=["alpha", pulse.pk]))
     assert response.status_code == 302 and "/jobs/" in response["Location"]
     rnd = PulseRound.objects.get(pulse=pulse)
+    opened = HistoryEntry.objects.get(object_type="engagement.pulseround", object_id=str(rnd.pk))
+    assert opened.actor == owner.user  # who opened the round is in the history
     invited = PulseInvitation.objects.filter(round=rnd).count()
     assert invited >= len(crowd)
     emails = OutgoingEmail.objects.filter(kind="pulse")
