@@ -125,8 +125,7 @@ class FilterForm(forms.Form):
         required=False,
         min_value=0,
         max_value=36500,
-        label="Not talked to in (days)",
-        help_text="Empty: each quadrant's own contact interval.",
+        label="Not talked to in (days)",  # empty: each quadrant's own contact interval
     )
 
     def __init__(self, *args: Any, membership: Membership, **kw: Any) -> None:
