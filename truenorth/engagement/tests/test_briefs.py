@@ -427,3 +427,14 @@ def test_the_alignment_index_is_shown_unless_hidden(owner, world, monkeypatch, c
     monkeypatch.setattr(pulses, "product_alignment", lambda membership, product: hidden)
     text = brief_markdown(services.build_brief(owner.membership, world.product))
     assert "Too few answers to show (3 of 15)." in text and "72.5" not in text
+
+
+def test_a_product_name_cannot_break_the_download_headers(owner, world) -> None:
+    Product.objects.filter(pk=world.product.pk).update(name='Trail "Maps"\r\nX-Evil: 1')
+    owner.client.post(reverse("engagement:brief_pdf", args=("alpha", world.product.pk)))
+    document = BriefDocument.objects.get()
+    got = owner.client.get(reverse("engagement:brief_document", args=("alpha", document.pk)))
+    assert got.status_code == 200 and "X-Evil" not in got.headers
+    assert got["Content-Disposition"].startswith('attachment; filename="trail-maps-x-evil-1-brief-')
+    md = owner.client.get(reverse("engagement:brief", args=("alpha", world.product.pk)) + "?format=md")
+    assert md.status_code == 200 and md["Content-Disposition"].startswith('attachment; filename="trail-maps-')

@@ -3,6 +3,7 @@ links (created, listed and revoked by members), and the public read-only share p
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django import forms
@@ -98,7 +99,8 @@ def brief_document(request: HttpRequest, membership: Membership, document_id: in
     """A PDF made for me (only for the member who asked for it, while it is kept)."""
     document = services.get_document(membership, current_user(request), document_id)
     response = HttpResponse(bytes(document.pdf), content_type="application/pdf")
-    name = f"{document.product.name}-brief-{document.created_at:%Y-%m-%d}.pdf".replace('"', "")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", document.product.name).strip("-").lower() or "product"
+    name = f"{slug}-brief-{document.created_at:%Y-%m-%d}.pdf"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
 
