@@ -238,6 +238,8 @@ def test_the_pdf_is_a_job_and_only_its_member_downloads_it(owner, admin, world) 
     document = BriefDocument.objects.get()
     assert document.created_by == owner.user and document.size == len(bytes(document.pdf))
     url = reverse("engagement:brief_document", args=("alpha", document.pk))
+    job_page = owner.client.get(response["Location"]).content.decode()
+    assert f'href="{url}"' in job_page and "Download the PDF" in job_page
     got = owner.client.get(url)
     assert (
         got.status_code == 200
