@@ -446,3 +446,12 @@ def test_a_product_name_cannot_break_the_download_headers(owner, world) -> None:
     assert got["Content-Disposition"].startswith('attachment; filename="trail-maps-x-evil-1-brief-')
     md = owner.client.get(reverse("engagement:brief", args=("alpha", world.product.pk)) + "?format=md")
     assert md.status_code == 200 and md["Content-Disposition"].startswith('attachment; filename="trail-maps-')
+
+
+def test_an_empty_product_has_a_brief_too(owner, org_a) -> None:
+    empty = Product.objects.create(organisation=org_a, name="Blank")
+    brief = services.build_brief(owner.membership, empty)
+    assert brief.goals == [] and brief.measures == [] and brief.risks == [] and brief.alignment is None
+    assert len(brief.missing_kvas) == 4 and brief.progress is None
+    assert "No goal yet." in brief_markdown(brief) and brief_pdf(brief).startswith(b"%PDF")
+    assert owner.client.get(reverse("engagement:brief", args=("alpha", empty.pk))).status_code == 200
