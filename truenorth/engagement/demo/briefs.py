@@ -23,4 +23,6 @@ def load(
         return
     actor = users[owner]
     membership = Membership.objects.get(organisation=org, user=actor)
-    briefs.create_share_link(membership, actor, product.pk, label=LABEL, expires_in_days=briefs.SHARE_MAX_DAYS)
+    briefs.create_share_link(
+        membership, actor, product.pk, label=LABEL, expires_in_days=briefs.SHARE_MAX_DAYS
+    )
