@@ -170,7 +170,7 @@ def child(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "truenorth.settings")
     django.setup()
-    import weasyprint
+    import weasyprint  # type: ignore[import-untyped]
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
