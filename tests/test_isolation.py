@@ -32,6 +32,17 @@ from django.urls.resolvers import RoutePattern
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from tests.isolation_engagement import (
+    ENGAGEMENT_ID_NAMES,
+    ENGAGEMENT_SECRETS,
+    EngagementA,
+    engagement_cross_references,
+    engagement_ids,
+    engagement_refs,
+    engagement_state,
+    populate_engagement,
+    populate_engagement_b,
+)
 from truenorth.accounts.models import APIToken, User
 from truenorth.api import api
 from truenorth.history.models import HistoryEntry
@@ -106,6 +117,14 @@ OBJECT_KWARGS = frozenset(
         "decision_id",
         "snapshot_id",
         "job_id",
+        "stakeholder_id",
+        "pulse_id",
+        "round_id",
+        "share_link_id",
+        "document_id",
+        "email_id",
+        "webhook_id",
+        "delivery_id",
     }
 )
 
@@ -117,22 +136,36 @@ OBJECT_KWARGS = frozenset(
 #  - accounts:password_reset_confirm: the walk uses an org-A user's uid with a token that is NOT valid,
 #    so the page must say the link is invalid without revealing whose account it is.
 #  - accounts:sign_in_link: an e-mailed sign-in link (after failed sign-ins); the walk uses an invalid one.
-BEARER_LINK_ROUTES = frozenset(
-    {"orgs:accept_invitation", "accounts:password_reset_confirm", "accounts:sign_in_link"}
+#  - engagement:pulse-answer, engagement:share, engagement:share_markdown, engagement:unsubscribe and
+#    engagement:activity_feed: one-time pulse links, brief share links, signed unsubscribe links and
+#    personal feed links; the walk fills them with a token that is not theirs (they must answer as for
+#    any unknown link); test_engagement_bearer_links_show_only_what_they_are_for uses valid ones.
+ENGAGEMENT_BEARER_LINKS = frozenset(
+    {
+        "engagement:pulse-answer",
+        "engagement:share",
+        "engagement:share_markdown",
+        "engagement:unsubscribe",
+        "engagement:activity_feed",
+    }
+)
+BEARER_LINK_ROUTES = (
+    frozenset({"orgs:accept_invitation", "accounts:password_reset_confirm", "accounts:sign_in_link"})
+    | ENGAGEMENT_BEARER_LINKS
 )
 BEARER_LINK_MAY_SHOW: dict[str, frozenset[str]] = {
     "orgs:accept_invitation": frozenset({ORG_A_NAME, INVITEE_EMAIL}),
     "accounts:password_reset_confirm": frozenset(),
     "accounts:sign_in_link": frozenset(),
-}
+} | {name: frozenset() for name in ENGAGEMENT_BEARER_LINKS}
 BEARER_LINK_SKIP_POST = frozenset({"orgs:accept_invitation"})
 
 # Floors, so the walks cannot pass vacuously (e.g. if the resolver walk or the schema broke).
 # Raise them when you add routes; never lower them to make a failure go away.
-MIN_WEB_ROUTES = 50
-MIN_WEB_SCOPED_ROUTES = 38
-MIN_API_OPERATIONS = 66
-MIN_API_SCOPED_OPERATIONS = 60
+MIN_WEB_ROUTES = 140
+MIN_WEB_SCOPED_ROUTES = 110
+MIN_API_OPERATIONS = 160
+MIN_API_SCOPED_OPERATIONS = 155
 
 # Form data sent with every web POST: a valid value for every form field in the app, aimed at doing
 # as much damage as possible (rename the organisation, grant owner, invite), so that a missing access
@@ -169,6 +202,7 @@ class OrgA:
     invitation_token: str
     token: APIToken  # an org-A user's read-write API token
     vision: VisionA
+    engagement: EngagementA
     secrets: list[str] = field(default_factory=list)  # strings no outsider response may contain
 
 
@@ -306,7 +340,12 @@ def world(org_a: Organisation, owner: Persona, admin: Persona, member: Persona, 
     secrets = [ORG_A_NAME, f"/o/{ORG_A_SLUG}/", INVITEE_EMAIL, token.prefix, *(u.email for u in users)]
     secrets += VISION_SECRETS
     objects = populate_vision(owner, stakeholder)
-    return OrgA(org_a, users, member.membership, invitation, raw_invitation, token, objects, secrets)
+    engagement = populate_engagement(owner, stakeholder, objects.goal, objects.product)
+    mail.outbox.clear()  # the queued digest was sent while populating
+    secrets += ENGAGEMENT_SECRETS
+    return OrgA(
+        org_a, users, member.membership, invitation, raw_invitation, token, objects, engagement, secrets
+    )
 
 
 def org_a_state(world: OrgA) -> dict[str, Any]:
@@ -331,6 +370,7 @@ def org_a_state(world: OrgA) -> dict[str, Any]:
         ),
         "history": sorted(HistoryEntry.objects.filter(organisation=org).values_list("id", flat=True)),
         **vision_state(org),
+        **engagement_state(org),
     }
 
 
@@ -413,6 +453,7 @@ def cross_organisation_references() -> list[str]:
             owner__memberships__organisation=F("organisation")
         ),
     }
+    checks |= engagement_cross_references()
     return [f"{name}: {list(qs.values_list('pk', flat=True))}" for name, qs in checks.items() if qs.exists()]
 
 
@@ -491,6 +532,7 @@ def web_kwargs(world: OrgA, org_slug: str = ORG_A_SLUG) -> dict[str, str]:
         "token": world.invitation_token,  # the invitation link; see BEARER_LINK_ROUTES
         "uidb64": urlsafe_base64_encode(force_bytes(world.users[0].pk)),
         **vision_ids(world.vision),
+        **engagement_ids(world.engagement),
     }
 
 
@@ -753,6 +795,7 @@ def api_path_values(world: OrgA, slug: str = ORG_A_SLUG) -> dict[str, str]:
         "invitation_id": str(world.invitation.pk),
         "token_id": str(world.token.pk),
         **vision_ids(world.vision),
+        **engagement_ids(world.engagement),
     }
 
 
@@ -761,7 +804,7 @@ ABSENT_PATH_VALUES = {
     "member_id": str(ABSENT_ID),
     "invitation_id": str(ABSENT_ID),
     "token_id": str(ABSENT_ID),
-} | {name: str(ABSENT_ID) for name in VISION_ID_NAMES}
+} | {name: str(ABSENT_ID) for name in (*VISION_ID_NAMES, *ENGAGEMENT_ID_NAMES)}
 
 
 def example_value(
@@ -1060,6 +1103,7 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
         "member_id": str(b.pk),
         "invitation_id": str(ABSENT_ID),
         "token_id": str(ABSENT_ID),
+        **populate_engagement_b(outsider, product_b),
     }
     v = world.vision
     a_owner = next(u for u in world.users if u.email == "owner@a.example")
@@ -1082,6 +1126,7 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
         .values_list("pk", flat=True)
         .first(),
         "ids": [1, 2, 3],
+        **engagement_refs(world.engagement, v.goal, v.product, a_owner.pk),
     }
     before = org_a_state(world)
     problems: list[str] = []
@@ -1363,3 +1408,36 @@ def test_search_finds_only_the_searchers_organisation_even_when_another_has_the_
     assert not problems, "\n".join(problems)
     own = owner.api().get(f"/api/v1/orgs/{ORG_A_SLUG}/search", {"q": "secret"}).json()
     assert {r["kind"] for r in own} == {"goal", "measure", "hypothesis", "work_item", "learning"}
+
+
+def test_engagement_bearer_links_show_only_what_they_are_for(world: OrgA, outsider: Persona) -> None:
+    """A pulse answer link shows the question about the product's goal; a share link shows its brief.
+    Neither shows the organisation's people, its other objects, or a way into the app."""
+    e = world.engagement
+    private = [
+        *(u.email for u in world.users),
+        INVITEE_EMAIL,
+        f"/o/{ORG_A_SLUG}/",
+        *ENGAGEMENT_SECRETS,
+        "Alpha secret source",  # a data source is not part of a brief
+    ]
+    pages = {
+        "pulse link": reverse("engagement:pulse-answer", args=[e.pulse_token]),
+        "share link": reverse("engagement:share", args=[e.share_token]),
+        "shared Markdown": reverse("engagement:share_markdown", args=[e.share_token]),
+    }
+    for what, url in pages.items():
+        for client in (Client(), signed_in(outsider)):
+            response = client.get(url)
+            assert response.status_code == 200, (what, response.status_code)
+            body = response.content.decode()
+            # The pulse's own title is what its answer page is about.
+            allowed = frozenset({e.pulse.title}) if what == "pulse link" else frozenset()
+            found = leaked(body, private, allowed)
+            assert not found, f"the {what} revealed {found}"
+    # The share link's brief is the product's (its goals); the pulse link asks for the goal in the
+    # person's own words, without showing the official statement (which would give the answer away).
+    assert "Alpha secret goal" in Client().get(pages["share link"]).content.decode()
+    question = Client().get(pages["pulse link"]).content.decode()
+    assert "own words" in question
+    assert "Alpha secret product goal statement" not in question
