@@ -30,6 +30,7 @@ INDEX = "index"
 PAGES: tuple[str, ...] = (
     "getting-started",
     "concepts",
+    "engagement",
     "operations",
     "security",
     "api",
