@@ -35,7 +35,7 @@ ADMIN = "admin@demo.truenorth.local"
 MEMBER = "member@demo.truenorth.local"
 STAKEHOLDER = "stakeholder@demo.truenorth.local"
 SHOTS = Path("/tmp/truenorth-shots")  # screenshots for a human to look at (never compared)
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 90.0  # migrate, collectstatic and the demo (four pillars) on a busy 2-core machine
 
 
 @dataclass

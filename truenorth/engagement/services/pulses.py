@@ -36,6 +36,7 @@ from truenorth.engagement import alignment
 from truenorth.engagement.models import (
     Pulse,
     PulseInvitation,
+    PulseResponse,
     PulseRound,
     Stakeholder,
 )
@@ -568,6 +569,12 @@ def figures(rnd: PulseRound, min_group_size: int, invited: int | None = None) ->
     rows = list(rnd.responses.values_list("clarity", "commitment", "similarity"))
     if invited is None:
         invited = rnd.invitations.count()
+    return _figures_of(rnd, rows, invited, min_group_size)
+
+
+def _figures_of(
+    rnd: PulseRound, rows: list[tuple[int, int, float]], invited: int, min_group_size: int
+) -> RoundFigures:
     hidden = len(rows) < min_group_size
     parts = alignment.components(
         [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], scale=similarity_scale()
@@ -581,37 +588,59 @@ def _closed_at(rnd: PulseRound) -> dt.datetime | None:
     return rnd.closed_at or (rnd.closes_at if rnd.closes_at <= timezone.now() else None)
 
 
-def _summary_of_pulses(pulses: list[Pulse]) -> AlignmentSummary | None:
-    if not pulses:
-        return None
-    rounds = list(
-        PulseRound.objects.filter(pulse__in=pulses)
-        .annotate(answered=Count("responses"))
+def _summaries_by_product(rounds: QuerySet[PulseRound]) -> dict[int, AlignmentSummary]:
+    """For each product among `rounds`: its latest round with answers (across its pulses) and the
+    previous answered round of the same pulse, summarised. Three queries, whatever the number of
+    products, pulses and rounds."""
+    answered = (
+        rounds.annotate(answered=Count("responses"))
         .filter(answered__gt=0)
         .select_related("pulse")
         .order_by("-opened_at", "-id")
     )
-    if not rounds:
-        return AlignmentSummary(None, None, None, None, 0, 0, None, None, None, False)
-    latest = figures(rounds[0], rounds[0].pulse.min_group_size)
-    previous_index = None
-    for older in rounds[1:]:
-        if older.pulse_id == latest.round.pulse_id:
-            previous_index = figures(older, older.pulse.min_group_size).components.index
-            break
-    parts = latest.components
-    return AlignmentSummary(
-        index=parts.index,
-        clarity=parts.clarity,
-        commitment=parts.commitment,
-        similarity=parts.similarity,
-        responses=latest.responses,
-        invited=latest.invited,
-        response_rate=latest.response_rate,
-        round_closed_at=_closed_at(latest.round),
-        previous_index=previous_index,
-        hidden=latest.hidden,
+    chosen: dict[int, list[PulseRound | None]] = {}
+    for rnd in answered:
+        pair = chosen.setdefault(rnd.pulse.product_id, [rnd, None])
+        latest = pair[0]
+        if latest is not None and rnd is not latest and pair[1] is None and rnd.pulse_id == latest.pulse_id:
+            pair[1] = rnd
+    ids = [r.pk for pair in chosen.values() for r in pair if r is not None]
+    rows: dict[int, list[tuple[int, int, float]]] = {i: [] for i in ids}
+    for round_id, clarity, commitment, sim in PulseResponse.objects.filter(round_id__in=ids).values_list(
+        "round_id", "clarity", "commitment", "similarity"
+    ):
+        rows[round_id].append((clarity, commitment, sim))
+    invited = dict(
+        PulseInvitation.objects.filter(round_id__in=ids)
+        .values("round_id")
+        .annotate(n=Count("id"))
+        .values_list("round_id", "n")
     )
+
+    def fig(rnd: PulseRound) -> RoundFigures:
+        return _figures_of(rnd, rows[rnd.pk], invited.get(rnd.pk, 0), rnd.pulse.min_group_size)
+
+    summaries = {}
+    for product_id, (latest_round, previous_round) in chosen.items():
+        assert latest_round is not None
+        figs = fig(latest_round)
+        parts = figs.components
+        summaries[product_id] = AlignmentSummary(
+            index=parts.index,
+            clarity=parts.clarity,
+            commitment=parts.commitment,
+            similarity=parts.similarity,
+            responses=figs.responses,
+            invited=figs.invited,
+            response_rate=figs.response_rate,
+            round_closed_at=_closed_at(figs.round),
+            previous_index=fig(previous_round).components.index if previous_round is not None else None,
+            hidden=figs.hidden,
+        )
+    return summaries
+
+
+NO_ANSWERS = AlignmentSummary(None, None, None, None, 0, 0, None, None, None, False)
 
 
 def product_alignment(membership: Membership, product: Product) -> AlignmentSummary | None:
@@ -619,7 +648,10 @@ def product_alignment(membership: Membership, product: Product) -> AlignmentSumm
     A round below its pulse's minimum group size is hidden (hidden=True, index None)."""
     if product.organisation_id != membership.organisation_id:
         return None
-    return _summary_of_pulses(list(Pulse.objects.filter(product=product)))
+    if not Pulse.objects.filter(product=product).exists():
+        return None
+    rounds = PulseRound.objects.filter(pulse__product=product)
+    return _summaries_by_product(rounds).get(product.pk, NO_ANSWERS)
 
 
 def organisation_alignment(membership: Membership) -> AlignmentSummary | None:
@@ -632,11 +664,10 @@ def organisation_alignment(membership: Membership) -> AlignmentSummary | None:
     )
     if not product_ids:
         return None
-    summaries = [
-        s
-        for pid in sorted(product_ids)
-        if (s := _summary_of_pulses(list(Pulse.objects.filter(product_id=pid)))) is not None
-    ]
+    by_product = _summaries_by_product(
+        PulseRound.objects.filter(pulse__organisation_id=membership.organisation_id)
+    )
+    summaries = [by_product.get(pid, NO_ANSWERS) for pid in sorted(product_ids)]
     shown = [s for s in summaries if s.index is not None]
 
     def mean(attr: str) -> float | None:

@@ -298,3 +298,27 @@ def test_two_concurrent_submissions_of_one_token_store_one_answer(org_a, owner, 
         t.join()
     assert sorted(outcomes) == ["refused", "stored"]
     assert PulseResponse.objects.count() == 1
+
+
+def test_organisation_alignment_reads_a_fixed_number_of_queries(
+    owner, product, pulse, crowd, django_assert_num_queries
+) -> None:
+    def answered_round(p, n: int, when: dt.datetime) -> None:
+        _, tokens = open_with_tokens(p, now=when)
+        for raw in tokens[:n]:
+            answers.submit_answer(raw, good(), now=when)
+
+    answered_round(pulse, 5, T0)
+    with django_assert_num_queries(4):  # pulses' products, answered rounds, answers, invitations
+        one = svc.organisation_alignment(owner.membership)
+    for i in range(3):
+        other = strategy.create_product(owner.membership, owner.user, name=f"P{i}", product_goal=GOAL)
+        p = svc.create_pulse(owner.membership, owner.user, product_id=other.pk, title=f"P{i}", now=T0)
+        answered_round(p, 6, T0)
+        svc.close_round(owner.membership, owner.user, p.rounds.get().pk, now=T0 + dt.timedelta(days=1))
+        answered_round(p, 5, T0 + dt.timedelta(days=2))
+    with django_assert_num_queries(4):
+        many = svc.organisation_alignment(owner.membership)
+    assert one is not None and many is not None
+    assert one.responses == 5 and many.responses == 5 + 3 * 5
+    assert many.previous_index is not None  # the three products' earlier rounds
