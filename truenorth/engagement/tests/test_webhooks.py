@@ -119,6 +119,7 @@ def test_failures_are_retried_with_backoff_then_delivered(
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.RETRYING and delivery.attempts == 1
     assert delivery.last_error == "HTTP 500"
+    assert delivery.next_attempt_at is not None
     assert dt.timedelta(seconds=55) < delivery.next_attempt_at - start < dt.timedelta(seconds=70)
     first = delivery.attempt_log.get()
     assert first.response_code == 500 and len(first.response_excerpt) <= webhook_net.EXCERPT_LENGTH
