@@ -26,6 +26,11 @@ from django.db.models import Model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from conftest import Persona
+from truenorth.engagement.models import NotificationSettings, Pulse, Stakeholder, Webhook
+from truenorth.engagement.services import mail as engagement_mail
+from truenorth.engagement.services import pulses as engagement_pulses
+from truenorth.engagement.services import stakeholders as engagement_stakeholders
+from truenorth.engagement.services import webhooks as engagement_webhooks
 from truenorth.history.models import HistoryEntry
 from truenorth.hypotheses import results as evidence
 from truenorth.hypotheses import services as hypotheses
@@ -179,6 +184,10 @@ class World:
     hypothesis: Hypothesis
     experiment: Experiment
     colleague: Membership
+    stakeholder: Stakeholder
+    pulse: Pulse
+    notification_settings: NotificationSettings
+    webhook: Webhook
 
 
 TARGET_DATE = dt.date(2027, 3, 31)
@@ -285,10 +294,67 @@ def world(owner: Persona, member: Persona) -> World:
             {"name": "download_rate", "aggregation": "proportion", "events": ["download"], "window_days": 7}
         ],
     )
+    stakeholder = engagement_stakeholders.create_stakeholder(
+        m,
+        user,
+        name="Dana O'Neil",
+        email="dana@customer.example",
+        title="VP Finance",
+        company="Customer & Co",
+        department="finance",
+        influence=4,
+        interest=2,
+        current_engagement="resistant",
+        desired_engagement="supportive",
+        relationship_owner=member.user.pk,
+        user=member.user.pk,
+        goals=[goal.pk],
+        products=[product.pk],
+        notes="Cares about <cost>.\nMeets us monthly.",
+    )
+    pulse = engagement_pulses.create_pulse(
+        m,
+        user,
+        product_id=product.pk,
+        title="Trail pulse",
+        cadence_days=14,
+        open_days=5,
+        next_run_at=dt.datetime(2027, 1, 4, 9, 30, tzinfo=dt.UTC),
+        active=False,
+        all_members=False,
+        member_ids=[user.pk, member.user.pk],
+        include_stakeholders=True,
+        min_group_size=7,
+    )
+    notification_settings = engagement_mail.update_settings(
+        m, checkin_reminders=False, weekly_digest=True, digest_weekday=3
+    )
+    webhook, _ = engagement_webhooks.create_webhook(
+        m,
+        user,
+        name="Ops",
+        url="https://hooks.example.com/x?token=a&b=1",
+        format="slack",
+        events=["goal.created", "goal.updated"],
+        active=False,
+    )
     for obj in (product, goal, hypothesis, experiment):
         obj.refresh_from_db()
     return World(
-        m.organisation, product, goal, measure, sql_measure, source, postgres, hypothesis, experiment, member.membership
+        m.organisation,
+        product,
+        goal,
+        measure,
+        sql_measure,
+        source,
+        postgres,
+        hypothesis,
+        experiment,
+        member.membership,
+        stakeholder,
+        pulse,
+        notification_settings,
+        webhook,
     )
 
 
@@ -365,6 +431,26 @@ CASES: dict[str, Callable[[World], Case]] = {
         _u("hypotheses:evidence_settings", experiment_id=w.experiment.pk),
         [w.experiment],
     ),
+    "engagement:stakeholder_edit": lambda w: Case(
+        _u("engagement:stakeholder_edit", stakeholder_id=w.stakeholder.pk),
+        _u("engagement:stakeholder_edit", stakeholder_id=w.stakeholder.pk),
+        [w.stakeholder],
+    ),
+    "engagement:pulse-edit": lambda w: Case(
+        _u("engagement:pulse-edit", pulse_id=w.pulse.pk),
+        _u("engagement:pulse-edit", pulse_id=w.pulse.pk),
+        [w.pulse],
+    ),
+    "engagement:notification_settings": lambda w: Case(
+        _u("engagement:notification_settings"),
+        _u("engagement:notification_settings"),
+        [w.notification_settings],
+    ),
+    "engagement:webhook": lambda w: Case(
+        _u("engagement:webhook", webhook_id=w.webhook.pk),
+        _u("engagement:webhook", webhook_id=w.webhook.pk),
+        [w.webhook],
+    ),
 }
 
 # Forms that are not named `…edit`/`…settings` but are filled from what they change.
@@ -376,6 +462,22 @@ PREFILLED = {
     "measures:source",  # a data source's page is its edit form
     "measures:query",  # a SQL measure's query editor
     "strategy:target_edit",
+    "engagement:webhook",  # a webhook's page is its edit form (admins)
+}
+
+
+@dataclass
+class ApiCase:
+    url: str  # read with GET, written back unchanged with `method`
+    method: str
+    watched: list[Model]
+
+
+# (read URL name, write URL name) of the API -> the object both work on.
+API_CASES: dict[tuple[str, str], Callable[[World], ApiCase]] = {
+    ("api:get_notification_settings", "api:update_notification_settings"): lambda w: ApiCase(
+        "/api/v1/orgs/alpha/notification-settings", "put", [w.notification_settings]
+    ),
 }
 
 
@@ -392,7 +494,7 @@ def _url_names(resolver: URLResolver | None = None, namespace: str = "") -> set[
 
 def test_every_edit_form_has_a_round_trip_case() -> None:
     edit_forms = {n for n in _url_names() if re.search(r"(edit|settings)$", n.rsplit(":", 1)[-1])}
-    covered = {name.split(" ", 1)[0] for name in CASES}
+    covered = {name.split(" ", 1)[0] for name in CASES} | {name for pair in API_CASES for name in pair}
     missing = sorted((edit_forms | PREFILLED) - covered)
     assert not missing, f"add a case to tests/test_edit_forms.py CASES for {missing}"
     assert covered <= _url_names()
@@ -442,6 +544,24 @@ def test_saving_an_edit_form_unchanged_changes_nothing(owner: Persona, world: Wo
 
     assert response.status_code in (200, 302, 422), response.status_code
     assert _state(case) == before, f"{name}: posting the form unchanged changed something"
+
+
+@pytest.mark.parametrize("names", sorted(API_CASES), ids=" ".join)
+def test_writing_back_an_api_read_unchanged_changes_nothing(
+    owner: Persona, world: World, names: tuple[str, str]
+) -> None:
+    case = API_CASES[names](world)
+    client = owner.api()
+    read = client.get(case.url)
+    assert read.status_code == 200, read.content
+    before = _state(Case(case.url, case.url, case.watched))
+
+    written = getattr(client, case.method)(case.url, read.content, content_type="application/json")
+
+    assert written.status_code == 200, written.content
+    assert written.json() == read.json()
+    after = _state(Case(case.url, case.url, case.watched))
+    assert after == before, f"{names}: writing back changed something"
 
 
 def test_the_goal_edit_form_shows_the_target_date_as_a_browser_date(owner: Persona, world: World) -> None:

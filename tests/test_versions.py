@@ -23,6 +23,11 @@ from django.urls import reverse
 from conftest import Persona
 from truenorth.api import api
 from truenorth.core.forms import MISSING_VERSION
+from truenorth.engagement.models import NotificationSettings, Pulse, Stakeholder, Webhook
+from truenorth.engagement.services import mail as engagement_mail
+from truenorth.engagement.services import pulses as engagement_pulses
+from truenorth.engagement.services import stakeholders as engagement_stakeholders
+from truenorth.engagement.services import webhooks as engagement_webhooks
 from truenorth.history.models import HistoryEntry
 from truenorth.hypotheses import services as hypotheses
 from truenorth.hypotheses.models import Decision, Experiment, Hypothesis
@@ -56,6 +61,11 @@ class World:
     draft: Hypothesis
     testing: Hypothesis
     experiment: Experiment
+    stakeholder: Stakeholder
+    archived_stakeholder: Stakeholder
+    pulse: Pulse
+    notification_settings: NotificationSettings
+    webhook: Webhook
     sql_measure: Measure | None = None
 
 
@@ -66,6 +76,7 @@ class Call:
     url: str
     body: dict[str, Any] | None
     versioned: Model  # the object whose version the call must send
+    deletes: bool = False  # the current version removes the versioned object itself
 
 
 # (method, OpenAPI path) -> how to call it on the world.
@@ -132,6 +143,28 @@ CASES: dict[tuple[str, str], Callable[[World], Call]] = {
         },
         w.experiment,
     ),
+    ("patch", ORG + "/stakeholders/{stakeholder_id}"): lambda w: Call(
+        f"/stakeholders/{w.stakeholder.pk}", {"influence": 5}, w.stakeholder
+    ),
+    ("post", ORG + "/stakeholders/{stakeholder_id}/archive"): lambda w: Call(
+        f"/stakeholders/{w.stakeholder.pk}/archive", None, w.stakeholder
+    ),
+    ("post", ORG + "/stakeholders/{stakeholder_id}/restore"): lambda w: Call(
+        f"/stakeholders/{w.archived_stakeholder.pk}/restore", None, w.archived_stakeholder
+    ),
+    ("patch", ORG + "/pulses/{pulse_id}"): lambda w: Call(f"/pulses/{w.pulse.pk}", {"open_days": 3}, w.pulse),
+    ("delete", ORG + "/pulses/{pulse_id}"): lambda w: Call(
+        f"/pulses/{w.pulse.pk}", None, w.pulse, deletes=True
+    ),
+    ("put", ORG + "/notification-settings"): lambda w: Call(
+        "/notification-settings", {"digest_weekday": 4}, w.notification_settings
+    ),
+    ("patch", ORG + "/webhooks/{webhook_id}"): lambda w: Call(
+        f"/webhooks/{w.webhook.pk}", {"name": "Ops alerts"}, w.webhook
+    ),
+    ("post", ORG + "/webhooks/{webhook_id}/rotate-secret"): lambda w: Call(
+        f"/webhooks/{w.webhook.pk}/rotate-secret", {}, w.webhook
+    ),
 }
 
 
@@ -165,7 +198,23 @@ def world(owner: Persona) -> World:
     sql_measure = measures.create_measure(
         m, user, name="Sign-ups", kva="current_value", source="sql", data_source_id=source.pk, query="SELECT 1, 2"
     )
+    stakeholder = engagement_stakeholders.create_stakeholder(
+        m, user, name="Dana Finance", influence=4, interest=2
+    )
+    archived_stakeholder = engagement_stakeholders.archive_stakeholder(
+        m, user, engagement_stakeholders.create_stakeholder(m, user, name="Old sponsor").pk
+    )
+    pulse = engagement_pulses.create_pulse(m, user, product_id=product.pk, title="Trail pulse", open_days=5)
+    notification_settings = engagement_mail.update_settings(m, digest_weekday=2)  # saved: it has a row
+    webhook, _ = engagement_webhooks.create_webhook(
+        m, user, name="Ops", url="https://hooks.example.com/x", active=False
+    )
     return World(
+        stakeholder=stakeholder,
+        archived_stakeholder=archived_stakeholder,
+        pulse=pulse,
+        notification_settings=notification_settings,
+        webhook=webhook,
         sql_measure=sql_measure,
         org=m.organisation,
         product=product,
@@ -229,7 +278,10 @@ def test_every_update_of_a_versioned_object_needs_the_current_version(
 
     saved = _send(client, method, url, call, current + 1)
     assert saved.status_code in (200, 201, 204), saved.content
-    assert _version_of(call.versioned) == current + 2
+    if call.deletes:
+        assert not type(call.versioned)._default_manager.filter(pk=call.versioned.pk).exists()
+    else:
+        assert _version_of(call.versioned) == current + 2
 
 
 def _versioned_operations() -> set[tuple[str, str]]:

@@ -287,7 +287,9 @@ def update_webhook(
         webhook = get_webhook(membership, webhook_id)
         webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
         if webhook.version != version:
-            raise Conflict("Someone changed this webhook since you opened it; reload and try again.")
+            raise Conflict(
+                "Someone changed this webhook since you opened it; reload and try again.", field="version"
+            )
         before = snapshot(webhook, HISTORY_FIELDS)
         shown_before = _snapshot(webhook)
         if name is not None:
@@ -322,7 +324,9 @@ def rotate_secret(
     with transaction.atomic():
         webhook = Webhook.objects.select_for_update().get(pk=get_webhook(membership, webhook_id).pk)
         if webhook.version != version:
-            raise Conflict("Someone changed this webhook since you opened it; reload and try again.")
+            raise Conflict(
+                "Someone changed this webhook since you opened it; reload and try again.", field="version"
+            )
         webhook.secret_encrypted = seal(secret)
         webhook.version += 1
         webhook.save(update_fields=["secret_encrypted", "version"])
