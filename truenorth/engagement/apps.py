@@ -12,4 +12,8 @@ class EngagementConfig(AppConfig):
     label = "engagement"
 
     def ready(self) -> None:
-        from truenorth.engagement import receivers  # noqa: F401  (signal receivers: webhooks, digests)
+        from truenorth.engagement import panels, receivers  # noqa: F401  (receivers: signals of webhooks)
+        from truenorth.strategy import panels as vision_panels
+
+        vision_panels.register_goal_panel(panels.goal_panel)
+        vision_panels.register_product_panel(panels.product_panel)

@@ -1,7 +1,8 @@
 """Pages that compose pillars, pointing one way: higher pillars build on Vision, never the reverse.
 
-- The goal page shows panels contributed by the pillars above Vision (hypotheses: the hypotheses
-  serving the goal and their decisions). Vision does not import them: each registers a panel source
+- The goal page and the product page show panels contributed by the apps above Vision (hypotheses:
+  the hypotheses serving the goal and their decisions; engagement: following, stakeholders, the
+  product's brief and alignment). Vision does not import them: each registers a panel source
   here from its AppConfig.ready(), and the goal page renders whatever is registered, in registration
   order, each panel's template with the page's context plus the panel's own (the
   `{% render_panel %}` tag of `strategy_panels`). A source may return None to show nothing.
@@ -21,7 +22,7 @@ from django.urls import reverse
 
 from truenorth.orgs.models import Membership
 from truenorth.strategy import services
-from truenorth.strategy.models import Goal
+from truenorth.strategy.models import Goal, Product
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,10 @@ class Panel:
 
 
 GoalPanelSource = Callable[[Membership, Goal], Panel | None]
+ProductPanelSource = Callable[[Membership, Product], Panel | None]
 
 _goal_panels: list[GoalPanelSource] = []
+_product_panels: list[ProductPanelSource] = []
 
 
 def register_goal_panel(source: GoalPanelSource) -> GoalPanelSource:
@@ -48,6 +51,18 @@ def register_goal_panel(source: GoalPanelSource) -> GoalPanelSource:
 def goal_panels(membership: Membership, goal: Goal) -> list[Panel]:
     """The panels the registered sources show for this goal, in registration order."""
     return [panel for source in _goal_panels if (panel := source(membership, goal)) is not None]
+
+
+def register_product_panel(source: ProductPanelSource) -> ProductPanelSource:
+    """Add a panel to every product page (once; usable as a decorator)."""
+    if source not in _product_panels:
+        _product_panels.append(source)
+    return source
+
+
+def product_panels(membership: Membership, product: Product) -> list[Panel]:
+    """The panels the registered sources show for this product, in registration order."""
+    return [panel for source in _product_panels if (panel := source(membership, product)) is not None]
 
 
 def measure_goals_context(membership: Membership, measure: Any) -> dict[str, Any]:

@@ -473,7 +473,7 @@ def unfollow(membership: Membership, *, product_id: int | None = None, goal_id: 
 
 
 def is_following(membership: Membership, *, product_id: int | None = None, goal_id: int | None = None) -> bool:
-    qs = Follow.objects.filter(user=membership.user, organisation=membership.organisation)
+    qs = Follow.objects.filter(user_id=membership.user_id, organisation_id=membership.organisation_id)
     if product_id is not None:
         return qs.filter(product_id=product_id).exists()
     return goal_id is not None and qs.filter(goal_id=goal_id).exists()

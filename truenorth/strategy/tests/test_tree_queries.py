@@ -19,11 +19,11 @@ from truenorth.strategy.models import Goal, Product, TargetMeasure, TargetObserv
 
 # Web pages: session, user, membership, then the page's own queries (and the header's unread count).
 PINNED = {
-    "product": 21,
+    "product": 23,  # + the Engagement panel: following, the alignment (issue 11)
     "children": 9,
-    "goal": 28,  # + the Value measures a target may track (issue 9 item 2)
+    "goal": 30,  # + the Value measures a target may track (issue 9), the Engagement panel (issue 11)
     "products": 15,
-    "dashboard": 21,  # + the Value and Validation cards (issue 9 item 8; tests/test_query_counts.py)
+    "dashboard": 24,  # + the Value, Validation (issue 9) and Engagement (issue 11) cards
     "alignment": 15,  # + the Value measures the new goal's target may track
 }
 

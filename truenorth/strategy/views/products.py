@@ -14,7 +14,7 @@ from truenorth.history.services import entries_for
 from truenorth.orgs.access import current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as f
-from truenorth.strategy import services
+from truenorth.strategy import panels, services
 from truenorth.strategy.views.common import (
     HISTORY_ROWS,
     LINT_ROWS,
@@ -124,6 +124,7 @@ def _product_page(
             ),
             "work_form": work_form or f.WorkItemForm(),
             "history": entries_for(org, product)[:HISTORY_ROWS],
+            "product_panels": panels.product_panels(membership, product),
         },
     )
 
