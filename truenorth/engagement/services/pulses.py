@@ -482,9 +482,37 @@ def close_expired_rounds(now: dt.datetime | None = None) -> int:
     """Mark the rounds whose time ran out as closed; returns how many."""
     now = now or timezone.now()
     closed = 0
-    for rnd in PulseRound.objects.filter(closed_at__isnull=True, closes_at__lte=now):
-        closed += PulseRound.objects.filter(pk=rnd.pk, closed_at__isnull=True).update(closed_at=rnd.closes_at)
+    for rnd in PulseRound.objects.filter(closed_at__isnull=True, closes_at__lte=now).select_related(
+        "pulse__product", "pulse__organisation"
+    ):
+        if PulseRound.objects.filter(pk=rnd.pk, closed_at__isnull=True).update(closed_at=rnd.closes_at):
+            closed += 1
+            announce_closed(rnd)
     return closed
+
+
+def announce_closed(rnd: PulseRound) -> None:
+    """The "pulse.closed" event for the organisation's webhooks: the round's figures (the index only
+    when the round reached its minimum group size; never an answer)."""
+    from truenorth.engagement.services import webhooks
+
+    pulse = rnd.pulse
+    fig = figures(rnd, pulse.min_group_size)
+    payload = webhooks.event_payload(
+        pulse.organisation,
+        "pulse.closed",
+        obj={"type": "pulse", "id": pulse.pk, "name": pulse.title or pulse.product.name},
+        action="closed",
+        data={
+            "product": pulse.product.name,
+            "round": rnd.number,
+            "invited": fig.invited,
+            "responses": fig.responses,
+            "alignment_index": fig.components.index,
+            "hidden": fig.hidden,
+        },
+    )
+    webhooks.emit(pulse.organisation, "pulse.closed", payload)
 
 
 @transaction.atomic
@@ -512,6 +540,7 @@ def close_round(
         HistoryEntry.Action.UPDATED,
         {"closed_at": {"old": None, "new": now.isoformat()}},
     )
+    announce_closed(rnd)
     return rnd
 
 

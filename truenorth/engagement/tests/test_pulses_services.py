@@ -322,3 +322,27 @@ def test_organisation_alignment_reads_a_fixed_number_of_queries(
     assert one is not None and many is not None
     assert one.responses == 5 and many.responses == 5 + 3 * 5
     assert many.previous_index is not None  # the three products' earlier rounds
+
+
+def test_closing_a_round_announces_it_to_webhooks_without_any_answer(owner, admin, pulse, crowd) -> None:
+    from truenorth.engagement.models import WebhookDelivery
+    from truenorth.engagement.services import webhooks
+
+    webhooks.create_webhook(
+        admin.membership, admin.user, name="Slack", url="https://hooks.example.com/x", events=["pulse.closed"]
+    )
+    rnd, tokens = open_with_tokens(pulse)
+    for raw in tokens[:5]:
+        answers.submit_answer(raw, good(own_words="A secret answer"), now=T0)
+    svc.close_round(owner.membership, owner.user, rnd.pk, now=T0 + dt.timedelta(days=1))
+    delivery = WebhookDelivery.objects.get(kind="pulse.closed")
+    data = delivery.payload["data"]
+    assert data["round"] == 1 and data["responses"] == 5 and data["invited"] == len(tokens)
+    assert data["alignment_index"] is not None and not data["hidden"]
+    assert "A secret answer" not in str(delivery.payload)
+    # A round that runs out of time is announced once, by the periodic task.
+    rnd2, _ = open_with_tokens(pulse, now=T0 + dt.timedelta(days=2))
+    assert svc.close_expired_rounds(now=T0 + dt.timedelta(days=30)) == 1
+    assert svc.close_expired_rounds(now=T0 + dt.timedelta(days=31)) == 0
+    second = WebhookDelivery.objects.filter(kind="pulse.closed").exclude(pk=delivery.pk).get()
+    assert second.payload["data"]["round"] == 2 and second.payload["data"]["hidden"]
