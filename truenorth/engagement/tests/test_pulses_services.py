@@ -341,7 +341,7 @@ def test_closing_a_round_announces_it_to_webhooks_without_any_answer(owner, admi
     assert data["alignment_index"] is not None and not data["hidden"]
     assert "A secret answer" not in str(delivery.payload)
     # A round that runs out of time is announced once, by the periodic task.
-    rnd2, _ = open_with_tokens(pulse, now=T0 + dt.timedelta(days=2))
+    open_with_tokens(pulse, now=T0 + dt.timedelta(days=2))
     assert svc.close_expired_rounds(now=T0 + dt.timedelta(days=30)) == 1
     assert svc.close_expired_rounds(now=T0 + dt.timedelta(days=31)) == 0
     second = WebhookDelivery.objects.filter(kind="pulse.closed").exclude(pk=delivery.pk).get()
