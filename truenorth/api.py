@@ -106,6 +106,7 @@ def on_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 def _register_routers() -> None:
     from truenorth.accounts.api import router as accounts_router
+    from truenorth.delivery.api import router as delivery_router
     from truenorth.engagement.api import router as engagement_router
     from truenorth.history.api import router as history_router
     from truenorth.hypotheses.api import router as hypotheses_router
@@ -125,6 +126,7 @@ def _register_routers() -> None:
     api.add_router("/orgs", hypotheses_router)
     api.add_router("/orgs", jobs_router)
     api.add_router("/orgs", search_router)
+    api.add_router("/orgs", delivery_router)
     api.add_router("/orgs", engagement_router)
 
 

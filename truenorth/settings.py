@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "truenorth.notifications",
     "truenorth.strategy",
     "truenorth.measures",
+    "truenorth.delivery",
     "truenorth.engagement",
     "truenorth.hypotheses",
     "truenorth.jobs",

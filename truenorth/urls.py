@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("truenorth.hypotheses.urls")),
     path("", include("truenorth.jobs.urls")),
     path("", include("truenorth.search.urls")),
+    path("", include("truenorth.delivery.urls")),
     path("", include("truenorth.engagement.urls")),
     path("", include("truenorth.handbook.urls")),
     path("api/v1/", api.urls),

@@ -1,0 +1,7 @@
+"""Delivery API: metrics."""
+
+from __future__ import annotations
+
+from ninja import Router
+
+router = Router(tags=["delivery"])

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DeliveryConfig(AppConfig):
+    """Delivery evidence: work item flow, deployments, commits and incidents imported from the delivery
+    systems teams use; flow and DORA measures computed from them; throughput forecasts. It sits above
+    Validation (process changes are tested as hypotheses) and below Engagement (the brief shows
+    forecasts)."""
+
+    name = "truenorth.delivery"
+    label = "delivery"

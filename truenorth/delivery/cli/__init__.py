@@ -1,0 +1,1 @@
+"""Delivery commands, one module per part; truenorth/cli.py mounts them."""

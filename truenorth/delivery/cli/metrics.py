@@ -1,0 +1,3 @@
+"""Delivery commands: metrics."""
+
+from __future__ import annotations

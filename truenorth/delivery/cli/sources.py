@@ -1,0 +1,3 @@
+"""Delivery commands: sources."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Delivery pages, one module per part; each lists its own `urlpatterns`."""

@@ -1,0 +1,7 @@
+"""Delivery pages: metrics."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []

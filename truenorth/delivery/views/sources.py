@@ -1,0 +1,7 @@
+"""Delivery pages: sources."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urlpatterns: list[URLPattern] = []
