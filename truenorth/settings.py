@@ -299,6 +299,9 @@ HUEY = {
 TRUENORTH_JOBS_PER_ORGANISATION = env_int("TRUENORTH_JOBS_PER_ORGANISATION", 2, minimum=1)
 # Instance-wide ceiling on any data-source query, whatever the source's own timeout_seconds says.
 TRUENORTH_MAX_QUERY_SECONDS = env_int("TRUENORTH_MAX_QUERY_SECONDS", 300, minimum=1)
+# Delivery metrics (flow, DORA, forecasts): a page computes them in the request only when the window holds
+# at most this many state transitions + deployments; above it they run as a background job (truenorth/jobs).
+TRUENORTH_DELIVERY_INLINE_MAX_ROWS = env_int("TRUENORTH_DELIVERY_INLINE_MAX_ROWS", 50_000, minimum=1)
 # Alignment pulses (engagement): breakdowns and answers of a group (and a whole round) with fewer
 # responses than this stay hidden; each pulse may raise it. Similarity of answers to the goal statement:
 # lexical (built in) or semantic (the truenorth[semantic] extra; refused at start when it is missing).
