@@ -1,0 +1,1 @@
+"""Delivery services: sources (`sources`), storing imported records (`ingest`), and the metrics."""
