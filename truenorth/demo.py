@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from truenorth.accounts.models import User
+from truenorth.delivery.demo import load_delivery_demo
 from truenorth.engagement.demo import load_engagement_demo
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
@@ -81,5 +82,6 @@ def load_demo() -> list[DemoUser]:
             load_vision_demo(org, users, OWNER, ADMIN, MEMBER, STAKEHOLDER)
             load_value_demo(org, users, OWNER, MEMBER)
             load_validation_demo(org, users, OWNER, MEMBER)
+            load_delivery_demo(org, users, OWNER)
             load_engagement_demo(org, users, OWNER, ADMIN, MEMBER, STAKEHOLDER)
     return list(DEMO_USERS)
