@@ -119,7 +119,9 @@ def _hours(delta: dt.timedelta) -> float:
     return max(delta.total_seconds() / HOUR_SECONDS, 0.0)
 
 
-def group_deployments(deployments: Iterable[DeploymentRecord], production: str = "production") -> list[Deployment]:
+def group_deployments(
+    deployments: Iterable[DeploymentRecord], production: str = "production"
+) -> list[Deployment]:
     """Production deployments, one per pipeline run, in time order."""
     env = production.strip().casefold()
     runs: dict[str, Deployment] = {}
@@ -133,7 +135,9 @@ def group_deployments(deployments: Iterable[DeploymentRecord], production: str =
             g.ids.add(d.id)
             g.commit_shas.extend(s for s in d.commit_shas if s not in g.commit_shas)
             continue
-        g = Deployment(d.id, d.deployed_at, d.succeeded, d.service, list(dict.fromkeys(d.commit_shas)), {d.id})
+        g = Deployment(
+            d.id, d.deployed_at, d.succeeded, d.service, list(dict.fromkeys(d.commit_shas)), {d.id}
+        )
         if d.run_id:
             runs[d.run_id] = g
         out.append(g)

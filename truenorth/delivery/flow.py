@@ -55,7 +55,9 @@ DAY_SECONDS: Final = 86_400.0
 DEFAULT_NOT_STARTED: Final = frozenset(
     {"to do", "todo", "backlog", "open", "new", "created", "proposed", "selected for development"}
 )
-DEFAULT_DONE: Final = frozenset({"done", "closed", "resolved", "complete", "completed", "released", "shipped"})
+DEFAULT_DONE: Final = frozenset(
+    {"done", "closed", "resolved", "complete", "completed", "released", "shipped"}
+)
 
 
 def norm(state: str) -> str:

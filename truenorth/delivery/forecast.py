@@ -180,7 +180,11 @@ def backtest(
 ) -> Backtest:
     """How well ``how_many`` would have forecast this history (see the module docstring)."""
     hist = history_array(daily_throughput)
-    for name, value in (("horizon_days", horizon_days), ("step_days", step_days), ("min_history", min_history)):
+    for name, value in (
+        ("horizon_days", horizon_days),
+        ("step_days", step_days),
+        ("min_history", min_history),
+    ):
         _positive(name, value)
     _positive("trials", trials)
     result = Backtest(horizon_days=horizon_days)
