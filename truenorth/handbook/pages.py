@@ -31,6 +31,7 @@ PAGES: tuple[str, ...] = (
     "getting-started",
     "concepts",
     "engagement",
+    "delivery",
     "operations",
     "security",
     "api",
