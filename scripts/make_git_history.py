@@ -2,7 +2,7 @@
 
 The history looks like a team's: a `main` branch where about a third of the work arrives through
 feature branches merged with a merge commit (two parents), the rest as direct (or squashed) commits;
-authors and committers from a small team, commit times on weekdays in working hours moving forward
+authors and committers from a team of forty (about 150 commits a working day), commit times on weekdays in working hours moving forward
 from `--start`, each commit changing one of a few hundred files; a tag (`v1.N.0`) every `--tag-every`
 commits on main. Same arguments, same repository (same SHAs).
 
@@ -19,14 +19,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-AUTHORS = tuple((f"Developer {n}", f"dev{n}@example.com") for n in range(1, 13))
+AUTHORS = tuple((f"Developer {n}", f"dev{n}@example.com") for n in range(1, 41))
 
 
 def _times(rng: random.Random, start: datetime) -> Iterator[int]:
     """Unix times on weekdays between 9:00 and 18:00 UTC, moving forward."""
     at = start
     while True:
-        at += timedelta(seconds=rng.randint(60, 3_000))
+        at += timedelta(seconds=rng.randint(20, 400))
         if at.hour >= 18 or at.weekday() >= 5:
             at = (at + timedelta(days=1)).replace(hour=9, minute=rng.randint(0, 30))
             while at.weekday() >= 5:
@@ -85,7 +85,12 @@ def stream(
     yield b"reset refs/heads/topic\nfrom 0000000000000000000000000000000000000000\n\n"
 
 
-def build(directory: Path, commits: int, seed: int = 1, tag_every: int = 400) -> Path:
+COMMITS_PER_DAY = 150 * 5 / 7  # on average over calendar days
+
+
+def build(
+    directory: Path, commits: int, seed: int = 1, tag_every: int = 400, start: datetime | None = None
+) -> Path:
     """Create the repository in `directory` (which must not hold one yet) and return it."""
     directory.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(directory)], check=True)  # noqa: S603, S607
@@ -96,7 +101,7 @@ def build(directory: Path, commits: int, seed: int = 1, tag_every: int = 400) ->
     )
     assert proc.stdin is not None
     buffer: list[bytes] = []
-    for chunk in stream(commits, seed, tag_every=tag_every):
+    for chunk in stream(commits, seed, start, tag_every=tag_every):
         buffer.append(chunk)
         if len(buffer) >= 2_000:
             proc.stdin.write(b"".join(buffer))
@@ -117,11 +122,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--commits", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tag-every", type=int, default=400)
+    parser.add_argument(
+        "--start", type=datetime.fromisoformat, default=None, help="first commit, e.g. 2022-01-03"
+    )
     args = parser.parse_args(argv)
     if (args.directory / ".git").exists():
         print(f"{args.directory} already holds a repository", file=sys.stderr)
         return 2
-    build(args.directory, args.commits, args.seed, args.tag_every)
+    start = args.start.replace(tzinfo=args.start.tzinfo or UTC) if args.start else None
+    build(args.directory, args.commits, args.seed, args.tag_every, start)
     return 0
 
 

@@ -20,7 +20,8 @@ What one team does over `days` from `start` (all times UTC, timezone-aware):
 * **Releases**: a tag every `release_weeks` weeks on the last successfully deployed commit.
 
 `to_event_rows(history)` writes it in the generic event format (docs/delivery.md, "The generic event
-format"). No Django here: the demo and the benchmark write it through the importers.
+format"; pull requests have no place there). No Django here: the demo and the benchmark store it through
+the ingest service.
 """
 
 from __future__ import annotations
@@ -456,6 +457,40 @@ def generate(
     return history
 
 
+EVENT_COLUMNS = (
+    "kind", "id", "at", "title", "type", "labels", "from_state", "to_state", "service", "environment",
+    "succeeded", "commits", "run_id", "resolved_at", "authored_at", "is_merge", "branch",
+)  # fmt: skip
+
+
+def _iso(at: datetime | None) -> str:
+    return "" if at is None else at.isoformat().replace("+00:00", "Z")
+
+
 def to_event_rows(history: History) -> Iterator[dict[str, str]]:
-    """The history as rows of the generic event format (see docs/delivery.md)."""
-    raise NotImplementedError  # replaced once the format is documented
+    """The history as rows of the generic event format (docs/delivery.md, "The generic event format"):
+    every row has all of `EVENT_COLUMNS` (empty when they do not apply), lists space-separated, times
+    ISO 8601 in UTC. Items come before their transitions; commits before the deployments and releases
+    that name them. The format has no pull requests: they are left out (so squash merges' lead time
+    starts at the squash commit's author date, which the generator sets to the first commit's)."""
+    blank = dict.fromkeys(EVENT_COLUMNS, "")
+
+    def row(kind: str, ident: str, at: datetime, **values: str) -> dict[str, str]:
+        return {**blank, "kind": kind, "id": ident, "at": _iso(at), **values}
+
+    for item in history.items:
+        yield row("item", item.external_id, item.created_at, title=item.title, type=item.item_type,
+                  labels=" ".join(item.labels))  # fmt: skip
+        for t in item.transitions:
+            yield row("transition", item.external_id, t.at, from_state=t.from_state, to_state=t.to_state)
+    for c in history.commits:
+        yield row("commit", c.sha, c.committed_at, authored_at=_iso(c.authored_at),
+                  is_merge="true" if c.is_merge else "false", branch=c.branch)  # fmt: skip
+    for d in history.deployments:
+        yield row("deployment", d.external_id, d.deployed_at, service=d.service, environment=d.environment,
+                  succeeded="true" if d.succeeded else "false", commits=" ".join(d.commit_shas),
+                  run_id=d.run_id)  # fmt: skip
+    for i in history.incidents:
+        yield row("incident", i.external_id, i.opened_at, service=i.service, resolved_at=_iso(i.resolved_at))
+    for r in history.releases:
+        yield row("release", r.name, r.at, commits=r.sha)

@@ -128,3 +128,42 @@ def test_teams_and_work_items_alone() -> None:
     assert prefixes == {"TRAIL1", "TRAIL2", "TRAIL3"}
     with pytest.raises(ValueError):
         generate(1, start=START, days=0)
+
+
+def test_event_rows_read_back_through_the_events_importer() -> None:
+    import csv
+    import io
+
+    from truenorth.delivery.importers.base import BadRecord
+    from truenorth.delivery.importers.events import EventsCsvImporter
+
+    history = generate(3, start=START, days=90)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=synthetic.EVENT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(synthetic.to_event_rows(history))
+    records = list(EventsCsvImporter().read(out.getvalue().encode()))
+    assert not [r for r in records if isinstance(r, BadRecord)]
+    kinds = Counter(type(r).__name__ for r in records)
+    assert kinds == {
+        "ItemRecord": len(history.items),
+        "TransitionRecord": history.transition_count,
+        "CommitRecord": len(history.commits),
+        "DeploymentRecord": len(history.deployments),
+        "IncidentRecord": len(history.incidents),
+        "ReleaseRecord": len(history.releases),
+    }
+    deployments = {r.external_id: r for r in records if type(r).__name__ == "DeploymentRecord"}
+    for d in history.deployments:
+        read = deployments[d.external_id]
+        assert (read.run_id, read.deployed_at, read.succeeded, read.commit_shas, read.environment) == (
+            d.run_id,
+            d.deployed_at,
+            d.succeeded,
+            d.commit_shas,
+            d.environment,
+        )
+    still_open = {
+        r.external_id for r in records if type(r).__name__ == "IncidentRecord" and r.resolved_at is None
+    }
+    assert still_open and still_open == {i.external_id for i in history.incidents if i.resolved_at is None}
