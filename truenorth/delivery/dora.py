@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import statistics
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -192,15 +193,18 @@ def dora_metrics(
         for i in incidents
         if i.opened_at >= start and i.resolved_at is not None and i.resolved_at <= end
     ]
-    for n, d in enumerate(runs):
-        if d.succeeded or d.deployed_at < start or d.ids & named:
-            continue
-        fix = next((e for e in runs[n + 1 :] if e.service == d.service and e.succeeded), None)
-        if fix is not None:
+    next_success: dict[str, Deployment] = {}  # per service, scanning backwards in time
+    for d in reversed(runs):
+        fix = next_success.get(d.service)
+        if d.succeeded:
+            next_success[d.service] = d
+        elif fix is not None and d.deployed_at >= start and not d.ids & named:
             restores.append(_hours(fix.deployed_at - d.deployed_at))
     open_incidents = sum(1 for i in incidents if i.resolved_at is None or i.resolved_at > end)
 
-    # rework
+    # rework; incidents open at t: opened at or before t minus resolved at or before t
+    opened = sorted(i.opened_at for i in incidents)
+    closed = sorted(i.resolved_at for i in incidents if i.resolved_at is not None)
     rework = 0
     last_by_service: dict[str, Deployment] = {}
     for d in runs:
@@ -208,10 +212,7 @@ def dora_metrics(
         last_by_service[d.service] = d
         if d.deployed_at < start:
             continue
-        during = any(
-            i.opened_at <= d.deployed_at and (i.resolved_at is None or i.resolved_at > d.deployed_at)
-            for i in incidents
-        )
+        during = bisect_right(opened, d.deployed_at) > bisect_right(closed, d.deployed_at)
         if (prev is not None and not prev.succeeded) or during:
             rework += 1
 

@@ -161,14 +161,26 @@ class _Replay:
     changes: list[tuple[dt.datetime, str]] = field(default_factory=list)
 
 
-def _replay(item: ItemHistory, mapping: StateMapping, end: dt.datetime) -> _Replay:
+class _Categories(dict[str, tuple[str, bool]]):
+    """(category, waiting?) per state name as written, computed once per name."""
+
+    def __init__(self, mapping: StateMapping) -> None:
+        super().__init__()
+        self.mapping = mapping
+
+    def __missing__(self, state: str) -> tuple[str, bool]:
+        found = self[state] = (self.mapping.category(state), self.mapping.is_waiting(state))
+        return found
+
+
+def _replay(item: ItemHistory, categories: _Categories, end: dt.datetime) -> _Replay:
     steps = sorted((t for t in item.transitions if t[0] <= end), key=lambda t: t[0])
     r = _Replay()
     # segments for flow efficiency: (from, state) until the next transition
     segments: list[tuple[dt.datetime, dt.datetime, str]] = []
     prev: tuple[dt.datetime, str] | None = None
     for at, state in steps:
-        cat = mapping.category(state)
+        cat = categories[state][0]
         if prev is not None:
             segments.append((prev[0], at, prev[1]))
         prev = (at, state)
@@ -181,12 +193,13 @@ def _replay(item: ItemHistory, mapping: StateMapping, end: dt.datetime) -> _Repl
         if cat != r.category:
             r.changes.append((at, cat))
         r.state, r.category = state, cat
-    if r.done_at is not None and r.first_start is not None and mapping.waiting:
+    if r.done_at is not None and r.first_start is not None and categories.mapping.waiting:
         for a, b, state in segments:
             lo, hi = max(a, r.first_start), min(b, r.done_at)
-            if hi <= lo or mapping.category(state) != IN_PROGRESS:
+            cat, waiting = categories[state]
+            if hi <= lo or cat != IN_PROGRESS:
                 continue
-            if mapping.is_waiting(state):
+            if waiting:
                 r.waiting_s += (hi - lo).total_seconds()
             else:
                 r.active_s += (hi - lo).total_seconds()
@@ -210,6 +223,7 @@ def flow_metrics(
     ages: list[tuple[str, str, float]] = []
     never_started = wip = 0
     active_s = waiting_s = 0.0
+    categories = _Categories(mapping)
 
     def day_index(at: dt.datetime) -> int:
         return min(max((at.date() - first_day).days, 0), n_days)
@@ -217,7 +231,7 @@ def flow_metrics(
     for item in items:
         if item.created_at > end:
             continue
-        r = _replay(item, mapping, end)
+        r = _replay(item, categories, end)
         born = min([item.created_at, *(at for at, _ in r.changes)])
         # cumulative flow: category segments over day indexes (state at the end of each day)
         seg_from, seg_cat = day_index(born), NOT_STARTED
