@@ -156,7 +156,8 @@ def when(
     busy = np.zeros(trials, dtype=np.int64)  # non-zero days needed per trial
     total = np.zeros(trials, dtype=np.int64)
     todo = np.arange(trials)
-    block = int(min(items, np.ceil(items / nonzero.mean() * 1.25) + 4))
+    block = int(min(items, max_days + 1, np.ceil(items / nonzero.mean() * 1.25) + 4))
+    block = max(1, min(block, BLOCK_DRAWS * 4 // trials))  # bounded memory for huge targets
     while todo.size:
         draws = nonzero[rng.integers(0, nonzero.size, size=(todo.size, block))]
         run = np.cumsum(draws, axis=1) + total[todo, None]
@@ -168,7 +169,7 @@ def when(
         left = todo[~finished]
         busy[left] += block
         total[left] = run[~finished, -1]
-        todo = left
+        todo = left[busy[left] <= max_days]  # more than max_days busy days: capped whatever follows
     p_busy = nonzero.size / hist.size
     idle = rng.negative_binomial(busy, p_busy) if p_busy < 1 else np.zeros(trials, dtype=np.int64)
     days = (busy + idle).astype(np.int64)

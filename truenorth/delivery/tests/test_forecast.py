@@ -117,3 +117,8 @@ def test_backtest_on_a_stationary_history_is_calibrated_on_average():
     rates = [backtest(np.random.default_rng(s).poisson(1.5, size=400), seed=s).hit_rate_85 for s in range(10)]
     assert all(r is not None for r in rates)
     assert 0.78 <= float(np.mean([r for r in rates if r is not None])) <= 0.92
+
+
+def test_when_with_a_huge_target_stays_bounded():
+    w = when([1, 2], 10_000_000, trials=10_000, max_days=400)
+    assert w.percentiles == {50: 400.0, 85: 400.0, 95: 400.0} and w.capped == 10_000
