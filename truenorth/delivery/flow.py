@@ -135,6 +135,10 @@ class FlowMetrics:
     cfd: list[tuple[dt.date, dict[str, int]]]
     never_started: int = 0
     lead_times: list[tuple[str, dt.datetime, float]] = field(default_factory=list)
+    # flow efficiency's parts (days over the completed items), so that runs over several mappings merge
+    # exactly: efficiency = active / (active + waiting)
+    active_days: float = 0.0
+    waiting_days: float = 0.0
 
 
 def percentiles(values: Sequence[float], keys: Sequence[int] = PERCENTILES) -> dict[int, float | None]:
@@ -293,4 +297,6 @@ def flow_metrics(
         cfd=cfd,
         never_started=never_started,
         lead_times=lead_rows,
+        active_days=active_s / DAY_SECONDS,
+        waiting_days=waiting_s / DAY_SECONDS,
     )

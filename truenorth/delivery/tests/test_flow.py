@@ -129,6 +129,7 @@ def test_flow_efficiency_active_over_active_plus_waiting():
     b = item("B", 1, (2, "In Progress"), (3, "Done"), (6, "Review"), (7, "Done"))
     m = flow_metrics([a, b], MAPPING, start=START, end=END)
     assert m.flow_efficiency == pytest.approx(3 / 5)
+    assert (m.active_days, m.waiting_days) == pytest.approx((3.0, 2.0))
     no_waiting = StateMapping.from_config({"started": ["In Progress", "Review"], "done": ["Done"]})
     assert flow_metrics([a], no_waiting, start=START, end=END).flow_efficiency is None
 
