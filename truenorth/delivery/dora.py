@@ -25,7 +25,7 @@ Rules (each tested on hand-computed cases in tests/test_dora.py):
   restore time; they are counted in ``open_incidents`` (opened by ``end``, not resolved by ``end``).
 - **Rework rate** (the 2024 report's "deployment rework rate"): the share of deployments in the window
   that were unplanned fixes: the previous production deployment of the same service had failed, or an
-  incident was open when it was deployed (opened at or before, not resolved before it).
+  incident was open when it was deployed (opened at or before it, resolved after it or not yet).
 - **Bands**: each metric's DORA performance band (elite/high/medium/low) from ``dora_bands.json``, the
   latest report year at or before ``year`` (see ``band``); a metric without a value or without a band
   in that table is left out.
