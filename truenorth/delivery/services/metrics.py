@@ -720,6 +720,14 @@ def compute_or_submit(
         end = request.end
     if rows_in(membership, request.scope, end=end) <= inline_max_rows():
         return compute(membership, request)
+    return submit_job(membership, actor, request, link=link)
+
+
+def submit_job(membership: Membership, actor: User, request: Request, *, link: str = "") -> Job:
+    """Compute the request as a background job (checked first); its result links to `link`?job=<id>."""
+    check_year(request.year)
+    if request.what == "forecast":
+        check_forecast(request.items, request.by)
     return submit(membership, actor, METRICS_KIND, {**request.params(), "link": link})
 
 
