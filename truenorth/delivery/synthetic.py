@@ -7,7 +7,7 @@ What one team does over `days` from `start` (all times UTC, timezone-aware):
   (→ In Progress when the review asks for changes → In Review) → Done, with log-normal durations in
   working time. Some are reopened after Done (Done → In Progress → In Review → Done), some are never
   started, and those whose next step falls after the end are still in progress (or waiting).
-* **Commits and pull requests**: every started story or bug gets a pull request with 1 to 6 commits
+* **Commits and pull requests**: every started story or bug gets a pull request with 1 to 8 commits
   authored during its work (weekdays, working hours); merged when the item is done, as a squash (a new
   commit on main, the PR's first commit still known), a merge commit or a rebase. A few chores are
   committed straight to main.
@@ -300,9 +300,9 @@ def _pull_request(
     shas: list[str] = []
     at = first
     span = max((finish - first).total_seconds() / 3600, 0.5)
-    for i in range(1 + min(int(_lognormal(rng, 2.8, 0.7)), 6)):
+    for i in range(1 + min(int(_lognormal(rng, 3.5, 0.6)), 7)):
         if i:
-            at = add_working_hours(at, rng.uniform(0.1, 1.0) * span / 3)
+            at = add_working_hours(at, rng.uniform(0.05, 0.5) * span / 3)
         if at > finish or at > end:
             break
         sha = _sha(rng)
