@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from truenorth.delivery.cli import metrics as delivery_metrics_cli
 from truenorth.engagement.cli import activity as engagement_activity_cli
 from truenorth.engagement.cli import briefs as engagement_briefs_cli
 from truenorth.engagement.cli import health as engagement_health_cli
@@ -253,6 +254,11 @@ app.add_typer(evidence_cli.evidence_app, name="evidence")
 app.add_typer(hypotheses_cli.hypotheses_app, name="hypotheses")
 app.command("learnings")(hypotheses_cli.learnings)
 app.command("power")(hypotheses_cli.power)
+
+# Delivery (truenorth/delivery/cli/metrics.py): flow, DORA and forecasts.
+app.command("flow")(delivery_metrics_cli.flow)
+app.command("dora")(delivery_metrics_cli.dora)
+app.command("forecast")(delivery_metrics_cli.forecast)
 
 # Engagement (truenorth/engagement/cli/): the product brief.
 app.command("brief")(engagement_briefs_cli.brief)

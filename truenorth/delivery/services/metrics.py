@@ -56,6 +56,14 @@ BACKTEST_TRIALS = 2_000
 FORECAST_SEED = 12
 METRICS_KIND = "delivery.metrics"
 WEEK = dt.timedelta(days=7)
+# How the faces name the DORA metrics, and their units ("%" for rates shown as percentages).
+METRIC_LABELS = {
+    "deployment_frequency_per_week": ("Deployment frequency", "per week"),
+    "lead_time_hours": ("Lead time for changes", "hours"),
+    "change_failure_rate": ("Change failure rate", "%"),
+    "time_to_restore_hours": ("Time to restore service", "hours"),
+    "rework_rate": ("Deployment rework rate", "%"),
+}
 
 
 @dataclass(frozen=True)

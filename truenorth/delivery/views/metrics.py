@@ -26,13 +26,7 @@ from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy.services import get_product
 
-METRIC_LABELS = {
-    "deployment_frequency_per_week": ("Deployment frequency", "per week"),
-    "lead_time_hours": ("Lead time for changes", "hours"),
-    "change_failure_rate": ("Change failure rate", "%"),
-    "time_to_restore_hours": ("Time to restore service", "hours"),
-    "rework_rate": ("Deployment rework rate", "%"),
-}
+METRIC_LABELS = services.METRIC_LABELS
 
 
 class WindowForm(forms.Form):
