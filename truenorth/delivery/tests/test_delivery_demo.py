@@ -117,7 +117,10 @@ def test_the_demo_has_every_edge_case(owner, trail) -> None:
         for pr in PullRequest.objects.filter(source=source, merged_at__isnull=False)
         if pr.merge_sha and pr.merge_sha not in pr.commit_shas
     ]
-    assert squashed and all(pr.first_commit_at < pr.merged_at for pr in squashed)
+    assert squashed
+    for pr in squashed:
+        assert pr.first_commit_at is not None and pr.merged_at is not None
+        assert pr.first_commit_at < pr.merged_at
     assert PullRequest.objects.filter(source=source, merged_at__isnull=True).exists()
     assert Commit.objects.filter(source=source, is_merge=True).exists()
 

@@ -134,7 +134,7 @@ def test_event_rows_read_back_through_the_events_importer() -> None:
     import csv
     import io
 
-    from truenorth.delivery.importers.base import BadRecord
+    from truenorth.delivery.importers.base import BadRecord, DeploymentRecord, IncidentRecord
     from truenorth.delivery.importers.events import EventsCsvImporter
 
     history = generate(3, start=START, days=90)
@@ -153,7 +153,7 @@ def test_event_rows_read_back_through_the_events_importer() -> None:
         "IncidentRecord": len(history.incidents),
         "ReleaseRecord": len(history.releases),
     }
-    deployments = {r.external_id: r for r in records if type(r).__name__ == "DeploymentRecord"}
+    deployments = {r.external_id: r for r in records if isinstance(r, DeploymentRecord)}
     for d in history.deployments:
         read = deployments[d.external_id]
         assert (read.run_id, read.deployed_at, read.succeeded, read.commit_shas, read.environment) == (
@@ -163,7 +163,5 @@ def test_event_rows_read_back_through_the_events_importer() -> None:
             d.commit_shas,
             d.environment,
         )
-    still_open = {
-        r.external_id for r in records if type(r).__name__ == "IncidentRecord" and r.resolved_at is None
-    }
+    still_open = {r.external_id for r in records if isinstance(r, IncidentRecord) and r.resolved_at is None}
     assert still_open and still_open == {i.external_id for i in history.incidents if i.resolved_at is None}
