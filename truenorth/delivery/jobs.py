@@ -1,0 +1,58 @@
+"""Background jobs of the delivery app (autodiscovered by truenorth.jobs): "delivery.import" stores an
+uploaded file (the job's payload) or reads a repository path (checked again here: a symbolic link may
+have changed since the request) into a source. The metrics jobs register in services/metrics.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.urls import reverse
+
+from truenorth.core.errors import DomainError
+from truenorth.delivery.services import sources
+from truenorth.jobs import services as jobs
+from truenorth.jobs.models import Job
+from truenorth.orgs.services import require_writer
+
+
+@jobs.register(sources.JOB_KIND)
+def run_import_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
+    membership, actor = jobs.acting_membership(job)
+    params = job.params
+    try:
+        require_writer(membership)
+        source = sources.get_source(membership, int(params["source_id"]))
+        importer = sources.check_importer(source, params.get("importer"))
+        data: bytes | Path
+        if importer in sources.PATH_IMPORTERS:
+            data = sources.allowed_repository(params.get("path"), membership.organisation_id)
+        else:
+            payload = jobs.payload_of(job)
+            if payload is None:
+                raise jobs.JobFailed("The uploaded file is no longer stored; upload it again.")
+            data = payload
+        progress(0, 0)
+        run = sources.run_import(
+            source,
+            importer,
+            data,
+            actor=actor,
+            file_name=str(params.get("file_name") or ""),
+            job=job,
+            progress=progress,
+        )
+    except jobs.JobFailed:
+        raise
+    except DomainError as error:
+        raise jobs.JobFailed(error.message) from None
+    slug = job.organisation.slug
+    return {
+        "summary": f"{source.name}: {sources.run_summary(run)}.",
+        "link": reverse("delivery:source", kwargs={"org_slug": slug, "source_id": source.pk}),
+        "link_text": "Back to the source",
+        "import_id": run.pk,
+        "created": run.created,
+        "unchanged": run.unchanged,
+        "error_count": run.error_count,
+    }
