@@ -9,7 +9,7 @@ data size (values_list rows streamed with `.iterator()`, never a query per item)
 
 Each source's own `state_mapping` decides its states' categories: sources sharing a mapping are computed
 together; when sources with different mappings are combined, the percentiles are taken over all their
-items, counts are summed, and flow efficiency is the mean of the groups' weighted by their cycle time.
+items, counts are summed, and flow efficiency is the groups' active days over their active + waiting days.
 Each source's own `production_environment` decides which of its deployments are production.
 
 Size: `rows_in(...)` counts the state transitions and deployments up to the window's end (two counts).
@@ -193,9 +193,8 @@ def _merge(parts: list[flow.FlowMetrics]) -> flow.FlowMetrics:
     first = parts[0]
     completed = sorted((row for p in parts for row in p.completed), key=lambda r: (r[1], r[0]))
     leads = sorted((row for p in parts for row in p.lead_times), key=lambda r: (r[1], r[0]))
-    weights = [(p.flow_efficiency, sum(c for _, _, c in p.completed)) for p in parts]
-    timed = [(e, w) for e, w in weights if e is not None and w > 0]
-    total = sum(w for _, w in timed)
+    active = sum(p.active_days for p in parts)
+    waiting = sum(p.waiting_days for p in parts)
     return flow.FlowMetrics(
         cycle_time_days=flow.percentiles([c for _, _, c in completed]),
         lead_time_days=flow.percentiles([c for _, _, c in leads]),
@@ -207,13 +206,15 @@ def _merge(parts: list[flow.FlowMetrics]) -> flow.FlowMetrics:
         daily_throughput=[sum(day) for day in zip(*(p.daily_throughput for p in parts), strict=True)],
         wip=sum(p.wip for p in parts),
         ages=sorted((row for p in parts for row in p.ages), key=lambda r: (-r[2], r[0])),
-        flow_efficiency=sum(e * w for e, w in timed) / total if total else None,
+        flow_efficiency=active / (active + waiting) if active + waiting > 0 else None,
         cfd=[
             (day, {c: sum(p.cfd[i][1][c] for p in parts) for c in flow.CATEGORIES})
             for i, (day, _) in enumerate(first.cfd)
         ],
         never_started=sum(p.never_started for p in parts),
         lead_times=leads,
+        active_days=active,
+        waiting_days=waiting,
     )
 
 

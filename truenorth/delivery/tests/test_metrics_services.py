@@ -63,6 +63,8 @@ def test_two_mappings_are_each_applied_to_their_own_source(owner) -> None:
     assert got.cycle_time_days[50] == pytest.approx(4.0)
     only = metrics.flow_for(owner.membership, source_id=other.pk, start=START, end=END)
     assert [c for _, _, c in only.completed] == [6.0]
+    # flow efficiency over both: the Ops board has no waiting states, so only Payments' days count
+    assert got.flow_efficiency == pytest.approx(5 / 6)
 
 
 def test_dora_for_matches_the_pure_core(owner, django_assert_max_num_queries) -> None:
