@@ -6,7 +6,8 @@ What one team does over `days` from `start` (all times UTC, timezone-aware):
   each created in "To Do" and moving To Do → In Progress → (Blocked → In Progress) → In Review
   (→ In Progress when the review asks for changes → In Review) → Done, with log-normal durations in
   working time. Some are reopened after Done (Done → In Progress → In Review → Done), some are never
-  started, and those whose next step falls after the end are still in progress (or waiting).
+  started, a few are closed straight from To Do (duplicates: done without being started), and those
+  whose next step falls after the end are still in progress (or waiting).
 * **Commits and pull requests**: every started story or bug gets a pull request with 1 to 8 commits
   authored during its work (weekdays, working hours); merged when the item is done, as a squash (a new
   commit on main, the PR's first commit still known), a merge commit or a rebase. A few chores are
@@ -204,6 +205,11 @@ def _item_transitions(
     never = 0.04 if kind == "story" else 0.06
     if rng.random() < never:
         return out, None, None
+    if rng.random() < 0.03:  # closed from the backlog (a duplicate): done without ever being started
+        closed = add_working_hours(created, _lognormal(rng, 30.0, 1.0))
+        if closed <= end:
+            out.append(Transition(closed, TODO, DONE))
+        return out, None, None
     # Backlog wait: bugs are picked up sooner than stories.
     wait = _lognormal(rng, 20.0 if kind == "bug" else 40.0, 1.1)
     started = add_working_hours(created, wait)
@@ -293,9 +299,11 @@ def _pull_request(
     rng = team.rng
     author = rng.choice(team.developers)
     first = add_working_hours(started, rng.uniform(0.2, 3.0))
+    finish = done if done is not None else end
+    if first > finish:  # a quick fix: its first commit as it starts
+        first = started
     if first > end:
         return
-    finish = done if done is not None else end
     branch = f"feature/{key.lower()}"
     shas: list[str] = []
     at = first
@@ -303,13 +311,15 @@ def _pull_request(
     for i in range(1 + min(int(_lognormal(rng, 3.5, 0.6)), 7)):
         if i:
             at = add_working_hours(at, rng.uniform(0.05, 0.5) * span / 3)
-        if at > finish or at > end:
+        if i and (at > finish or at > end):
             break
         sha = _sha(rng)
         shas.append(sha)
         history.commits.append(Commit(sha, at, at, False, branch, f"{key}: {title}", author))
     number = len(history.pull_requests) + 1 + team.index * 1_000_000
     created = first + timedelta(seconds=rng.randint(300, 5400))
+    if done is not None and created > done:
+        created = first + (done - first) / 2
     if done is None or created > done:
         if created <= end:
             history.pull_requests.append(
@@ -397,7 +407,7 @@ def _deployments(
                             pending, last_ok_sha = upto, fix_shas[-1]
                     if rng.random() < 0.5:
                         opened = at + timedelta(seconds=rng.randint(300, 5400))
-                        resolved = fix_at + timedelta(seconds=rng.randint(300, 2700))
+                        resolved = max(fix_at, opened) + timedelta(seconds=rng.randint(300, 2700))
                         if opened < end:
                             history.incidents.append(
                                 Incident(

@@ -3,10 +3,12 @@ nothing), with plausible counts and every edge case the metrics must handle."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
 from django.db.models import Count
+from django.utils import timezone
 
 from truenorth.delivery.demo import SOURCE_NAME, load_delivery_demo
 from truenorth.delivery.models import (
@@ -20,6 +22,7 @@ from truenorth.delivery.models import (
     Release,
     StateTransition,
 )
+from truenorth.delivery.services import metrics
 from truenorth.history.models import HistoryEntry
 from truenorth.strategy import services as strategy
 
@@ -128,3 +131,16 @@ def test_the_demo_has_every_edge_case(owner, trail) -> None:
 def test_nothing_without_the_product(org_a, owner) -> None:
     assert load_delivery_demo(org_a, {owner.user.email: owner.user}, owner.user.email) is None
     assert not DeliverySource.objects.exists()
+
+
+def test_the_metrics_meet_the_edge_cases_in_the_demo(owner, trail) -> None:
+    load_delivery_demo(owner.membership.organisation, {owner.user.email: owner.user}, owner.user.email)
+    end = timezone.now()
+    start = end - dt.timedelta(days=365)
+    flow = metrics.flow_for(owner.membership, product_id=trail.pk, start=start, end=end)
+    assert flow.never_started > 0 and flow.wip > 0 and flow.flow_efficiency is not None
+    assert len(flow.completed) > 300 and 1 < (flow.cycle_time_days[50] or 0) < 10
+    dora = metrics.dora_for(owner.membership, product_id=trail.pk, start=start, end=end)
+    assert 150 < dora.deployments < 300 and dora.failed_deployments > 5
+    assert dora.open_incidents >= 1 and dora.restore_samples > 0
+    assert dora.lead_time_hours is not None and 0.05 < (dora.change_failure_rate or 0) < 0.25

@@ -68,13 +68,15 @@ def test_the_edge_cases_are_there(year: synthetic.History) -> None:
     assert states[IN_PROGRESS] + states[synthetic.IN_REVIEW] + states[synthetic.BLOCKED] > 0  # still going
     reopened = [i for i in year.items if sum(t.to_state == DONE for t in i.transitions) > 1]
     assert len(reopened) > 10
+    closed_unstarted = [i for i in year.items if [t.to_state for t in i.transitions] == [TODO, DONE]]
+    assert closed_unstarted  # done without ever being started
     assert any(t.to_state == synthetic.BLOCKED for i in year.items for t in i.transitions)
     assert {i.item_type for i in year.items} == {"story", "bug", "task"}
 
     production = [d for d in year.deployments if d.environment == synthetic.PRODUCTION]
     failed = [d for d in production if not d.succeeded]
     runs = {d.run_id for d in production}
-    assert 0.08 <= len({d.run_id for d in failed}) / len(runs) <= 0.2
+    assert 0.05 <= len({d.run_id for d in failed}) / len(runs) <= 0.2  # fix runs never fail
     assert len(runs) < len(production)  # several deployments in one pipeline run
     assert any(not d.commit_shas for d in production)  # rollbacks deploy no commits
     assert any(d.environment == synthetic.STAGING for d in year.deployments)
