@@ -79,3 +79,20 @@ def test_above_the_threshold_the_page_offers_a_job(owner, outsider, settings) ->
     assert 'data-testid="flow-all"' in shown
     assert outsider.client.get(url, {"job": job.pk}).status_code == 404
     assert outsider.client.post("/o/alpha/delivery/compute/", {}).status_code == 404
+
+
+def test_overview_queries_do_not_grow_with_products(owner) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    org = owner.membership.organisation
+    build(org)
+    owner.client.get("/o/alpha/delivery/", WINDOW)  # the first visit also remembers the organisation
+    with CaptureQueriesContext(connection) as one:
+        owner.client.get("/o/alpha/delivery/", WINDOW)
+    build(org, name="Search")
+    build(org, name="Maps")
+    with CaptureQueriesContext(connection) as three:
+        page = owner.client.get("/o/alpha/delivery/", WINDOW).content.decode()
+    assert "Maps" in page and "Search" in page
+    assert len(three.captured_queries) == len(one.captured_queries)
