@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from truenorth.delivery.cli import metrics as delivery_metrics_cli
+from truenorth.delivery.cli import sources as delivery_sources_cli
 from truenorth.engagement.cli import activity as engagement_activity_cli
 from truenorth.engagement.cli import briefs as engagement_briefs_cli
 from truenorth.engagement.cli import health as engagement_health_cli
@@ -237,7 +238,10 @@ app.command("lint")(strategy_cli.lint)
 app.add_typer(strategy_cli.products_app, name="products")
 app.add_typer(strategy_cli.goals_app, name="goals")
 app.command("export")(strategy_cli.export)
-app.command("import")(strategy_cli.import_)
+# `import`: delivery importers (truenorth/delivery/cli/sources.py) and, for any other first argument,
+# the goal-tree import as before (its `tree` subcommand).
+app.add_typer(delivery_sources_cli.import_app, name="import")
+delivery_sources_cli.import_app.command("tree")(strategy_cli.import_)
 
 # Value (truenorth/measures/cli.py): measure list, push, import, export.
 app.add_typer(measures_cli.measure_app, name="measure")
@@ -259,6 +263,8 @@ app.command("power")(hypotheses_cli.power)
 app.command("flow")(delivery_metrics_cli.flow)
 app.command("dora")(delivery_metrics_cli.dora)
 app.command("forecast")(delivery_metrics_cli.forecast)
+# Delivery sources (truenorth/delivery/cli/sources.py): `delivery sources list|add`.
+app.add_typer(delivery_sources_cli.delivery_app, name="delivery")
 
 # Engagement (truenorth/engagement/cli/): the product brief.
 app.command("brief")(engagement_briefs_cli.brief)

@@ -31,6 +31,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.db import models, transaction
@@ -75,16 +76,24 @@ def start_run(
     *,
     actor: User | None = None,
     file_name: str = "",
-    data: bytes | None = None,
+    data: bytes | Path | None = None,
     job_id: int | None = None,
 ) -> ImportRun:
-    """A new running ImportRun for the source (the digest is the sha256 of `data`, when given)."""
+    """A new running ImportRun for the source (the digest is the sha256 of `data`: the bytes, or the
+    file at that path; a directory, such as a git repository, has none)."""
+    if isinstance(data, Path):
+        digest = ""
+        if data.is_file():
+            with data.open("rb") as stream:
+                digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    else:
+        digest = hashlib.sha256(data).hexdigest() if data is not None else ""
     return ImportRun.objects.create(
         organisation_id=source.organisation_id,
         source=source,
         importer=importer[:40],
         file_name=file_name[:255],
-        digest=hashlib.sha256(data).hexdigest() if data is not None else "",
+        digest=digest,
         job_id=job_id,
         created_by=actor,
     )

@@ -390,7 +390,7 @@ def run_import(
         importer,
         actor=actor,
         file_name=file_name or (str(data) if isinstance(data, Path) else ""),
-        data=data if isinstance(data, bytes) else None,
+        data=data,
         job_id=job.pk if job is not None else None,
     )
     if isinstance(data, Path):
