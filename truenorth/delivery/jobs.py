@@ -1,6 +1,7 @@
 """Background jobs of the delivery app (autodiscovered by truenorth.jobs): "delivery.import" stores an
 uploaded file (the job's payload) or reads a repository path (checked again here: a symbolic link may
-have changed since the request) into a source. The metrics jobs register in services/metrics.py."""
+have changed since the request) into a source. The metrics job
+("delivery.metrics") registers in services/metrics.py, imported here so the worker knows it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from django.urls import reverse
 
 from truenorth.core.errors import DomainError
+from truenorth.delivery.services import metrics as _metrics  # noqa: F401  (registers delivery.metrics)
 from truenorth.delivery.services import sources
 from truenorth.jobs import services as jobs
 from truenorth.jobs.models import Job
