@@ -3,7 +3,8 @@
 - `truenorth import git PATH --source NAME`, `truenorth import jira FILE --source NAME`,
   `truenorth import events FILE --source NAME`: read the repository or file with that importer and store
   it in the source (the same ingest as the background jobs, run here directly, with a progress bar).
-  The operator's own machine: any path may be read. `github` and `azure` are reserved for importers to come.
+  `truenorth import github FILE --source NAME`: GitHub REST JSON files. The operator's own machine: any
+  path may be read. `azure` is reserved for an importer to come.
 - `truenorth import FILE …` (the first argument not an importer's name) is still the goal-tree import:
   `import` is a group that falls back to its `tree` command (truenorth/strategy/cli/exchange.py, mounted
   by truenorth/cli.py), so every old command line keeps working.
@@ -48,7 +49,7 @@ class ImportGroup(TyperGroup):
 import_app = typer.Typer(
     cls=ImportGroup,
     help=(
-        "Import delivery data into a source (git, jira, events), or a goal tree: "
+        "Import delivery data into a source (git, jira, github, events), or a goal tree: "
         "`truenorth import FILE` (same as `truenorth import tree FILE`)."
     ),
     no_args_is_help=True,
@@ -163,7 +164,20 @@ def _reserved(name: str) -> Any:
     return command
 
 
-import_app.command("github")(_reserved("github"))
+@import_app.command("github")
+def import_github(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="GitHub REST API JSON (pulls, releases, ...).")
+    ],
+    source: SourceName,
+    org: Org = None,
+    as_user: As = None,
+    as_json: Json = False,
+) -> None:
+    """Import GitHub REST JSON saved to a file: pull requests, releases, deployments, issues."""
+    _run("github", _existing(file, "FILE"), source, org, as_user, as_json)
+
+
 import_app.command("azure")(_reserved("azure"))
 
 

@@ -100,7 +100,7 @@ def test_import_errors_are_one_line(capsys, member, stakeholder, tmp_path) -> No
     broken.write_text('{"issues": [')
     code, _, err = run(capsys, member, "import", "jira", str(broken), "--source", "Tickets")
     one_line_error(code, err, "Not valid JSON")
-    code, _, err = run(capsys, member, "import", "github", str(broken), "--source", "Tickets")
+    code, _, err = run(capsys, member, "import", "azure", str(broken), "--source", "Tickets")
     one_line_error(code, err, "not available yet")
 
 
@@ -111,3 +111,10 @@ def test_import_without_a_subcommand_is_still_the_goal_tree_import(capsys, membe
     code = cli.main(["import", "--help"])
     out, _ = capsys.readouterr()
     assert code == 0 and "git" in out and "tree" in out
+
+
+def test_import_github_files(capsys, member) -> None:
+    run(capsys, member, "delivery", "sources", "add", "Shop", "--kind", "github")
+    code, out, err = run(capsys, member, "import", "github", str(SAMPLES / "github_pulls.json"), "--source", "Shop")
+    assert code == 0, err
+    assert "3 pull requests new" in out and "[1][1]" in out
