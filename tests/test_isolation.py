@@ -32,6 +32,15 @@ from django.urls.resolvers import RoutePattern
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from tests.isolation_delivery import (
+    DELIVERY_ID_NAMES,
+    DELIVERY_SECRETS,
+    DeliveryA,
+    delivery_cross_references,
+    delivery_ids,
+    delivery_state,
+    populate_delivery,
+)
 from tests.isolation_engagement import (
     ENGAGEMENT_ID_NAMES,
     ENGAGEMENT_SECRETS,
@@ -125,6 +134,7 @@ OBJECT_KWARGS = frozenset(
         "email_id",
         "webhook_id",
         "delivery_id",
+        "import_id",
     }
 )
 
@@ -203,6 +213,7 @@ class OrgA:
     token: APIToken  # an org-A user's read-write API token
     vision: VisionA
     engagement: EngagementA
+    delivery: DeliveryA
     secrets: list[str] = field(default_factory=list)  # strings no outsider response may contain
 
 
@@ -342,9 +353,19 @@ def world(org_a: Organisation, owner: Persona, admin: Persona, member: Persona, 
     objects = populate_vision(owner, stakeholder)
     engagement = populate_engagement(owner, stakeholder, objects.goal, objects.product)
     mail.outbox.clear()  # the queued digest was sent while populating
-    secrets += ENGAGEMENT_SECRETS
+    delivery = populate_delivery(owner, objects.product)
+    secrets += ENGAGEMENT_SECRETS + DELIVERY_SECRETS
     return OrgA(
-        org_a, users, member.membership, invitation, raw_invitation, token, objects, engagement, secrets
+        org_a,
+        users,
+        member.membership,
+        invitation,
+        raw_invitation,
+        token,
+        objects,
+        engagement,
+        delivery,
+        secrets,
     )
 
 
@@ -371,6 +392,7 @@ def org_a_state(world: OrgA) -> dict[str, Any]:
         "history": sorted(HistoryEntry.objects.filter(organisation=org).values_list("id", flat=True)),
         **vision_state(org),
         **engagement_state(org),
+        **delivery_state(org),
     }
 
 
@@ -453,7 +475,7 @@ def cross_organisation_references() -> list[str]:
             owner__memberships__organisation=F("organisation")
         ),
     }
-    checks |= engagement_cross_references()
+    checks |= engagement_cross_references() | delivery_cross_references()
     return [f"{name}: {list(qs.values_list('pk', flat=True))}" for name, qs in checks.items() if qs.exists()]
 
 
@@ -533,6 +555,7 @@ def web_kwargs(world: OrgA, org_slug: str = ORG_A_SLUG) -> dict[str, str]:
         "uidb64": urlsafe_base64_encode(force_bytes(world.users[0].pk)),
         **vision_ids(world.vision),
         **engagement_ids(world.engagement),
+        **delivery_ids(world.delivery),
     }
 
 
@@ -796,6 +819,7 @@ def api_path_values(world: OrgA, slug: str = ORG_A_SLUG) -> dict[str, str]:
         "token_id": str(world.token.pk),
         **vision_ids(world.vision),
         **engagement_ids(world.engagement),
+        **delivery_ids(world.delivery),
     }
 
 
@@ -804,7 +828,7 @@ ABSENT_PATH_VALUES = {
     "member_id": str(ABSENT_ID),
     "invitation_id": str(ABSENT_ID),
     "token_id": str(ABSENT_ID),
-} | {name: str(ABSENT_ID) for name in (*VISION_ID_NAMES, *ENGAGEMENT_ID_NAMES)}
+} | {name: str(ABSENT_ID) for name in (*VISION_ID_NAMES, *ENGAGEMENT_ID_NAMES, *DELIVERY_ID_NAMES)}
 
 
 def example_value(
@@ -887,8 +911,14 @@ def build_request(op: Operation, values: dict[str, str], refs: dict[str, Any] | 
     content = op.spec.get("requestBody", {}).get("content", {})
     if "multipart/form-data" in content:
         props = content["multipart/form-data"]["schema"].get("properties", {})
-        files = {name: SimpleUploadedFile(f"{name}.csv", UPLOAD_CSV, "text/csv") for name in props}
-        return Request(op.method, url, files, multipart=True)
+        fields: dict[str, Any] = {}
+        for name, prop in props.items():
+            options = [prop, *prop.get("anyOf", [])]
+            if any(o.get("format") == "binary" for o in options):
+                fields[name] = SimpleUploadedFile(f"{name}.csv", UPLOAD_CSV, "text/csv")
+            else:  # a plain form field next to the file (e.g. which importer reads it)
+                fields[name] = str(example_value(prop, components, name, refs))
+        return Request(op.method, url, fields, multipart=True)
     if content:
         assert "application/json" in content, f"{op}: the walk only sends JSON or multipart bodies"
         body = example_value(content["application/json"]["schema"], components, refs=refs)
@@ -901,7 +931,8 @@ def send(client: Client, request: Request) -> Response:
         response: Response = call(request.url)
     elif request.multipart:
         for upload in request.body.values():
-            upload.seek(0)
+            if isinstance(upload, SimpleUploadedFile):
+                upload.seek(0)
         response = call(request.url, request.body)
     else:
         response = call(request.url, json.dumps(request.body), content_type="application/json")
@@ -1104,6 +1135,7 @@ def test_an_outsider_cannot_pull_another_organisations_objects_into_their_own_th
         "invitation_id": str(ABSENT_ID),
         "token_id": str(ABSENT_ID),
         **populate_engagement_b(outsider, product_b),
+        **delivery_ids(populate_delivery(outsider, product_b, name="Bravo source")),
     }
     v = world.vision
     a_owner = next(u for u in world.users if u.email == "owner@a.example")
