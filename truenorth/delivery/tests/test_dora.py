@@ -30,10 +30,10 @@ def h(hours: float) -> dt.datetime:
 
 
 def dep(id: str, hours: float, ok: bool = True, shas: tuple[str, ...] = (), **kw: str) -> DeploymentRecord:
-    return DeploymentRecord(id, h(hours), ok, commit_shas=shas, **kw)  # type: ignore[arg-type]
+    return DeploymentRecord(id, h(hours), ok, commit_shas=shas, **kw)
 
 
-def metrics(deps=(), commits=(), pulls=(), incidents=(), **kw):  # type: ignore[no-untyped-def]
+def metrics(deps=(), commits=(), pulls=(), incidents=(), **kw):
     return dora_metrics(deps, commits, pulls, incidents, start=START, end=END, **kw)
 
 

@@ -79,7 +79,7 @@ def test_seed_makes_forecasts_repeatable():
         ([[1, 2]], "flat list"),
     ],
 )
-def test_bad_history_is_refused(history, message):  # type: ignore[no-untyped-def]
+def test_bad_history_is_refused(history, message):
     for call in (lambda: how_many(history, 5), lambda: when(history, 5), lambda: backtest(history)):
         with pytest.raises(ValueError, match=message):
             call()

@@ -107,6 +107,7 @@ def test_transitions_of_unknown_items_create_bare_items_that_a_later_record_fill
 
 
 def test_items_link_to_vision_work_items_of_the_product_by_key(source: DeliverySource) -> None:
+    assert source.product is not None
     work = WorkItem.objects.create(
         organisation=source.organisation, product=source.product, title="Refunds", external_key="PAY-1"
     )

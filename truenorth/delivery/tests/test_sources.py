@@ -173,7 +173,8 @@ def test_api_import_a_file_as_a_job_and_read_the_run(member, outsider) -> None:
         f"{API}/sources/{source.pk}/imports",
         {"importer": "jira", "file": SimpleUploadedFile("export.csv", data, "text/csv")},
     )
-    assert ImportRun.objects.order_by("-id").first().created == {}
+    latest = ImportRun.objects.order_by("-id").first()
+    assert latest is not None and latest.created == {}
     assert DeliveryItem.objects.filter(source=source).count() == 5
     assert outsider.api().get(f"{API}/imports/{run.pk}").status_code == 404
 
