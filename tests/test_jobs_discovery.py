@@ -34,7 +34,8 @@ def _every_module() -> None:
 
 def test_a_fresh_worker_knows_every_registered_job_kind() -> None:
     _every_module()
-    registered = set(jobs._RUNNERS)
+    # Runners that tests register for themselves (in this process, under xdist) are not the worker's.
+    registered = {kind for kind, fn in jobs._RUNNERS.items() if ".tests." not in fn.__module__}
     assert "delivery.metrics" in registered and "delivery.import" in registered
     out = subprocess.run(
         [sys.executable, "-c", FRESH_WORKER], capture_output=True, text=True, check=True, timeout=120
