@@ -26,6 +26,8 @@ from django.db.models import Model
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from conftest import Persona
+from truenorth.delivery.models import DeliverySource
+from truenorth.delivery.services import sources as delivery_sources
 from truenorth.engagement.models import NotificationSettings, Pulse, Stakeholder, Webhook
 from truenorth.engagement.services import mail as engagement_mail
 from truenorth.engagement.services import pulses as engagement_pulses
@@ -188,6 +190,7 @@ class World:
     pulse: Pulse
     notification_settings: NotificationSettings
     webhook: Webhook
+    delivery_source: DeliverySource
 
 
 TARGET_DATE = dt.date(2027, 3, 31)
@@ -338,6 +341,20 @@ def world(owner: Persona, member: Persona) -> World:
         events=["goal.created", "goal.updated"],
         active=False,
     )
+    delivery_source = delivery_sources.create_source(
+        m,
+        user,
+        name="Checkout board",
+        kind="jira",
+        product_id=product.pk,
+        team_id=team.pk,
+        state_mapping={
+            "started": ["In Progress", "In Review"],
+            "done": ["Done", "Won't Do"],
+            "waiting": ["Blocked", "Ready for QA"],
+        },
+        production_environment="prod-eu",
+    )
     for obj in (product, goal, hypothesis, experiment):
         obj.refresh_from_db()
     return World(
@@ -355,6 +372,7 @@ def world(owner: Persona, member: Persona) -> World:
         pulse,
         notification_settings,
         webhook,
+        delivery_source,
     )
 
 
@@ -450,6 +468,11 @@ CASES: dict[str, Callable[[World], Case]] = {
         _u("engagement:webhook", webhook_id=w.webhook.pk),
         _u("engagement:webhook", webhook_id=w.webhook.pk),
         [w.webhook],
+    ),
+    "delivery:source_edit": lambda w: Case(
+        _u("delivery:source_edit", source_id=w.delivery_source.pk),
+        _u("delivery:source_edit", source_id=w.delivery_source.pk),
+        [w.delivery_source],
     ),
 }
 

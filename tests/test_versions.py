@@ -23,6 +23,8 @@ from django.urls import reverse
 from conftest import Persona
 from truenorth.api import api
 from truenorth.core.forms import MISSING_VERSION
+from truenorth.delivery.models import DeliverySource
+from truenorth.delivery.services import sources as delivery_sources
 from truenorth.engagement.models import NotificationSettings, Pulse, Stakeholder, Webhook
 from truenorth.engagement.services import mail as engagement_mail
 from truenorth.engagement.services import pulses as engagement_pulses
@@ -66,6 +68,7 @@ class World:
     pulse: Pulse
     notification_settings: NotificationSettings
     webhook: Webhook
+    delivery_source: DeliverySource
     sql_measure: Measure | None = None
 
 
@@ -165,6 +168,12 @@ CASES: dict[tuple[str, str], Callable[[World], Call]] = {
     ("post", ORG + "/webhooks/{webhook_id}/rotate-secret"): lambda w: Call(
         f"/webhooks/{w.webhook.pk}/rotate-secret", {}, w.webhook
     ),
+    ("patch", ORG + "/delivery/sources/{source_id}"): lambda w: Call(
+        f"/delivery/sources/{w.delivery_source.pk}", {"production_environment": "prod"}, w.delivery_source
+    ),
+    ("post", ORG + "/delivery/sources/{source_id}/archive"): lambda w: Call(
+        f"/delivery/sources/{w.delivery_source.pk}/archive", {"archived": True}, w.delivery_source
+    ),
 }
 
 
@@ -209,7 +218,11 @@ def world(owner: Persona) -> World:
     webhook, _ = engagement_webhooks.create_webhook(
         m, user, name="Ops", url="https://hooks.example.com/x", active=False
     )
+    delivery_source = delivery_sources.create_source(
+        m, user, name="Trail board", kind="jira", product_id=product.pk, state_mapping={"done": ["Done"]}
+    )
     return World(
+        delivery_source=delivery_source,
         stakeholder=stakeholder,
         archived_stakeholder=archived_stakeholder,
         pulse=pulse,
