@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from truenorth.delivery.cli import feed as delivery_feed_cli
 from truenorth.delivery.cli import metrics as delivery_metrics_cli
 from truenorth.delivery.cli import sources as delivery_sources_cli
 from truenorth.engagement.cli import activity as engagement_activity_cli
@@ -265,6 +266,8 @@ app.command("dora")(delivery_metrics_cli.dora)
 app.command("forecast")(delivery_metrics_cli.forecast)
 # Delivery sources (truenorth/delivery/cli/sources.py): `delivery sources list|add`.
 app.add_typer(delivery_sources_cli.delivery_app, name="delivery")
+# `delivery feed` (truenorth/delivery/cli/feed.py): delivery metrics into Value measures.
+delivery_sources_cli.delivery_app.command("feed")(delivery_feed_cli.feed_command)
 
 # Engagement (truenorth/engagement/cli/): the product brief.
 app.command("brief")(engagement_briefs_cli.brief)

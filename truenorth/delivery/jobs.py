@@ -11,6 +11,7 @@ from typing import Any
 from django.urls import reverse
 
 from truenorth.core.errors import DomainError
+from truenorth.delivery import tasks_feed as _tasks_feed  # noqa: F401  (the daily feed of Value measures)
 from truenorth.delivery.services import metrics as _metrics  # noqa: F401  (registers delivery.metrics)
 from truenorth.delivery.services import sources
 from truenorth.jobs import services as jobs
