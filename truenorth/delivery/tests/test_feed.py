@@ -134,3 +134,17 @@ def test_cli_dry_run_then_feed(owner) -> None:
     assert code == 0 and "stored" in out, out
     assert Observation.objects.filter(measure__product=delivery.product).exists()
     assert main(["delivery", "feed", "--source", "nowhere", *who]) == 2
+
+
+def test_daily_task_feeds_every_organisations_sources(owner, org_b, monkeypatch) -> None:
+    from django.utils import timezone
+
+    from truenorth.delivery import tasks_feed
+
+    build(owner.membership.organisation)
+    other = build(org_b, name="Other")  # no creator: written as org_b's senior member
+    monkeypatch.setattr(timezone, "now", lambda: NOW)
+    # 12 weeks x 3 counts (deployments, incidents, defects: 0 when none) + 4 more in the week with data
+    assert tasks_feed.feed_delivery_measures.call_local() == {"sources": 2, "stored": 80}
+    assert Measure.objects.filter(organisation=org_b, product=other.product).count() == 7
+    assert tasks_feed.feed_delivery_measures.call_local()["stored"] == 0
