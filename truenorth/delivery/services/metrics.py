@@ -41,7 +41,7 @@ from truenorth.delivery.models import (
     PullRequest,
     StateTransition,
 )
-from truenorth.jobs.models import Job
+from truenorth.jobs.models import ACTIVE, Job
 from truenorth.jobs.services import Progress, acting_membership, register, submit
 from truenorth.orgs.models import Membership
 from truenorth.strategy.services import get_product, teams_of
@@ -733,11 +733,27 @@ def compute_or_submit(
 
 
 def submit_job(membership: Membership, actor: User, request: Request, *, link: str = "") -> Job:
-    """Compute the request as a background job (checked first); its result links to `link`?job=<id>."""
+    """Compute the request as a background job (checked first); its result links to `link`?job=<id>.
+    The same request while one is still queued or running answers that job: a client polling the API
+    does not fill the organisation's job slots with copies."""
     check_year(request.year)
     if request.what == "forecast":
         check_forecast(request.items, request.by)
-    return submit(membership, actor, METRICS_KIND, {**request.params(), "link": link})
+    params = json.loads(json.dumps({**request.params(), "link": link}, default=str))
+    active = Job.objects.filter(organisation_id=membership.organisation_id, kind=METRICS_KIND, status__in=ACTIVE)
+    for job in active:  # at most TRUENORTH_JOBS_PER_ORGANISATION rows
+        if _same_request(job.params, params):
+            return job
+    return submit(membership, actor, METRICS_KIND, params)
+
+
+def _same_request(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal requests; a window that ends "now" (the default) matches to the minute."""
+
+    def key(p: dict[str, Any]) -> dict[str, Any]:
+        return {k: str(v)[:16] if k in ("start", "end") and v else v for k, v in p.items()}
+
+    return key(a) == key(b)
 
 
 # --- the background job ----------------------------------------------------------------------------------

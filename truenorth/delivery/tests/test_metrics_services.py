@@ -145,3 +145,17 @@ def test_report_by_product(owner) -> None:
     assert out["flow"]["completed_count"] == 6
     assert [p["flow"]["completed_count"] for p in out["products"]] == [3, 3]
     assert out["products"][0]["dora"]["metrics"]["change_failure_rate"]["value"] == 0.5
+
+
+def test_the_same_request_while_its_job_is_active_answers_that_job(owner, settings) -> None:
+    delivery = build(owner.membership.organisation)
+    settings.TRUENORTH_DELIVERY_INLINE_MAX_ROWS = 5
+    request = metrics.Request("report", metrics.Scope(product_id=delivery.product.pk), START, END)
+    done = metrics.compute_or_submit(owner.membership, owner.user, request)
+    assert isinstance(done, Job) and done.status == "succeeded"
+    Job.objects.filter(pk=done.pk).update(status="queued")  # as if the worker had not run it yet
+    again = metrics.compute_or_submit(owner.membership, owner.user, request)
+    assert isinstance(again, Job) and again.pk == done.pk
+    other = metrics.Request("report", metrics.Scope(product_id=delivery.product.pk), START, END, year=2021)
+    assert metrics.compute_or_submit(owner.membership, owner.user, other).pk != done.pk  # type: ignore[union-attr]
+    assert Job.objects.filter(kind=metrics.METRICS_KIND).count() == 2
