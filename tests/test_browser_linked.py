@@ -28,7 +28,9 @@ def test_a_target_linked_to_a_measure_in_the_ui_and_the_goal_listed_on_the_measu
         product = _new_product(page)
         product_url = page.url
         page.get_by_test_id("value-dashboard-link").click()
+        page.wait_for_url(re.compile(r"/products/\d+/value/$"))  # before looking for its links
         page.get_by_role("link", name="Measures", exact=True).last.click()
+        page.wait_for_url(re.compile(r"/products/\d+/measures/$"))
         _new_measure(page, "Weekly planners", "Current Value", unit="teams")
         yesterday = (dt.date.today() - dt.timedelta(days=1)).isoformat()
         _observe(page, "30", f"{yesterday}T09:00")
