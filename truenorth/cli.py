@@ -17,7 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from truenorth.delivery.cli import feed as delivery_feed_cli
+from truenorth.delivery.cli import github as delivery_github_cli
 from truenorth.delivery.cli import metrics as delivery_metrics_cli
+from truenorth.delivery.cli import process as delivery_process_cli
 from truenorth.delivery.cli import sources as delivery_sources_cli
 from truenorth.engagement.cli import activity as engagement_activity_cli
 from truenorth.engagement.cli import briefs as engagement_briefs_cli
@@ -88,7 +90,11 @@ def serve(
     # Migrate and collect static files in a child process, so the gunicorn master never holds a database
     # connection its forked workers could inherit and share (answers for the wrong user on PostgreSQL).
     prepare = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell, no user input
-        [sys.executable, "-c", f"import sys, truenorth.cli as c; sys.exit(c._prepare_to_serve({migrate_first}))"],
+        [
+            sys.executable,
+            "-c",
+            f"import sys, truenorth.cli as c; sys.exit(c._prepare_to_serve({migrate_first}))",
+        ],
         check=False,
     )
     if prepare.returncode != 0:
@@ -268,6 +274,10 @@ app.command("forecast")(delivery_metrics_cli.forecast)
 app.add_typer(delivery_sources_cli.delivery_app, name="delivery")
 # `delivery feed` (truenorth/delivery/cli/feed.py): delivery metrics into Value measures.
 delivery_sources_cli.delivery_app.command("feed")(delivery_feed_cli.feed_command)
+# `delivery fetch` (cli/github.py): GitHub REST API with a token; `delivery change` (cli/process.py):
+# process changes tested as experiments.
+delivery_sources_cli.delivery_app.add_typer(delivery_github_cli.app, name="fetch")
+delivery_sources_cli.delivery_app.add_typer(delivery_process_cli.app, name="change")
 
 # Engagement (truenorth/engagement/cli/): the product brief.
 app.command("brief")(engagement_briefs_cli.brief)

@@ -11,3 +11,6 @@ class DeliveryConfig(AppConfig):
 
     name = "truenorth.delivery"
     label = "delivery"
+
+    def ready(self) -> None:
+        from truenorth.delivery import panels  # noqa: F401  (registers its Vision panels, when filled)

@@ -12,7 +12,9 @@ from django.urls import reverse
 
 from truenorth.core.errors import DomainError
 from truenorth.delivery import tasks_feed as _tasks_feed  # noqa: F401  (the daily feed of Value measures)
+from truenorth.delivery.services import github_fetch as _github_fetch  # noqa: F401  (its job, if any)
 from truenorth.delivery.services import metrics as _metrics  # noqa: F401  (registers delivery.metrics)
+from truenorth.delivery.services import process as _process  # noqa: F401  (its job, if any)
 from truenorth.delivery.services import sources
 from truenorth.jobs import services as jobs
 from truenorth.jobs.models import Job

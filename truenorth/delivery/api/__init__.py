@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from ninja import Router
 
-from truenorth.delivery.api import metrics, sources
+from truenorth.delivery.api import github, metrics, process, sources
 
 router = Router()
-for part in (sources, metrics):
+for part in (sources, metrics, github, process):
     router.add_router("", part.router)
 
 __all__ = ["router"]

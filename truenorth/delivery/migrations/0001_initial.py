@@ -7,193 +7,394 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('jobs', '0001_jobs'),
-        ('orgs', '0001_initial'),
-        ('strategy', '0004_checkin_measure_observation'),
+        ("jobs", "0001_jobs"),
+        ("orgs", "0001_initial"),
+        ("strategy", "0004_checkin_measure_observation"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeliverySource',
+            name="DeliverySource",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120)),
-                ('kind', models.CharField(choices=[('git', 'Git repository'), ('github', 'GitHub'), ('jira', 'Jira'), ('azure', 'Azure DevOps'), ('events', 'Generic events (CSV/JSON)')], max_length=10)),
-                ('state_mapping', models.JSONField(blank=True, default=dict)),
-                ('production_environment', models.CharField(default='production', max_length=60)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('archived_at', models.DateTimeField(blank=True, null=True)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='delivery_sources', to='orgs.organisation')),
-                ('product', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='delivery_sources', to='strategy.product')),
-                ('team', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='delivery_sources', to='strategy.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=120)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("git", "Git repository"),
+                            ("github", "GitHub"),
+                            ("jira", "Jira"),
+                            ("azure", "Azure DevOps"),
+                            ("events", "Generic events (CSV/JSON)"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("state_mapping", models.JSONField(blank=True, default=dict)),
+                ("production_environment", models.CharField(default="production", max_length=60)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("archived_at", models.DateTimeField(blank=True, null=True)),
+                ("version", models.PositiveIntegerField(default=1)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="delivery_sources",
+                        to="orgs.organisation",
+                    ),
+                ),
+                (
+                    "product",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="delivery_sources",
+                        to="strategy.product",
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="delivery_sources",
+                        to="strategy.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('name', 'id'),
+                "ordering": ("name", "id"),
             },
         ),
         migrations.CreateModel(
-            name='DeliveryItem',
+            name="DeliveryItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=100)),
-                ('title', models.CharField(blank=True, max_length=300)),
-                ('item_type', models.CharField(blank=True, max_length=40)),
-                ('labels', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField()),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orgs.organisation')),
-                ('work_item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='strategy.workitem')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='delivery.deliverysource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=100)),
+                ("title", models.CharField(blank=True, max_length=300)),
+                ("item_type", models.CharField(blank=True, max_length=40)),
+                ("labels", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField()),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="orgs.organisation"
+                    ),
+                ),
+                (
+                    "work_item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="strategy.workitem",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="delivery.deliverysource",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Commit',
+            name="Commit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha', models.CharField(max_length=64)),
-                ('authored_at', models.DateTimeField()),
-                ('committed_at', models.DateTimeField()),
-                ('is_merge', models.BooleanField(default=False)),
-                ('branch', models.CharField(blank=True, max_length=200)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='commits', to='delivery.deliverysource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sha", models.CharField(max_length=64)),
+                ("authored_at", models.DateTimeField()),
+                ("committed_at", models.DateTimeField()),
+                ("is_merge", models.BooleanField(default=False)),
+                ("branch", models.CharField(blank=True, max_length=200)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="commits",
+                        to="delivery.deliverysource",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Deployment',
+            name="Deployment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=100)),
-                ('run_id', models.CharField(blank=True, max_length=100)),
-                ('service', models.CharField(blank=True, max_length=120)),
-                ('environment', models.CharField(blank=True, max_length=60)),
-                ('deployed_at', models.DateTimeField()),
-                ('succeeded', models.BooleanField(default=True)),
-                ('commit_shas', models.JSONField(blank=True, default=list)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deployments', to='delivery.deliverysource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=100)),
+                ("run_id", models.CharField(blank=True, max_length=100)),
+                ("service", models.CharField(blank=True, max_length=120)),
+                ("environment", models.CharField(blank=True, max_length=60)),
+                ("deployed_at", models.DateTimeField()),
+                ("succeeded", models.BooleanField(default=True)),
+                ("commit_shas", models.JSONField(blank=True, default=list)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deployments",
+                        to="delivery.deliverysource",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='ImportRun',
+            name="ImportRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('importer', models.CharField(max_length=40)),
-                ('file_name', models.CharField(blank=True, max_length=255)),
-                ('digest', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed')], default='running', max_length=10)),
-                ('created', models.JSONField(default=dict)),
-                ('unchanged', models.PositiveIntegerField(default=0)),
-                ('errors', models.JSONField(default=list)),
-                ('error_count', models.PositiveIntegerField(default=0)),
-                ('window_start', models.DateTimeField(blank=True, null=True)),
-                ('window_end', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('job', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='jobs.job')),
-                ('organisation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='orgs.organisation')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='imports', to='delivery.deliverysource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("importer", models.CharField(max_length=40)),
+                ("file_name", models.CharField(blank=True, max_length=255)),
+                ("digest", models.CharField(blank=True, max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("running", "Running"), ("succeeded", "Succeeded"), ("failed", "Failed")],
+                        default="running",
+                        max_length=10,
+                    ),
+                ),
+                ("created", models.JSONField(default=dict)),
+                ("unchanged", models.PositiveIntegerField(default=0)),
+                ("errors", models.JSONField(default=list)),
+                ("error_count", models.PositiveIntegerField(default=0)),
+                ("window_start", models.DateTimeField(blank=True, null=True)),
+                ("window_end", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "job",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="orgs.organisation"
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="imports",
+                        to="delivery.deliverysource",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('-started_at', '-id'),
+                "ordering": ("-started_at", "-id"),
             },
         ),
         migrations.CreateModel(
-            name='Incident',
+            name="Incident",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('external_id', models.CharField(max_length=100)),
-                ('service', models.CharField(blank=True, max_length=120)),
-                ('opened_at', models.DateTimeField()),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('deployment', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='incidents', to='delivery.deployment')),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='incidents', to='delivery.deliverysource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("external_id", models.CharField(max_length=100)),
+                ("service", models.CharField(blank=True, max_length=120)),
+                ("opened_at", models.DateTimeField()),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "deployment",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="incidents",
+                        to="delivery.deployment",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="incidents",
+                        to="delivery.deliverysource",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='PullRequest',
+            name="PullRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('title', models.CharField(blank=True, max_length=300)),
-                ('created_at', models.DateTimeField()),
-                ('first_commit_at', models.DateTimeField(blank=True, null=True)),
-                ('merged_at', models.DateTimeField(blank=True, null=True)),
-                ('merge_sha', models.CharField(blank=True, max_length=64)),
-                ('commit_shas', models.JSONField(blank=True, default=list)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='pull_requests', to='delivery.deliverysource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                ("title", models.CharField(blank=True, max_length=300)),
+                ("created_at", models.DateTimeField()),
+                ("first_commit_at", models.DateTimeField(blank=True, null=True)),
+                ("merged_at", models.DateTimeField(blank=True, null=True)),
+                ("merge_sha", models.CharField(blank=True, max_length=64)),
+                ("commit_shas", models.JSONField(blank=True, default=list)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="pull_requests",
+                        to="delivery.deliverysource",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Release',
+            name="Release",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('at', models.DateTimeField()),
-                ('sha', models.CharField(blank=True, max_length=64)),
-                ('source', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='releases', to='delivery.deliverysource')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("at", models.DateTimeField()),
+                ("sha", models.CharField(blank=True, max_length=64)),
+                (
+                    "source",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="releases",
+                        to="delivery.deliverysource",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='StateTransition',
+            name="StateTransition",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('from_state', models.CharField(blank=True, max_length=60)),
-                ('to_state', models.CharField(max_length=60)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='transitions', to='delivery.deliveryitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("from_state", models.CharField(blank=True, max_length=60)),
+                ("to_state", models.CharField(max_length=60)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="transitions",
+                        to="delivery.deliveryitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('at', 'id'),
+                "ordering": ("at", "id"),
             },
         ),
         migrations.AddConstraint(
-            model_name='deliverysource',
-            constraint=models.UniqueConstraint(fields=('organisation', 'name'), name='unique_delivery_source_name'),
+            model_name="deliverysource",
+            constraint=models.UniqueConstraint(
+                fields=("organisation", "name"), name="unique_delivery_source_name"
+            ),
         ),
         migrations.AddIndex(
-            model_name='deliveryitem',
-            index=models.Index(fields=['organisation', 'source'], name='delivery_de_organis_a22748_idx'),
+            model_name="deliveryitem",
+            index=models.Index(fields=["organisation", "source"], name="delivery_de_organis_a22748_idx"),
         ),
         migrations.AddConstraint(
-            model_name='deliveryitem',
-            constraint=models.UniqueConstraint(fields=('source', 'external_id'), name='unique_delivery_item'),
+            model_name="deliveryitem",
+            constraint=models.UniqueConstraint(fields=("source", "external_id"), name="unique_delivery_item"),
         ),
         migrations.AddIndex(
-            model_name='commit',
-            index=models.Index(fields=['source', 'committed_at'], name='delivery_co_source__1d1456_idx'),
+            model_name="commit",
+            index=models.Index(fields=["source", "committed_at"], name="delivery_co_source__1d1456_idx"),
         ),
         migrations.AddConstraint(
-            model_name='commit',
-            constraint=models.UniqueConstraint(fields=('source', 'sha'), name='unique_commit'),
+            model_name="commit",
+            constraint=models.UniqueConstraint(fields=("source", "sha"), name="unique_commit"),
         ),
         migrations.AddIndex(
-            model_name='deployment',
-            index=models.Index(fields=['source', 'deployed_at'], name='delivery_de_source__4bba30_idx'),
+            model_name="deployment",
+            index=models.Index(fields=["source", "deployed_at"], name="delivery_de_source__4bba30_idx"),
         ),
         migrations.AddConstraint(
-            model_name='deployment',
-            constraint=models.UniqueConstraint(fields=('source', 'external_id'), name='unique_deployment'),
+            model_name="deployment",
+            constraint=models.UniqueConstraint(fields=("source", "external_id"), name="unique_deployment"),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.UniqueConstraint(fields=('source', 'external_id'), name='unique_incident'),
+            model_name="incident",
+            constraint=models.UniqueConstraint(fields=("source", "external_id"), name="unique_incident"),
         ),
         migrations.AddConstraint(
-            model_name='pullrequest',
-            constraint=models.UniqueConstraint(fields=('source', 'number'), name='unique_pull_request'),
+            model_name="pullrequest",
+            constraint=models.UniqueConstraint(fields=("source", "number"), name="unique_pull_request"),
         ),
         migrations.AddConstraint(
-            model_name='release',
-            constraint=models.UniqueConstraint(fields=('source', 'name'), name='unique_release'),
+            model_name="release",
+            constraint=models.UniqueConstraint(fields=("source", "name"), name="unique_release"),
         ),
         migrations.AddConstraint(
-            model_name='statetransition',
-            constraint=models.UniqueConstraint(fields=('item', 'at', 'to_state'), name='unique_state_transition'),
+            model_name="statetransition",
+            constraint=models.UniqueConstraint(
+                fields=("item", "at", "to_state"), name="unique_state_transition"
+            ),
         ),
     ]

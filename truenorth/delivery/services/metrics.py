@@ -740,7 +740,9 @@ def submit_job(membership: Membership, actor: User, request: Request, *, link: s
     if request.what == "forecast":
         check_forecast(request.items, request.by)
     params = json.loads(json.dumps({**request.params(), "link": link}, default=str))
-    active = Job.objects.filter(organisation_id=membership.organisation_id, kind=METRICS_KIND, status__in=ACTIVE)
+    active = Job.objects.filter(
+        organisation_id=membership.organisation_id, kind=METRICS_KIND, status__in=ACTIVE
+    )
     for job in active:  # at most TRUENORTH_JOBS_PER_ORGANISATION rows
         if _same_request(job.params, params):
             return job

@@ -115,6 +115,8 @@ def test_import_without_a_subcommand_is_still_the_goal_tree_import(capsys, membe
 
 def test_import_github_files(capsys, member) -> None:
     run(capsys, member, "delivery", "sources", "add", "Shop", "--kind", "github")
-    code, out, err = run(capsys, member, "import", "github", str(SAMPLES / "github_pulls.json"), "--source", "Shop")
+    code, out, err = run(
+        capsys, member, "import", "github", str(SAMPLES / "github_pulls.json"), "--source", "Shop"
+    )
     assert code == 0, err
     assert "3 pull requests new" in out and "[1][1]" in out

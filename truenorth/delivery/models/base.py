@@ -17,6 +17,20 @@ from django.utils import timezone
 
 from truenorth.orgs.models import Organisation
 
+__all__ = [
+    "Commit",
+    "DeliveryItem",
+    "DeliverySource",
+    "Deployment",
+    "ImportRun",
+    "ImportStatus",
+    "Incident",
+    "PullRequest",
+    "Release",
+    "SourceKind",
+    "StateTransition",
+]
+
 
 class SourceKind(models.TextChoices):
     GIT = "git", "Git repository"
@@ -107,9 +121,7 @@ class DeliveryItem(models.Model):
     )
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=("source", "external_id"), name="unique_delivery_item")
-        ]
+        constraints = [models.UniqueConstraint(fields=("source", "external_id"), name="unique_delivery_item")]
         indexes = [models.Index(fields=("organisation", "source"))]
 
     def __str__(self) -> str:

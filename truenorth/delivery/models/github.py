@@ -1,0 +1,5 @@
+"""Delivery models: github (issue 12 part; empty until filled)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
