@@ -7,7 +7,7 @@
   delivery per active webhook subscribed to it and queues its sending on the worker. Other parts call
   `emit(organisation, kind, payload)` for events that are not history entries ("pulse.closed").
 - Sending (worker only): `send_delivery` claims the delivery atomically (one UPDATE … WHERE status in
-  pending/retrying and due), signs the body, POSTs it by the SSRF rules of webhook_net.py and records
+  pending/retrying and due), signs the body, POSTs it by the SSRF rules of truenorth/core/outbound.py and records
   the attempt. 2xx: delivered. Otherwise retried after 1 min, 5 min, 25 min, 2 h and 10 h; the sixth
   failure is final ("failed", shown in the log). A refused address fails at once (retrying cannot help).
 """
@@ -29,6 +29,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from truenorth.accounts.models import User
+from truenorth.core import outbound
 from truenorth.core.errors import Conflict, NotFound, ValidationFailed
 from truenorth.engagement.models import (
     DeliveryStatus,
@@ -37,7 +38,7 @@ from truenorth.engagement.models import (
     WebhookDelivery,
     WebhookFormat,
 )
-from truenorth.engagement.services import webhook_formats, webhook_net
+from truenorth.engagement.services import webhook_formats
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
 from truenorth.measures.sources import seal, unseal
@@ -144,7 +145,7 @@ def concurrency() -> int:
 
 def lease() -> dt.timedelta:
     """How long a claimed delivery stays claimed: after that a crashed worker's claim is taken over."""
-    return dt.timedelta(seconds=timeout_seconds() * (webhook_net.MAX_REDIRECTS + 1) + 60)
+    return dt.timedelta(seconds=timeout_seconds() * (outbound.MAX_REDIRECTS + 1) + 60)
 
 
 # --- webhooks -------------------------------------------------------------------------------------
@@ -153,8 +154,8 @@ def lease() -> dt.timedelta:
 def masked_url(url: str) -> str:
     """Scheme and host only: what members (and history) see of a URL that may hold a token."""
     try:
-        scheme, host, port, _ = webhook_net.check_url(url)
-    except webhook_net.UrlRefused:
+        scheme, host, port, _ = outbound.check_url(url)
+    except outbound.UrlRefused:
         return "(invalid)"
     default = 443 if scheme == "https" else 80
     where = f"[{host}]" if ":" in host else host
@@ -189,10 +190,10 @@ def secret_of(webhook: Webhook) -> str:
 def clean_url(url: Any) -> str:
     text = str(url or "").strip()
     try:
-        _, host, port, _ = webhook_net.check_url(text)
-        if not allow_private() and webhook_net.is_ip_literal(host):  # names are checked before each send
-            webhook_net.pick_address(host, port, allow_private=False)
-    except webhook_net.UrlRefused as exc:
+        _, host, port, _ = outbound.check_url(text)
+        if not allow_private() and outbound.is_ip_literal(host):  # names are checked before each send
+            outbound.pick_address(host, port, allow_private=False)
+    except outbound.UrlRefused as exc:
         raise ValidationFailed(str(exc), field="url") from None
     return text
 
@@ -577,7 +578,7 @@ def record_attempt(
         at=now,
         url=outcome.url[:2000],
         response_code=outcome.code,
-        response_excerpt=outcome.excerpt[: webhook_net.EXCERPT_LENGTH],
+        response_excerpt=outcome.excerpt[: outbound.EXCERPT_LENGTH],
         error=outcome.error[:500],
         duration_ms=max(0, outcome.duration_ms),
     )
@@ -604,7 +605,7 @@ def record_attempt(
 
 
 def send_delivery(
-    delivery_id: int, *, now: dt.datetime | None = None, resolver: webhook_net.Resolver | None = None
+    delivery_id: int, *, now: dt.datetime | None = None, resolver: outbound.Resolver | None = None
 ) -> WebhookDelivery | None:
     """Claim, sign, send and record one delivery (the worker's job); None when it was not claimed."""
     delivery = claim(delivery_id, now)
@@ -617,7 +618,7 @@ def send_delivery(
         headers = headers_for(webhook, delivery, body, stamp)
     except ValidationFailed as exc:
         return record_attempt(delivery, Outcome(error=exc.message, url=webhook.url, retry=False), now)
-    answer = webhook_net.post(
+    answer = outbound.post(
         webhook.url,
         body,
         headers,

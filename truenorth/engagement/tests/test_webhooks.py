@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from truenorth.core import outbound
 from truenorth.core.errors import Forbidden, NotFound, ValidationFailed
 from truenorth.engagement.models import DeliveryStatus, Webhook, WebhookDelivery
-from truenorth.engagement.services import webhook_formats, webhook_net, webhooks
+from truenorth.engagement.services import webhook_formats, webhooks
 from truenorth.history.models import HistoryEntry
 from truenorth.strategy import services as strategy
 
@@ -122,7 +123,7 @@ def test_failures_are_retried_with_backoff_then_delivered(
     assert delivery.next_attempt_at is not None
     assert dt.timedelta(seconds=55) < delivery.next_attempt_at - start < dt.timedelta(seconds=70)
     first = delivery.attempt_log.get()
-    assert first.response_code == 500 and len(first.response_excerpt) <= webhook_net.EXCERPT_LENGTH
+    assert first.response_code == 500 and len(first.response_excerpt) <= outbound.EXCERPT_LENGTH
     # Not due yet: nothing is sent.
     assert webhooks.send_due(now=start + dt.timedelta(seconds=30)) == {
         "sent": 0,
@@ -238,15 +239,15 @@ def test_formats_show_changes():
     ],
 )
 def test_non_public_addresses_are_refused(address, why):
-    problem = webhook_net.address_problem(address)
+    problem = outbound.address_problem(address)
     assert problem is not None and why in problem
-    with pytest.raises(webhook_net.UrlRefused, match=why):
-        webhook_net.pick_address(address, 443, allow_private=False)
+    with pytest.raises(outbound.UrlRefused, match=why):
+        outbound.pick_address(address, 443, allow_private=False)
 
 
 def test_public_addresses_pass():
-    assert webhook_net.address_problem("93.184.216.34") is None
-    assert webhook_net.address_problem("2606:2800:220:1:248:1893:25c8:1946") is None
+    assert outbound.address_problem("93.184.216.34") is None
+    assert outbound.address_problem("2606:2800:220:1:248:1893:25c8:1946") is None
 
 
 def test_private_literals_are_refused_on_save(admin):
@@ -297,8 +298,8 @@ def test_refusal_names_the_address(admin):
 
 
 def test_every_resolved_address_must_be_public():
-    with pytest.raises(webhook_net.UrlRefused, match=r"10\.0\.0\.5"):
-        webhook_net.pick_address(
+    with pytest.raises(outbound.UrlRefused, match=r"10\.0\.0\.5"):
+        outbound.pick_address(
             "x.example", 443, allow_private=False, resolver=lambda h, p: ["93.184.216.34", "10.0.0.5"]
         )
 
@@ -312,11 +313,11 @@ def test_a_redirect_to_a_private_address_is_refused(receiver, monkeypatch):
     def resolver(host: str, p: int) -> list[str]:
         return ["127.0.0.1"] if host == "public.example" else []
 
-    original = webhook_net.address_problem
+    original = outbound.address_problem
     monkeypatch.setattr(
-        webhook_net, "address_problem", lambda text: None if text == "127.0.0.1" else original(text)
+        outbound, "address_problem", lambda text: None if text == "127.0.0.1" else original(text)
     )
-    answer = webhook_net.post(
+    answer = outbound.post(
         f"http://public.example:{port}/hook", b"{}", {}, timeout=5, allow_private=False, resolver=resolver
     )
     assert len(receiver.requests) == 1
@@ -326,11 +327,11 @@ def test_a_redirect_to_a_private_address_is_refused(receiver, monkeypatch):
 
 
 def test_redirect_check_function():
-    with pytest.raises(webhook_net.UrlRefused, match="private"):
-        webhook_net.check_redirect("http://10.1.1.1/x", "https://hooks.example.com/a", allow_private=False)
-    with pytest.raises(webhook_net.UrlRefused, match="https://"):
-        webhook_net.check_redirect("file:///etc/passwd", "https://hooks.example.com/a", allow_private=False)
-    target = webhook_net.check_redirect(
+    with pytest.raises(outbound.UrlRefused, match="private"):
+        outbound.check_redirect("http://10.1.1.1/x", "https://hooks.example.com/a", allow_private=False)
+    with pytest.raises(outbound.UrlRefused, match="https://"):
+        outbound.check_redirect("file:///etc/passwd", "https://hooks.example.com/a", allow_private=False)
+    target = outbound.check_redirect(
         "/b", "https://hooks.example.com/a", allow_private=False, resolver=lambda h, p: ["93.184.216.34"]
     )
     assert target == "https://hooks.example.com/b"
@@ -340,7 +341,7 @@ def test_redirects_are_followed_with_the_body(settings, receiver):
     final = Receiver()
     try:
         receiver.redirect_to = final.url
-        answer = webhook_net.post(receiver.url, b'{"a":1}', {"X-A": "1"}, timeout=5, allow_private=True)
+        answer = outbound.post(receiver.url, b'{"a":1}', {"X-A": "1"}, timeout=5, allow_private=True)
         assert answer.ok and answer.url == final.url
         assert final.requests[0]["body"] == b'{"a":1}'
     finally:
@@ -350,7 +351,7 @@ def test_redirects_are_followed_with_the_body(settings, receiver):
 def test_the_connection_goes_to_the_checked_address(receiver):
     # The name does not exist in DNS: the request reaches the receiver only through the pinned address.
     port = receiver.server.server_address[1]
-    answer = webhook_net.post(
+    answer = outbound.post(
         f"http://pinned.invalid:{port}/p",
         b"{}",
         {},
@@ -538,7 +539,7 @@ def test_tls_checks_the_host_name_on_the_pinned_address(tmp_path):
     port = server.server.server_address[1]
     client_context = ssl.create_default_context(cafile=cert)
     try:
-        good = webhook_net.post(
+        good = outbound.post(
             f"https://receiver.test:{port}/tls",
             b"{}",
             {},
@@ -549,7 +550,7 @@ def test_tls_checks_the_host_name_on_the_pinned_address(tmp_path):
         )
         assert good.ok, good.error
         # The same address under another name: the certificate does not match, nothing is sent.
-        wrong = webhook_net.post(
+        wrong = outbound.post(
             f"https://impostor.test:{port}/tls",
             b"{}",
             {},

@@ -1,15 +1,18 @@
-"""Where a webhook may be sent, and sending it there safely (no Django: plain `http.client`).
+"""Outbound HTTP that a hostile organisation admin must not turn against internal addresses (SSRF): the
+webhook sender (`post`) and the GitHub fetch (`get`) both go through here. No Django: plain `http.client`.
 
-SSRF rules (docs/engagement.md, "Webhooks"):
+SSRF rules (docs/engagement.md, "Webhooks"; docs/delivery.md, "GitHub API"):
 - A URL is http or https, has a host, no user name or password, and is at most MAX_URL_LENGTH long.
 - Before every request (the first and each redirect) the host is resolved and *every* address must be a
   public one: loopback, private, link-local (169.254.0.0/16, the cloud metadata address), unspecified,
   multicast, reserved, shared (CGNAT 100.64.0.0/10), documentation and benchmarking ranges are refused,
   also when an IPv6 address carries one of them (IPv4-mapped ::ffff:a.b.c.d, IPv4-compatible, 6to4,
-  Teredo, NAT64 64:ff9b::/96), unless `allow_private` (TRUENORTH_WEBHOOKS_ALLOW_PRIVATE_NETWORKS).
+  Teredo, NAT64 64:ff9b::/96), unless `allow_private` (TRUENORTH_WEBHOOKS_ALLOW_PRIVATE_NETWORKS for
+  webhooks, TRUENORTH_GITHUB_ALLOW_PRIVATE_NETWORKS for GitHub; the caller names its setting).
 - The connection goes to the address that was checked (pinned: a second DNS answer cannot move it to
   another host), while TLS still checks the certificate against the host name (SNI included).
-- Redirects are followed here, at most MAX_REDIRECTS, each target checked the same way.
+- Redirects are followed here, at most MAX_REDIRECTS, each target checked the same way; `get` drops
+  the credentials (`Authorization`) when a redirect leaves the first host.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 MAX_URL_LENGTH = 2000
@@ -133,7 +136,17 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def pick_address(host: str, port: int, *, allow_private: bool, resolver: Resolver | None = None) -> str:
+WEBHOOKS_SETTING = "TRUENORTH_WEBHOOKS_ALLOW_PRIVATE_NETWORKS"
+
+
+def pick_address(
+    host: str,
+    port: int,
+    *,
+    allow_private: bool,
+    resolver: Resolver | None = None,
+    setting: str = WEBHOOKS_SETTING,
+) -> str:
     """The checked address to connect to for `host`: every address it resolves to must be public
     (unless allow_private); UrlRefused names the first one that is not."""
     try:
@@ -154,9 +167,7 @@ def pick_address(host: str, port: int, *, allow_private: bool, resolver: Resolve
             problem = address_problem(address)
             if problem is not None:
                 subject = f"The address {address}" if literal else f"{host} resolves to {address}"
-                raise UrlRefused(
-                    f"{subject}, {problem}: refused (TRUENORTH_WEBHOOKS_ALLOW_PRIVATE_NETWORKS is off)."
-                )
+                raise UrlRefused(f"{subject}, {problem}: refused ({setting} is off).")
     return addresses[0]
 
 
@@ -169,6 +180,9 @@ class Response:
     url: str = ""
     # False when trying again cannot help (a refused address or URL).
     retry: bool = True
+    # The final answer's headers (names in lower case) and body (`get` only; `post` keeps the excerpt).
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -196,11 +210,12 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
-def _read_capped(response: http.client.HTTPResponse, deadline: float) -> bytes:
+def _read_capped(response: http.client.HTTPResponse, deadline: float, limit: int = READ_LIMIT) -> bytes:
+    """At most `limit` bytes of the body, read until the deadline."""
     chunks: list[bytes] = []
     size = 0
-    while size < READ_LIMIT and time.monotonic() < deadline:
-        chunk = response.read(min(8192, READ_LIMIT - size))
+    while size < limit and time.monotonic() < deadline:
+        chunk = response.read(min(65536, limit - size))
         if not chunk:
             break
         chunks.append(chunk)
@@ -224,17 +239,80 @@ def post(
     context: ssl.SSLContext | None = None,
 ) -> Response:
     """POST `body` to `url` by the SSRF rules above; never raises for network trouble (see Response)."""
+    return _exchange(
+        "POST",
+        url,
+        body,
+        headers,
+        timeout=timeout,
+        allow_private=allow_private,
+        resolver=resolver,
+        context=context,
+        read_limit=READ_LIMIT,
+        setting=WEBHOOKS_SETTING,
+        keep_body=False,
+        credentials=(),
+    )
+
+
+def get(
+    url: str,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    allow_private: bool,
+    setting: str,
+    max_bytes: int,
+    resolver: Resolver | None = None,
+    context: ssl.SSLContext | None = None,
+) -> Response:
+    """GET `url` by the SSRF rules above (each redirect checked and pinned the same way; `Authorization`
+    is not sent to another host). The answer's headers and body (at most `max_bytes`: a longer body is an
+    error) are in the Response; never raises for network trouble. `setting` names the switch that allows
+    private addresses, for the refusal's message."""
+    return _exchange(
+        "GET",
+        url,
+        None,
+        headers,
+        timeout=timeout,
+        allow_private=allow_private,
+        resolver=resolver,
+        context=context,
+        read_limit=max_bytes,
+        setting=setting,
+        keep_body=True,
+        credentials=("authorization",),
+    )
+
+
+def _exchange(
+    method: str,
+    url: str,
+    payload: bytes | None,
+    headers: dict[str, str],
+    *,
+    timeout: float,
+    allow_private: bool,
+    resolver: Resolver | None,
+    context: ssl.SSLContext | None,
+    read_limit: int,
+    setting: str,
+    keep_body: bool,
+    credentials: tuple[str, ...],
+) -> Response:
     started = time.monotonic()
     deadline = started + timeout
-    method: str = "POST"
-    payload: bytes | None = body
     current = url
+    first_host: str | None = None
     result = Response(url=url)
     for hop in range(MAX_REDIRECTS + 1):
         result.url = current
         try:
             scheme, host, port, path = check_url(current)
-            address = pick_address(host, port, allow_private=allow_private, resolver=resolver)
+            address = pick_address(
+                host, port, allow_private=allow_private, resolver=resolver, setting=setting
+            )
         except UnknownHost as exc:
             result.error = str(exc)
             break
@@ -242,6 +320,8 @@ def post(
             result.error = str(exc) if hop == 0 else f"Redirected to {current[:200]}: {exc}"
             result.retry = False
             break
+        if first_host is None:
+            first_host = f"{scheme}://{host.lower()}:{port}"
         remaining = max(0.5, deadline - time.monotonic())
         connection: http.client.HTTPConnection
         if scheme == "https":
@@ -254,11 +334,20 @@ def post(
                 if payload is not None
                 else {k: v for k, v in headers.items() if k.lower() != "content-type"}
             )
+            if credentials and f"{scheme}://{host.lower()}:{port}" != first_host:
+                sent = {k: v for k, v in sent.items() if k.lower() not in credentials}
             connection.request(method, path, body=payload, headers=sent)
             response = connection.getresponse()
-            data = _read_capped(response, deadline)
+            data = _read_capped(response, deadline, read_limit + 1 if keep_body else read_limit)
             result.code = response.status
+            result.headers = {k.lower(): v for k, v in response.getheaders()}
             location = response.getheader("Location")
+            if keep_body and len(data) > read_limit:
+                result.error = f"The answer is larger than {read_limit:,} bytes."
+                break
+            if keep_body and not response.isclosed():  # the deadline came before the end
+                result.error = f"No complete answer within {timeout:g} s."
+                break
         except ssl.SSLError as exc:
             result.error = f"TLS failed: {exc.reason or exc}"[:500]
             break
@@ -280,6 +369,8 @@ def post(
                 method, payload = "GET", None
             continue
         result.excerpt = _excerpt(data)
+        if keep_body:
+            result.body = data
         break
     result.duration_ms = int((time.monotonic() - started) * 1000)
     return result
