@@ -6,7 +6,7 @@ party would (`registry[importer.name] = importer`). See docs/delivery.md, "Impor
 
 from __future__ import annotations
 
-from truenorth.delivery.importers import events, git, github, jira  # noqa: F401  (each registers itself)
+from truenorth.delivery.importers import azure, events, git, github, jira  # noqa: F401  (each registers itself)
 from truenorth.delivery.importers._common import UnreadableInput
 from truenorth.delivery.importers.base import BadRecord, Importer, Record, register, registry
 
