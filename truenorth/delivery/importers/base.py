@@ -98,10 +98,32 @@ class DeploymentRecord:
 
 @dataclass(frozen=True)
 class IncidentRecord:
+    """An incident; `deployment` names the deployment that caused it (its `external_id` in the same
+    source, "" when unknown): ingest links them, also when the deployment arrives later."""
+
     external_id: str
     service: str
     opened_at: dt.datetime
     resolved_at: dt.datetime | None = None
+    deployment: str = ""
+
+
+@dataclass(frozen=True)
+class BranchRecord:
+    """A branch as the repository has it now: its head commit and that commit's committer date.
+    `deleted_at` set: the branch was deleted then (a tool reporting deletions, e.g. the event format)."""
+
+    name: str
+    head_sha: str
+    last_commit_at: dt.datetime
+    deleted_at: dt.datetime | None = None
+    remote: bool = False  # a remote-tracking branch ("origin/main")
+
+
+@dataclass(frozen=True)
+class BranchesComplete:
+    """Marker after the BranchRecords of a full listing (the git importer): the source's branches not
+    listed are gone from the repository, and ingest marks them deleted (they are never removed)."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +142,8 @@ Record = (
     | ReleaseRecord
     | DeploymentRecord
     | IncidentRecord
+    | BranchRecord
+    | BranchesComplete
 )
 
 RECORD_TYPES: tuple[type, ...] = (
@@ -130,6 +154,8 @@ RECORD_TYPES: tuple[type, ...] = (
     ReleaseRecord,
     DeploymentRecord,
     IncidentRecord,
+    BranchRecord,
+    BranchesComplete,
 )
 
 

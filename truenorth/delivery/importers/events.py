@@ -1,7 +1,8 @@
 """The generic event format (docs/delivery.md, "The generic event format"): one row per event, in CSV or
 JSON, so any tool can feed TrueNorth.
 
-Every event has `kind` (item | transition | deployment | incident | commit | release), `id` and `at`;
+Every event has `kind` (item | transition | deployment | incident | commit | release | branch), `id`
+and `at`;
 the other columns depend on the kind (empty or absent when they do not apply):
 
 | kind       | id               | at             | other columns                                                      |
@@ -9,14 +10,16 @@ the other columns depend on the kind (empty or absent when they do not apply):
 | item       | work item id     | created        | title, type, labels                                                |
 | transition | work item id     | when           | from_state, to_state (required)                                    |
 | deployment | deployment id    | deployed       | service, environment, succeeded, commits, run_id                   |
-| incident   | incident id      | opened         | service, resolved_at                                               |
+| incident   | incident id      | opened         | service, resolved_at, deployment (the deployment id that caused it)|
 | commit     | sha              | committed      | authored_at, is_merge, branch                                      |
 | release    | release name     | released       | commits (the released sha, optional)                               |
+| branch     | branch name      | last commit    | commits (the head sha, optional), deleted_at                       |
 
 Times are ISO 8601 (naive ones are UTC). `succeeded` / `is_merge` read true/false, yes/no, 1/0,
 success/failure (`succeeded` defaults to true). `labels` and `commits` are lists in JSON, and in CSV
 text separated by spaces, commas, semicolons or `|`. `run_id` groups the deployments of one pipeline
-run (several rows, one deployment); it defaults to the deployment's id.
+run (several rows, one deployment); it defaults to the deployment's id. An incident's `deployment` is the
+`id` of a deployment event of the same source, in this file or another (linked when it arrives).
 
 CSV: a header row names the columns (any order; `,`, `;`, tab or `|`). JSON: a list of events, an
 object `{"events": [...]}`, or JSON Lines (one event object per line; streamed). Locations: `line N`
@@ -41,6 +44,7 @@ from truenorth.delivery.importers._common import (
 )
 from truenorth.delivery.importers.base import (
     BadRecord,
+    BranchRecord,
     CommitRecord,
     DeploymentRecord,
     IncidentRecord,
@@ -51,10 +55,11 @@ from truenorth.delivery.importers.base import (
     register,
 )
 
-KINDS = ("item", "transition", "deployment", "incident", "commit", "release")
+KINDS = ("item", "transition", "deployment", "incident", "commit", "release", "branch")
 COLUMNS = (
     "kind", "id", "at", "title", "type", "labels", "from_state", "to_state", "service", "environment",
-    "succeeded", "commits", "run_id", "resolved_at", "authored_at", "is_merge", "branch",
+    "succeeded", "commits", "run_id", "resolved_at", "authored_at", "is_merge", "branch", "deployment",
+    "deleted_at",
 )  # fmt: skip
 
 
@@ -118,11 +123,16 @@ def to_record(event: Mapping[str, Any]) -> Record:
         resolved = _time(event, "resolved_at", required=False)
         if resolved is not None and resolved < at:
             raise BadEvent("resolved_at: before the incident was opened")
-        return IncidentRecord(ident, _text(event, "service"), at, resolved)
+        return IncidentRecord(ident, _text(event, "service"), at, resolved, _text(event, "deployment"))
     if kind == "commit":
         authored = _time(event, "authored_at", required=False) or at
         return CommitRecord(ident, authored, at, _flag(event, "is_merge", False), _text(event, "branch"))
     shas = parse_list(event.get("commits"))
+    if kind == "branch":
+        deleted = _time(event, "deleted_at", required=False)
+        if deleted is not None and deleted < at:
+            raise BadEvent("deleted_at: before the branch's last commit")
+        return BranchRecord(ident, shas[0] if shas else "", at, deleted)
     return ReleaseRecord(ident, at, shas[0] if shas else "")
 
 

@@ -4,7 +4,10 @@ One `git log --all --source` process lists every commit reachable from any ref, 
 (`sha, parents, author date, committer date, the ref it was reached from`), read as a stream and parsed
 line by line, so a history of 100,000+ commits never sits in memory and costs little more than
 `git log` itself. Then `git for-each-ref refs/tags` lists the tags: each becomes a release at its tag
-date (annotated) or its commit's date (lightweight), pointing at the tagged commit.
+date (annotated) or its commit's date (lightweight), pointing at the tagged commit. Last,
+`git for-each-ref refs/heads refs/remotes` lists the branches (local and remote-tracking, symbolic refs
+such as `origin/HEAD` skipped), each with its head commit and that commit's committer date, followed by
+a `BranchesComplete` marker: a branch of the source missing from the listing was deleted.
 
 The repository's own configuration is not trusted: git runs with `core.fsmonitor` off, no pager, no
 signature checks, no prompts. Where the path may come from (any path from the CLI, only the
@@ -22,13 +25,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from truenorth.delivery.importers._common import UnreadableInput
-from truenorth.delivery.importers.base import BadRecord, CommitRecord, Record, ReleaseRecord, register
+from truenorth.delivery.importers.base import (
+    BadRecord,
+    BranchesComplete,
+    BranchRecord,
+    CommitRecord,
+    Record,
+    ReleaseRecord,
+    register,
+)
 
 SEP = "\x1f"
 LOG_FORMAT = SEP.join(("%H", "%P", "%aI", "%cI", "%S"))
 TAG_FORMAT = SEP.join(
     ("%(refname:short)", "%(objectname)", "%(*objectname)", "%(creatordate:iso-strict)", "%(objecttype)")
 )
+
+BRANCH_FORMAT = SEP.join(("%(refname)", "%(objectname)", "%(committerdate:iso-strict)", "%(symref)"))
 
 
 def _git(repository: Path, *args: str) -> list[str]:
@@ -87,6 +100,7 @@ class GitImporter:
             raise UnreadableInput(f"{repository} is not a git repository.")
         yield from self._commits(repository)
         yield from self._tags(repository)
+        yield from self._branches(repository)
 
     def _commits(self, repository: Path) -> Iterator[Record | BadRecord]:
         errors = tempfile.TemporaryFile()
@@ -151,6 +165,37 @@ class GitImporter:
                 continue
             sha = peeled if object_type == "tag" else target
             yield ReleaseRecord(name=name, at=at, sha=sha)
+
+    def _branches(self, repository: Path) -> Iterator[Record | BadRecord]:
+        out = subprocess.run(  # noqa: S603 - git by name, arguments as a list, no shell
+            _git(repository, "for-each-ref", f"--format={BRANCH_FORMAT}", "refs/heads", "refs/remotes"),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            env=_env(),
+        )
+        if out.returncode != 0:  # no listing: no branch is taken for deleted
+            yield BadRecord("branches", "git for-each-ref failed: the branches were not read.")
+            return
+        complete = True
+        for line in out.stdout.splitlines():
+            fields = line.split(SEP)
+            if len(fields) != 4 or fields[3]:  # a symbolic ref (origin/HEAD) is no branch of its own
+                continue
+            ref, sha, committed, _ = fields
+            name = _branch(ref)
+            if not name:
+                continue
+            try:
+                at = dt.datetime.fromisoformat(committed)
+            except ValueError:
+                yield BadRecord(f"branch {name}", "The branch's head commit has no readable date.")
+                complete = False  # a branch left out is not a deleted one
+                continue
+            yield BranchRecord(name, sha, at, remote=ref.startswith("refs/remotes/"))
+        if complete:
+            yield BranchesComplete()
 
 
 register(GitImporter())

@@ -21,7 +21,17 @@ twice creates nothing.
 - Bad records (from the importer, or a key too long for the database) are kept in `run.errors` (the
   first MAX_ERRORS, each `{"location", "message"}`) and counted in `run.error_count`; they never stop the
   good ones.
-- `run.window_start`/`window_end` span every timestamp the run read.
+- `run.window_start`/`window_end` span every timestamp the run read. The earliest time a *new or
+  changed* record touches (`Changes.since`, when the caller passes one) tells the feed which weeks of
+  the Value measures to recompute (services/feed.py, "late data").
+- Incidents and their cause: an incident naming a deployment (`IncidentRecord.deployment`, the
+  deployment's external id in the same source) is linked to it (`Incident.deployment`); when that
+  deployment is not known yet, the name is kept (`IncidentCause`) and the link made when it arrives, in
+  a later batch or import. An incident naming no deployment keeps any link it had.
+- Branches: a branch record creates or updates the source's `Branch` (head, last commit time, seen
+  now; a branch listed again after being deleted is live again). After a full listing (the git
+  importer's `BranchesComplete` marker) the source's live branches that were not listed are marked
+  deleted (`deleted_at`), never removed.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import datetime as dt
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +51,8 @@ from truenorth.accounts.models import User
 from truenorth.delivery.importers.base import (
     RECORD_TYPES,
     BadRecord,
+    BranchesComplete,
+    BranchRecord,
     CommitRecord,
     DeploymentRecord,
     IncidentRecord,
@@ -51,6 +63,7 @@ from truenorth.delivery.importers.base import (
     TransitionRecord,
 )
 from truenorth.delivery.models import (
+    Branch,
     Commit,
     DeliveryItem,
     DeliverySource,
@@ -58,6 +71,7 @@ from truenorth.delivery.models import (
     ImportRun,
     ImportStatus,
     Incident,
+    IncidentCause,
     PullRequest,
     Release,
     StateTransition,
@@ -106,6 +120,18 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 @dataclass
+class Changes:
+    """What an import changed, for the feed: the earliest time touched by a new or changed record."""
+
+    since: dt.datetime | None = None
+
+    def touch(self, *moments: dt.datetime | None) -> None:
+        for moment in moments:
+            if moment is not None and (self.since is None or moment < self.since):
+                self.since = moment
+
+
+@dataclass
 class _Tally:
     created: Counter[str]
     unchanged: int = 0
@@ -113,6 +139,10 @@ class _Tally:
     error_count: int = 0
     start: dt.datetime | None = None
     end: dt.datetime | None = None
+    changes: Changes = field(default_factory=Changes)
+    now: dt.datetime = field(default_factory=timezone.now)
+    branches_listed: set[str] = field(default_factory=set)
+    branches_complete: bool = False
 
     def bad(self, location: str, message: str) -> None:
         assert self.errors is not None
@@ -141,8 +171,10 @@ def _store(
     scope: dict[str, Any],
     mutable: tuple[str, ...],
     tally: _Tally,
+    times: tuple[str, ...] = (),
 ) -> None:
-    """Create the rows whose key is new, update the known ones whose mutable fields differ."""
+    """Create the rows whose key is new, update the known ones whose mutable fields differ; the `times`
+    fields of those rows (old and new values) are what the import changed (tally.changes)."""
     if not rows:
         return
     known: dict[Any, dict[str, Any]] = {}
@@ -154,6 +186,9 @@ def _store(
         ):
             known[found[key_field]] = found
     new = [model(**scope, **{key_field: key}, **values) for key, values in rows.items() if key not in known]
+    for key, values in rows.items():
+        if key not in known:
+            tally.changes.touch(*(values.get(name) for name in times))
     if new:
         model._default_manager.bulk_create(new, ignore_conflicts=True, batch_size=1000)
         tally.created[kind] += len(new)
@@ -166,6 +201,7 @@ def _store(
         if updates:
             obj = model(pk=old["pk"], **{name: values.get(name, old[name]) for name in mutable})
             changed.append(obj)
+            tally.changes.touch(*(values.get(name) for name in times), *(old.get(name) for name in times))
         else:
             tally.unchanged += 1
     if changed:
@@ -185,6 +221,8 @@ def _store_batch(source: DeliverySource, batch: list[Record], tally: _Tally) -> 
     releases: dict[str, dict[str, Any]] = {}
     deployments: dict[str, dict[str, Any]] = {}
     incidents: dict[str, dict[str, Any]] = {}
+    causes: dict[str, str] = {}
+    branches: dict[str, dict[str, Any]] = {}
     for record in batch:
         if isinstance(record, ItemRecord):
             if not record.external_id or _too_long(record.external_id, 100):
@@ -268,6 +306,27 @@ def _store_batch(source: DeliverySource, batch: list[Record], tally: _Tally) -> 
                 "opened_at": _aware(record.opened_at),
                 "resolved_at": _aware(record.resolved_at),
             }
+            if record.deployment:
+                if _too_long(record.deployment, 100):
+                    tally.bad(
+                        f"incident {record.external_id}", "The deployment id must be at most 100 characters."
+                    )
+                else:
+                    causes[record.external_id] = record.deployment
+        elif isinstance(record, BranchRecord):
+            if not record.name or _too_long(record.name, 200) or _too_long(record.head_sha, 64):
+                tally.bad(f"branch {record.name[:200]!r}", "A branch name must be 1 to 200 characters.")
+                continue
+            tally.seen(_aware(record.last_commit_at), _aware(record.deleted_at))
+            tally.branches_listed.add(record.name)
+            branches[record.name] = {
+                "remote": record.remote,
+                "head_sha": record.head_sha,
+                "last_commit_at": _aware(record.last_commit_at),
+                "deleted_at": _aware(record.deleted_at),
+            }
+        elif isinstance(record, BranchesComplete):
+            tally.branches_complete = True
 
     scope = {"source": source}
     if items:
@@ -278,7 +337,16 @@ def _store_batch(source: DeliverySource, batch: list[Record], tally: _Tally) -> 
         _store_items(source, items, tally)
     if transitions:
         _store_transitions(source, transitions, tally)
-    _store(Commit, "commits", "sha", commits, scope, ("authored_at", "committed_at", "is_merge"), tally)
+    _store(
+        Commit,
+        "commits",
+        "sha",
+        commits,
+        scope,
+        ("authored_at", "committed_at", "is_merge"),
+        tally,
+        ("authored_at", "committed_at"),
+    )
     _store(
         PullRequest,
         "pull_requests",
@@ -287,8 +355,9 @@ def _store_batch(source: DeliverySource, batch: list[Record], tally: _Tally) -> 
         scope,
         ("title", "created_at", "first_commit_at", "merged_at", "merge_sha", "commit_shas"),
         tally,
+        ("created_at", "first_commit_at", "merged_at"),
     )
-    _store(Release, "releases", "name", releases, scope, ("at", "sha"), tally)
+    _store(Release, "releases", "name", releases, scope, ("at", "sha"), tally, ("at",))
     _store(
         Deployment,
         "deployments",
@@ -297,10 +366,139 @@ def _store_batch(source: DeliverySource, batch: list[Record], tally: _Tally) -> 
         scope,
         ("run_id", "service", "environment", "deployed_at", "succeeded", "commit_shas"),
         tally,
+        ("deployed_at",),
     )
     _store(
-        Incident, "incidents", "external_id", incidents, scope, ("service", "opened_at", "resolved_at"), tally
+        Incident,
+        "incidents",
+        "external_id",
+        incidents,
+        scope,
+        ("service", "opened_at", "resolved_at"),
+        tally,
+        ("opened_at", "resolved_at"),
     )
+    if causes:
+        _store_causes(source, causes)
+    if causes or deployments:
+        _link_incidents(source, set(causes.values()) | set(deployments), tally)
+    if branches:
+        _store_branches(source, branches, tally)
+
+
+def _store_causes(source: DeliverySource, causes: dict[str, str]) -> None:
+    """Keep the deployment each incident names (created, or changed when a newer export says otherwise)."""
+    incident_ids = _ids(Incident, source, set(causes))
+    known = {
+        incident_id: (pk, name)
+        for pk, incident_id, name in IncidentCause.objects.filter(
+            incident_id__in=incident_ids.values()
+        ).values_list("pk", "incident_id", "deployment_external_id")
+    }
+    new, changed = [], []
+    for external_id, name in causes.items():
+        incident_id = incident_ids.get(external_id)
+        if incident_id is None:
+            continue
+        old = known.get(incident_id)
+        if old is None:
+            new.append(IncidentCause(incident_id=incident_id, source=source, deployment_external_id=name))
+        elif old[1] != name:
+            changed.append(IncidentCause(pk=old[0], deployment_external_id=name))
+    IncidentCause.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
+    IncidentCause.objects.bulk_update(changed, ["deployment_external_id"], batch_size=1000)
+
+
+def _link_incidents(source: DeliverySource, names: set[str], tally: _Tally) -> None:
+    """Link the incidents whose named cause is one of these deployment ids, once that deployment is
+    known (two queries, then one update per incident whose link changes)."""
+    ordered = sorted(names)
+    wanted = [
+        row
+        for start in range(0, len(ordered), 900)
+        for row in IncidentCause.objects.filter(
+            source=source, deployment_external_id__in=ordered[start : start + 900]
+        ).values_list("incident_id", "deployment_external_id", "incident__deployment_id")
+    ]
+    if not wanted:
+        return
+    found = {
+        external_id: (pk, at)
+        for external_id, pk, at in Deployment.objects.filter(
+            source=source, external_id__in={name for _, name, _ in wanted}
+        ).values_list("external_id", "pk", "deployed_at")
+    }
+    linked = 0
+    for incident_id, name, current in wanted:
+        target = found.get(name)
+        if target is None or target[0] == current:
+            continue
+        Incident.objects.filter(pk=incident_id).update(deployment_id=target[0])
+        tally.changes.touch(target[1])  # the deployment's week: its change failure rate
+        linked += 1
+    if linked:
+        tally.created["incident_links"] += linked
+
+
+def _store_branches(source: DeliverySource, branches: dict[str, dict[str, Any]], tally: _Tally) -> None:
+    """Create or update the listed branches; every listed one is seen now (and live, unless the record
+    says it was deleted)."""
+    known: dict[str, dict[str, Any]] = {
+        row["name"]: dict(row)
+        for start in range(0, len(branches), 900)
+        for row in Branch.objects.filter(source=source, name__in=list(branches)[start : start + 900]).values(
+            "pk", "name", "remote", "head_sha", "last_commit_at", "deleted_at"
+        )
+    }
+    new, changed, seen = [], [], []
+    fields = ("remote", "head_sha", "last_commit_at", "deleted_at")
+    for name, values in branches.items():
+        old = known.get(name)
+        if old is None:
+            new.append(Branch(source=source, name=name, first_seen_at=tally.now, seen_at=tally.now, **values))
+            tally.changes.touch(values["last_commit_at"])
+        elif any(values[f] != old[f] for f in fields):
+            changed.append(Branch(pk=old["pk"], seen_at=tally.now, **values))
+            tally.changes.touch(values["last_commit_at"], old["last_commit_at"], values["deleted_at"])
+        else:
+            seen.append(old["pk"])
+    if new:
+        Branch.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
+        tally.created["branches"] += len(new)
+    if changed:
+        Branch.objects.bulk_update(changed, [*fields, "seen_at"], batch_size=1000)
+        tally.created["branches_updated"] += len(changed)
+    for start in range(0, len(seen), 900):
+        Branch.objects.filter(pk__in=seen[start : start + 900]).update(seen_at=tally.now)
+    tally.unchanged += len(seen)
+
+
+def _mark_deleted_branches(source: DeliverySource, tally: _Tally) -> None:
+    """After a full listing: the source's live branches that were not listed are gone (kept, marked)."""
+    gone = [
+        pk
+        for pk, name in Branch.objects.filter(source=source, deleted_at__isnull=True).values_list(
+            "pk", "name"
+        )
+        if name not in tally.branches_listed
+    ]
+    for start in range(0, len(gone), 900):
+        Branch.objects.filter(pk__in=gone[start : start + 900]).update(deleted_at=tally.now)
+    if gone:
+        tally.created["branches_deleted"] += len(gone)
+        tally.changes.touch(tally.now)
+
+
+def _ids(model: type[models.Model], source: DeliverySource, keys: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    ordered = sorted(keys)
+    for start in range(0, len(ordered), 900):
+        found.update(
+            model._default_manager.filter(
+                source=source, external_id__in=ordered[start : start + 900]
+            ).values_list("external_id", "pk")
+        )
+    return found
 
 
 def _work_items(source: DeliverySource, keys: list[str]) -> dict[str, int]:
@@ -325,8 +523,10 @@ def _store_items(source: DeliverySource, items: dict[str, dict[str, Any]], tally
     linked = {k: v for k, v in items.items() if "work_item_id" in v}
     plain = {k: v for k, v in items.items() if "work_item_id" not in v}
     fields = ("title", "item_type", "labels", "created_at")
-    _store(DeliveryItem, "items", "external_id", plain, scope, fields, tally)
-    _store(DeliveryItem, "items", "external_id", linked, scope, (*fields, "work_item_id"), tally)
+    _store(DeliveryItem, "items", "external_id", plain, scope, fields, tally, ("created_at",))
+    _store(
+        DeliveryItem, "items", "external_id", linked, scope, (*fields, "work_item_id"), tally, ("created_at",)
+    )
 
 
 def _store_transitions(source: DeliverySource, transitions: list[TransitionRecord], tally: _Tally) -> None:
@@ -374,6 +574,7 @@ def _store_transitions(source: DeliverySource, transitions: list[TransitionRecor
     if new:
         StateTransition.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
         tally.created["transitions"] += len(new)
+        tally.changes.touch(*(t.at for t in new))
     tally.unchanged += len(rows) - len(new)
 
 
@@ -417,11 +618,13 @@ def ingest(
     progress: Progress | None = None,
     total: int = 0,
     batch_size: int = BATCH_SIZE,
+    changes: Changes | None = None,
 ) -> ImportRun:
     """Store the records for the source and finish the run (succeeded; failed, then re-raised, on an
     unexpected error). `progress(done, total)` is called after each batch with the records read so far
-    (`total` is the caller's estimate, 0 when unknown)."""
-    tally = _Tally(created=Counter(), errors=[])
+    (`total` is the caller's estimate, 0 when unknown). `changes`, when given, is filled with the
+    earliest time a new or changed record touches (for the feed)."""
+    tally = _Tally(created=Counter(), errors=[], changes=changes if changes is not None else Changes())
     done = 0
     try:
         for batch in _batches(records, tally, batch_size):
@@ -430,6 +633,9 @@ def ingest(
             done += len(batch)
             if progress is not None:
                 progress(done, max(total, done))
+        if tally.branches_complete:
+            with transaction.atomic():
+                _mark_deleted_branches(source, tally)
     except Exception:
         _finish(run, tally, ImportStatus.FAILED)
         raise

@@ -10,6 +10,7 @@ import pytest
 from truenorth.delivery.importers import UnreadableInput, registry
 from truenorth.delivery.importers.base import (
     BadRecord,
+    BranchRecord,
     DeploymentRecord,
     Importer,
     IncidentRecord,
@@ -17,7 +18,7 @@ from truenorth.delivery.importers.base import (
     TransitionRecord,
 )
 from truenorth.delivery.importers.jira import parse_jira_time
-from truenorth.delivery.models import DeliveryItem, DeliverySource, Deployment, Incident
+from truenorth.delivery.models import Branch, DeliveryItem, DeliverySource, Deployment, Incident
 from truenorth.delivery.services.ingest import ingest, start_run
 from truenorth.orgs.models import Organisation
 
@@ -139,7 +140,18 @@ def test_events_csv_every_kind_and_bad_rows_by_line() -> None:
     ]
     incidents = [r for r in records if isinstance(r, IncidentRecord)]
     assert [i.resolved_at for i in incidents] == [dt.datetime(2026, 2, 6, 12, 5, tzinfo=UTC), None]
-    assert [loc for loc, _ in bad(records)] == ["line 11", "line 12", "line 13"]
+    assert [i.deployment for i in incidents] == ["dep-102", "dep-104"]  # the deployment that caused it
+    branches = [r for r in records if isinstance(r, BranchRecord)]
+    assert branches == [
+        BranchRecord("feature/checkout-v2", "5e6f7a8b", dt.datetime(2026, 2, 5, 16, tzinfo=UTC)),
+        BranchRecord(
+            "spike/old-cart",
+            "77aa88bb",
+            dt.datetime(2026, 1, 20, 10, tzinfo=UTC),
+            deleted_at=dt.datetime(2026, 2, 6, 9, tzinfo=UTC),
+        ),
+    ]
+    assert [loc for loc, _ in bad(records)] == ["line 13", "line 14", "line 15"]
     assert bad(records)[1][1].startswith("kind: “rollout” is not one of")
 
 
@@ -197,9 +209,32 @@ def test_events_sample_lands_as_rows() -> None:
     org = Organisation.objects.create(name="Acme", slug="acme")
     source = DeliverySource.objects.create(organisation=org, name="S", kind="events")
     run = ingest(source, registry["events"].read(SAMPLES / "events.csv"), run=start_run(source, "events"))
-    assert run.created == {"deployments": 3, "incidents": 2, "items": 2, "transitions": 3}
+    assert run.created == {
+        "branches": 2,
+        "deployments": 3,
+        "incident_links": 1,
+        "incidents": 2,
+        "items": 2,
+        "transitions": 3,
+    }
     assert DeliveryItem.objects.get(source=source, external_id="WEB-2").title == ""  # a bare item
     assert Deployment.objects.filter(source=source, run_id="pipeline-77").count() == 2
     assert Incident.objects.get(external_id="INC-8").resolved_at is None
-    assert run.window_start == dt.datetime(2026, 2, 2, 9, tzinfo=UTC)
+    assert Incident.objects.get(external_id="INC-7").deployment == Deployment.objects.get(
+        external_id="dep-102"
+    )
+    assert Incident.objects.get(external_id="INC-8").deployment is None  # dep-104 is not known yet
+    assert Branch.objects.get(source=source, name="spike/old-cart").deleted_at == dt.datetime(
+        2026, 2, 6, 9, tzinfo=UTC
+    )
+    assert run.window_start == dt.datetime(2026, 1, 20, 10, tzinfo=UTC)  # the old branch's last commit
     assert run.window_end == dt.datetime(2026, 2, 9, 8, tzinfo=UTC)
+    # The deployment INC-8 names arrives in a later file: the incident is linked then.
+    later = b"kind,id,at,environment,succeeded\ndeployment,dep-104,2026-02-09T07:30:00Z,production,true\n"
+    second = ingest(source, registry["events"].read(later), run=start_run(source, "events"))
+    assert second.created == {"deployments": 1, "incident_links": 1}
+    assert Incident.objects.get(external_id="INC-8").deployment.external_id == "dep-104"  # type: ignore[union-attr]
+    # An events file lists some branches, not all: none is taken for deleted.
+    assert not Branch.objects.filter(
+        source=source, name="feature/checkout-v2", deleted_at__isnull=False
+    ).exists()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from truenorth.delivery.importers import UnreadableInput, registry
-from truenorth.delivery.importers.base import CommitRecord, ReleaseRecord
-from truenorth.delivery.models import Commit, DeliverySource, Release
+from truenorth.delivery.importers.base import BranchesComplete, BranchRecord, CommitRecord, ReleaseRecord
+from truenorth.delivery.models import Branch, Commit, DeliverySource, Release
 from truenorth.delivery.services.ingest import ingest, start_run
 from truenorth.orgs.models import Organisation
 
@@ -69,6 +69,22 @@ def test_commits_merges_and_tags(repo: dict) -> None:
         ("v0.1", repo["first"], dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)),
         ("v1.0", repo["merge"], dt.datetime(2026, 3, 4, 16, 0, tzinfo=dt.UTC)),  # annotated: peeled, tag date
     ]
+    branches = sorted(
+        (r.name, r.head_sha, r.last_commit_at, r.remote) for r in records if isinstance(r, BranchRecord)
+    )
+    assert branches == [
+        ("feature", repo["feature"], dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC), False),
+        ("main", repo["merge"], dt.datetime(2026, 3, 3, 8, 0, tzinfo=dt.UTC), False),
+    ]
+    assert isinstance(records[-1], BranchesComplete)  # the listing is whole: missing branches were deleted
+
+
+def test_remote_branches_count_and_their_head_symref_is_skipped(repo: dict, tmp_path: Path) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo["path"]), str(clone)], check=True, capture_output=True)
+    records = list(registry["git"].read(clone))
+    names = sorted((r.name, r.remote) for r in records if isinstance(r, BranchRecord))
+    assert names == [("main", False), ("origin/feature", True), ("origin/main", True)]  # not origin/HEAD
 
 
 @pytest.mark.django_db
@@ -76,14 +92,35 @@ def test_ingest_is_idempotent_and_incremental(repo: dict) -> None:
     org = Organisation.objects.create(name="Acme", slug="acme")
     source = DeliverySource.objects.create(organisation=org, name="Repo", kind="git")
     run = ingest(source, registry["git"].read(repo["path"]), run=start_run(source, "git"))
-    assert run.created == {"commits": 4, "releases": 2}
+    assert run.created == {"branches": 2, "commits": 4, "releases": 2}
     again = ingest(source, registry["git"].read(repo["path"]), run=start_run(source, "git"))
-    assert again.created == {} and again.unchanged == 6
+    assert again.created == {} and again.unchanged == 8
     commit(repo["path"], "d", "2026-03-05T10:00:00+00:00")
     later = ingest(source, registry["git"].read(repo["path"]), run=start_run(source, "git"))
-    assert later.created == {"commits": 1} and later.unchanged == 6
+    assert later.created == {"branches_updated": 1, "commits": 1} and later.unchanged == 7
     assert Commit.objects.filter(source=source, is_merge=True).get().sha == repo["merge"]
     assert Release.objects.filter(source=source).count() == 2
+    main = Branch.objects.get(source=source, name="main")
+    assert main.last_commit_at == dt.datetime(2026, 3, 5, 10, tzinfo=dt.UTC) and main.deleted_at is None
+
+
+@pytest.mark.django_db
+def test_a_branch_gone_from_the_repository_is_marked_deleted_not_removed(repo: dict) -> None:
+    org = Organisation.objects.create(name="Acme", slug="acme")
+    source = DeliverySource.objects.create(organisation=org, name="Repo", kind="git")
+    ingest(source, registry["git"].read(repo["path"]), run=start_run(source, "git"))
+    git(repo["path"], "branch", "-q", "-D", "feature")
+    run = ingest(source, registry["git"].read(repo["path"]), run=start_run(source, "git"))
+    assert run.created == {"branches_deleted": 1}
+    feature = Branch.objects.get(source=source, name="feature")
+    assert feature.deleted_at is not None and feature.head_sha == repo["feature"]
+    assert Branch.objects.get(source=source, name="main").deleted_at is None
+    again = ingest(source, registry["git"].read(repo["path"]), run=start_run(source, "git"))
+    assert again.created == {} and Branch.objects.get(pk=feature.pk).deleted_at == feature.deleted_at
+    git(repo["path"], "branch", "-q", "feature", repo["feature"])  # restored: live again
+    back = ingest(source, registry["git"].read(repo["path"]), run=start_run(source, "git"))
+    assert back.created == {"branches_updated": 1}
+    assert Branch.objects.get(pk=feature.pk).deleted_at is None
 
 
 def test_not_a_repository(tmp_path: Path) -> None:
@@ -95,4 +132,4 @@ def test_not_a_repository(tmp_path: Path) -> None:
 
 def test_an_empty_repository_has_nothing(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q")
-    assert list(registry["git"].read(tmp_path)) == []
+    assert list(registry["git"].read(tmp_path)) == [BranchesComplete()]  # no commit, no branch

@@ -146,3 +146,48 @@ def test_progress_is_reported_per_batch(source: DeliverySource) -> None:
         batch_size=4,
     )
     assert seen == [(4, 4), (8, 8)]
+
+
+def test_an_incident_is_linked_to_the_deployment_it_names_even_when_that_comes_later(
+    source: DeliverySource,
+) -> None:
+    from truenorth.delivery.models import Deployment, IncidentCause
+
+    incident = IncidentRecord("INC-9", "api", t(6), t(6, 11), deployment="d-9")
+    deployment = DeploymentRecord("d-9", "run-9", "api", "production", t(6, 8), True, ())
+    first = run_once(source, [incident, ItemRecord("PAY-2", "", "Bug", t(1))], batch_size=1)
+    assert Incident.objects.get(external_id="INC-9").deployment is None
+    assert IncidentCause.objects.get().deployment_external_id == "d-9"  # kept until d-9 arrives
+    assert "incident_links" not in first.created
+    second = run_once(source, [ItemRecord("PAY-3", "", "Story", t(1)), deployment], batch_size=1)
+    assert second.created == {"deployments": 1, "incident_links": 1, "items": 1}
+    assert Incident.objects.get(external_id="INC-9").deployment == Deployment.objects.get(external_id="d-9")
+    again = run_once(source, [incident, deployment])  # re-importing both changes nothing
+    assert again.created == {} and again.unchanged == 2
+    # A newer export names another deployment: the link follows it.
+    other = DeploymentRecord("d-10", "run-10", "api", "production", t(6, 9), False, ())
+    moved = run_once(source, [other, IncidentRecord("INC-9", "api", t(6), t(6, 11), deployment="d-10")])
+    assert moved.created == {"deployments": 1, "incident_links": 1}
+    assert Incident.objects.get(external_id="INC-9").deployment.external_id == "d-10"  # type: ignore[union-attr]
+    # Naming no deployment keeps the link.
+    run_once(source, [IncidentRecord("INC-9", "api", t(6), t(6, 12))])
+    assert Incident.objects.get(external_id="INC-9").deployment.external_id == "d-10"  # type: ignore[union-attr]
+
+
+def test_changes_tell_the_earliest_time_a_new_or_changed_record_touches(source: DeliverySource) -> None:
+    from truenorth.delivery.services.ingest import Changes
+
+    first = Changes()
+    ingest(source, records(), run=start_run(source, "test"), changes=first)
+    assert first.since == t(1)  # PAY-1 created on day 1
+    again = Changes()
+    ingest(source, records(), run=start_run(source, "test"), changes=again)
+    assert again.since is None  # nothing new
+    late = Changes()
+    ingest(
+        source,
+        [*records(), IncidentRecord("INC-1", "api", t(5), t(5, 15)), CommitRecord("c" * 40, t(3), t(3))],
+        run=start_run(source, "test"),
+        changes=late,
+    )
+    assert late.since == t(3)  # the new commit; the incident now resolved touches day 5
