@@ -13,4 +13,7 @@ class DeliveryConfig(AppConfig):
     label = "delivery"
 
     def ready(self) -> None:
-        from truenorth.delivery import panels  # noqa: F401  (registers its Vision panels, when filled)
+        from truenorth.delivery import panels
+        from truenorth.strategy import panels as vision_panels
+
+        vision_panels.register_goal_panel(panels.goal_panel)  # the goal's forecast against its target date

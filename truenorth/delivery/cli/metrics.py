@@ -6,6 +6,8 @@
   five DORA metrics with their performance bands (the report year's table; default the latest).
 - `truenorth forecast --items N | --by DATE [--product ID] [--source NAME] [--json]`: Monte Carlo forecast
   at 50/85/95 % with its backtest.
+- `truenorth forecast --goal GOAL_ID [--json]`: the goal's chance to finish its remaining work items by its
+  target date, the 50/85/95 % dates, the verdict and the backtest (or why there is no forecast).
 
 The CLI computes directly (no background job), with a progress bar on a terminal.
 """
@@ -196,15 +198,31 @@ def forecast(
     ] = None,
     product: ProductOpt = None,
     source: SourceOpt = None,
+    goal: Annotated[
+        int | None,
+        typer.Option(
+            "--goal", metavar="GOAL_ID", help="Will this goal's remaining work be done by its target date?"
+        ),
+    ] = None,
     as_json: Json = False,
     org: Org = None,
     as_user: As = None,
 ) -> None:
-    """Monte Carlo forecast from daily throughput (50/85/95 %), with its backtest."""
+    """Monte Carlo forecast from daily throughput (50/85/95 %), with its backtest; or a goal's forecast
+    against its target date (--goal)."""
     membership, _ = identity(org, as_user)
     from truenorth.core.errors import ValidationFailed
     from truenorth.delivery.services import metrics as services
 
+    if goal is not None:
+        if items is not None or by is not None or product is not None or source is not None:
+            raise ValidationFailed(
+                "--goal forecasts the goal's own remaining work by its target date: "
+                "leave out --items, --by, --product and --source.",
+                field="--goal",
+            )
+        _goal_forecast(membership, goal, as_json)
+        return
     day = by.date() if by else None
     try:
         services.check_forecast(items, day)
@@ -242,5 +260,39 @@ def forecast(
             f"({test['horizon_days']}-day horizon).",
             markup=False,
         )
+    else:
+        console.print("Not enough history to backtest this forecast.")
+
+
+def _goal_forecast(membership: Membership, goal_id: int, as_json: bool) -> None:
+    from truenorth.core.errors import ValidationFailed
+    from truenorth.delivery.services import goal_forecasts
+
+    if not 1 <= goal_id <= 2**63 - 1:
+        raise ValidationFailed("No such goal.", field="--goal")
+    found = goal_forecasts.forecast_goal(membership, goal_id)
+    out = goal_forecasts.goal_forecast_out(found)
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"{found.title} — target date {out['target_date'] or 'none'}", markup=False)
+    if not found.forecast:
+        console.print(f"{found.verdict_label}: {found.reason}", markup=False)
+        return
+    assert found.probability is not None
+    console.print(
+        f"{found.verdict_label}: {round(found.probability * 100)} % chance to finish the {found.remaining} "
+        f"remaining work items (of {found.total_items}) by {out['target_date']}.",
+        markup=False,
+    )
+    show(
+        table(
+            f"{found.remaining} items done by",
+            ("50%", "85%", "95%"),
+            [tuple(v or "later than 3 years" for v in out["dates"].values())],
+        )
+    )
+    if found.backtest is not None:
+        console.print(f"Backtest: {found.backtest.text}.", markup=False)
     else:
         console.print("Not enough history to backtest this forecast.")
