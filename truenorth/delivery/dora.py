@@ -269,9 +269,10 @@ def band(metric: str, value: float, year: int) -> str:
     """elite/high/medium/low for ``value`` of ``metric`` (units as in DoraMetrics: deployments per week,
     hours, rates as fractions 0-1) in the table of the latest report at or before ``year``.
 
-    Each table lists, best band first, a bound per band: for metrics where higher is better the value must
-    be at least the bound, otherwise at most the bound; the first band met wins, the last band (bound null)
-    takes the rest."""
+    Each table lists a bound per band in the order the bands are tried (best first, except where a
+    report's clusters are not ordered on a metric, e.g. 2024's change failure rate: elite 5 %, medium
+    10 %, high 20 %): for metrics where higher is better the value must be at least the bound, otherwise
+    at most the bound; the first band met wins, the last band (bound null) takes the rest."""
     table = _tables()[table_year(year)]["metrics"]
     if metric not in table:
         raise ValueError(f"no DORA band for {metric!r} in the {table_year(year)} report")

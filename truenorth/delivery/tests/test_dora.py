@@ -155,14 +155,15 @@ def test_bands_in_the_result_by_year():
 
 
 def test_band_table_by_report_year():
-    assert available_years()[:2] == [2021, 2023]
-    assert table_year(2022) == 2021 and table_year(2023) == 2023 and table_year(2030) == available_years()[-1]
+    assert available_years() == [2021, 2023, 2024]
+    assert table_year(2022) == 2021 and table_year(2023) == 2023 and table_year(2030) == 2024
     assert table_year(2015) == 2021
-    # lead time 12 hours: 2021 high (elite is under one hour), 2023 elite (under one day)
-    assert band("lead_time_hours", 12, 2021) == "high"
+    # lead time 12 hours: between 2021's elite (under an hour) and high (from a day): the gap is elite
+    assert band("lead_time_hours", 12, 2021) == "elite"
     assert band("lead_time_hours", 12, 2023) == "elite"
     assert band("change_failure_rate", 0.12, 2021) == "elite"
     assert band("change_failure_rate", 0.12, 2023) == "medium"
+    assert band("change_failure_rate", 0.12, 2024) == "high"
     assert band("change_failure_rate", 0.5, 2023) == "low"
     assert band("deployment_frequency_per_week", 3, 2023) == "high"
     assert band("deployment_frequency_per_week", 0.5, 2023) == "medium"
@@ -170,11 +171,132 @@ def test_band_table_by_report_year():
     assert band("deployment_frequency_per_week", 10, 2021) == "elite"
     assert band("time_to_restore_hours", 0.5, 2023) == "elite"
     assert band("time_to_restore_hours", 1000, 2023) == "low"
-    with pytest.raises(ValueError, match="no DORA band for 'rework_rate'"):
-        band("rework_rate", 0.1, 2023)
+    for year in available_years():
+        with pytest.raises(ValueError, match="no DORA band for 'rework_rate'"):
+            band("rework_rate", 0.1, year)
 
 
-def test_bands_file_marks_each_reports_source():
+# Boundaries as the reports word them (dora_bands.json): once a day = 7 a week, once a month = 12/52,
+# once every six months = 2/52; a day = 24 h, a week = 168 h, a month = 730 h, six months = 4,380 h.
+MONTHLY, HALF_YEARLY = 12 / 52, 2 / 52
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "want"),
+    [
+        # deployment frequency: elite on demand; high once a week to once a month; medium once a month to
+        # once every six months; low fewer. Between weekly and daily is a gap: the better band (elite).
+        ("deployment_frequency_per_week", 14, "elite"),
+        ("deployment_frequency_per_week", 1, "elite"),
+        ("deployment_frequency_per_week", 0.99, "high"),
+        ("deployment_frequency_per_week", MONTHLY, "high"),
+        ("deployment_frequency_per_week", MONTHLY - 0.001, "medium"),
+        ("deployment_frequency_per_week", HALF_YEARLY, "medium"),
+        ("deployment_frequency_per_week", HALF_YEARLY - 0.001, "low"),
+        # lead time: elite under an hour, high a day to a week, medium a month to six months, low more;
+        # the gaps (an hour to a day, a week to a month) go to the better band.
+        ("lead_time_hours", 0.5, "elite"),
+        ("lead_time_hours", 24, "elite"),
+        ("lead_time_hours", 25, "high"),
+        ("lead_time_hours", 400, "high"),
+        ("lead_time_hours", 731, "medium"),
+        ("lead_time_hours", 4380, "medium"),
+        ("lead_time_hours", 4381, "low"),
+        # time to restore: elite under an hour, high under a day, medium a day to a week, low over six
+        # months; a week to six months is a gap, so medium.
+        ("time_to_restore_hours", 1, "elite"),
+        ("time_to_restore_hours", 1.5, "high"),
+        ("time_to_restore_hours", 24, "high"),
+        ("time_to_restore_hours", 2000, "medium"),
+        ("time_to_restore_hours", 5000, "low"),
+        # change failure rate: elite 0-15 %; high, medium and low all 16-30 %: above 30 % is low.
+        ("change_failure_rate", 0.15, "elite"),
+        ("change_failure_rate", 0.16, "high"),
+        ("change_failure_rate", 0.30, "high"),
+        ("change_failure_rate", 0.31, "low"),
+    ],
+)
+def test_2021_boundaries(metric: str, value: float, want: str) -> None:
+    assert band(metric, value, 2021) == want
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "want"),
+    [
+        # elite on demand, high once a day to once a week, medium and low both once a week to once a month
+        ("deployment_frequency_per_week", 7, "elite"),
+        ("deployment_frequency_per_week", 6.9, "high"),
+        ("deployment_frequency_per_week", 1, "high"),
+        ("deployment_frequency_per_week", 0.9, "medium"),
+        ("deployment_frequency_per_week", MONTHLY, "medium"),
+        ("deployment_frequency_per_week", MONTHLY - 0.001, "low"),
+        # elite under a day, high a day to a week, medium and low both a week to a month
+        ("lead_time_hours", 24, "elite"),
+        ("lead_time_hours", 168, "high"),
+        ("lead_time_hours", 169, "medium"),
+        ("lead_time_hours", 730, "medium"),
+        ("lead_time_hours", 731, "low"),
+        # one typical rate per cluster: 5 %, 10 %, 15 %, 64 %
+        ("change_failure_rate", 0.05, "elite"),
+        ("change_failure_rate", 0.06, "high"),
+        ("change_failure_rate", 0.10, "high"),
+        ("change_failure_rate", 0.15, "medium"),
+        ("change_failure_rate", 0.16, "low"),
+        # elite under an hour, high under a day, medium a day to a week, low (from a month) beyond
+        ("time_to_restore_hours", 1, "elite"),
+        ("time_to_restore_hours", 24, "high"),
+        ("time_to_restore_hours", 500, "medium"),
+        ("time_to_restore_hours", 731, "low"),
+    ],
+)
+def test_2023_boundaries(metric: str, value: float, want: str) -> None:
+    assert band(metric, value, 2023) == want
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "want"),
+    [
+        ("deployment_frequency_per_week", 7, "elite"),
+        ("deployment_frequency_per_week", 1, "high"),
+        ("deployment_frequency_per_week", MONTHLY, "medium"),
+        ("deployment_frequency_per_week", 0.1, "low"),
+        ("lead_time_hours", 24, "elite"),
+        ("lead_time_hours", 168, "high"),
+        ("lead_time_hours", 730, "medium"),
+        ("lead_time_hours", 1000, "low"),
+        # clusters not ordered on failure rate: elite 5 %, medium 10 %, high 20 %, low 40 %
+        ("change_failure_rate", 0.05, "elite"),
+        ("change_failure_rate", 0.08, "medium"),
+        ("change_failure_rate", 0.10, "medium"),
+        ("change_failure_rate", 0.15, "high"),
+        ("change_failure_rate", 0.20, "high"),
+        ("change_failure_rate", 0.21, "low"),
+        # high and medium both under a day, low a week to a month: a day to a week is medium
+        ("time_to_restore_hours", 1, "elite"),
+        ("time_to_restore_hours", 24, "high"),
+        ("time_to_restore_hours", 100, "medium"),
+        ("time_to_restore_hours", 169, "low"),
+    ],
+)
+def test_2024_boundaries(metric: str, value: float, want: str) -> None:
+    assert band(metric, value, 2024) == want
+
+
+def test_bands_file_marks_each_reports_source_and_what_was_checked():
     raw = json.loads(BANDS_FILE.read_text(encoding="utf-8"))
-    for year in ("2021", "2023"):
-        assert f"State of DevOps Report {year}" in raw["tables"][year]["source"]
+    assert sorted(raw["tables"]) == ["2021", "2023", "2024"]
+    for year, table in raw["tables"].items():
+        assert f"State of DevOps Report {year}" in table["source"]
+        assert table["verified"] and isinstance(table["unverified"], list)
+        assert set(table["metrics"]) == {
+            "deployment_frequency_per_week",
+            "lead_time_hours",
+            "time_to_restore_hours",
+            "change_failure_rate",
+        }  # no report gives bands for rework rate
+        for spec in table["metrics"].values():
+            bounds = [b for _, b in spec["bands"]]
+            assert bounds[-1] is None and None not in bounds[:-1]
+            # tried in order: each bound is less demanding than the one before
+            assert bounds[:-1] == sorted(bounds[:-1], reverse=spec["better"] == "higher")
+    assert raw["tables"]["2024"]["source"].count("p. 13") == 1
