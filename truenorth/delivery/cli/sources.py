@@ -4,7 +4,7 @@
   `truenorth import events FILE --source NAME`: read the repository or file with that importer and store
   it in the source (the same ingest as the background jobs, run here directly, with a progress bar).
   `truenorth import github FILE --source NAME`: GitHub REST JSON files. The operator's own machine: any
-  path may be read. `azure` is reserved for an importer to come.
+  path may be read. `truenorth import azure FILE --source NAME`: Azure DevOps work item revisions.
 - `truenorth import FILE …` (the first argument not an importer's name) is still the goal-tree import:
   `import` is a group that falls back to its `tree` command (truenorth/strategy/cli/exchange.py, mounted
   by truenorth/cli.py), so every old command line keeps working.
@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import click
 import typer
@@ -147,23 +147,6 @@ def import_events(
     _run("events", _existing(file, "FILE"), source, org, as_user, as_json)
 
 
-def _reserved(name: str) -> Any:
-    def command(
-        file: Annotated[Path, typer.Argument(metavar="FILE")],
-        source: SourceName,
-        org: Org = None,
-        as_user: As = None,
-    ) -> None:
-        from truenorth.delivery.importers import registry
-
-        if name not in registry:
-            raise click.UsageError(f"the {name} importer is not available yet; use `truenorth import events`")
-        _run(name, _existing(file, "FILE"), source, org, as_user, False)
-
-    command.__doc__ = f"Import {name} data (reserved: the {name} importer is not available yet)."
-    return command
-
-
 @import_app.command("github")
 def import_github(
     file: Annotated[
@@ -178,7 +161,18 @@ def import_github(
     _run("github", _existing(file, "FILE"), source, org, as_user, as_json)
 
 
-import_app.command("azure")(_reserved("azure"))
+@import_app.command("azure")
+def import_azure(
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Azure DevOps revisions JSON (REST API answers).")
+    ],
+    source: SourceName,
+    org: Org = None,
+    as_user: As = None,
+    as_json: Json = False,
+) -> None:
+    """Import Azure DevOps work item revisions (REST API JSON): items and their state changes."""
+    _run("azure", _existing(file, "FILE"), source, org, as_user, as_json)
 
 
 @sources_app.command("list")

@@ -101,7 +101,7 @@ def test_import_errors_are_one_line(capsys, member, stakeholder, tmp_path) -> No
     code, _, err = run(capsys, member, "import", "jira", str(broken), "--source", "Tickets")
     one_line_error(code, err, "Not valid JSON")
     code, _, err = run(capsys, member, "import", "azure", str(broken), "--source", "Tickets")
-    one_line_error(code, err, "not available yet")
+    one_line_error(code, err, "feeds Azure DevOps")
 
 
 def test_import_without_a_subcommand_is_still_the_goal_tree_import(capsys, member, tmp_path) -> None:
