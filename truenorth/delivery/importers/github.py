@@ -8,7 +8,7 @@ object's kind is told by its fields, so one file may mix them:
   `commits` list when present (the `/pulls/{n}/commits` answer embedded, each with
   `commit.author.date`), so squash and rebase merges keep their lead time;
 - a **release** (`tag_name`): named by its tag, at `published_at` (else `created_at`), its commit when
-  `target_commitish` is a sha;
+  `target_commitish` is a sha; a draft (`"draft": true`) is not released yet and is skipped;
 - a **deployment** (`environment` and `sha`): id, environment, `created_at`, the deployed sha; run id and
   service from `payload.run_id` and `payload.service` when given (else the deployment id and ""). Success from an embedded `statuses` list (the
   `/deployments/{id}/statuses` answer; the latest `success`, `failure`, `error` or `inactive` decides,
@@ -18,6 +18,9 @@ object's kind is told by its fields, so one file may mix them:
   at `closed_at`.
 
 Anything else is a bad record at `[index]` (or `[page][index]`).
+
+`object_records(obj, where, kind)` is the conversion of one object, shared with the API fetch
+(services/github_fetch.py), which knows each object's kind from the endpoint it came from.
 """
 
 from __future__ import annotations
@@ -168,31 +171,57 @@ def _issue(obj: dict[str, Any]) -> Iterator[Record]:
         yield TransitionRecord(key, closed, "open", "closed")
 
 
+KINDS = ("pull", "release", "deployment", "issue")
+
+
+def kind_of(obj: dict[str, Any]) -> str | None:
+    """The kind of a REST object told by its fields (None: none of ours)."""
+    if "tag_name" in obj:
+        return "release"
+    if "number" in obj and ("merge_commit_sha" in obj or ("head" in obj and "base" in obj)):
+        return "pull"
+    if "environment" in obj and "sha" in obj:
+        return "deployment"
+    if "number" in obj and "state" in obj:
+        return "issue"
+    return None
+
+
+def object_records(obj: Any, where: str, kind: str | None = None) -> Iterator[Record | BadRecord]:
+    """The records of one REST object, or one BadRecord at `where` saying why it cannot be read. `kind`
+    ("pull", "release", "deployment", "issue") when the caller knows it; else told by the fields. An
+    issue that is a pull request (the issues list has them) and a draft release give nothing."""
+    if not isinstance(obj, dict):
+        yield BadRecord(where, "Not an object.")
+        return
+    kind = kind or kind_of(obj)
+    try:
+        if kind == "release":
+            if obj.get("draft") is True:
+                return
+            yield _release(obj)
+        elif kind == "pull":
+            yield _pull(obj)
+        elif kind == "deployment":
+            yield _deployment(obj)
+        elif kind == "issue":
+            if "pull_request" in obj:
+                return  # the issues list includes pull requests: they come from the pulls
+            yield from list(_issue(obj))
+        else:
+            yield BadRecord(where, "Not a pull request, release, deployment or issue.")
+    except (ValueError, TypeError, KeyError) as error:
+        message = f"{error}." if not isinstance(error, KeyError) else f"{error.args[0]}: required."
+        yield BadRecord(where, message)
+
+
 class GitHubImporter:
     name = "github"
 
     def read(self, data: bytes | Path) -> Iterator[Record | BadRecord]:
         for prefix, objects in _pages(data):
             for index, obj in enumerate(objects):
-                where = f"{prefix}[{index}]"
-                if not isinstance(obj, dict):
-                    yield BadRecord(where, "Not an object.")
-                    continue
-                try:
-                    if "tag_name" in obj:
-                        yield _release(obj)
-                    elif "number" in obj and ("merge_commit_sha" in obj or ("head" in obj and "base" in obj)):
-                        yield _pull(obj)
-                    elif "environment" in obj and "sha" in obj:
-                        yield _deployment(obj)
-                    elif "number" in obj and "state" in obj:
-                        if "pull_request" in obj:
-                            continue  # the issues list includes pull requests: they come from pulls.json
-                        yield from list(_issue(obj))
-                    else:
-                        yield BadRecord(where, "Not a pull request, release, deployment or issue.")
-                except (ValueError, TypeError, KeyError) as error:
-                    yield BadRecord(where, f"{error}.")
+                yield from object_records(obj, f"{prefix}[{index}]")
 
 
 register(GitHubImporter())
