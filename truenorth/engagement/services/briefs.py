@@ -17,6 +17,10 @@ rendering uses: the web page, the share page, Markdown, JSON (API, CLI) and the 
 - Top risks, worst first, at most TOP_RISKS: goals off track (latest check-in off track: high; at risk,
   or confidence at most LOW_CONFIDENCE: medium), stale evidence (a measure past its cadence), open
   concerns (unresolved concerns on a live goal), overdue check-ins.
+- Forecasts (delivery.services.goal_forecasts): the product's live goals with a target date, soonest
+  first (at most goal_forecasts.BRIEF_MAX_GOALS), each with its delivery forecast: the chance its
+  remaining work items are done by the target date, the 85% date, the verdict and the backtest, or why
+  there is none.
 - People appear by their display name only when they have set one: the brief never carries an e-mail
   address (it is shown to people outside the tool through share links).
 """
@@ -37,6 +41,7 @@ from django.utils import timezone
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
 from truenorth.core.validate import text as _text
+from truenorth.delivery.services.goal_forecasts import GoalForecast, product_goal_forecasts
 from truenorth.engagement.models import BriefDocument, ShareLink
 from truenorth.engagement.services import pulses
 from truenorth.history.models import HistoryEntry
@@ -165,6 +170,39 @@ class Risk:
     detail: str
 
 
+@dataclass(frozen=True)
+class ForecastLine:
+    """A goal with a target date and its delivery forecast (or the reason there is none)."""
+
+    goal_id: int
+    title: str
+    target_date: dt.date | None
+    verdict: str  # on_track, at_risk, off_track, done, unavailable
+    verdict_label: str
+    probability: float | None
+    remaining: int | None
+    total_items: int | None
+    date_85: dt.date | None
+    backtest: str  # "the 85% forecast came true in 9 of 11 past 28-day windows", or ""
+    reason: str
+
+
+def _forecast_line(f: GoalForecast) -> ForecastLine:
+    return ForecastLine(
+        goal_id=f.goal_id,
+        title=f.title,
+        target_date=f.target_date,
+        verdict=f.verdict,
+        verdict_label=f.verdict_label,
+        probability=None if f.probability is None else round(f.probability, 4),
+        remaining=f.remaining,
+        total_items=f.total_items,
+        date_85=f.date_85,
+        backtest=f.backtest.text if f.backtest else "",
+        reason=f.reason,
+    )
+
+
 RISK_LABELS = {
     "off_track": "Goal off track",
     "stale_evidence": "Stale evidence",
@@ -195,10 +233,16 @@ class Brief:
     risks: list[Risk]
     risks_total: int
     counts: dict[str, int] = field(default_factory=dict)
+    forecasts: list[ForecastLine] = field(default_factory=list)
+    forecasts_total: int = 0
 
     @property
     def goals_omitted(self) -> int:
         return self.goals_total - len(self.goals)
+
+    @property
+    def forecasts_omitted(self) -> int:
+        return self.forecasts_total - len(self.forecasts)
 
     @property
     def charts(self) -> list[MeasureLine]:
@@ -465,6 +509,9 @@ def build_brief(membership: Membership, product: Product | int, now: dt.datetime
     risks.sort(key=lambda r: (-r.severity, order.index(r.kind), r.title))
     hypotheses = _hypotheses(membership, found.pk)
     decisions = _decisions(membership, found.pk, now)
+    forecasts, forecasts_total = product_goal_forecasts(
+        membership, found.pk, today=now.astimezone(dt.UTC).date()
+    )
     return Brief(
         organisation=membership.organisation.name,
         product_id=found.pk,
@@ -492,6 +539,8 @@ def build_brief(membership: Membership, product: Product | int, now: dt.datetime
             "hypotheses_in_flight": len(hypotheses),
             "decisions": len(decisions),
         },
+        forecasts=[_forecast_line(f) for f in forecasts],
+        forecasts_total=forecasts_total,
     )
 
 

@@ -30,6 +30,7 @@ def brief_data(brief: Brief) -> dict[str, Any]:
     """The brief as plain data (the API's and the CLI's JSON)."""
     data = dataclasses.asdict(brief)
     data["goals_omitted"] = brief.goals_omitted
+    data["forecasts_omitted"] = brief.forecasts_omitted
     return data
 
 
@@ -110,6 +111,9 @@ def brief_markdown(brief: Brief) -> str:
     else:
         out.append("No goal yet.")
 
+    out += ["", "## Forecasts", ""]
+    out += _forecast_markdown(brief)
+
     out += ["", f"## Key Value Measures (last {brief.period_days} days)", ""]
     if brief.measures:
         out += ["| Measure | Area | Latest | Change | Target | Evidence |", "|---|---|---|---|---|---|"]
@@ -165,6 +169,30 @@ def brief_markdown(brief: Brief) -> str:
         )
     out.append("")
     return "\n".join(out)
+
+
+def _forecast_markdown(brief: Brief) -> list[str]:
+    """The goals with a target date and their delivery forecasts."""
+    if not brief.forecasts:
+        return ["No goal with a target date."]
+    out = [
+        "| Goal | Target date | Remaining | Chance by target | 85% date | Forecast |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in brief.forecasts:
+        remaining = "—" if f.remaining is None else f"{f.remaining} of {f.total_items}"
+        said = f.verdict_label
+        if f.probability is None:
+            said += f": {f.reason}"
+        elif f.backtest:
+            said += f" ({f.backtest})"
+        out.append(
+            f"| {md(f.title)} | {_date(f.target_date)} | {remaining} | {_pct(f.probability)} "
+            f"| {_date(f.date_85) if f.probability is not None else '—'} | {md(said)} |"
+        )
+    if brief.forecasts_omitted:
+        out += ["", f"{brief.forecasts_omitted} later goals with a target date are not listed."]
+    return out
 
 
 def brief_html(brief: Brief, *, for_pdf: bool = False, chart_width: int = PDF_CHART_WIDTH) -> str:
