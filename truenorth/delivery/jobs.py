@@ -1,6 +1,7 @@
 """Background jobs of the delivery app (autodiscovered by truenorth.jobs): "delivery.import" stores an
 uploaded file (the job's payload) or reads a repository path (checked again here: a symbolic link may
-have changed since the request) into a source. The metrics job
+have changed since the request) into a source, then (run_import) feeds the source's Value measures; the
+result says how many values were fed and corrected. The metrics job
 ("delivery.metrics") registers in services/metrics.py, imported here so the worker knows it."""
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from django.urls import reverse
 
 from truenorth.core.errors import DomainError
 from truenorth.delivery import tasks_feed as _tasks_feed  # noqa: F401  (the daily feed of Value measures)
+from truenorth.delivery.services import feed, sources
 from truenorth.delivery.services import github_fetch as _github_fetch  # noqa: F401  (its job, if any)
 from truenorth.delivery.services import metrics as _metrics  # noqa: F401  (registers delivery.metrics)
 from truenorth.delivery.services import process as _process  # noqa: F401  (its job, if any)
-from truenorth.delivery.services import sources
 from truenorth.jobs import services as jobs
 from truenorth.jobs.models import Job
 from truenorth.orgs.services import require_writer
@@ -52,12 +53,19 @@ def run_import_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
     except DomainError as error:
         raise jobs.JobFailed(error.message) from None
     slug = job.organisation.slug
+    fed = feed.fed_by(run)
+    summary = f"{source.name}: {sources.run_summary(run)}."
+    if fed is not None and fed.stored:
+        corrected = f" ({fed.corrected} corrected)" if fed.corrected else ""
+        summary += f" Fed {fed.stored} values{corrected} into the product's measures."
     return {
-        "summary": f"{source.name}: {sources.run_summary(run)}.",
+        "summary": summary,
         "link": reverse("delivery:source", kwargs={"org_slug": slug, "source_id": source.pk}),
         "link_text": "Back to the source",
         "import_id": run.pk,
         "created": run.created,
         "unchanged": run.unchanged,
         "error_count": run.error_count,
+        "fed": 0 if fed is None else fed.stored,
+        "corrected": 0 if fed is None else fed.corrected,
     }

@@ -2,31 +2,62 @@
 
 For a live source with a product, `ensure_measures` makes (once; found again by catalogue_key
 "delivery:<source id>:<metric>") one measure per delivered metric on that product, cadence 7 days.
-`feed` computes the metrics over each complete week (Monday 00:00 to Sunday 23:59:59.999999 UTC) after
-the last fed week (the last 12 weeks the first time) up to the last complete week, with the same
-building blocks as the metrics pages (metrics.histories / flow_of, dora_inputs / dora_of), and stores
-them through measures.services.observations.store_batch: one batch per source and week with the
-idempotency key "delivery:<source id>:<monday>", so a re-run stores nothing twice. Each observation's
-note names the source, the window and the latest import ("delivery source 'X', 2026-11-16..2026-11-22,
-import #12"). There is no "delivery" MeasureSource: the observations use the closest, API ("API push").
+`feed` computes the metrics over complete weeks (Monday 00:00 to Sunday 23:59:59.999999 UTC) with the
+same building blocks as the metrics pages (metrics.histories / flow_of, dora_inputs / dora_of), and
+stores one observation per metric at the week's end:
+
+- the weeks after the last fed week (the last 12 weeks the first time), up to the last complete week;
+- and, given `since` (late data), every complete week from the one holding `since`: `after_import`
+  passes the earliest time a new or changed record of the import touches (never further back than the
+  weeks already fed), so an import that adds records to a fed week re-feeds it.
+
+A week's values are compared with the measures' current observations at that time: an equal value is
+left alone (re-feeding the same data stores nothing), a new metric value is appended, and a different
+value is a correction: a new observation that supersedes the old one (both kept; observations are
+append-only), its note ending "recomputed after import #N". Each week's rows are one observation batch
+with the idempotency key "delivery:<source id>:<monday>" (its first batch) or
+"delivery:<source id>:<monday>:<digest>" (later ones), written while holding the source's measures
+(select_for_update), so two feeds at once never store a week twice. Each observation's note names the
+source, the week and the imports whose time window touches that week ("delivery source 'X',
+2026-11-16..2026-11-22, imports #12, #14"). There is no "delivery" MeasureSource: the observations use
+the closest, API ("API push").
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db import transaction
+from django.utils import timezone
+
 from truenorth.accounts.models import User
-from truenorth.core.errors import Conflict, DomainError
+from truenorth.core.errors import DomainError
 from truenorth.delivery import flow
-from truenorth.delivery.models import DeliverySource, ImportRun, ImportStatus
+from truenorth.delivery.models import Branch, Commit, DeliverySource, ImportRun, ImportStatus
 from truenorth.delivery.services import metrics
-from truenorth.measures.models import KVA, Measure, MeasureDirection, MeasureSource, Observation
+from truenorth.delivery.services.ingest import Changes
+from truenorth.history.models import HistoryEntry
+from truenorth.history.services import record
+from truenorth.measures.models import (
+    KVA,
+    Measure,
+    MeasureDirection,
+    MeasureSource,
+    Observation,
+    ObservationBatch,
+)
 from truenorth.measures.services.measures import create_measure
-from truenorth.measures.services.observations import CleanRow, store_batch
 from truenorth.orgs.models import Membership
 
 FIRST_WEEKS = 12
+MAX_WEEKS = 104  # the furthest back a recomputation goes (two years)
+ACTIVE_BRANCH_DAYS = 30
+RUNS_NAMED = 5  # imports named in a note (the latest ones)
 FEED_SOURCE = MeasureSource.API
 DEFECT_TYPES = frozenset({"bug", "defect"})
 
@@ -98,6 +129,23 @@ METRICS: tuple[Metric, ...] = (
         MeasureDirection.LOWER,
         "Items of type bug or defect done in the week (a defect trend).",
     ),
+    Metric(
+        "defects_created",
+        "Defects opened",
+        KVA.ABILITY_TO_INNOVATE,
+        "per week",
+        MeasureDirection.LOWER,
+        "Items of type bug or defect created in the week (a defect trend).",
+    ),
+    Metric(
+        "active_branches",
+        "Active branches",
+        KVA.ABILITY_TO_INNOVATE,
+        "branches",
+        MeasureDirection.LOWER,
+        f"Branches with a commit in the {ACTIVE_BRANCH_DAYS} days up to the week's end "
+        "(a local branch and its remote-tracking copies count once).",
+    ),
 )
 
 
@@ -105,18 +153,18 @@ METRICS: tuple[Metric, ...] = (
 class FeedResult:
     source: DeliverySource
     weeks: list[dt.date] = field(default_factory=list)  # the Mondays computed
-    stored: int = 0  # observations stored now
-    planned: list[tuple[str, dt.date, float, str]] = field(
-        default_factory=list
-    )  # (metric, monday, value, note)
+    stored: int = 0  # observations stored now (new values and corrections)
+    corrected: int = 0  # of which corrections (superseding an earlier value)
+    # (metric, monday, value, note) of the values stored (or, dry run, that would be)
+    planned: list[tuple[str, dt.date, float, str]] = field(default_factory=list)
     measures_created: int = 0
-    skipped_weeks: list[dt.date] = field(default_factory=list)  # already stored with other values
 
     def as_json(self) -> dict[str, object]:
         return {
             "source": self.source.name,
             "weeks": [w.isoformat() for w in self.weeks],
             "stored": self.stored,
+            "corrected": self.corrected,
             "measures_created": self.measures_created,
             "observations": [
                 {"metric": m, "week": w.isoformat(), "value": v, "note": n} for m, w, v, n in self.planned
@@ -128,10 +176,14 @@ def catalogue_key(source: DeliverySource, metric: Metric) -> str:
     return f"delivery:{source.pk}:{metric.key}"
 
 
+def monday_of(moment: dt.datetime) -> dt.date:
+    day = moment.astimezone(dt.UTC).date()
+    return day - dt.timedelta(days=day.weekday())
+
+
 def last_complete_monday(now: dt.datetime) -> dt.date:
     """The Monday of the last week (Monday to Sunday, UTC) that has ended by `now`."""
-    today = now.astimezone(dt.UTC).date()
-    return today - dt.timedelta(days=today.weekday() + 7)
+    return monday_of(now) - dt.timedelta(weeks=1)
 
 
 def week_bounds(monday: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -186,21 +238,87 @@ def ensure_measures(
     return found, created
 
 
+def _fed(source: DeliverySource) -> tuple[dt.date | None, dt.date | None]:
+    """The Mondays of the first and the last week fed (None, None before the first feed)."""
+    keys = [catalogue_key(source, m) for m in METRICS]
+    fed = Observation.objects.filter(
+        measure__organisation_id=source.organisation_id, measure__catalogue_key__in=keys
+    ).order_by("observed_at")
+    first = fed.values_list("observed_at", flat=True).first()
+    latest = fed.order_by("-observed_at").values_list("observed_at", flat=True).first()
+    return (
+        None if first is None else monday_of(first),
+        None if latest is None else monday_of(latest),
+    )
+
+
 def first_monday(source: DeliverySource, last: dt.date) -> dt.date:
     """The week after the last one fed, or FIRST_WEEKS weeks back the first time."""
-    keys = [catalogue_key(source, m) for m in METRICS]
-    latest = (
-        Observation.objects.filter(
-            measure__organisation_id=source.organisation_id, measure__catalogue_key__in=keys
-        )
-        .order_by("-observed_at")
-        .values_list("observed_at", flat=True)
-        .first()
-    )
+    latest = _fed(source)[1]
     if latest is None:
         return last - dt.timedelta(weeks=FIRST_WEEKS - 1)
-    fed = latest.astimezone(dt.UTC).date()
-    return fed - dt.timedelta(days=fed.weekday()) + dt.timedelta(weeks=1)
+    return latest + dt.timedelta(weeks=1)
+
+
+# --- active branches -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BranchLife:
+    """A branch as the feed sees it: its key (a remote-tracking branch's name without its remote), when
+    its head was committed, when it was found deleted, and the commits attributed to it (sorted)."""
+
+    key: str
+    last_commit_at: dt.datetime
+    deleted_at: dt.datetime | None = None
+    commits: tuple[dt.datetime, ...] = ()
+
+
+def active_branches(branches: Iterable[BranchLife], end: dt.datetime, days: int = ACTIVE_BRANCH_DAYS) -> int:
+    """Branches not deleted by `end` with a commit in the `days` days up to `end` (their head commit, or
+    a commit reached from them): each key counts once."""
+    start = end - dt.timedelta(days=days)
+    keys = set()
+    for branch in branches:
+        if branch.deleted_at is not None and branch.deleted_at <= end:
+            continue
+        recent = start < branch.last_commit_at <= end
+        if not recent and branch.commits:
+            at = bisect.bisect_right(branch.commits, start)
+            recent = at < len(branch.commits) and branch.commits[at] <= end
+        if recent:
+            keys.add(branch.key)
+    return len(keys)
+
+
+def branch_lives(source: DeliverySource, start: dt.datetime, end: dt.datetime) -> list[BranchLife] | None:
+    """The source's branches (None when it never reported any) with their commits in [start, end]."""
+    rows = list(
+        Branch.objects.filter(source=source).values_list("name", "remote", "last_commit_at", "deleted_at")
+    )
+    if not rows:
+        return None
+    commits: dict[str, list[dt.datetime]] = {}
+    for name, at in (
+        Commit.objects.filter(source=source, committed_at__gte=start, committed_at__lte=end)
+        .exclude(branch="")
+        .order_by()
+        .values_list("branch", "committed_at")
+        .iterator(chunk_size=10_000)
+    ):
+        commits.setdefault(name, []).append(at)
+    return [
+        BranchLife(
+            name.split("/", 1)[1] if remote and "/" in name else name,
+            last,
+            deleted,
+            tuple(sorted(commits.get(name, ()))),
+        )
+        for name, remote, last, deleted in rows
+    ]
+
+
+# --- one week ------------------------------------------------------------------------------------
 
 
 def compute_week(
@@ -208,13 +326,15 @@ def compute_week(
     items: dict[int, list[flow.ItemHistory]],
     inputs: dict[int, metrics.DoraInputs],
     monday: dt.date,
+    branches: list[BranchLife] | None = None,
 ) -> dict[str, float]:
     """The metrics of one week with the same building blocks as the metrics pages (None values left out)."""
     start, end = week_bounds(monday)
     flows = metrics.flow_of([row], items, start=start, end=end)
     records = metrics.combined(inputs, [row])
     d = metrics.dora_of(records, start=start, end=end, year=metrics.check_year(None))
-    defects = {i.id for i in items.get(row.id, ()) if i.item_type.strip().casefold() in DEFECT_TYPES}
+    defects = [i for i in items.get(row.id, ()) if i.item_type.strip().casefold() in DEFECT_TYPES]
+    done = {i.id for i in defects}
     values: dict[str, float | None] = {
         "deployment_frequency": d.deployment_frequency_per_week,
         "lead_time": d.lead_time_hours,
@@ -222,63 +342,257 @@ def compute_week(
         "time_to_restore": d.time_to_restore_hours,
         "change_failure_rate": None if d.change_failure_rate is None else 100 * d.change_failure_rate,
         "incidents": float(sum(1 for i in records.incidents if start <= i.opened_at <= end)),
-        "defects_done": float(sum(1 for c in flows.completed if c[0] in defects)),
+        "defects_done": float(sum(1 for c in flows.completed if c[0] in done)),
+        "defects_created": float(sum(1 for i in defects if start <= i.created_at <= end)),
+        "active_branches": None if branches is None else float(active_branches(branches, end)),
     }
     return {k: round(v, 6) for k, v in values.items() if v is not None}
 
 
+def _imports_by_week(source: DeliverySource, weeks: list[dt.date]) -> dict[dt.date, list[int]]:
+    """The successful imports whose time window touches each week (oldest first)."""
+    if not weeks:
+        return {}
+    first, last = week_bounds(min(weeks))[0], week_bounds(max(weeks))[1]
+    runs = list(
+        ImportRun.objects.filter(
+            source=source,
+            status=ImportStatus.SUCCEEDED,
+            window_start__lte=last,
+            window_end__gte=first,
+        )
+        .order_by("id")
+        .values_list("pk", "window_start", "window_end")
+    )
+    out: dict[dt.date, list[int]] = {}
+    for monday in weeks:
+        start, end = week_bounds(monday)
+        out[monday] = [pk for pk, a, b in runs if a is not None and b is not None and a <= end and b >= start]
+    return out
+
+
+def provenance(source: DeliverySource, monday: dt.date, runs: list[int]) -> str:
+    """ "delivery source 'X', 2026-03-02..2026-03-08, imports #3, #5" (the latest RUNS_NAMED imports)."""
+    sunday = monday + dt.timedelta(days=6)
+    text = f"delivery source '{source.name}', {monday.isoformat()}..{sunday.isoformat()}"
+    if runs:
+        shown = runs[-RUNS_NAMED:]
+        text += (", import " if len(runs) == 1 else ", imports ") + ", ".join(f"#{pk}" for pk in shown)
+        if len(runs) > len(shown):
+            text += f" (and {len(runs) - len(shown)} earlier)"
+    return text
+
+
+@dataclass(frozen=True)
+class _Row:
+    metric: str
+    measure: Measure | None
+    value: float
+    note: str
+    replaces: Observation | None  # the current value this one corrects
+
+
+def _current(
+    measures: dict[str, Measure], ends: list[dt.datetime]
+) -> dict[tuple[int, dt.datetime], Observation]:
+    if not measures or not ends:
+        return {}
+    return {
+        (o.measure_id, o.observed_at.astimezone(dt.UTC)): o
+        for o in Observation.objects.filter(
+            measure_id__in=[m.pk for m in measures.values()], superseded=False, observed_at__in=ends
+        )
+    }
+
+
+def _week_rows(
+    values: dict[str, float],
+    measures: dict[str, Measure],
+    current: dict[tuple[int, dt.datetime], Observation],
+    end: dt.datetime,
+    note: str,
+    cause: str,
+) -> list[_Row]:
+    rows = []
+    for key, value in sorted(values.items()):
+        measure = measures.get(key)
+        if measure is not None and measure.archived_at is not None:
+            continue  # archived by someone: not written into
+        old = None if measure is None else current.get((measure.pk, end))
+        if old is None:
+            rows.append(_Row(key, measure, value, note, None))
+        elif abs(old.value - value) > 1e-9:
+            rows.append(_Row(key, measure, value, f"{note}; recomputed {cause}"[:500], old))
+    return rows
+
+
+def _store_week(
+    source: DeliverySource,
+    membership: Membership,
+    user: User,
+    monday: dt.date,
+    rows: list[_Row],
+) -> int:
+    """One week's new values and corrections as one batch; the caller holds the measures' lock."""
+    end = week_bounds(monday)[1]
+    live = [r for r in rows if r.measure is not None]
+    if not live:
+        return 0
+    canonical = [
+        [r.measure.pk if r.measure else 0, repr(r.value), r.replaces.pk if r.replaces else 0, r.note]
+        for r in live
+    ]
+    digest = hashlib.sha256(json.dumps([FEED_SOURCE, end.isoformat(), canonical]).encode()).hexdigest()
+    key = f"delivery:{source.pk}:{monday.isoformat()}"
+    if ObservationBatch.objects.filter(organisation_id=source.organisation_id, idempotency_key=key).exists():
+        key = f"{key}:{digest[:16]}"
+    batch = ObservationBatch.objects.create(
+        organisation_id=source.organisation_id,
+        idempotency_key=key,
+        source=FEED_SOURCE,
+        rows=len(live),
+        payload_hash=digest,
+        created_by=user,
+    )
+    replaced = [r.replaces.pk for r in live if r.replaces is not None]
+    if replaced:  # the one change the observations' append-only trigger allows
+        Observation.objects.filter(pk__in=replaced).update(superseded=True)
+    Observation.objects.bulk_create(
+        [
+            Observation(
+                measure=r.measure,
+                value=r.value,
+                observed_at=end,
+                source=FEED_SOURCE,
+                note=r.note[:500],
+                batch=batch,
+                supersedes=r.replaces,
+                recorded_by=user,
+            )
+            for r in live
+        ]
+    )
+    for r in live:
+        assert r.measure is not None
+        old = None if r.replaces is None else f"{r.replaces.value:g} at {end.isoformat()}"
+        new = f"{r.value:g} at {end.isoformat()} (API push, batch {batch.pk})"
+        if r.replaces is not None:
+            new += " (correction)"
+        record(
+            membership.organisation,
+            r.measure,
+            user,
+            HistoryEntry.Action.UPDATED,
+            {"observation": {"old": old, "new": new}},
+        )
+    return len(live)
+
+
+# --- feeding -------------------------------------------------------------------------------------
+
+
+def _weeks(source: DeliverySource, last: dt.date, since: dt.datetime | None, fed: bool) -> list[dt.date]:
+    monday = first_monday(source, last) if fed else last - dt.timedelta(weeks=FIRST_WEEKS - 1)
+    wanted: set[dt.date] = set()
+    while monday <= last:
+        wanted.add(monday)
+        monday += dt.timedelta(weeks=1)
+    if since is not None:
+        monday = max(monday_of(since), last - dt.timedelta(weeks=MAX_WEEKS - 1))
+        while monday <= last:
+            wanted.add(monday)
+            monday += dt.timedelta(weeks=1)
+    return sorted(wanted)
+
+
 def feed(
-    source: DeliverySource, *, now: dt.datetime, actor: User | None = None, dry_run: bool = False
+    source: DeliverySource,
+    *,
+    now: dt.datetime,
+    actor: User | None = None,
+    dry_run: bool = False,
+    since: dt.datetime | None = None,
+    cause: str = "",
 ) -> FeedResult:
-    """Store the source's weekly metrics since the last fed week (see the module's docstring)."""
+    """Store the source's weekly metrics since the last fed week and, given `since`, recompute every
+    complete week from the one holding it (corrections note `cause`, e.g. "after import #12")."""
     result = FeedResult(source)
     if source.product_id is None or source.archived_at is not None:
         return result
     membership, user = acting(source, actor)
     found = measures_for(source)
     last = last_complete_monday(now)
-    monday = first_monday(source, last) if found else last - dt.timedelta(weeks=FIRST_WEEKS - 1)
-    if monday > last:
+    weeks = _weeks(source, last, since, bool(found))
+    if not weeks:
         return result
     if not dry_run:
         found, result.measures_created = ensure_measures(source, membership, user)
+    cause = cause or f"on {now.astimezone(dt.UTC).date().isoformat()}"
     row = next(r for r in metrics.sources_in(membership, metrics.Scope(source_id=source.pk)))
     _, end = week_bounds(last)
     items = metrics.histories([row], end)
     inputs = metrics.dora_inputs([row], end)
-    latest = (
-        ImportRun.objects.filter(source=source, status=ImportStatus.SUCCEEDED)
-        .order_by("-started_at", "-id")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    while monday <= last:
+    branches = branch_lives(source, week_bounds(weeks[0])[0] - dt.timedelta(days=ACTIVE_BRANCH_DAYS), end)
+    runs = _imports_by_week(source, weeks)
+    ends = [week_bounds(w)[1] for w in weeks]
+    current = _current(found, ends)
+    for monday in weeks:
         result.weeks.append(monday)
-        sunday = monday + dt.timedelta(days=6)
-        note = f"delivery source '{source.name}', {monday.isoformat()}..{sunday.isoformat()}" + (
-            f", import #{latest}" if latest else ""
-        )
-        values = compute_week(row, items, inputs, monday)
-        rows = []
-        for index, (key, value) in enumerate(sorted(values.items())):
-            result.planned.append((key, monday, value, note))
-            if not dry_run:
-                rows.append(CleanRow(index, found[key], value, week_bounds(monday)[1], note[:500]))
-        if rows:
-            try:
-                stored = store_batch(
-                    membership,
-                    user,
-                    rows,
-                    source=FEED_SOURCE,
-                    idempotency_key=f"delivery:{source.pk}:{monday.isoformat()}",
-                )
-            except Conflict:
-                result.skipped_weeks.append(monday)
-            else:
-                result.stored += 0 if stored.replayed else stored.created
-        monday += dt.timedelta(weeks=1)
+        week_end = week_bounds(monday)[1]
+        values = compute_week(row, items, inputs, monday, branches)
+        note = provenance(source, monday, runs.get(monday, []))
+        rows = _week_rows(values, found, current, week_end, note, cause)
+        if dry_run:
+            result.planned.extend((r.metric, monday, r.value, r.note) for r in rows)
+            continue
+        if not rows:
+            continue
+        with transaction.atomic():
+            # Hold the source's measures: another feed of this source waits, then sees these values.
+            ids = sorted(m.pk for m in found.values())
+            locked = {m.pk: m for m in Measure.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
+            fresh = {k: locked.get(m.pk, m) for k, m in found.items()}
+            rows = _week_rows(values, fresh, _current(fresh, [week_end]), week_end, note, cause)
+            result.stored += _store_week(source, membership, user, monday, rows)
+        result.corrected += sum(1 for r in rows if r.replaces is not None)
+        result.planned.extend((r.metric, monday, r.value, r.note) for r in rows)
     return result
+
+
+def after_import(
+    run: ImportRun,
+    *,
+    actor: User | None = None,
+    changes: Changes | None = None,
+    now: dt.datetime | None = None,
+) -> FeedResult | None:
+    """Feed the source right after an import that stored new or changed rows: the weeks not fed yet,
+    and every fed week from the earliest one the import's new or changed records touch (`changes`;
+    the run's time window when not given) — late data corrects the weeks already fed. None when there
+    is nothing to feed (a failed or empty import, a source without a product)."""
+    source = run.source
+    if run.status != ImportStatus.SUCCEEDED or not run.created:
+        return None
+    if source.product_id is None or source.archived_at is not None:
+        return None
+    since = changes.since if changes is not None else run.window_start
+    first = _fed(source)[0]
+    if since is not None and first is not None:
+        since = max(since, week_bounds(first)[0])  # late data corrects fed weeks; it does not backfill
+    elif first is None:
+        since = None  # the first feed: the last FIRST_WEEKS weeks
+    return feed(source, now=now or timezone.now(), actor=actor, since=since, cause=f"after import #{run.pk}")
+
+
+def remember(run: ImportRun, result: FeedResult | None) -> None:
+    """Keep the feed's result on the run object (not stored) for whoever reports the import."""
+    setattr(run, "_feed_result", result)  # noqa: B010 - not a model field, on purpose
+
+
+def fed_by(run: ImportRun) -> FeedResult | None:
+    """What feeding after this import stored (None when nothing was fed or it is not known)."""
+    result = getattr(run, "_feed_result", None)
+    return result if isinstance(result, FeedResult) else None
 
 
 def feed_all(*, now: dt.datetime) -> list[FeedResult]:

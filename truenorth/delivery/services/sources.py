@@ -14,7 +14,8 @@ capped at TRUENORTH_IMPORT_MAX_FILE_BYTES (413). The git importer reads a reposi
 from the web and the API only inside the organisation's own directories (`allowed_repository`: the
 same confinement as DuckDB sources, `<TRUENORTH_DUCKDB_DIRS entry>/org-<id>/` plus
 TRUENORTH_DUCKDB_GRANTS, after resolving `..` and symbolic links; checked again when the job runs); the
-CLI, run by the operator, may read any path.
+CLI, run by the operator, may read any path. An import that stored new or changed rows then feeds the
+source's Value measures (`feed.after_import`: new weeks, and the fed weeks its records touch).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from truenorth.accounts.models import User
-from truenorth.core.errors import Conflict, NotFound, TooLarge, ValidationFailed
+from truenorth.core.errors import Conflict, DomainError, NotFound, TooLarge, ValidationFailed
 from truenorth.core.validate import check_version
 from truenorth.core.validate import text as _text
 from truenorth.delivery.importers import UnreadableInput, registry
 from truenorth.delivery.importers.git import count_commits
 from truenorth.delivery.models import DeliverySource, ImportRun, ImportStatus, SourceKind
-from truenorth.delivery.services.ingest import ingest, start_run
+from truenorth.delivery.services import feed
+from truenorth.delivery.services.ingest import Changes, ingest, start_run
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
 from truenorth.jobs import services as jobs
@@ -397,14 +399,20 @@ def run_import(
         total = count_commits(data) if importer in PATH_IMPORTERS else 0
     else:
         total = data.count(b"\n")
+    changes = Changes()
     try:
-        return ingest(source, reader.read(data), run=run, progress=progress, total=total)
+        ingest(source, reader.read(data), run=run, progress=progress, total=total, changes=changes)
     except UnreadableInput as error:
         run.errors = [{"location": "input", "message": str(error)}]
         run.error_count = 1
         run.save(update_fields=["errors", "error_count"])
         field = "path" if importer in PATH_IMPORTERS else "file"
         raise ValidationFailed(str(error), field=field) from None
+    try:
+        feed.remember(run, feed.after_import(run, actor=actor, changes=changes))
+    except DomainError:
+        pass  # nobody may write the measures: the import stands, the daily feed tries again
+    return run
 
 
 def run_summary(run: ImportRun) -> str:

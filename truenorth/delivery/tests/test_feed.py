@@ -54,12 +54,14 @@ def test_feed_creates_measures_and_stores_the_weekly_metrics(owner, org_b) -> No
         source=delivery.source,
         importer="jira-csv",
         status="succeeded",
+        window_start=d(0),
+        window_end=d(5),  # it brought the data of the first week only
     )
     result = feed.feed(delivery.source, now=NOW, actor=owner.user)
     measures = {
         m.catalogue_key.rsplit(":", 1)[1]: m for m in Measure.objects.filter(product=delivery.product)
     }
-    assert len(measures) == 7 and result.measures_created == 7
+    assert len(measures) == 9 and result.measures_created == 9
     assert (measures["deployment_frequency"].kva, measures["deployment_frequency"].direction) == (
         "time_to_market",
         "higher",
@@ -88,9 +90,12 @@ def test_feed_creates_measures_and_stores_the_weekly_metrics(owner, org_b) -> No
     assert got[("time_to_restore", WEEK1)].value == pytest.approx(2.4)
     assert ("time_to_restore", WEEK2) not in got  # no value that week: skipped
     assert got[("defects_done", WEEK2)].value == 1 and got[("defects_done", WEEK1)].value == 0
+    assert got[("defects_created", WEEK2)].value == 1 and got[("defects_created", WEEK1)].value == 0
+    assert ("active_branches", WEEK2) not in got  # a source that never reported branches
     assert got[("deployment_frequency", WEEK2)].value == 2
     note = got[("lead_time", WEEK1)].note
     assert note == f"delivery source 'Payments Jira', 2026-03-02..2026-03-08, import #{run.pk}"
+    assert got[("incidents", WEEK2)].note == "delivery source 'Payments Jira', 2026-03-09..2026-03-15"
     batch = got[("lead_time", WEEK1)].batch
     assert batch is not None
     assert batch.idempotency_key == f"delivery:{delivery.source.pk}:2026-03-02"
@@ -102,7 +107,8 @@ def test_feed_creates_measures_and_stores_the_weekly_metrics(owner, org_b) -> No
     # A new complete week adds one observation per metric that has a value.
     later = feed.feed(delivery.source, now=NOW + dt.timedelta(days=7))
     assert later.weeks == [dt.date(2026, 3, 16)]
-    assert later.stored == 3 == Observation.objects.count() - count  # frequency, incidents, defects (0s)
+    # frequency, incidents, defects done and opened (0s)
+    assert later.stored == 4 == Observation.objects.count() - count
     assert ObservationBatch.objects.filter(organisation=org_b).count() == 0
 
 
@@ -144,7 +150,8 @@ def test_daily_task_feeds_every_organisations_sources(owner, org_b, monkeypatch)
     build(owner.membership.organisation)
     other = build(org_b, name="Other")  # no creator: written as org_b's senior member
     monkeypatch.setattr(timezone, "now", lambda: NOW)
-    # 12 weeks x 3 counts (deployments, incidents, defects: 0 when none) + 4 more in the week with data
-    assert tasks_feed.feed_delivery_measures.call_local() == {"sources": 2, "stored": 80}
-    assert Measure.objects.filter(organisation=org_b, product=other.product).count() == 7
+    # 12 weeks x 4 counts (deployments, incidents, defects done and opened: 0 when none) + 4 more in the
+    # week with data, for each of the two sources
+    assert tasks_feed.feed_delivery_measures.call_local() == {"sources": 2, "stored": 104}
+    assert Measure.objects.filter(organisation=org_b, product=other.product).count() == 9
     assert tasks_feed.feed_delivery_measures.call_local()["stored"] == 0
