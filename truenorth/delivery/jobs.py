@@ -57,7 +57,8 @@ def run_import_job(job: Job, progress: jobs.Progress) -> dict[str, Any]:
     summary = f"{source.name}: {sources.run_summary(run)}."
     if fed is not None and fed.stored:
         corrected = f" ({fed.corrected} corrected)" if fed.corrected else ""
-        summary += f" Fed {fed.stored} values{corrected} into the product's measures."
+        plural = "" if fed.stored == 1 else "s"
+        summary += f" Fed {fed.stored} value{plural}{corrected} into the product's measures."
     return {
         "summary": summary,
         "link": reverse("delivery:source", kwargs={"org_slug": slug, "source_id": source.pk}),

@@ -58,6 +58,7 @@ FIRST_WEEKS = 12
 MAX_WEEKS = 104  # the furthest back a recomputation goes (two years)
 ACTIVE_BRANCH_DAYS = 30
 RUNS_NAMED = 5  # imports named in a note (the latest ones)
+RETRY_DAYS = 3  # the daily task re-feeds the weeks of imports this recent that were not fed after
 FEED_SOURCE = MeasureSource.API
 DEFECT_TYPES = frozenset({"bug", "defect"})
 
@@ -432,6 +433,7 @@ def _store_week(
     user: User,
     monday: dt.date,
     rows: list[_Row],
+    now: dt.datetime,
 ) -> int:
     """One week's new values and corrections as one batch; the caller holds the measures' lock."""
     end = week_bounds(monday)[1]
@@ -453,6 +455,7 @@ def _store_week(
         rows=len(live),
         payload_hash=digest,
         created_by=user,
+        created_at=now,  # the feed's clock: `unfed_imports` compares it with the imports' end
     )
     replaced = [r.replaces.pk for r in live if r.replaces is not None]
     if replaced:  # the one change the observations' append-only trigger allows
@@ -553,7 +556,7 @@ def feed(
             locked = {m.pk: m for m in Measure.objects.select_for_update().filter(pk__in=ids).order_by("pk")}
             fresh = {k: locked.get(m.pk, m) for k, m in found.items()}
             rows = _week_rows(values, fresh, _current(fresh, [week_end]), week_end, note, cause)
-            result.stored += _store_week(source, membership, user, monday, rows)
+            result.stored += _store_week(source, membership, user, monday, rows, now)
         result.corrected += sum(1 for r in rows if r.replaces is not None)
         result.planned.extend((r.metric, monday, r.value, r.note) for r in rows)
     return result
@@ -595,14 +598,53 @@ def fed_by(run: ImportRun) -> FeedResult | None:
     return result if isinstance(result, FeedResult) else None
 
 
+def unfed_imports(source: DeliverySource, now: dt.datetime) -> tuple[dt.datetime | None, int | None]:
+    """Imports of the last RETRY_DAYS days with new rows that finished after the source's last feed (their
+    own feed failed, or the source had no product then): the earliest window start and the latest id."""
+    keys = [catalogue_key(source, m) for m in METRICS]
+    last_fed = (
+        ObservationBatch.objects.filter(
+            organisation_id=source.organisation_id,
+            observations__measure__catalogue_key__in=keys,
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    runs = ImportRun.objects.filter(
+        source=source,
+        status=ImportStatus.SUCCEEDED,
+        finished_at__gte=now - dt.timedelta(days=RETRY_DAYS),
+        window_start__isnull=False,
+    )
+    if last_fed is not None:
+        runs = runs.filter(finished_at__gt=last_fed)
+    found = [
+        (pk, start)
+        for pk, start, created in runs.values_list("pk", "window_start", "created")
+        if created and start is not None
+    ]
+    if not found:
+        return None, None
+    return min(start for _, start in found), max(pk for pk, _ in found)
+
+
 def feed_all(*, now: dt.datetime) -> list[FeedResult]:
-    """Feed every organisation's live sources with a product (the daily task)."""
+    """Feed every organisation's live sources with a product (the daily task): the weeks not fed yet, and
+    the fed weeks touched by recent imports that were not fed after them (see `unfed_imports`)."""
     out = []
     for source in DeliverySource.objects.filter(
         archived_at__isnull=True, product__isnull=False
     ).select_related("created_by"):
         try:
-            out.append(feed(source, now=now))
+            since, run_id = unfed_imports(source, now)
+            first = _fed(source)[0]
+            if since is not None and first is not None:
+                since = max(since, week_bounds(first)[0])
+            else:
+                since = None
+            cause = f"after import #{run_id}" if run_id is not None else ""
+            out.append(feed(source, now=now, since=since, cause=cause))
         except DomainError:
             continue
     return out

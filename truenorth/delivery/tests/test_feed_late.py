@@ -213,3 +213,35 @@ def test_active_branches_core() -> None:
     assert (
         feed.active_branches([life("c", end - dt.timedelta(days=1), end + dt.timedelta(hours=1))], end) == 1
     )
+
+
+def test_the_daily_task_feeds_an_import_that_could_not_be_fed_then(owner, fed, monkeypatch) -> None:
+    from django.utils import timezone
+
+    from truenorth.delivery import tasks_feed
+
+    monkeypatch.setattr(timezone, "now", lambda: NOW + dt.timedelta(hours=1))  # after the first feed
+    source = fed.source
+    product = source.product
+    source.product = None
+    source.save()
+    run = import_events(owner, source, THE_DEPLOYMENT)  # no product: nothing fed
+    assert feed.fed_by(run) is None and current(source, "deployment_frequency", E2).value == 2
+    source.product = product
+    source.save()
+    assert tasks_feed.feed_delivery_measures.call_local() == {"sources": 1, "stored": 1}
+    corrected = current(source, "deployment_frequency", E2)
+    assert corrected.value == 3 and corrected.note.endswith(f"recomputed after import #{run.pk}")
+    assert tasks_feed.feed_delivery_measures.call_local()["stored"] == 0  # fed now: not again
+
+
+def test_the_import_job_feeds_and_says_so(owner, fed) -> None:
+    from truenorth.jobs.models import JobStatus
+
+    job = sources.submit_import(
+        owner.membership, owner.user, fed.source.pk, importer="events", data=THE_DEPLOYMENT, file_name="d.csv"
+    )
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert (job.result["fed"], job.result["corrected"]) == (1, 1)  # week 2: 2 → 3 deployments
+    assert "Fed 1 value (1 corrected) into the product's measures." in job.result["summary"]
