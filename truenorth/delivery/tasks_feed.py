@@ -1,4 +1,6 @@
-"""Daily: feed every organisation's live delivery sources into their Value measures (services/feed.py)."""
+"""Daily: feed every organisation's live delivery sources into their Value measures (services/feed.py):
+the weeks not fed yet, and the fed weeks of recent imports that could not be fed when they finished
+(each import feeds right away otherwise)."""
 
 from __future__ import annotations
 

@@ -2,15 +2,14 @@
 JSON, so any tool can feed TrueNorth.
 
 Every event has `kind` (item | transition | deployment | incident | commit | release | branch), `id`
-and `at`;
-the other columns depend on the kind (empty or absent when they do not apply):
+and `at`; the other columns depend on the kind (empty or absent when they do not apply):
 
 | kind       | id               | at             | other columns                                                      |
 |------------|------------------|----------------|--------------------------------------------------------------------|
 | item       | work item id     | created        | title, type, labels                                                |
 | transition | work item id     | when           | from_state, to_state (required)                                    |
 | deployment | deployment id    | deployed       | service, environment, succeeded, commits, run_id                   |
-| incident   | incident id      | opened         | service, resolved_at, deployment (the deployment id that caused it)|
+| incident   | incident id      | opened         | service, resolved_at, deployment (id of the one that caused it)    |
 | commit     | sha              | committed      | authored_at, is_merge, branch                                      |
 | release    | release name     | released       | commits (the released sha, optional)                               |
 | branch     | branch name      | last commit    | commits (the head sha, optional), deleted_at                       |
@@ -19,7 +18,9 @@ Times are ISO 8601 (naive ones are UTC). `succeeded` / `is_merge` read true/fals
 success/failure (`succeeded` defaults to true). `labels` and `commits` are lists in JSON, and in CSV
 text separated by spaces, commas, semicolons or `|`. `run_id` groups the deployments of one pipeline
 run (several rows, one deployment); it defaults to the deployment's id. An incident's `deployment` is the
-`id` of a deployment event of the same source, in this file or another (linked when it arrives).
+`id` of a deployment event of the same source, in this file or another (linked when it arrives). A
+branch event reports a branch (its head commit's time, `deleted_at` when it was deleted): branches feed
+the "active branches" measure; an events file never marks the branches it does not list as deleted.
 
 CSV: a header row names the columns (any order; `,`, `;`, tab or `|`). JSON: a list of events, an
 object `{"events": [...]}`, or JSON Lines (one event object per line; streamed). Locations: `line N`
