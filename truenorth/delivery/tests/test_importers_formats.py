@@ -158,9 +158,15 @@ def test_events_csv_every_kind_and_bad_rows_by_line() -> None:
 def test_events_json_and_json_lines() -> None:
     records = read("events", "events.json")
     assert bad(records) == [
-        ("events[5]", "succeeded: “maybe” is not true or false."),
-        ("events[6]", "An event is an object with kind, id and at."),
+        ("events[6]", "succeeded: “maybe” is not true or false."),
+        ("events[7]", "An event is an object with kind, id and at."),
     ]
+    incident = next(r for r in records if isinstance(r, IncidentRecord))
+    assert incident.deployment == "rel-9"
+    assert (
+        BranchRecord("hotfix/edge-timeout", "4f5e6d7c8b9a", dt.datetime(2026, 1, 14, 12, 40, tzinfo=UTC))
+        in records
+    )
     lines = read("events", "events.jsonl", as_bytes=True)
     assert [type(r).__name__ for r in lines] == [
         "CommitRecord",
