@@ -196,11 +196,44 @@ def step_items(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _flow_digest(fm: Any) -> str:
+    """A fingerprint of every flow figure the faces show (the same JSON as the report's)."""
+    import hashlib
+
+    from truenorth.delivery.services import metrics
+
+    return hashlib.sha256(json.dumps(metrics.flow_out(fm), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def step_metrics_objects(args: argparse.Namespace) -> dict[str, Any]:
+    """Before: every item's history as Python objects (`histories`, the reference), then flow.flow_metrics."""
+    from truenorth.delivery.services import metrics
+
+    membership = _membership()
+    baseline = _rss_mb()
+    start = END - dt.timedelta(days=WINDOW_DAYS)
+    end = END - dt.timedelta(microseconds=1)
+    sources = metrics.sources_in(membership, metrics.Scope())
+    t0 = time.perf_counter()
+    items = metrics.histories(sources, end)
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fm = metrics.flow_of(sources, items, start=start, end=end)
+    flow_s = time.perf_counter() - t0
+    return {
+        "times": {"load item histories (objects)": load_s, "flow metrics (objects)": flow_s},
+        "digest": _flow_digest(fm),
+        "baseline_rss_mb": baseline,
+        "peak_rss_mb": _rss_mb(),
+    }
+
+
 def step_metrics(args: argparse.Namespace) -> dict[str, Any]:
     from truenorth.delivery import forecast
     from truenorth.delivery.services import metrics
 
     membership = _membership()
+    baseline = _rss_mb()
     start = END - dt.timedelta(days=WINDOW_DAYS)
     end = END - dt.timedelta(microseconds=1)
     times: dict[str, float] = {}
@@ -212,8 +245,8 @@ def step_metrics(args: argparse.Namespace) -> dict[str, Any]:
         return out
 
     sources = metrics.sources_in(membership, metrics.Scope())
-    items = timed("load item histories", metrics.histories, sources, end)
-    fm = timed("flow metrics", metrics.flow_of, sources, items, start=start, end=end)
+    items = timed("load item histories (streamed, replayed)", metrics.item_table, sources, end)
+    fm = timed("flow metrics (arrays)", metrics.flow_of, sources, items, start=start, end=end)
     inputs = timed("load DORA inputs", metrics.dora_inputs, sources, end)
     records = metrics.combined(inputs, sources)
     year = metrics.check_year(None)
@@ -222,6 +255,7 @@ def step_metrics(args: argparse.Namespace) -> dict[str, Any]:
     timed("Monte Carlo: how many in 30 days (10,000 trials)", forecast.how_many, fm.daily_throughput, 30)
     timed("Monte Carlo: when 500 items (10,000 trials)", forecast.when, fm.daily_throughput, 500)
     timed("Monte Carlo: backtest", forecast.backtest, fm.daily_throughput)
+    digest = _flow_digest(fm)
     del items, inputs, records
     timed(
         "report end to end (flow + DORA + trend)",
@@ -233,6 +267,7 @@ def step_metrics(args: argparse.Namespace) -> dict[str, Any]:
     )
     return {
         "times": times,
+        "digest": digest,
         "flow": {
             "completed": len(fm.completed),
             "cycle_time_days": fm.cycle_time_days,
@@ -253,6 +288,7 @@ def step_metrics(args: argparse.Namespace) -> dict[str, Any]:
             "bands": dm.bands,
             "weeks": len(weeks),
         },
+        "baseline_rss_mb": baseline,
         "peak_rss_mb": _rss_mb(),
     }
 
@@ -263,6 +299,7 @@ STEPS = {
     "deployments": step_deployments,
     "items": step_items,
     "metrics": step_metrics,
+    "metrics_objects": step_metrics_objects,
 }
 
 
@@ -319,11 +356,51 @@ def _git_log_seconds(repo: Path, repeat: int = 3) -> float:
     return best
 
 
+def _metrics_only(args: argparse.Namespace, data_dir: str, repo: Path) -> None:
+    result = _run("metrics", args, data_dir, repo)
+    before = _run("metrics_objects", args, data_dir, repo)
+    print(
+        f"\nmetrics over the {WINDOW_DAYS} days before {END.date()} (peak RSS {result['peak_rss_mb']:.0f} MB, "
+        f"{result['peak_rss_mb'] - result['baseline_rss_mb']:.0f} MB above the process at rest)"
+    )
+    for name, seconds in result["times"].items():
+        print(f"  {name:<48} {seconds:7.3f} s")
+    print(f"  flow: {json.dumps(result['flow'], default=str)}")
+    print(f"  DORA: {json.dumps(result['dora'], default=str)}")
+    load, compute = (
+        result["times"]["load item histories (streamed, replayed)"],
+        result["times"]["flow metrics (arrays)"],
+    )
+    old_load, old_compute = before["times"].values()
+    print(
+        "\nflow, before (every transition as Python objects, then flow.flow_metrics) and after (streamed, "
+        "replayed item by item into arrays):"
+    )
+    print(
+        f"  before  load {old_load:7.3f} s   compute {old_compute:7.3f} s   "
+        f"peak RSS {before['peak_rss_mb']:5.0f} MB ({before['peak_rss_mb'] - before['baseline_rss_mb']:.0f} above rest)"
+    )
+    print(
+        f"  after   load {load:7.3f} s   compute {compute:7.3f} s   "
+        f"peak RSS {result['peak_rss_mb']:5.0f} MB ({result['peak_rss_mb'] - result['baseline_rss_mb']:.0f} above rest, "
+        "whole metrics step)"
+    )
+    print(
+        f"  time {(old_load + old_compute) / (load + compute):.1f}x faster; "
+        f"same figures: {'yes' if before['digest'] == result['digest'] else 'NO'}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commits", type=int, default=100_000)
     parser.add_argument("--transitions", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
+        "--data-dir",
+        default="",
+        help="keep the database and repository here; when they are already there, only measure the metrics",
+    )
     parser.add_argument("--child", choices=sorted(STEPS), help=argparse.SUPPRESS)
     parser.add_argument("--repo", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -335,8 +412,14 @@ def main() -> int:
 
     started = time.perf_counter()
     print(f"Delivery at scale: {args.commits:,} commits, {args.transitions:,} work item transitions (SQLite)")
-    with tempfile.TemporaryDirectory(prefix="truenorth-bench-delivery-") as data_dir:
+    with tempfile.TemporaryDirectory(prefix="truenorth-bench-delivery-") as temp_dir:
+        data_dir = args.data_dir or temp_dir
         repo = Path(data_dir) / "repo"
+        if (Path(data_dir) / "bench.sqlite3").exists():
+            _metrics_only(args, data_dir, repo)
+            print(f"\ntotal {time.perf_counter() - started:.0f} s")
+            return 0
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         # The repository's history ends about at END (about 150 commits a working day).
         first = END - dt.timedelta(days=args.commits / make_git_history.COMMITS_PER_DAY * 1.03 + 1)
@@ -379,14 +462,7 @@ def main() -> int:
             f"peak RSS {items['peak_rss_mb']:.0f} MB"
         )
 
-        result = _run("metrics", args, data_dir, repo)
-        print(
-            f"\nmetrics over the {WINDOW_DAYS} days before {END.date()} (peak RSS {result['peak_rss_mb']:.0f} MB)"
-        )
-        for name, seconds in result["times"].items():
-            print(f"  {name:<48} {seconds:7.3f} s")
-        print(f"  flow: {json.dumps(result['flow'], default=str)}")
-        print(f"  DORA: {json.dumps(result['dora'], default=str)}")
+        _metrics_only(args, data_dir, repo)
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -12,6 +12,11 @@ together; when sources with different mappings are combined, the percentiles are
 items, counts are summed, and flow efficiency is the groups' active days over their active + waiting days.
 Each source's own `production_environment` decides which of its deployments are production.
 
+Flow loads each item's transitions into a few numbers an item as it streams them (`item_table`, see
+services/metrics_flow.py), so 1,000,000 transitions need tens of MB, not the transitions as objects;
+DORA skips commits no deployment lists. The parts live in services/metrics_load.py (scope, rows, DORA
+records), metrics_flow.py and metrics_forecast.py; every name is importable from here.
+
 Size: `rows_in(...)` counts the state transitions and deployments up to the window's end (two counts).
 Pages compute inline only up to settings.TRUENORTH_DELIVERY_INLINE_MAX_ROWS; above it they `submit_report`
 a background job (kind METRICS_KIND) and show it (its result is the same JSON as `report`).
@@ -25,35 +30,103 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
-from truenorth.delivery import dora, flow
-from truenorth.delivery.models import (
-    Commit,
-    DeliveryItem,
-    DeliverySource,
-    Deployment,
-    Incident,
-    PullRequest,
-    StateTransition,
+from truenorth.delivery import dora, flow, flow_arrays
+from truenorth.delivery.services.metrics_flow import (
+    _mapping,
+    _merge,
+    flow_for,
+    flow_of,
+    histories,
+    item_table,
+)
+from truenorth.delivery.services.metrics_forecast import (
+    BACKTEST_TRIALS,
+    FORECAST_HISTORY_DAYS,
+    FORECAST_SEED,
+    FORECAST_TRIALS,
+    MAX_FORECAST_DAYS,
+    MAX_FORECAST_ITEMS,
+    ForecastResult,
+    _backtest,
+    _today,
+    check_by,
+    check_items,
+)
+from truenorth.delivery.services.metrics_load import (
+    DEFAULT_WINDOW_DAYS,
+    MAX_WINDOW_DAYS,
+    PRODUCTION,
+    DoraInputs,
+    Scope,
+    SourceRow,
+    combined,
+    dora_inputs,
+    inline_max_rows,
+    rows_in,
+    sources_in,
+    window,
 )
 from truenorth.jobs.models import ACTIVE, Job
 from truenorth.jobs.services import Progress, acting_membership, register, submit
 from truenorth.orgs.models import Membership
-from truenorth.strategy.services import get_product, teams_of
 
-DEFAULT_WINDOW_DAYS = 90
-FORECAST_HISTORY_DAYS = 180
-MAX_WINDOW_DAYS = 3 * 366
-MAX_FORECAST_ITEMS = 100_000
-MAX_FORECAST_DAYS = 3 * 366
-FORECAST_TRIALS = 10_000
-BACKTEST_TRIALS = 2_000
-FORECAST_SEED = 12
+__all__ = [
+    "BACKTEST_TRIALS",
+    "DEFAULT_WINDOW_DAYS",
+    "FORECAST_HISTORY_DAYS",
+    "FORECAST_SEED",
+    "FORECAST_TRIALS",
+    "MAX_FORECAST_DAYS",
+    "MAX_FORECAST_ITEMS",
+    "MAX_WINDOW_DAYS",
+    "METRICS_KIND",
+    "METRIC_LABELS",
+    "PRODUCTION",
+    "DoraInputs",
+    "ForecastResult",
+    "Request",
+    "Scope",
+    "SourceRow",
+    "_backtest",
+    "_history",
+    "_mapping",
+    "_merge",
+    "_today",
+    "check_by",
+    "check_forecast",
+    "check_items",
+    "check_year",
+    "combined",
+    "compute",
+    "compute_or_submit",
+    "dora_for",
+    "dora_inputs",
+    "dora_of",
+    "dora_out",
+    "dora_weeks",
+    "flow_for",
+    "flow_of",
+    "flow_out",
+    "forecast_items_by",
+    "forecast_out",
+    "forecast_when",
+    "histories",
+    "inline_max_rows",
+    "item_table",
+    "job_report",
+    "report",
+    "rows_in",
+    "run_metrics",
+    "sources_in",
+    "submit_job",
+    "window",
+]
+
 METRICS_KIND = "delivery.metrics"
 WEEK = dt.timedelta(days=7)
 # How the faces name the DORA metrics, and their units ("%" for rates shown as percentages).
@@ -66,263 +139,7 @@ METRIC_LABELS = {
 }
 
 
-@dataclass(frozen=True)
-class Scope:
-    """Which sources count: all of the organisation's, or one product's, one source, one team's."""
-
-    product_id: int | None = None
-    source_id: int | None = None
-    team_id: int | None = None
-
-    def params(self) -> dict[str, int]:
-        return {k: v for k, v in vars(self).items() if v is not None}
-
-
-@dataclass(frozen=True)
-class SourceRow:
-    id: int
-    name: str
-    product_id: int | None
-    product: str
-    mapping: str  # the state mapping as canonical JSON (sources are grouped by it)
-    production: str
-
-
-def window(
-    start: dt.datetime | dt.date | None, end: dt.datetime | dt.date | None
-) -> tuple[dt.datetime, dt.datetime]:
-    """[start, end] as aware datetimes: end defaults to now, start to DEFAULT_WINDOW_DAYS before end; a
-    date means its whole day (start at 00:00, end at 23:59:59.999999 UTC)."""
-
-    def aware(value: dt.datetime | dt.date, *, last: bool) -> dt.datetime:
-        if not isinstance(value, dt.datetime):
-            value = dt.datetime.combine(value, dt.time.max if last else dt.time.min)
-        return value if timezone.is_aware(value) else value.replace(tzinfo=dt.UTC)
-
-    stop = aware(end, last=True) if end is not None else timezone.now()
-    begin = aware(start, last=False) if start is not None else stop - dt.timedelta(days=DEFAULT_WINDOW_DAYS)
-    if begin > stop:
-        raise ValidationFailed("The start of the window is after its end.", field="since")
-    if stop - begin > dt.timedelta(days=MAX_WINDOW_DAYS):
-        raise ValidationFailed(f"The window may span at most {MAX_WINDOW_DAYS} days.", field="since")
-    return begin, stop
-
-
-def sources_in(membership: Membership, scope: Scope) -> list[SourceRow]:
-    """The organisation's live sources in the scope (one query, plus one to check a product or team).
-    A product, source or team of another organisation is "not found"."""
-    org_id = membership.organisation_id
-    qs = DeliverySource.objects.filter(organisation_id=org_id, archived_at__isnull=True)
-    if scope.product_id is not None:
-        get_product(membership, scope.product_id)
-        qs = qs.filter(product_id=scope.product_id)
-    if scope.team_id is not None:
-        if not teams_of(membership).filter(pk=scope.team_id).exists():
-            raise NotFound("No such team.")
-        qs = qs.filter(team_id=scope.team_id)
-    if scope.source_id is not None:
-        qs = qs.filter(pk=scope.source_id)
-    rows = [
-        SourceRow(
-            pk,
-            name,
-            product_id,
-            product or "",
-            json.dumps(mapping or {}, sort_keys=True),
-            env or "production",
-        )
-        for pk, name, product_id, product, mapping, env in qs.values_list(
-            "pk", "name", "product_id", "product__name", "state_mapping", "production_environment"
-        )
-    ]
-    if scope.source_id is not None and not rows:
-        raise NotFound("No such delivery source.")
-    return rows
-
-
-def rows_in(membership: Membership, scope: Scope, *, end: dt.datetime) -> int:
-    """How many state transitions and deployments the metrics up to `end` would load."""
-    ids = [s.id for s in sources_in(membership, scope)]
-    if not ids:
-        return 0
-    transitions = StateTransition.objects.filter(item__source_id__in=ids, at__lte=end).count()
-    return transitions + Deployment.objects.filter(source_id__in=ids, deployed_at__lte=end).count()
-
-
-def inline_max_rows() -> int:
-    return int(settings.TRUENORTH_DELIVERY_INLINE_MAX_ROWS)
-
-
-# --- flow ------------------------------------------------------------------------------------------------
-
-
-def _mapping(raw: str) -> flow.StateMapping:
-    try:
-        return flow.StateMapping.from_config(json.loads(raw))
-    except (ValueError, TypeError, AttributeError):  # a malformed mapping falls back to the defaults
-        return flow.StateMapping.from_config({})
-
-
-def histories(sources: list[SourceRow], end: dt.datetime) -> dict[int, list[flow.ItemHistory]]:
-    """Item histories up to `end` by source id (two queries, streamed)."""
-    ids = [s.id for s in sources]
-    if not ids:
-        return {}
-    steps: dict[int, list[tuple[dt.datetime, str]]] = defaultdict(list)
-    transitions = (
-        StateTransition.objects.filter(item__source_id__in=ids, at__lte=end)
-        .order_by()
-        .values_list("item_id", "at", "to_state")
-    )
-    for item_id, at, state in transitions.iterator(chunk_size=10_000):
-        steps[item_id].append((at, state))
-    groups: dict[int, list[flow.ItemHistory]] = defaultdict(list)
-    items = (
-        DeliveryItem.objects.filter(source_id__in=ids, created_at__lte=end)
-        .order_by()
-        .values_list("pk", "source_id", "external_id", "created_at", "item_type")
-    )
-    for pk, source_id, external_id, created_at, item_type in items.iterator(chunk_size=10_000):
-        groups[source_id].append(flow.ItemHistory(external_id, created_at, steps.pop(pk, []), item_type))
-    return groups
-
-
-def _merge(parts: list[flow.FlowMetrics]) -> flow.FlowMetrics:
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    completed = sorted((row for p in parts for row in p.completed), key=lambda r: (r[1], r[0]))
-    leads = sorted((row for p in parts for row in p.lead_times), key=lambda r: (r[1], r[0]))
-    active = sum(p.active_days for p in parts)
-    waiting = sum(p.waiting_days for p in parts)
-    return flow.FlowMetrics(
-        cycle_time_days=flow.percentiles([c for _, _, c in completed]),
-        lead_time_days=flow.percentiles([c for _, _, c in leads]),
-        completed=completed,
-        throughput_per_week=[
-            (week, sum(p.throughput_per_week[i][1] for p in parts))
-            for i, (week, _) in enumerate(first.throughput_per_week)
-        ],
-        daily_throughput=[sum(day) for day in zip(*(p.daily_throughput for p in parts), strict=True)],
-        wip=sum(p.wip for p in parts),
-        ages=sorted((row for p in parts for row in p.ages), key=lambda r: (-r[2], r[0])),
-        flow_efficiency=active / (active + waiting) if active + waiting > 0 else None,
-        cfd=[
-            (day, {c: sum(p.cfd[i][1][c] for p in parts) for c in flow.CATEGORIES})
-            for i, (day, _) in enumerate(first.cfd)
-        ],
-        never_started=sum(p.never_started for p in parts),
-        lead_times=leads,
-        active_days=active,
-        waiting_days=waiting,
-    )
-
-
-def flow_for(
-    membership: Membership,
-    *,
-    product_id: int | None = None,
-    source_id: int | None = None,
-    team_id: int | None = None,
-    start: dt.datetime,
-    end: dt.datetime,
-) -> flow.FlowMetrics:
-    """Flow metrics of the scope's items over [start, end] (flow.flow_metrics per state mapping)."""
-    sources = sources_in(membership, Scope(product_id, source_id, team_id))
-    return flow_of(sources, histories(sources, end), start=start, end=end)
-
-
-def flow_of(
-    sources: list[SourceRow],
-    items: dict[int, list[flow.ItemHistory]],
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-) -> flow.FlowMetrics:
-    """flow.flow_metrics over these sources' items, one run per distinct state mapping, merged."""
-    by_mapping: dict[str, list[flow.ItemHistory]] = defaultdict(list)
-    for source in sources:
-        by_mapping[source.mapping].extend(items.get(source.id, ()))
-    runs = [(raw, group) for raw, group in sorted(by_mapping.items()) if group]
-    if not runs:
-        return flow.flow_metrics([], flow.StateMapping.from_config({}), start=start, end=end)
-    return _merge([flow.flow_metrics(group, _mapping(raw), start=start, end=end) for raw, group in runs])
-
-
 # --- DORA ------------------------------------------------------------------------------------------------
-
-PRODUCTION = "production"
-
-
-@dataclass
-class DoraInputs:
-    deployments: list[dora.DeploymentRecord]
-    commits: list[dora.CommitRecord]
-    pulls: list[dora.PullRecord]
-    incidents: list[dora.IncidentRecord]
-
-
-def dora_inputs(sources: list[SourceRow], end: dt.datetime) -> dict[int, DoraInputs]:
-    """The DORA records up to `end` by source id (four queries). Deployment ids are their primary keys and run ids are
-    prefixed with their source, so two sources never merge; a deployment to its source's production
-    environment is marked PRODUCTION, any other keeps its name prefixed with "other:"."""
-    ids = [s.id for s in sources]
-    out: dict[int, DoraInputs] = {i: DoraInputs([], [], [], []) for i in ids}
-    if not ids:
-        return out
-    production = {s.id: s.production.strip().casefold() for s in sources}
-    for src, record in (
-        (
-            src,
-            dora.DeploymentRecord(
-                id=str(pk),
-                deployed_at=at,
-                succeeded=ok,
-                environment=PRODUCTION if env.strip().casefold() == production[src] else f"other:{env}",
-                run_id=f"{src}:{run}" if run else "",
-                commit_shas=tuple(shas or ()),
-                service=f"{src}:{service}",
-            ),
-        )
-        for pk, src, at, ok, env, run, shas, service in Deployment.objects.filter(
-            source_id__in=ids, deployed_at__lte=end
-        )
-        .order_by()
-        .values_list(
-            "pk", "source_id", "deployed_at", "succeeded", "environment", "run_id", "commit_shas", "service"
-        )
-        .iterator(chunk_size=10_000)
-    ):
-        out[src].deployments.append(record)
-    commits = Commit.objects.filter(source_id__in=ids, authored_at__lte=end).order_by()
-    for src, sha, authored_at in commits.values_list("source_id", "sha", "authored_at").iterator(
-        chunk_size=10_000
-    ):
-        out[src].commits.append(dora.CommitRecord(sha, authored_at))
-    pulls = PullRequest.objects.filter(source_id__in=ids).order_by()
-    for src, first, merged, merge_sha, shas in pulls.values_list(
-        "source_id", "first_commit_at", "merged_at", "merge_sha", "commit_shas"
-    ).iterator(chunk_size=10_000):
-        out[src].pulls.append(dora.PullRecord(first, merged, merge_sha, tuple(shas or ())))
-    incidents = Incident.objects.filter(source_id__in=ids, opened_at__lte=end).order_by()
-    for src, external, opened, resolved, dep in incidents.values_list(
-        "source_id", "external_id", "opened_at", "resolved_at", "deployment_id"
-    ).iterator(chunk_size=10_000):
-        out[src].incidents.append(
-            dora.IncidentRecord(f"{src}:{external}", opened, resolved, str(dep) if dep else "")
-        )
-    return out
-
-
-def combined(inputs: dict[int, DoraInputs], sources: list[SourceRow]) -> DoraInputs:
-    """The records of these sources together."""
-    parts = [inputs[s.id] for s in sources if s.id in inputs]
-    return DoraInputs(
-        [d for p in parts for d in p.deployments],
-        [c for p in parts for c in p.commits],
-        [r for p in parts for r in p.pulls],
-        [i for p in parts for i in p.incidents],
-    )
 
 
 def dora_of(inputs: DoraInputs, *, start: dt.datetime, end: dt.datetime, year: int) -> dora.DoraMetrics:
@@ -390,43 +207,11 @@ def dora_weeks(
 # --- forecasts -------------------------------------------------------------------------------------------
 
 
-@dataclass
-class ForecastResult:
-    question: str  # "how_many" or "when"
-    target: Any  # the date (how many by) or the number of items (when)
-    forecast: Any  # forecast.Forecast
-    backtest: Any  # forecast.Backtest | None
-    history_days: int
-    today: dt.date
-
-
-def _today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()
-
-
 def _history(membership: Membership, scope: Scope, history_days: int) -> list[int]:
     end = timezone.now()
     start = end - dt.timedelta(days=history_days)
     metrics = flow_for(membership, **vars(scope), start=start, end=end)
     return metrics.daily_throughput
-
-
-def check_by(by: dt.date, today: dt.date | None = None) -> int:
-    today = today or _today()
-    days = (by - today).days
-    if days < 1:
-        raise ValidationFailed("The date must be after today.", field="by")
-    if days > MAX_FORECAST_DAYS:
-        raise ValidationFailed(f"The date may be at most {MAX_FORECAST_DAYS} days ahead.", field="by")
-    return days
-
-
-def check_items(items: int) -> int:
-    if not 1 <= items <= MAX_FORECAST_ITEMS:
-        raise ValidationFailed(
-            f"The number of items must be between 1 and {MAX_FORECAST_ITEMS}.", field="items"
-        )
-    return items
 
 
 def forecast_items_by(
@@ -478,24 +263,6 @@ def forecast_when(
     horizon = result.percentiles.get(85)
     test = _backtest(daily, int(horizon), seed) if horizon else None
     return ForecastResult("when", items, result, test, history_days, _today())
-
-
-def _backtest(daily: list[int], horizon: int, seed: int) -> Any:
-    from truenorth.delivery import forecast
-
-    if horizon < 1 or not any(daily):
-        return None
-    try:
-        return forecast.backtest(
-            daily,
-            horizon_days=horizon,
-            step_days=7,
-            min_history=min(28, max(len(daily) // 3, 7)),
-            trials=BACKTEST_TRIALS,
-            seed=seed,
-        )
-    except ValueError:  # not enough history to test a horizon this long
-        return None
 
 
 # --- the JSON every face shows ---------------------------------------------------------------------------
@@ -572,7 +339,7 @@ def forecast_out(r: ForecastResult) -> dict[str, Any]:
 
 def _section(
     sources: list[SourceRow],
-    items: dict[int, list[flow.ItemHistory]],
+    items: flow_arrays.ItemTable,
     inputs: dict[int, DoraInputs],
     *,
     start: dt.datetime,
@@ -606,7 +373,7 @@ def report(
     chosen = check_year(year)
     tick(0, 3)
     sources = sources_in(membership, scope)
-    items = histories(sources, end)
+    items = item_table(sources, end)
     tick(1, 3)
     inputs = dora_inputs(sources, end)
     tick(2, 3)
