@@ -219,6 +219,7 @@ class FakeGitHub:
         # path prefix → list of answers to give first: ("primary", seconds to reset) or ("secondary", s)
         self.limits: dict[str, list[tuple[str, int]]] = {}
         self.next_host: str | None = None  # write next links on another host (a hostile server)
+        self.redirects: dict[str, str] = {}  # request path (with query) → Location of a 301
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self.server.server_address[1]
@@ -276,6 +277,9 @@ class FakeGitHub:
                     fake.requests.append((self.path, self.headers.get("Authorization", "")))
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query)
+                if self.path in fake.redirects:  # a renamed repository answers 301, before any token check
+                    self._send(301, {"message": "Moved Permanently"}, {"Location": fake.redirects[self.path]})
+                    return
                 if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                     self._send(
                         401,

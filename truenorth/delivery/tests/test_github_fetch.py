@@ -213,6 +213,30 @@ def test_a_next_link_to_another_host_is_not_followed(member, fake, source) -> No
     assert PullRequest.objects.filter(source=source).count() == 2  # what the first page gave is stored
 
 
+def test_redirects_keep_the_token_on_the_same_host_only(member, fake) -> None:
+    from truenorth.core import outbound
+
+    def get(path: str) -> outbound.Response:
+        return outbound.get(
+            f"{fake.api_url}{path}",
+            {"Authorization": f"Bearer {TOKEN}"},
+            timeout=5,
+            allow_private=True,
+            setting="TRUENORTH_GITHUB_ALLOW_PRIVATE_NETWORKS",
+            max_bytes=1 << 20,
+        )
+
+    # A renamed repository: GitHub answers 301 to its new address on the same host.
+    fake.redirects["/api/v3/repos/octo-org/old-payments/releases"] = f"/api/v3/repos/{REPO}/releases"
+    answer = get("/repos/octo-org/old-payments/releases")
+    assert answer.code == 200 and answer.url.endswith(f"/repos/{REPO}/releases")
+    assert fake.requests[-1][1] == f"Bearer {TOKEN}"
+    # To another host (localhost is not 127.0.0.1 as a host): the token is not sent along.
+    fake.redirects["/api/v3/elsewhere"] = f"http://localhost:{fake.port}/api/v3/repos/{REPO}/releases"
+    answer = get("/elsewhere")
+    assert answer.code == 401 and fake.requests[-1] == (f"/api/v3/repos/{REPO}/releases", "")
+
+
 def test_a_fetch_already_queued_is_answered_instead_of_a_second_one(member, source) -> None:
     queued = Job.objects.create(
         organisation=source.organisation,
