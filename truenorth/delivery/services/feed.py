@@ -351,20 +351,23 @@ def compute_week(
 
 
 def _imports_by_week(source: DeliverySource, weeks: list[dt.date]) -> dict[dt.date, list[int]]:
-    """The successful imports whose time window touches each week (oldest first)."""
+    """The successful imports that stored something and whose time window touches each week (oldest
+    first); an import that found nothing new is no source of the week's values."""
     if not weeks:
         return {}
     first, last = week_bounds(min(weeks))[0], week_bounds(max(weeks))[1]
-    runs = list(
-        ImportRun.objects.filter(
+    runs = [
+        (pk, a, b)
+        for pk, a, b, created in ImportRun.objects.filter(
             source=source,
             status=ImportStatus.SUCCEEDED,
             window_start__lte=last,
             window_end__gte=first,
         )
         .order_by("id")
-        .values_list("pk", "window_start", "window_end")
-    )
+        .values_list("pk", "window_start", "window_end", "created")
+        if created
+    ]
     out: dict[dt.date, list[int]] = {}
     for monday in weeks:
         start, end = week_bounds(monday)

@@ -56,6 +56,16 @@ def test_feed_creates_measures_and_stores_the_weekly_metrics(owner, org_b) -> No
         status="succeeded",
         window_start=d(0),
         window_end=d(5),  # it brought the data of the first week only
+        created={"items": 4},
+    )
+    ImportRun.objects.create(  # read the same week again, found nothing new: not named
+        organisation=owner.membership.organisation,
+        source=delivery.source,
+        importer="jira-csv",
+        status="succeeded",
+        window_start=d(0),
+        window_end=d(5),
+        unchanged=4,
     )
     result = feed.feed(delivery.source, now=NOW, actor=owner.user)
     measures = {
