@@ -353,6 +353,8 @@ def test_pages_flow(member, product) -> None:
                         "before_days": 42, "after_days": 42})  # fmt: skip
     change = ProcessChange.objects.get()
     assert made.status_code == 302 and made["Location"] == process.change_url(change)
+    overview = c.get(reverse("delivery:overview", args=("alpha",)))
+    assert reverse("delivery:changes", args=("alpha",)).encode() in overview.content
     listing = c.get(reverse("delivery:changes", args=("alpha",)), {"product": product.pk})
     assert b"WIP limit 3" in listing.content
     page = c.get(process.change_url(change))
@@ -389,6 +391,7 @@ def test_edit_form_unchanged_changes_nothing_and_a_stale_one_is_409(member, prod
 
 def test_pages_permissions_and_other_organisations(member, stakeholder, outsider, product) -> None:
     change = mark(member, product)
+    assert stakeholder.client.get(reverse("delivery:change_new", args=("alpha",))).status_code == 403
     page = stakeholder.client.get(process.change_url(change))
     assert page.status_code == 200 and b"change-compare" not in page.content
     assert (

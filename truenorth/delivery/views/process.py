@@ -26,8 +26,10 @@ from truenorth.delivery.services import process as services
 from truenorth.history.services import entries_for
 from truenorth.hypotheses.models import Decision
 from truenorth.jobs.models import Job
+from truenorth.measures.charts import VEGA_LITE_SCHEMA
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership, Role
+from truenorth.orgs.services import require_writer
 from truenorth.strategy.services import products_of, teams_of
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -70,6 +72,46 @@ class DecisionForm(forms.Form):
     )
 
 
+def ratio_chart(effects: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Vega-Lite forest plot of the measures compared as ratios (after / before) with their 95 % intervals,
+    on a log scale with the no-effect line at 1; None when none has an interval."""
+    rows = [
+        {
+            "measure": e["label"],
+            "effect": e["effect"],
+            "low": e["low"],
+            "high": e["high"],
+            "verdict": e["verdict"],
+        }
+        for e in effects
+        if e["effect_kind"] == "ratio" and e["low"] is not None and e["high"] is not None
+    ]
+    if not rows:
+        return None
+    scale = {"type": "log"}
+    x = {"field": "effect", "type": "quantitative", "title": "after ÷ before (log scale)", "scale": scale}
+    return {
+        "$schema": VEGA_LITE_SCHEMA,
+        "description": "Ratios after over before with 95 % intervals; the line at 1 is no change.",
+        "width": "container",
+        "height": 40 * len(rows) + 20,
+        "data": {"values": rows},
+        "encoding": {"y": {"field": "measure", "type": "nominal", "title": None}},
+        "layer": [
+            {"mark": "rule", "encoding": {"x": {**x, "field": "low"}, "x2": {"field": "high"}}},
+            {
+                "mark": {"type": "point", "filled": True, "size": 80},
+                "encoding": {
+                    "x": x,
+                    "color": {"field": "verdict", "type": "nominal", "title": "Verdict"},
+                    "tooltip": [{"field": f} for f in ("measure", "effect", "low", "high", "verdict")],
+                },
+            },
+            {"mark": {"type": "rule", "strokeDash": [4, 4]}, "encoding": {"x": {"datum": 1}, "y": {}}},
+        ],
+    }
+
+
 def _url(change: ProcessChange) -> str:
     return services.change_url(change)
 
@@ -96,6 +138,7 @@ def change_list(request: HttpRequest, membership: Membership) -> HttpResponse:
 @org_view
 @require_http_methods(["GET", "POST"])
 def change_new(request: HttpRequest, membership: Membership) -> HttpResponse:
+    require_writer(membership)
     initial = {}
     if (raw := request.GET.get("product", "")).isdigit() and len(raw) <= 18:
         initial["product_id"] = int(raw)
@@ -135,6 +178,7 @@ def _page(
             "change": change,
             "comparison": comparison,
             "effects": comparison.get("effects", []),
+            "chart": ratio_chart(comparison.get("effects", [])),
             "decision": services.decision_of(change),
             "decision_form": decision_form or DecisionForm(),
             "writer": membership.has_role(Role.MEMBER),
