@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import OuterRef, Subquery
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -350,3 +351,37 @@ def test_cli_forecasts_a_goal(owner, outsider) -> None:
     assert main(["forecast", "--goal", str(t.goal.pk), "--items", "3", *who]) == 2
     assert main(["forecast", "--goal", "0", *who]) == 2
     assert main(["forecast", "--goal", str(t.goal.pk), "--org", "beta", "--as", outsider.user.email]) == 2
+
+
+def test_a_year_of_demo_delivery_forecasts_plausibly(owner) -> None:
+    """Trail App's demo year (about 1.65 items a day): a goal whose tickets are the demo's open items."""
+    from truenorth.delivery.demo import load_delivery_demo
+    from truenorth.strategy import services as strategy
+
+    org = owner.membership.organisation
+    product = strategy.create_product(owner.membership, owner.user, name="Trail App")
+    source = load_delivery_demo(org, {owner.user.email: owner.user}, owner.user.email)
+    assert source is not None
+    goal = Goal.objects.create(
+        organisation=org, product=product, title="Offline maps", target_date=today() + dt.timedelta(days=60)
+    )
+    keys = list(
+        DeliveryItem.objects.filter(source=source).order_by("pk").values_list("external_id", flat=True)
+    )
+    items = WorkItem.objects.bulk_create(
+        [WorkItem(organisation=org, product=product, title=k, external_key=k, goal=goal) for k in keys[-60:]]
+    )
+    DeliveryItem.objects.filter(source=source, external_id__in=keys[-60:]).update(
+        work_item_id=Subquery(
+            WorkItem.objects.filter(product=product, external_key=OuterRef("external_id")).values("pk")[:1]
+        )
+    )
+    f = forecast_goal(owner.membership, goal.pk)
+    assert f.total_items == len(items) and f.remaining is not None and 0 < f.remaining < len(items)
+    assert f.history_days == goal_forecasts.HISTORY_DAYS and f.verdict == "on_track"
+    assert f.backtest is not None and f.backtest.windows >= 4 and f.backtest.hit_rate_85 is not None
+    assert f.date_85 is not None and f.date_85 < goal.target_date  # type: ignore[operator]
+    WorkItem.objects.bulk_create(
+        [WorkItem(organisation=org, product=product, title=f"More {i}", goal=goal) for i in range(200)]
+    )
+    assert forecast_goal(owner.membership, goal.pk).verdict == "off_track"  # ~100 items in 60 days
