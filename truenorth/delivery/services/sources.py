@@ -417,7 +417,10 @@ def run_import(
 
 def run_summary(run: ImportRun) -> str:
     """One line: "12 items, 40 transitions new; 3 unchanged; 1 bad record"."""
-    created = {k: v for k, v in run.created.items() if not k.endswith("_updated")}
+    # Besides new rows by kind, ingest counts "<kind>_updated", "branches_deleted" (branches gone from
+    # the repository, kept and marked) and "incident_links" (incidents linked to their deployment).
+    extra = {"branches_deleted": "branches marked deleted", "incident_links": "incidents linked"}
+    created = {k: v for k, v in run.created.items() if not k.endswith("_updated") and k not in extra and v}
     updated = sum(v for k, v in run.created.items() if k.endswith("_updated"))
     parts = [
         ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in created.items()) + " new"
@@ -426,6 +429,7 @@ def run_summary(run: ImportRun) -> str:
     ]
     if updated:
         parts.append(f"{updated} updated")
+    parts += [f"{run.created[k]} {label}" for k, label in extra.items() if run.created.get(k)]
     parts.append(f"{run.unchanged} unchanged")
     if run.error_count:
         parts.append(f"{run.error_count} bad record{'s' if run.error_count != 1 else ''}")

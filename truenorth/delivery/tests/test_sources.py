@@ -232,7 +232,7 @@ def test_git_paths_only_inside_the_organisations_directory(member, org_a, tmp_pa
     assert ok.status_code == 202, ok.content
     job = Job.objects.get(pk=ok.json()["id"])
     assert job.status == JobStatus.SUCCEEDED, job.error
-    assert job.result["created"] == {"commits": 1, "releases": 1}
+    assert job.result["created"] == {"branches": 1, "commits": 1, "releases": 1}
     assert client.post(url, {"importer": "git", "path": str(inside)}).status_code == 202
     outside = _repo(tmp_path / "elsewhere")
     for path in (str(outside), "../../elsewhere", "repos/../../org-999999"):
@@ -325,3 +325,15 @@ def test_pages_list_add_edit_upload_archive(member, outsider) -> None:
     assert source.archived_at is not None
     for url in ("/o/alpha/delivery/sources/", f"/o/alpha/delivery/sources/{source.pk}/", edit_url):
         assert outsider.client.get(url).status_code == 404
+
+
+def test_run_summary_names_every_count() -> None:
+    run = ImportRun(
+        created={"commits": 3, "branches": 0, "pulls_updated": 2, "branches_deleted": 1, "incident_links": 2},
+        unchanged=5,
+        error_count=1,
+    )
+    assert sources.run_summary(run) == (
+        "3 commits new; 2 updated; 1 branches marked deleted; 2 incidents linked; 5 unchanged; 1 bad record"
+    )
+    assert sources.run_summary(ImportRun(created={}, unchanged=0)) == "nothing new; 0 unchanged"
