@@ -246,6 +246,16 @@ TRUENORTH_WEBHOOKS_CONCURRENCY_PER_ORGANISATION = env_int(
     "TRUENORTH_WEBHOOKS_CONCURRENCY_PER_ORGANISATION", 4, minimum=1
 )
 
+# GitHub API fetches (docs/delivery.md, "GitHub API"): requests per fetch, per-request and whole-fetch time
+# limits, the longest rate-limit wait, and private networks (refused unless allowed, like webhooks).
+TRUENORTH_GITHUB_MAX_PAGES = env_int("TRUENORTH_GITHUB_MAX_PAGES", 200, minimum=1)
+TRUENORTH_GITHUB_TIMEOUT_SECONDS = env_int("TRUENORTH_GITHUB_TIMEOUT_SECONDS", 30, minimum=1)
+TRUENORTH_GITHUB_FETCH_MAX_SECONDS = env_int("TRUENORTH_GITHUB_FETCH_MAX_SECONDS", 1800, minimum=1)
+TRUENORTH_GITHUB_RATE_LIMIT_MAX_WAIT_SECONDS = env_int(
+    "TRUENORTH_GITHUB_RATE_LIMIT_MAX_WAIT_SECONDS", 60, minimum=0
+)
+TRUENORTH_GITHUB_ALLOW_PRIVATE_NETWORKS = env_bool("TRUENORTH_GITHUB_ALLOW_PRIVATE_NETWORKS", False)
+
 # Observation file imports (measures/imports.py): larger files are refused with 413, the rest with 422.
 TRUENORTH_IMPORT_MAX_FILE_BYTES = env_int("TRUENORTH_IMPORT_MAX_FILE_BYTES", 50 * 2**20, minimum=1)
 TRUENORTH_IMPORT_MAX_ROWS = env_int("TRUENORTH_IMPORT_MAX_ROWS", 1_000_000, minimum=1)
