@@ -72,6 +72,45 @@ print(json.dumps(out))
 """
 
 
+# The goal's forecast as the goal page's panel computes it (probability unrounded, as the page rounds it).
+GOAL_FORECAST = """
+import json
+import sys
+
+import django
+
+django.setup()
+from truenorth.delivery.services.goal_forecasts import forecast_goal, goal_forecast_out
+from truenorth.orgs.models import Membership
+from truenorth.strategy.models import Goal
+
+email, slug, title = sys.argv[1:4]
+membership = Membership.objects.get(user__email=email, organisation__slug=slug)
+goal = Goal.objects.get(organisation=membership.organisation, title=title)
+found = forecast_goal(membership, goal)
+print(json.dumps({**goal_forecast_out(found), "probability": found.probability}))
+"""
+
+# A process change's before/after comparison as the change page shows it (its windows are in the past,
+# so the result does not depend on when it is computed).
+CHANGE_COMPARISON = """
+import json
+import sys
+
+import django
+
+django.setup()
+from truenorth.delivery.models import ProcessChange
+from truenorth.delivery.services import process
+from truenorth.orgs.models import Membership
+
+email, slug, title = sys.argv[1:4]
+membership = Membership.objects.get(user__email=email, organisation__slug=slug)
+change = ProcessChange.objects.get(organisation=membership.organisation, title=title)
+print(json.dumps(process.compute(membership, change)))
+"""
+
+
 @dataclass
 class Server:
     base_url: str
@@ -100,6 +139,13 @@ class Server:
         assert done.returncode == 0, done.stderr
         values: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         return values
+
+    def run(self, code: str, *args: str) -> dict[str, Any]:
+        """`code` (which prints one JSON object last) in the server's environment, with `args`."""
+        done = live_server.run_python(code, self.env, *args, timeout=120)
+        assert done.returncode == 0, done.stderr
+        out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return out
 
 
 @pytest.fixture(scope="module")
@@ -615,3 +661,150 @@ def _assert_labelled(page: Page) -> None:
             .map(el => el.name || el.id || el.outerHTML.slice(0, 80))"""
     )
     assert unlabelled == [], f"fields without a label on {page.url}: {unlabelled}"
+
+
+def test_a_goal_with_a_target_date_shows_its_delivery_forecast(
+    delivery_server: Server, browser: Browser
+) -> None:
+    """Three work items linked to a new goal of the demo product due in three days: the goal page's panel
+    gives the chance to finish them by the target date, the 85% date, the backtest and the outcome chart,
+    as the service computes them; its link asks the product page when those three will be done."""
+    today = dt.datetime.now(dt.UTC).date()
+    target = today + dt.timedelta(days=3)  # close enough that finishing all three is not certain
+    title = "Hikers share a route with one tap"
+    work = [
+        ("HIKE-1", "Share sheet on the route page"),
+        ("HIKE-2", "Deep link opens the route"),
+        ("HIKE-3", "Shared routes work offline"),
+    ]
+    with watched(browser, delivery_server.base_url) as web:
+        page = signed_in(web, OWNER)
+        page.context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
+        page.get_by_role("link", name=DEMO_PRODUCT, exact=True).first.click()
+        expect(page.get_by_test_id("product-title")).to_have_text(DEMO_PRODUCT)
+        for key, name in work:
+            add = page.locator("#work details").filter(
+                has=page.locator("summary", has_text="Add a work item")
+            )
+            if add.get_attribute("open") is None:
+                add.locator("summary").click()
+            add.get_by_label(re.compile(r"^Work item")).fill(name)
+            add.get_by_label(re.compile(r"^Key")).fill(key)
+            add.get_by_role("button", name="Add work item").click()
+            _status(page, "Work item added")
+            expect(page.locator("#work")).to_contain_text(f"{key} {name}")
+
+        page.get_by_role("button", name="New strategic goal").click()
+        page.get_by_label(re.compile(r"^Title")).fill(title)
+        page.get_by_label(re.compile(r"^Target date")).fill(target.isoformat())
+        page.get_by_role("button", name="Create goal").click()
+        expect(page.get_by_test_id("goal-title")).to_have_text(title)
+        panel = page.get_by_test_id("goal-forecast")
+        expect(panel).to_be_visible()
+        for key, name in work:
+            page.get_by_label(re.compile(r"^Unlinked work item")).select_option(label=f"{key} {name}")
+            page.get_by_role("button", name="Link work item").click()
+            expect(page.locator("#work ul").first).to_contain_text(f"{key} {name}")
+
+        expected = delivery_server.run(GOAL_FORECAST, OWNER, ORG, title)
+        assert expected["remaining"] == len(work), expected
+        assert expected["probability"] is not None, expected.get("reason")
+        expect(panel).to_have_attribute("data-verdict", expected["verdict"])
+        expect(panel.get_by_test_id("goal-forecast-verdict")).to_have_text(expected["verdict_label"])
+        expect(panel).to_contain_text(
+            f"{round(expected['probability'] * 100)} % chance to finish the 3 remaining work items (of 3) "
+            f"by the target date {target.isoformat()}"
+        )
+        date_85 = expected["dates"]["85"]
+        expect(panel.get_by_test_id("goal-forecast-85")).to_contain_text(
+            date_85 or "more than three years away"
+        )
+        backtest = expected["backtest"]
+        assert backtest is not None, "a year of history is enough to backtest"
+        expect(panel.get_by_test_id("goal-forecast-backtest")).to_have_text(
+            f"On this team's history, {backtest['text']}."
+        )
+        chart = panel.locator("figure svg[role=img]")
+        expect(chart).to_have_attribute("aria-label", re.compile(r"^Simulated items done by the target date"))
+        assert chart.locator("rect").count() > 1
+        _shot(page, "goal-forecast-1280x800.png")
+
+        panel.get_by_role("link", name="Delivery metrics and forecast of the product").click()
+        expect(page).to_have_url(re.compile(r"items=3"))
+        expect(page.get_by_test_id("forecast-result")).to_contain_text("Days until 3 items are done")
+
+
+def test_a_team_marks_a_process_change_compares_before_and_after_and_decides(
+    delivery_server: Server, browser: Browser
+) -> None:
+    """Mark a change to the way of working on the demo product (recorded as a hypothesis), compare flow and
+    DORA before and after (the table as the service computes it), then record the decision."""
+    today = dt.datetime.now(dt.UTC).date()
+    changed_on = today - dt.timedelta(days=75)
+    title = "WIP limit lowered from 5 to 3"
+    with watched(browser, delivery_server.base_url) as web:
+        page = signed_in(web, OWNER)
+        page.context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.get_by_test_id("nav-delivery").click()
+        page.get_by_test_id("delivery-changes-link").click()
+        expect(page.get_by_role("heading", name="Process changes", exact=True)).to_be_visible()
+        page.get_by_test_id("change-new").click()
+        page.get_by_label(re.compile(r"^Title")).fill(title)
+        page.get_by_label(re.compile(r"^Description")).fill(
+            "The board allows three items in progress per pair."
+        )
+        page.get_by_role("combobox", name=re.compile(r"^Product")).select_option(label=DEMO_PRODUCT)
+        page.get_by_label(re.compile(r"^Changed on")).fill(changed_on.isoformat())
+        page.get_by_label(re.compile(r"^Days before")).fill("30")
+        page.get_by_label(re.compile(r"^Days after")).fill("30")
+        page.get_by_role("button", name="Mark the change").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(title)
+        _status(page, "marked and recorded as a hypothesis")
+        expect(page.get_by_test_id("change-not-compared")).to_be_visible()
+        expect(page.get_by_test_id("change-hypothesis")).to_be_visible()
+        change_url = page.url
+
+        # Compare: inline for a small scope, else a background job whose page links back.
+        page.get_by_test_id("change-compare").click()
+        table = page.get_by_test_id("change-comparison")
+        expect(table.or_(page.get_by_test_id("job"))).to_be_visible()
+        if page.get_by_test_id("job").count():
+            _wait_for_job(page)
+            page.get_by_test_id("job-result-link").click()
+        expect(page).to_have_url(change_url)
+        expected = delivery_server.run(CHANGE_COMPARISON, OWNER, ORG, title)
+        effects = expected["effects"]
+        assert effects, expected
+        expect(table.locator("tbody tr")).to_have_count(len(effects))
+        for effect in effects:
+            row = table.locator(f'tr[data-metric="{effect["key"]}"]')
+            expect(row.locator("th")).to_contain_text(effect["label"])
+            expect(row.locator("td[data-verdict]")).to_have_attribute("data-verdict", effect["verdict"])
+            expect(row.locator("td").last).to_have_text(f"{effect['n_before']} / {effect['n_after']}")
+        expect(page.get_by_test_id("change-outcome")).to_have_text(expected["outcome"])
+        if any(e["effect_kind"] == "ratio" and e["low"] is not None for e in effects):
+            chart = page.get_by_test_id("change-chart")
+            expect(chart).to_have_class(re.compile(r"chart-ready"))
+            expect(chart.locator("svg").first).to_be_visible()
+        _shot(page, "process-change-1280x800.png")
+
+        # The decision concludes the change's hypothesis.
+        decide = page.locator("form").filter(has=page.get_by_role("button", name="Record the decision"))
+        decide.get_by_label(re.compile(r"^Decision")).select_option(label="Persevere")
+        decide.get_by_label(re.compile(r"^We learned")).fill("Fewer items in progress, shorter cycle times.")
+        decide.get_by_label(re.compile(r"^Therefore we will")).fill(
+            "Keep the limit at 3 for another quarter."
+        )
+        decide.get_by_role("button", name="Record the decision").click()
+        _status(page, "Decision recorded on the hypothesis")
+        expect(page.get_by_test_id("change-decision")).to_contain_text("Persevere")
+        expect(page.get_by_test_id("change-decision")).to_contain_text(f"({expected['outcome']})")
+        expect(page.get_by_role("button", name="Record the decision")).to_have_count(0)
+        page.get_by_test_id("change-hypothesis").click()
+        expect(page.get_by_test_id("hypothesis-state")).to_have_text("Concluded")
+
+        page.goto(f"/o/{ORG}/delivery/changes/")
+        row = page.get_by_test_id("process-changes").get_by_role("row").filter(has_text=title)
+        expect(row).to_contain_text(changed_on.isoformat())
+        expect(row).to_contain_text("Concluded")
