@@ -218,6 +218,11 @@ def test_api_flow(member, product) -> None:
     patched = client.patch(api_url(change["id"]), {"version": 1, "description": "Two people per review."},
                            content_type="application/json")  # fmt: skip
     assert patched.status_code == 200 and patched.json()["version"] == 2
+    for missing in (
+        client.patch(api_url(change["id"]), {"title": "x"}, content_type="application/json"),
+        client.delete(api_url(change["id"])),
+    ):
+        assert missing.status_code == 422 and "version" in json.dumps(missing.json()["errors"])
     stale = client.patch(api_url(change["id"]), {"version": 1, "title": "x"}, content_type="application/json")
     assert stale.status_code == 409 and stale.json()["errors"][0]["field"] == "version"
     decided = client.post(
