@@ -126,7 +126,7 @@ class ItemHistory:
 class FlowMetrics:
     cycle_time_days: dict[int, float | None]
     lead_time_days: dict[int, float | None]
-    completed: list[tuple[str, dt.datetime, float]]
+    completed: Sequence[tuple[str, dt.datetime, float]]  # a list, or flow_arrays.Rows over arrays
     throughput_per_week: list[tuple[dt.date, int]]
     daily_throughput: list[int]
     wip: int
@@ -134,7 +134,7 @@ class FlowMetrics:
     flow_efficiency: float | None
     cfd: list[tuple[dt.date, dict[str, int]]]
     never_started: int = 0
-    lead_times: list[tuple[str, dt.datetime, float]] = field(default_factory=list)
+    lead_times: Sequence[tuple[str, dt.datetime, float]] = field(default_factory=list)
     # flow efficiency's parts (days over the completed items), so that runs over several mappings merge
     # exactly: efficiency = active / (active + waiting)
     active_days: float = 0.0

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Final
+from typing import Final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,7 @@ CATEGORY_CODES: Final = {name: code for code, name in enumerate(flow.CATEGORIES)
 _NS, _IP, _DONE = (CATEGORY_CODES[c] for c in flow.CATEGORIES)
 
 I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
 
 
 def micros(at: dt.datetime) -> int:
@@ -145,6 +146,58 @@ class ItemTable:
         self.waiting_s.append(waiting)
 
 
+class Rows(Sequence[tuple[str, dt.datetime, float]]):
+    """(id, done at, days) rows over arrays, sorted by (done at, id) as the reference sorts its lists: a
+    list's behaviour (length, index, slice, iteration, equality with a list) at 24 bytes a row, each tuple
+    made only when read."""
+
+    def __init__(self, ids: list[str], index: I64, at_us: I64, days: F64) -> None:
+        self._ids, self._index, self._at, self._days = ids, index, at_us, days
+
+    @classmethod
+    def sorted(cls, ids: list[str], index: I64, at_us: I64, days: F64) -> Rows:
+        names = [ids[i] for i in index.tolist()]
+        rank = np.empty(len(names), dtype=np.int64)
+        rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
+        order = np.lexsort((rank, at_us))  # stable: equal keys keep the given order
+        return cls(ids, index[order], at_us[order], days[order])
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[str, dt.datetime, float]: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[str, dt.datetime, float]]: ...
+
+    def __getitem__(
+        self, i: int | slice
+    ) -> tuple[str, dt.datetime, float] | list[tuple[str, dt.datetime, float]]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return (self._ids[int(self._index[i])], at_micros(int(self._at[i])), float(self._days[i]))
+
+    def __iter__(self) -> Iterator[tuple[str, dt.datetime, float]]:
+        ids = self._ids
+        for i, us, days in zip(self._index.tolist(), self._at.tolist(), self._days.tolist(), strict=True):
+            yield ids[i], at_micros(us), days
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Rows({list(self[:3])}{'...' if len(self) > 3 else ''}, {len(self)} rows)"
+
+
 @dataclass(frozen=True)
 class Group:
     """One run of the reference: the sources sharing a state mapping, in order."""
@@ -212,28 +265,35 @@ def _compute(
         days: I64 = np.clip(np.floor_divide(us, DAY_US) - epoch_day, 0, n_days)
         return days
 
-    diff = np.zeros((len(flow.CATEGORIES), n_days + 1), dtype=np.int64)
+    # Each item is not started from its birth to its first change, then in each changed-to category until
+    # its next change (or the end); the changes are stored item by item in time order, so the next change
+    # of the same item is the next row. Each segment adds 1 at its first day and -1 at its end's.
+    width = n_days + 1
     position = np.full(len(table.ids), -1, dtype=np.int64)
     position[rows] = np.arange(len(rows))
-    change_item = _small(table.change_item, "int32")
-    kept = position[change_item] >= 0
-    c_item = position[change_item[kept]]
+    c_pos = (
+        position[np.frombuffer(table.change_item, dtype=np.int32)] if len(table.change_item) else position[:0]
+    )
+    kept = c_pos >= 0
+    c_pos = c_pos[kept]
     c_day = day_index(_i64(table.change_at)[kept])
-    c_cat = _small(table.change_category, "int8")[kept]
+    c_key = _small(table.change_category, "int8")[kept] * width
+    del kept
+    block_start = np.ones(len(c_pos), dtype=bool)
+    block_start[1:] = c_pos[1:] != c_pos[:-1]
+    c_end = np.full(len(c_pos), n_days, dtype=np.int64)
+    c_end[:-1] = np.where(block_start[1:], n_days, c_day[1:])
+    born_end = np.full(len(rows), n_days, dtype=np.int64)
+    born_end[c_pos[block_start]] = c_day[block_start]
+    del c_pos, block_start
+    cells = len(flow.CATEGORIES) * width
+    diff = np.bincount(c_key + c_day, minlength=cells) - np.bincount(c_key + c_end, minlength=cells)
+    del c_key, c_day, c_end
     born_day = day_index(_i64(table.born)[rows])
-    # segment starts: the birth (not started) then each change; each ends where the next starts, or at n_days
-    seg_item = np.concatenate([np.arange(len(rows)), c_item])
-    seg_day = np.concatenate([born_day, c_day])
-    seg_cat = np.concatenate([np.full(len(rows), _NS, dtype=np.int64), c_cat])
-    births_first = np.concatenate([np.zeros(len(rows), np.int64), np.ones(len(c_item), np.int64)])
-    order = np.lexsort((births_first, seg_item))
-    seg_item, seg_day, seg_cat = seg_item[order], seg_day[order], seg_cat[order]
-    seg_end = np.full(len(seg_item), n_days, dtype=np.int64)
-    if len(seg_item) > 1:
-        same = seg_item[1:] == seg_item[:-1]
-        seg_end[:-1][same] = seg_day[1:][same]
-    np.add.at(diff, (seg_cat, seg_day), 1)
-    np.add.at(diff, (seg_cat, seg_end), -1)
+    diff += np.bincount(_NS * width + born_day, minlength=cells) - np.bincount(
+        _NS * width + born_end, minlength=cells
+    )
+    diff = diff.reshape(len(flow.CATEGORIES), width)
     running = np.cumsum(diff, axis=1)[:, :n_days]
     cfd = [
         (first_day + dt.timedelta(days=i), {c: int(running[k][i]) for k, c in enumerate(flow.CATEGORIES)})
@@ -253,31 +313,22 @@ def _compute(
     # completed in the window
     finished = np.flatnonzero((done != NONE) & (done >= start_us) & (done <= end_us))
     daily = np.bincount(np.floor_divide(done[finished], DAY_US) - epoch_day, minlength=n_days)[:n_days]
-    lead_rows: list[tuple[str, dt.datetime, float]] = []
-    completed: list[tuple[str, dt.datetime, float]] = []
-    cycles: list[float] = []
-    leads: list[float] = []
-    never_started = 0
-    active = {g: 0.0 for g in runs}
-    waiting = {g: 0.0 for g in runs}
-    active_s, waiting_s = table.active_s, table.waiting_s
-    for i in finished.tolist():
-        row = int(rows[i])
-        done_at = at_micros(int(done[i]))
-        lead = max(_days(int(done[i]) - int(created[i])), 0.0)
-        leads.append(lead)
-        lead_rows.append((ids[row], done_at, lead))
-        if first[i] == NONE:
-            never_started += 1
-            continue
-        cycle = _days(int(done[i]) - int(first[i]))
-        cycles.append(cycle)
-        completed.append((ids[row], done_at, cycle))
-        g = int(row_group[i])
-        active[g] += active_s[row]
-        waiting[g] += waiting_s[row]
-    completed.sort(key=lambda r: (r[1], r[0]))
-    lead_rows.sort(key=lambda r: (r[1], r[0]))
+    fin_rows, fin_done = rows[finished], done[finished]
+    leads = np.maximum((fin_done - created[finished]) / 1_000_000 / flow.DAY_SECONDS, 0.0)
+    started = first[finished] != NONE
+    never_started = int(np.count_nonzero(~started))
+    cycles = (fin_done[started] - first[finished][started]) / 1_000_000 / flow.DAY_SECONDS
+    # flow efficiency's seconds, added item by item in order as the reference does (cumsum is sequential)
+    timed_rows, timed_groups = fin_rows[started], row_group[finished][started]
+    active_all = np.frombuffer(table.active_s, dtype=np.float64) if len(table.active_s) else np.zeros(0)
+    waiting_all = np.frombuffer(table.waiting_s, dtype=np.float64) if len(table.waiting_s) else np.zeros(0)
+    active, waiting = {}, {}
+    for g in runs:
+        mine = timed_rows[timed_groups == g]
+        active[g] = float(np.cumsum(active_all[mine])[-1]) if len(mine) else 0.0
+        waiting[g] = float(np.cumsum(waiting_all[mine])[-1]) if len(mine) else 0.0
+    lead_rows = Rows.sorted(ids, fin_rows, fin_done, leads)
+    completed = Rows.sorted(ids, fin_rows[started], fin_done[started], cycles)
 
     weeks: dict[dt.date, int] = {}
     monday = first_day - dt.timedelta(days=first_day.weekday())
@@ -299,8 +350,8 @@ def _compute(
         total = active_days + waiting_days
         efficiency = active_days / total if total > 0 else None
     return flow.FlowMetrics(
-        cycle_time_days=flow.percentiles(cycles),
-        lead_time_days=flow.percentiles(leads),
+        cycle_time_days=flow.percentiles(cycles.tolist()),
+        lead_time_days=flow.percentiles(leads.tolist()),
         completed=completed,
         throughput_per_week=sorted(weeks.items()),
         daily_throughput=[int(n) for n in daily.tolist()],

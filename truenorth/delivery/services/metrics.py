@@ -77,6 +77,7 @@ from truenorth.orgs.models import Membership
 
 __all__ = [
     "BACKTEST_TRIALS",
+    "CHART_POINTS",
     "DEFAULT_WINDOW_DAYS",
     "FORECAST_HISTORY_DAYS",
     "FORECAST_SEED",
@@ -128,6 +129,7 @@ __all__ = [
 ]
 
 METRICS_KIND = "delivery.metrics"
+CHART_POINTS = 5_000  # at most this many items in the JSON's per-item lists (flow_out)
 WEEK = dt.timedelta(days=7)
 # How the faces name the DORA metrics, and their units ("%" for rates shown as percentages).
 METRIC_LABELS = {
@@ -277,6 +279,9 @@ def _percentiles(values: dict[int, float | None]) -> dict[str, float | None]:
 
 
 def flow_out(m: flow.FlowMetrics) -> dict[str, Any]:
+    """The flow figures as JSON. The per-item lists are for the charts and stay bounded whatever the data
+    size: `completed` (the cycle-time scatterplot) is the newest CHART_POINTS items done in the window,
+    `ages` the CHART_POINTS oldest items in progress; the counts and percentiles cover every item."""
     return {
         "cycle_time_days": _percentiles(m.cycle_time_days),
         "lead_time_days": _percentiles(m.lead_time_days),
@@ -286,9 +291,10 @@ def flow_out(m: flow.FlowMetrics) -> dict[str, Any]:
         "wip": m.wip,
         "flow_efficiency": _round(m.flow_efficiency, 4),
         "completed": [
-            {"id": i, "done_at": at.isoformat(), "cycle_days": _round(c)} for i, at, c in m.completed
+            {"id": i, "done_at": at.isoformat(), "cycle_days": _round(c)}
+            for i, at, c in m.completed[-CHART_POINTS:]
         ],
-        "ages": [{"id": i, "state": s, "age_days": _round(a)} for i, s, a in m.ages],
+        "ages": [{"id": i, "state": s, "age_days": _round(a)} for i, s, a in m.ages[:CHART_POINTS]],
         "cfd": [{"date": d.isoformat(), **counts} for d, counts in m.cfd],
     }
 

@@ -241,3 +241,32 @@ def test_pure_table_equals_the_reference_without_a_database() -> None:
     with pytest.raises(ValueError):
         flow_arrays.flow_metrics(table, [], start=end, end=start)
     assert flow_arrays.flow_metrics(table, [], start=start, end=end).wip == 0
+
+
+@pytest.mark.django_db
+def test_the_json_lists_for_charts_are_bounded_and_keep_the_newest_done_and_oldest_in_progress(
+    owner, monkeypatch
+) -> None:
+    org = owner.membership.organisation
+    source = DeliverySource.objects.create(
+        organisation=org, name="Board", kind="events", state_mapping=MAPPINGS[0]
+    )
+    day = BASE.replace(microsecond=0)
+    for n in range(5):
+        made = DeliveryItem.objects.create(
+            organisation=org, source=source, external_id=f"C-{n}", created_at=day
+        )
+        StateTransition.objects.create(item=made, at=day + dt.timedelta(days=n), to_state="In Progress")
+        if n % 2 == 0:
+            StateTransition.objects.create(item=made, at=day + dt.timedelta(days=n + 1), to_state="Done")
+    monkeypatch.setattr(metrics, "CHART_POINTS", 1)
+    rows = metrics.sources_in(owner.membership, metrics.Scope())
+    end = day + dt.timedelta(days=10)
+    m = metrics.flow_of(rows, metrics.item_table(rows, end), start=day, end=end)
+    assert [key for key, _, _ in m.completed] == ["C-0", "C-2", "C-4"]
+    assert m.completed[-1:] == [m.completed[2]] and m.completed[-1][0] == "C-4"
+    out = metrics.flow_out(m)
+    assert out["completed_count"] == 3 and [c["id"] for c in out["completed"]] == ["C-4"]
+    assert out["wip"] == 2 and [a["id"] for a in out["ages"]] == ["C-1"]
+    with pytest.raises(IndexError):
+        m.completed[3]
