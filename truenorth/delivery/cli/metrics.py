@@ -279,9 +279,8 @@ def _goal_forecast(membership: Membership, goal_id: int, as_json: bool) -> None:
     if not found.forecast:
         console.print(f"{found.verdict_label}: {found.reason}", markup=False)
         return
-    assert found.probability is not None
     console.print(
-        f"{found.verdict_label}: {round(found.probability * 100)} % chance to finish the {found.remaining} "
+        f"{found.verdict_label}: {found.percent} % chance to finish the {found.remaining} "
         f"remaining work items (of {found.total_items}) by {out['target_date']}.",
         markup=False,
     )

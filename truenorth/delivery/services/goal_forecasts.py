@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -114,6 +115,11 @@ class GoalForecast:
     @property
     def forecast(self) -> bool:
         return self.probability is not None
+
+    @property
+    def percent(self) -> int | None:
+        """The probability in whole percent, rounded down (0.849 shows 84, never the 85 of on track)."""
+        return percent(self.probability)
 
     @property
     def days_left(self) -> int | None:
@@ -327,6 +333,10 @@ def _backtest(daily: list[int], days: int) -> dict[str, Any] | None:
         "held_85": held,
         "hit_rate_85": test.hit_rate_85,
     }
+
+
+def percent(probability: float | None) -> int | None:
+    return None if probability is None else math.floor(probability * 100 + 1e-9)
 
 
 def _verdict(probability: float) -> str:

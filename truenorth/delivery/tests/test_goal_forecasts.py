@@ -385,3 +385,10 @@ def test_a_year_of_demo_delivery_forecasts_plausibly(owner) -> None:
         [WorkItem(organisation=org, product=product, title=f"More {i}", goal=goal) for i in range(200)]
     )
     assert forecast_goal(owner.membership, goal.pk).verdict == "off_track"  # ~100 items in 60 days
+
+
+def test_the_shown_percentage_never_rounds_up_into_the_next_verdict() -> None:
+    assert goal_forecasts.percent(0.8498) == 84 and goal_forecasts._verdict(0.8498) == "at_risk"
+    assert goal_forecasts.percent(0.85) == 85 and goal_forecasts._verdict(0.85) == "on_track"
+    assert goal_forecasts.percent(0.4999) == 49 and goal_forecasts._verdict(0.4999) == "off_track"
+    assert goal_forecasts.percent(1.0) == 100 and goal_forecasts.percent(None) is None

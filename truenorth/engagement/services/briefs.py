@@ -41,7 +41,7 @@ from django.utils import timezone
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
 from truenorth.core.validate import text as _text
-from truenorth.delivery.services.goal_forecasts import GoalForecast, product_goal_forecasts
+from truenorth.delivery.services.goal_forecasts import GoalForecast, percent, product_goal_forecasts
 from truenorth.engagement.models import BriefDocument, ShareLink
 from truenorth.engagement.services import pulses
 from truenorth.history.models import HistoryEntry
@@ -185,6 +185,11 @@ class ForecastLine:
     date_85: dt.date | None
     backtest: str  # "the 85% forecast came true in 9 of 11 past 28-day windows", or ""
     reason: str
+
+    @property
+    def percent(self) -> int | None:
+        """The probability in whole percent, rounded down (never 85 for an "at risk" 0.849)."""
+        return percent(self.probability)
 
 
 def _forecast_line(f: GoalForecast) -> ForecastLine:

@@ -182,12 +182,13 @@ def _forecast_markdown(brief: Brief) -> list[str]:
     for f in brief.forecasts:
         remaining = "—" if f.remaining is None else f"{f.remaining} of {f.total_items}"
         said = f.verdict_label
+        chance = "—" if f.percent is None else f"{f.percent} %"
         if f.probability is None:
             said += f": {f.reason}"
         elif f.backtest:
             said += f" ({f.backtest})"
         out.append(
-            f"| {md(f.title)} | {_date(f.target_date)} | {remaining} | {_pct(f.probability)} "
+            f"| {md(f.title)} | {_date(f.target_date)} | {remaining} | {chance} "
             f"| {_date(f.date_85) if f.probability is not None else '—'} | {md(said)} |"
         )
     if brief.forecasts_omitted:
