@@ -72,7 +72,7 @@ print(json.dumps(out))
 """
 
 
-# The goal's forecast as the goal page's panel computes it (probability unrounded, as the page rounds it).
+# The goal's forecast as the goal page's panel computes it (with the whole percent the panel shows).
 GOAL_FORECAST = """
 import json
 import sys
@@ -88,7 +88,7 @@ email, slug, title = sys.argv[1:4]
 membership = Membership.objects.get(user__email=email, organisation__slug=slug)
 goal = Goal.objects.get(organisation=membership.organisation, title=title)
 found = forecast_goal(membership, goal)
-print(json.dumps({**goal_forecast_out(found), "probability": found.probability}))
+print(json.dumps({**goal_forecast_out(found), "percent": found.percent}))
 """
 
 # A process change's before/after comparison as the change page shows it (its windows are in the past,
@@ -713,7 +713,7 @@ def test_a_goal_with_a_target_date_shows_its_delivery_forecast(
         expect(panel).to_have_attribute("data-verdict", expected["verdict"])
         expect(panel.get_by_test_id("goal-forecast-verdict")).to_have_text(expected["verdict_label"])
         expect(panel).to_contain_text(
-            f"{round(expected['probability'] * 100)} % chance to finish the 3 remaining work items (of 3) "
+            f"{expected['percent']} % chance to finish the 3 remaining work items (of 3) "
             f"by the target date {target.isoformat()}"
         )
         date_85 = expected["dates"]["85"]
@@ -808,3 +808,65 @@ def test_a_team_marks_a_process_change_compares_before_and_after_and_decides(
         row = page.get_by_test_id("process-changes").get_by_role("row").filter(has_text=title)
         expect(row).to_contain_text(changed_on.isoformat())
         expect(row).to_contain_text("Concluded")
+
+
+def test_a_github_source_is_connected_with_a_token_that_is_never_shown_again(
+    delivery_server: Server, browser: Browser
+) -> None:
+    """A GitHub source's API connection: the token is required the first time, stored and never sent back
+    to the browser (not even in the form), kept on a save with the field blank, forgotten on disconnect;
+    a repository that is not owner/name is refused on its field. No fetch: the test machine is offline."""
+    token = "github_pat_11AQ7XK2Y0vEXAMPLEonly_k3Fq9rT2mW8zL5nB1cD4eG7hJ0pS6uV9xY2aC5fH8"
+    with watched(browser, delivery_server.base_url) as web:
+        web.watch.allow_error(r"status of 422")  # the form answers 422 with its field errors
+        page = signed_in(web, OWNER)
+        page.context.set_default_timeout(PAGE_TIMEOUT_MS)
+        page.goto(f"/o/{ORG}/delivery/sources/")
+        form = page.locator("form").filter(has=page.get_by_role("button", name="Add source"))
+        form.get_by_label(re.compile(r"^Name")).fill("Payments on GitHub")
+        form.get_by_label(re.compile(r"^Kind")).select_option("github")
+        form.get_by_role("button", name="Add source").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Payments on GitHub")
+        page.get_by_role("button", name="GitHub API").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("GitHub API · Payments on GitHub")
+        connection = page.get_by_test_id("github-connection")
+        expect(connection).to_contain_text("not connected")
+
+        # No token the first time: refused on the token field; a bad repository on its own field.
+        page.get_by_label(re.compile(r"^Repository")).fill("octo-org/payments")
+        page.get_by_role("button", name="Connect").click()
+        expect(
+            page.get_by_label(re.compile(r"^Token")).locator("xpath=..").locator(".field-error")
+        ).to_be_visible()
+        page.get_by_label(re.compile(r"^Repository")).fill("just a name")
+        page.get_by_label(re.compile(r"^Token")).fill(token)
+        page.get_by_role("button", name="Connect").click()
+        expect(
+            page.get_by_label(re.compile(r"^Repository")).locator("xpath=..").locator(".field-error")
+        ).to_be_visible()
+        expect(page.get_by_label(re.compile(r"^Token"))).to_have_value(
+            ""
+        )  # never sent back, even on an error
+        assert token not in page.content()
+
+        page.get_by_label(re.compile(r"^Repository")).fill("octo-org/payments")
+        page.get_by_label(re.compile(r"^Token")).fill(token)
+        page.get_by_role("button", name="Connect").click()
+        _status(page, "is connected to GitHub")
+        expect(connection).to_contain_text("octo-org/payments")
+        expect(connection).to_contain_text("stored (encrypted; never shown)")
+        expect(page.get_by_role("button", name="Fetch now")).to_be_visible()
+        expect(page.get_by_label(re.compile(r"^Token"))).to_have_value("")
+        expect(page.get_by_text("Leave blank to keep the stored token.")).to_be_visible()
+        assert token not in page.content()
+
+        # Saved again with the token blank: the token stays.
+        page.get_by_role("button", name="Save", exact=True).click()
+        _status(page, "is connected to GitHub")
+        expect(connection).to_contain_text("stored (encrypted; never shown)")
+
+        page.get_by_role("button", name=re.compile(r"^Disconnect")).click()
+        _status(page, "no longer connected to GitHub")
+        expect(connection).to_contain_text("not connected")
+        expect(page.get_by_role("button", name="Fetch now")).to_have_count(0)
+        assert token not in page.content()
