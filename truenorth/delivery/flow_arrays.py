@@ -262,7 +262,9 @@ def _compute(
 
     # cumulative flow: each item's category segments over day indexes
     def day_index(us: I64) -> I64:
-        days: I64 = np.clip(np.floor_divide(us, DAY_US) - epoch_day, 0, n_days)
+        days: I64 = np.floor_divide(us, DAY_US)
+        days -= epoch_day
+        np.clip(days, 0, n_days, out=days)
         return days
 
     # Each item is not started from its birth to its first change, then in each changed-to category until

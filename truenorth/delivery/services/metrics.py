@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core.errors import NotFound, ValidationFailed
-from truenorth.delivery import dora, flow, flow_arrays
+from truenorth.delivery import dora, flow
 from truenorth.delivery.services.metrics_flow import (
     _mapping,
     _merge,
@@ -343,25 +343,6 @@ def forecast_out(r: ForecastResult) -> dict[str, Any]:
     }
 
 
-def _section(
-    sources: list[SourceRow],
-    items: flow_arrays.ItemTable,
-    inputs: dict[int, DoraInputs],
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-    year: int,
-) -> dict[str, Any]:
-    records = combined(inputs, sources)
-    return {
-        "sources": [{"id": s.id, "name": s.name} for s in sources],
-        "flow": flow_out(flow_of(sources, items, start=start, end=end)),
-        "dora": dora_out(
-            dora_of(records, start=start, end=end, year=year), dora_weeks(records, start=start, end=end)
-        ),
-    }
-
-
 def report(
     membership: Membership,
     scope: Scope,
@@ -374,35 +355,54 @@ def report(
 ) -> dict[str, Any]:
     """Flow and DORA (with its weekly trend) of the scope over [start, end], as JSON: what pages, the API
     and the background job show; with `by_product`, also one section per product (and one for sources
-    without a product). The records are loaded once (the sources' query, then six)."""
+    without a product). The records are loaded once (the sources' query, then six): the items first, whose
+    flow sections are computed before they are let go, then the DORA records (so the two never weigh on
+    memory together)."""
     tick = progress or (lambda done, total: None)
     chosen = check_year(year)
     tick(0, 3)
     sources = sources_in(membership, scope)
+    sections: list[tuple[int | None, str, list[SourceRow]]] = [(None, "", sources)]
+    if by_product:
+        products: dict[int | None, list[SourceRow]] = defaultdict(list)
+        for source in sources:
+            products[source.product_id].append(source)
+        sections += [
+            (pk, group[0].product if pk is not None else "No product", group)
+            for pk, group in sorted(
+                products.items(), key=lambda kv: (kv[0] is None, kv[1][0].product.casefold())
+            )
+        ]
     items = item_table(sources, end)
+    flows = [flow_out(flow_of(group, items, start=start, end=end)) for _, _, group in sections]
+    del items
     tick(1, 3)
     inputs = dora_inputs(sources, end)
     tick(2, 3)
+    parts = []
+    for (_, _, group), flow_json in zip(sections, flows, strict=True):
+        records = combined(inputs, group)
+        dora_json = dora_out(
+            dora_of(records, start=start, end=end, year=chosen), dora_weeks(records, start=start, end=end)
+        )
+        parts.append(
+            {
+                "sources": [{"id": s.id, "name": s.name} for s in group],
+                "flow": flow_json,
+                "dora": dora_json,
+            }
+        )
     out: dict[str, Any] = {
         "scope": scope.params(),
         "start": start.isoformat(),
         "end": end.isoformat(),
         "year": chosen,
-        **_section(sources, items, inputs, start=start, end=end, year=chosen),
+        **parts[0],
     }
     if by_product:
-        products: dict[int | None, list[SourceRow]] = defaultdict(list)
-        for source in sources:
-            products[source.product_id].append(source)
         out["products"] = [
-            {
-                "id": pk,
-                "name": group[0].product if pk is not None else "No product",
-                **_section(group, items, inputs, start=start, end=end, year=chosen),
-            }
-            for pk, group in sorted(
-                products.items(), key=lambda kv: (kv[0] is None, kv[1][0].product.casefold())
-            )
+            {"id": pk, "name": name, **part}
+            for (pk, name, _), part in zip(sections[1:], parts[1:], strict=True)
         ]
     tick(3, 3)
     return out
