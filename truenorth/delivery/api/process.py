@@ -29,7 +29,7 @@ VERSION_HELP = "Required: the version you read; a stale one is refused with 409.
 WINDOW_HELP = f"Days in the window, {MIN_WINDOW_DAYS} to {MAX_WINDOW_DAYS}."
 
 
-class ChangeOut(Schema):
+class ProcessChangeOut(Schema):
     id: int
     title: str
     description: str
@@ -50,7 +50,7 @@ class ChangeOut(Schema):
     page: str
 
 
-class ChangeIn(StrictSchema):
+class ProcessChangeIn(StrictSchema):
     title: str = Field(min_length=1, max_length=200)
     changed_on: dt.date
     product_id: ObjectId
@@ -60,7 +60,7 @@ class ChangeIn(StrictSchema):
     after_days: int = Field(DEFAULT_WINDOW_DAYS, description=WINDOW_HELP)
 
 
-class ChangePatch(StrictSchema):
+class ProcessChangePatch(StrictSchema):
     version: int = Field(description=VERSION_HELP)
     title: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=5000)
@@ -70,7 +70,7 @@ class ChangePatch(StrictSchema):
     after_days: int | None = Field(None, description=WINDOW_HELP)
 
 
-class DecisionIn(StrictSchema):
+class ProcessDecisionIn(StrictSchema):
     decision: Literal["persevere", "pivot", "stop"]
     learning: str = Field(min_length=1, max_length=5000)
     outcome: Literal["validated", "invalidated", "inconclusive"] | None = Field(
@@ -79,7 +79,7 @@ class DecisionIn(StrictSchema):
     next_step: str = Field("", max_length=5000)
 
 
-class DecisionOut(Schema):
+class ProcessDecisionOut(Schema):
     id: int
     hypothesis_id: int
     outcome: str
@@ -90,7 +90,7 @@ class DecisionOut(Schema):
     decided_at: dt.datetime
 
 
-class ListFilter(Schema):
+class ProcessChangeFilter(Schema):
     product_id: ObjectId | None = Field(None, description="Only this product's changes.")
 
 
@@ -119,20 +119,22 @@ def change_out(change: ProcessChange) -> dict[str, Any]:
 
 @router.get(
     "/{slug}/delivery/changes",
-    response={200: list[ChangeOut], **READ_ERRORS},
+    response={200: list[ProcessChangeOut], **READ_ERRORS},
     summary="Process changes tested as experiments (newest change date first)",
 )
-def list_changes(request: HttpRequest, slug: str, filters: Query[ListFilter]) -> list[dict[str, Any]]:
+def list_changes(
+    request: HttpRequest, slug: str, filters: Query[ProcessChangeFilter]
+) -> list[dict[str, Any]]:
     m, _ = scope(request, slug)
     return [change_out(c) for c in services.changes_of(m, filters.product_id)[:500]]
 
 
 @router.post(
     "/{slug}/delivery/changes",
-    response={201: ChangeOut, **ERRORS},
+    response={201: ProcessChangeOut, **ERRORS},
     summary="Mark a process change (members and above); it is recorded as a hypothesis of the product",
 )
-def create_change(request: HttpRequest, slug: str, payload: ChangeIn) -> Status[dict[str, Any]]:
+def create_change(request: HttpRequest, slug: str, payload: ProcessChangeIn) -> Status[dict[str, Any]]:
     m, user = scope(request, slug)
     change = services.create_change(m, user, **payload.model_dump())
     return Status(201, change_out(change))
@@ -140,7 +142,7 @@ def create_change(request: HttpRequest, slug: str, payload: ChangeIn) -> Status[
 
 @router.get(
     "/{slug}/delivery/changes/{change_id}",
-    response={200: ChangeOut, **READ_ERRORS},
+    response={200: ProcessChangeOut, **READ_ERRORS},
     summary="One process change with its stored comparison",
 )
 def get_change(request: HttpRequest, slug: str, change_id: ObjectId) -> dict[str, Any]:
@@ -150,11 +152,11 @@ def get_change(request: HttpRequest, slug: str, change_id: ObjectId) -> dict[str
 
 @router.patch(
     "/{slug}/delivery/changes/{change_id}",
-    response={200: ChangeOut, **ERRORS},
+    response={200: ProcessChangeOut, **ERRORS},
     summary="Change a process change (a new date, team or window clears its comparison)",
 )
 def update_change(
-    request: HttpRequest, slug: str, change_id: ObjectId, payload: ChangePatch
+    request: HttpRequest, slug: str, change_id: ObjectId, payload: ProcessChangePatch
 ) -> dict[str, Any]:
     m, user = scope(request, slug)
     services.get_change(m, change_id)
@@ -180,7 +182,7 @@ def delete_change(request: HttpRequest, slug: str, change_id: ObjectId, version:
 
 @router.post(
     "/{slug}/delivery/changes/{change_id}/compare",
-    response={200: ChangeOut, 202: JobOut, **SUBMIT_ERRORS},
+    response={200: ProcessChangeOut, 202: JobOut, **SUBMIT_ERRORS},
     summary="Compare flow and DORA before and after the change (stored on it)",
     description="200 with the change and its comparison, or 202 with a background job when the scope "
     "holds more rows than TRUENORTH_DELIVERY_INLINE_MAX_ROWS (the job stores the comparison on the change).",
@@ -195,11 +197,11 @@ def compare_change(request: HttpRequest, response: HttpResponse, slug: str, chan
 
 @router.post(
     "/{slug}/delivery/changes/{change_id}/decision",
-    response={201: DecisionOut, **ERRORS},
+    response={201: ProcessDecisionOut, **ERRORS},
     summary="Record the decision (persevere / pivot / stop + learning) on the change's hypothesis",
 )
 def decide(
-    request: HttpRequest, slug: str, change_id: ObjectId, payload: DecisionIn
+    request: HttpRequest, slug: str, change_id: ObjectId, payload: ProcessDecisionIn
 ) -> Status[dict[str, Any]]:
     m, user = scope(request, slug)
     made = services.decide(m, user, change_id, **payload.model_dump())
