@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Final, overload
@@ -87,9 +87,21 @@ class ItemTable:
     change_category: array[int] = field(default_factory=lambda: array("b"))
     states: list[str] = field(default_factory=list)
     _state_index: dict[str, int] = field(default_factory=dict)
+    item_type: array[int] = field(default_factory=lambda: array("i"))  # index into `types`
+    types: list[str] = field(default_factory=list)
+    _type_index: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def ids_of_type(self, wanted: Callable[[str], bool], sources: Collection[int] | None = None) -> set[str]:
+        """The ids of the items (of these sources, or all) whose type as written `wanted` accepts."""
+        kinds = {k for k, name in enumerate(self.types) if wanted(name)}
+        return {
+            self.ids[i]
+            for i, kind in enumerate(self.item_type)
+            if kind in kinds and (sources is None or self.source[i] in sources)
+        }
 
     def add(
         self,
@@ -99,6 +111,7 @@ class ItemTable:
         created: int,
         steps: Sequence[tuple[int, str]],
         categories: Categories,
+        item_type: str = "",
     ) -> None:
         """One item: `steps` are its (at, state) up to the metrics' end, in time order."""
         index = len(self.ids)
@@ -142,6 +155,11 @@ class ItemTable:
         self.done_at.append(done)
         self.category.append(cat)
         self.state.append(slot)
+        kind = self._type_index.get(item_type)
+        if kind is None:
+            kind = self._type_index[item_type] = len(self.types)
+            self.types.append(item_type)
+        self.item_type.append(kind)
         self.active_s.append(active)
         self.waiting_s.append(waiting)
 

@@ -112,7 +112,7 @@ def item_table(sources: list[SourceRow], end: dt.datetime) -> flow_arrays.ItemTa
     items = (
         DeliveryItem.objects.filter(source_id__in=ids, created_at__lte=end)
         .order_by("pk")
-        .values_list("pk", "source_id", "external_id", "created_at")
+        .values_list("pk", "source_id", "external_id", "created_at", "item_type")
     )
     transitions = (
         StateTransition.objects.filter(item__source_id__in=ids, at__lte=end)
@@ -122,26 +122,30 @@ def item_table(sources: list[SourceRow], end: dt.datetime) -> flow_arrays.ItemTa
     item_rows: Iterator[tuple[Any, ...]]
     if connection.vendor in ("sqlite", "postgresql"):  # times as microseconds computed by the database
         item_rows = _rows(
-            items.annotate(us=EpochMicros("created_at")).values_list("pk", "source_id", "external_id", "us")
+            items.annotate(us=EpochMicros("created_at")).values_list(
+                "pk", "source_id", "external_id", "us", "item_type"
+            )
         )
         steps_rows = _rows(
             transitions.annotate(us=EpochMicros("at")).values_list("item_id", "us", "to_state")
         )
     else:
         micros = flow_arrays.micros
-        item_rows = ((pk, src, ext, micros(at)) for pk, src, ext, at in items.iterator(chunk_size=CHUNK))
+        item_rows = (
+            (pk, src, ext, micros(at), kind) for pk, src, ext, at, kind in items.iterator(chunk_size=CHUNK)
+        )
         steps_rows = ((pk, micros(at), state) for pk, at, state in transitions.iterator(chunk_size=CHUNK))
     add = table.add
     done = (None, 0, "")
     pending: tuple[Any, ...] = next(steps_rows, done)
-    for pk, source_id, external_id, created in item_rows:
+    for pk, source_id, external_id, created, item_type in item_rows:
         while pending is not done and pending[0] < pk:  # an item created after `end`
             pending = next(steps_rows, done)
         steps: list[tuple[int, str]] = []
         while pending is not done and pending[0] == pk:
             steps.append((pending[1], pending[2]))
             pending = next(steps_rows, done)
-        add(pk, source_id, external_id, created, steps, categories[source_id])
+        add(pk, source_id, external_id, created, steps, categories[source_id], item_type or "")
     return table
 
 

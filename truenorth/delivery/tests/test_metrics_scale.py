@@ -254,7 +254,11 @@ def test_the_json_lists_for_charts_are_bounded_and_keep_the_newest_done_and_olde
     day = BASE.replace(microsecond=0)
     for n in range(5):
         made = DeliveryItem.objects.create(
-            organisation=org, source=source, external_id=f"C-{n}", created_at=day
+            organisation=org,
+            source=source,
+            external_id=f"C-{n}",
+            created_at=day,
+            item_type=" Bug" if n < 2 else "Story",
         )
         StateTransition.objects.create(item=made, at=day + dt.timedelta(days=n), to_state="In Progress")
         if n % 2 == 0:
@@ -262,8 +266,11 @@ def test_the_json_lists_for_charts_are_bounded_and_keep_the_newest_done_and_olde
     monkeypatch.setattr(metrics, "CHART_POINTS", 1)
     rows = metrics.sources_in(owner.membership, metrics.Scope())
     end = day + dt.timedelta(days=10)
-    m = metrics.flow_of(rows, metrics.item_table(rows, end), start=day, end=end)
+    table = metrics.item_table(rows, end)
+    m = metrics.flow_of(rows, table, start=day, end=end)
     assert [key for key, _, _ in m.completed] == ["C-0", "C-2", "C-4"]
+    assert table.ids_of_type(lambda kind: kind.strip().casefold() == "bug") == {"C-0", "C-1"}
+    assert table.ids_of_type(lambda kind: kind == "Story", sources={source.pk + 1}) == set()
     assert m.completed[-1:] == [m.completed[2]] and m.completed[-1][0] == "C-4"
     out = metrics.flow_out(m)
     assert out["completed_count"] == 3 and [c["id"] for c in out["completed"]] == ["C-4"]
