@@ -29,6 +29,8 @@ from truenorth.strategy.models import Goal, Product, WorkItem
 
 pytestmark = pytest.mark.django_db
 
+PANEL_QUERIES = 4
+
 
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
@@ -289,6 +291,18 @@ def test_the_goal_page_keeps_a_fixed_query_count(owner) -> None:
     )
     assert forecast_goal(owner.membership, t.goal.pk).remaining == 3 + 15
     assert count() == few
+    # The panel's own queries (the history cached for the day): the product's goals, its sources, the
+    # work items and the linked tickets' states. Without a target date it runs none.
+    target = t.goal.target_date
+    Goal.objects.filter(pk=t.goal.pk).update(target_date=None)
+    assert few - count() == PANEL_QUERIES
+    Goal.objects.filter(pk=t.goal.pk).update(target_date=target)
+    cache.clear()
+    owner.client.get(url)  # the history is loaded again once a day: three more queries then
+    with CaptureQueriesContext(connection) as ctx:
+        cache.clear()
+        owner.client.get(url)
+    assert len(ctx.captured_queries) == few + 3
 
 
 def test_the_panel_without_a_target_date_says_why(owner) -> None:
