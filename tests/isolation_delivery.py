@@ -20,14 +20,21 @@ from truenorth.delivery.models import (
     Release,
     StateTransition,
 )
-from truenorth.delivery.services import sources
+from truenorth.delivery.models.github import GitHubConnection
+from truenorth.delivery.models.process import ProcessChange
+from truenorth.delivery.services import github_fetch, process, sources
 from truenorth.orgs.models import Organisation
 from truenorth.strategy.models import Product
 
 if TYPE_CHECKING:
     from conftest import Persona
 
-DELIVERY_SECRETS = ("Alpha secret delivery source", "Alpha secret ticket")
+DELIVERY_SECRETS = (
+    "Alpha secret delivery source",
+    "Alpha secret ticket",
+    "ghp_alphaSecretToken",
+    "alpha/secret-repo",
+)
 
 EVENTS = (
     "kind,id,at,title,type,labels,from_state,to_state,service,environment,succeeded,commits,run_id,resolved_at\n"
@@ -41,22 +48,28 @@ EVENTS = (
 class DeliveryA:
     source: DeliverySource
     run: ImportRun
+    change: ProcessChange
 
 
 def populate_delivery(owner: Persona, product: Product, name: str = DELIVERY_SECRETS[0]) -> DeliveryA:
     m, u = owner.membership, owner.user
     assert m is not None
-    source = sources.create_source(m, u, name=name, kind="events", product_id=product.pk)
+    # A GitHub source (connected with a token) also takes generic events: one source serves every route.
+    source = sources.create_source(m, u, name=name, kind="github", product_id=product.pk)
+    github_fetch.connect(m, u, source.pk, repository="alpha/secret-repo", token="ghp_alphaSecretToken")
     events = EVENTS if name == DELIVERY_SECRETS[0] else EVENTS.replace("Alpha secret ticket", "Bravo ticket")
     run = sources.run_import(source, "events-csv", events.encode(), actor=u, file_name="events.csv")
-    return DeliveryA(source, run)
+    change = process.create_change(
+        m, u, product_id=product.pk, title=f"{name}: WIP limit", changed_on="2026-02-04"
+    )
+    return DeliveryA(source, run, change)
 
 
-DELIVERY_ID_NAMES = ("source_id", "import_id")
+DELIVERY_ID_NAMES = ("source_id", "import_id", "change_id")
 
 
 def delivery_ids(d: DeliveryA) -> dict[str, str]:
-    return {"source_id": str(d.source.pk), "import_id": str(d.run.pk)}
+    return {"source_id": str(d.source.pk), "import_id": str(d.run.pk), "change_id": str(d.change.pk)}
 
 
 def delivery_state(org: Organisation) -> dict[str, Any]:
@@ -70,6 +83,8 @@ def delivery_state(org: Organisation) -> dict[str, Any]:
         "delivery_releases": Release.objects.filter(source__organisation=org),
         "delivery_deployments": Deployment.objects.filter(source__organisation=org),
         "delivery_incidents": Incident.objects.filter(source__organisation=org),
+        "delivery_github": GitHubConnection.objects.filter(organisation=org),
+        "delivery_changes": ProcessChange.objects.filter(organisation=org),
     }
     return {name: sorted(map(repr, qs.order_by("pk").values())) for name, qs in by_org.items()}
 
@@ -87,4 +102,9 @@ def delivery_cross_references() -> dict[str, QuerySet[Any]]:
             work_item__organisation=F("organisation")
         ),
         "delivery import source": ImportRun.objects.exclude(source__organisation=F("organisation")),
+        "delivery github source": GitHubConnection.objects.exclude(source__organisation=F("organisation")),
+        "delivery change product": ProcessChange.objects.exclude(product__organisation=F("organisation")),
+        "delivery change hypothesis": ProcessChange.objects.exclude(hypothesis__isnull=True).exclude(
+            hypothesis__organisation=F("organisation")
+        ),
     }

@@ -118,6 +118,7 @@ OBJECT_KWARGS = frozenset(
         "concern_id",
         "link_id",
         "item_id",
+        "change_id",
         "measure_id",
         "observation_id",
         "source_id",
@@ -1205,7 +1206,9 @@ def test_an_outsider_cannot_link_their_goal_to_another_organisations_measure(
         ),
         client.post(
             f"{base}/goals",
-            json.dumps({"title": "Smuggler", "targets": [{"baseline": 0, "target": 1, "measure_id": smuggled}]}),
+            json.dumps(
+                {"title": "Smuggler", "targets": [{"baseline": 0, "target": 1, "measure_id": smuggled}]}
+            ),
             content_type="application/json",
         ),
     ]
@@ -1439,7 +1442,15 @@ def test_search_finds_only_the_searchers_organisation_even_when_another_has_the_
             problems.append(f"organisation A's search {q!r} shows organisation B's {mine}")
     assert not problems, "\n".join(problems)
     own = owner.api().get(f"/api/v1/orgs/{ORG_A_SLUG}/search", {"q": "secret"}).json()
-    assert {r["kind"] for r in own} == {"goal", "measure", "hypothesis", "work_item", "learning"}
+    # The process change's hypothesis and experiment carry the delivery source's secret name too.
+    assert {r["kind"] for r in own} == {
+        "goal",
+        "measure",
+        "hypothesis",
+        "work_item",
+        "learning",
+        "experiment",
+    }
 
 
 def test_engagement_bearer_links_show_only_what_they_are_for(world: OrgA, outsider: Persona) -> None:
