@@ -126,7 +126,8 @@ class Server:
         by: dt.date | None = None,
     ) -> dict[str, Any]:
         """What the service layer computes for `product` on the server's database (see SERVICE_VALUES)."""
-        args = (
+        return self.run(
+            SERVICE_VALUES,
             OWNER,
             ORG,
             product,
@@ -135,10 +136,6 @@ class Server:
             str(items or ""),
             by.isoformat() if by else "",
         )
-        done = live_server.run_python(SERVICE_VALUES, self.env, *args, timeout=120)
-        assert done.returncode == 0, done.stderr
-        values: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-        return values
 
     def run(self, code: str, *args: str) -> dict[str, Any]:
         """`code` (which prints one JSON object last) in the server's environment, with `args`."""
@@ -406,7 +403,8 @@ def test_a_member_imports_generic_events_and_reads_the_products_flow_and_dora_me
         page.context.set_default_timeout(PAGE_TIMEOUT_MS)
         _new_product(page, product)
 
-        # A source of kind "events" for the product, its workflow states mapped in the form.
+        # A source of kind "events" for the product, its workflow states mapped in the form. (No page links
+        # to the sources list yet, only the breadcrumbs of a source's own pages: it is opened by its URL.)
         page.goto(f"/o/{ORG}/delivery/sources/")
         expect(page.get_by_role("heading", name="Delivery sources", exact=True)).to_be_visible()
         form = page.locator("form").filter(has=page.get_by_role("button", name="Add source"))
