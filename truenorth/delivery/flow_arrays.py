@@ -7,8 +7,8 @@ every span is computed exactly as ``timedelta.total_seconds()`` computes it.
 ``ItemTable`` is built one item at a time (``add``): the item's transitions, in time order (ties in the
 order given), are replayed at once with its source's state mapping into a few numbers (created, first
 start, done at, final state and category, active and waiting seconds) and its category changes (for the
-cumulative flow). Only those stay in memory: about 60 bytes an item and 13 a category change, in
-``array.array`` buffers, whatever the number of transitions.
+cumulative flow). Only those stay in memory: about 75 bytes an item (plus its id) and 13 a category
+change, in ``array.array`` buffers, whatever the number of transitions.
 
 ``flow_metrics(table, groups, start=, end=)`` then computes the window's metrics with numpy over the
 items of the chosen sources. ``groups`` lists, in order, the state mappings' runs as the reference's
