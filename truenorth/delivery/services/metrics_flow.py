@@ -136,16 +136,25 @@ def item_table(sources: list[SourceRow], end: dt.datetime) -> flow_arrays.ItemTa
         )
         steps_rows = ((pk, micros(at), state) for pk, at, state in transitions.iterator(chunk_size=CHUNK))
     add = table.add
-    done = (None, 0, "")
-    pending: tuple[Any, ...] = next(steps_rows, done)
-    for pk, source_id, external_id, created, item_type in item_rows:
-        while pending is not done and pending[0] < pk:  # an item created after `end`
-            pending = next(steps_rows, done)
-        steps: list[tuple[int, str]] = []
-        while pending is not done and pending[0] == pk:
-            steps.append((pending[1], pending[2]))
-            pending = next(steps_rows, done)
+    item = next(item_rows, None)
+    current = item[0] if item is not None else None
+    steps: list[tuple[int, str]] = []
+    for item_id, at, state in steps_rows:
+        if item_id != current:
+            while item is not None and item[0] < item_id:  # the items before this one are complete
+                pk, source_id, external_id, created, item_type = item
+                add(pk, source_id, external_id, created, steps, categories[source_id], item_type or "")
+                steps = []
+                item = next(item_rows, None)
+            current = item[0] if item is not None else None
+            if item_id != current:  # an item created after `end`
+                continue
+        steps.append((at, state))
+    while item is not None:
+        pk, source_id, external_id, created, item_type = item
         add(pk, source_id, external_id, created, steps, categories[source_id], item_type or "")
+        steps = []
+        item = next(item_rows, None)
     return table
 
 
