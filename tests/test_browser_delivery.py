@@ -681,6 +681,7 @@ def test_a_goal_with_a_target_date_shows_its_delivery_forecast(
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Products").click()
         page.get_by_role("link", name=DEMO_PRODUCT, exact=True).first.click()
         expect(page.get_by_test_id("product-title")).to_have_text(DEMO_PRODUCT)
+        product_url = page.url
         for key, name in work:
             add = page.locator("#work details").filter(
                 has=page.locator("summary", has_text="Add a work item")
@@ -731,6 +732,24 @@ def test_a_goal_with_a_target_date_shows_its_delivery_forecast(
         panel.get_by_role("link", name="Delivery metrics and forecast of the product").click()
         expect(page).to_have_url(re.compile(r"items=3"))
         expect(page.get_by_test_id("forecast-result")).to_contain_text("Days until 3 items are done")
+
+        # The product brief lists the goal's forecast too.
+        page.goto(product_url.rstrip("/") + "/brief/")
+        row = page.get_by_test_id("brief-forecasts").get_by_role("row").filter(has_text=title)
+        expect(row).to_have_attribute("data-verdict", expected["verdict"])
+        expect(row.locator("td")).to_have_text(
+            [
+                title,
+                target.isoformat(),
+                "3 of 3",
+                f"{expected['percent']} %",
+                re.compile(r"\S"),
+                re.compile(r"\S"),
+            ]
+        )
+        expect(row.locator("td").last).to_contain_text(expected["verdict_label"])
+        if date_85:
+            expect(row.locator("td").nth(4)).to_have_text(date_85)
 
 
 def test_a_team_marks_a_process_change_compares_before_and_after_and_decides(
