@@ -24,6 +24,10 @@ from conftest import Persona
 from truenorth.api import api
 from truenorth.core.forms import MISSING_VERSION
 from truenorth.delivery.models import DeliverySource
+from truenorth.delivery.models.github import GitHubConnection
+from truenorth.delivery.models.process import ProcessChange
+from truenorth.delivery.services import github_fetch as delivery_github
+from truenorth.delivery.services import process as delivery_process
 from truenorth.delivery.services import sources as delivery_sources
 from truenorth.engagement.models import NotificationSettings, Pulse, Stakeholder, Webhook
 from truenorth.engagement.services import mail as engagement_mail
@@ -69,6 +73,8 @@ class World:
     notification_settings: NotificationSettings
     webhook: Webhook
     delivery_source: DeliverySource
+    github_connection: GitHubConnection
+    process_change: ProcessChange
     sql_measure: Measure | None = None
 
 
@@ -94,7 +100,9 @@ CASES: dict[tuple[str, str], Callable[[World], Call]] = {
     ("post", ORG + "/products/{product_id}/restore"): lambda w: Call(
         f"/products/{w.archived_product.pk}/restore", None, w.archived_product
     ),
-    ("patch", ORG + "/goals/{goal_id}"): lambda w: Call(f"/goals/{w.goal.pk}", {"title": "Grow more"}, w.goal),
+    ("patch", ORG + "/goals/{goal_id}"): lambda w: Call(
+        f"/goals/{w.goal.pk}", {"title": "Grow more"}, w.goal
+    ),
     ("post", ORG + "/goals/{goal_id}/move"): lambda w: Call(
         f"/goals/{w.goal.pk}/move", {"parent": None, "position": 1}, w.goal
     ),
@@ -141,7 +149,12 @@ CASES: dict[tuple[str, str], Callable[[World], Call]] = {
         {
             "experiment_key": "one-tap",
             "metric_definitions": [
-                {"name": "download_rate", "aggregation": "proportion", "events": ["download"], "window_days": 7}
+                {
+                    "name": "download_rate",
+                    "aggregation": "proportion",
+                    "events": ["download"],
+                    "window_days": 7,
+                }
             ],
         },
         w.experiment,
@@ -174,6 +187,20 @@ CASES: dict[tuple[str, str], Callable[[World], Call]] = {
     ("post", ORG + "/delivery/sources/{source_id}/archive"): lambda w: Call(
         f"/delivery/sources/{w.delivery_source.pk}/archive", {"archived": True}, w.delivery_source
     ),
+    ("put", ORG + "/delivery/sources/{source_id}/github"): lambda w: Call(
+        f"/delivery/sources/{w.github_connection.source_id}/github",
+        {"repository": "trail/app2"},
+        w.github_connection,
+    ),
+    ("delete", ORG + "/delivery/sources/{source_id}/github"): lambda w: Call(
+        f"/delivery/sources/{w.github_connection.source_id}/github", None, w.github_connection, deletes=True
+    ),
+    ("patch", ORG + "/delivery/changes/{change_id}"): lambda w: Call(
+        f"/delivery/changes/{w.process_change.pk}", {"title": "WIP limit of 3"}, w.process_change
+    ),
+    ("delete", ORG + "/delivery/changes/{change_id}"): lambda w: Call(
+        f"/delivery/changes/{w.process_change.pk}", None, w.process_change, deletes=True
+    ),
 }
 
 
@@ -184,7 +211,11 @@ def world(owner: Persona) -> World:
     product = strategy.create_product(m, user, name="Trail App")
     archived_product = strategy.archive_product(m, user, strategy.create_product(m, user, name="Old app").pk)
     goal = strategy.create_goal(
-        m, user, title="Grow", product_id=product.pk, targets=[{"name": "Conversion", "baseline": 1, "target": 2}]
+        m,
+        user,
+        title="Grow",
+        product_id=product.pk,
+        targets=[{"name": "Conversion", "baseline": 1, "target": 2}],
     )
     strategy.create_goal(m, user, title="Keep hikers", product_id=product.pk)  # a sibling to move past
     old_goal = strategy.create_goal(m, user, title="Old goal", product_id=product.pk)
@@ -205,7 +236,13 @@ def world(owner: Persona) -> World:
     hypotheses.move_hypothesis(m, user, testing.pk, "ready")
     hypotheses.move_hypothesis(m, user, testing.pk, "testing")
     sql_measure = measures.create_measure(
-        m, user, name="Sign-ups", kva="current_value", source="sql", data_source_id=source.pk, query="SELECT 1, 2"
+        m,
+        user,
+        name="Sign-ups",
+        kva="current_value",
+        source="sql",
+        data_source_id=source.pk,
+        query="SELECT 1, 2",
     )
     stakeholder = engagement_stakeholders.create_stakeholder(
         m, user, name="Dana Finance", influence=4, interest=2
@@ -221,8 +258,19 @@ def world(owner: Persona) -> World:
     delivery_source = delivery_sources.create_source(
         m, user, name="Trail board", kind="jira", product_id=product.pk, state_mapping={"done": ["Done"]}
     )
+    github_source = delivery_sources.create_source(
+        m, user, name="Trail repo", kind="github", product_id=product.pk
+    )
+    github_connection = delivery_github.connect(
+        m, user, github_source.pk, repository="trail/app", token="ghp_x1"
+    )
+    process_change = delivery_process.create_change(
+        m, user, product_id=product.pk, title="WIP limit", changed_on="2026-05-04"
+    )
     return World(
         delivery_source=delivery_source,
+        github_connection=github_connection,
+        process_change=process_change,
         stakeholder=stakeholder,
         archived_stakeholder=archived_stakeholder,
         pulse=pulse,
@@ -314,7 +362,9 @@ def _versioned_operations() -> set[tuple[str, str]]:
             if "$ref" in body:
                 body = components[body["$ref"].rsplit("/", 1)[-1]]
             if "version" in body.get("properties", {}):
-                assert "version" in body.get("required", []), f"{method.upper()} {path}: version must be required"
+                assert "version" in body.get("required", []), (
+                    f"{method.upper()} {path}: version must be required"
+                )
                 found.add((method, path))
     return found
 
@@ -359,7 +409,13 @@ WEB_FORMS: dict[str, Callable[[World], WebForm]] = {
     "goal edit": lambda w: WebForm(
         _u("strategy:goal_edit", goal_id=w.goal.pk),
         _u("strategy:goal_edit", goal_id=w.goal.pk),
-        {"title": "Grow more", "level": "strategic", "status": "proposed", "weight": "1", "checkin_cadence_days": "7"},
+        {
+            "title": "Grow more",
+            "level": "strategic",
+            "status": "proposed",
+            "weight": "1",
+            "checkin_cadence_days": "7",
+        },
         w.goal,
     ),
     "goal move": lambda w: WebForm(
@@ -369,7 +425,10 @@ WEB_FORMS: dict[str, Callable[[World], WebForm]] = {
         w.goal,
     ),
     "goal archive": lambda w: WebForm(
-        _u("strategy:goal_edit", goal_id=w.goal.pk), _u("strategy:goal_archive", goal_id=w.goal.pk), {}, w.goal
+        _u("strategy:goal_edit", goal_id=w.goal.pk),
+        _u("strategy:goal_archive", goal_id=w.goal.pk),
+        {},
+        w.goal,
     ),
     "target add": lambda w: WebForm(
         _u("strategy:goal", goal_id=w.goal.pk),
@@ -437,7 +496,14 @@ WEB_FORMS: dict[str, Callable[[World], WebForm]] = {
             "data_source": "",
             "evidence_key": "one-tap",
             "metric_definitions": json.dumps(
-                [{"name": "download_rate", "aggregation": "proportion", "events": ["download"], "window_days": 7}]
+                [
+                    {
+                        "name": "download_rate",
+                        "aggregation": "proportion",
+                        "events": ["download"],
+                        "window_days": 7,
+                    }
+                ]
             ),
         },
         w.experiment,
@@ -453,6 +519,26 @@ WEB_FORMS: dict[str, Callable[[World], WebForm]] = {
         _u("measures:query", measure_id=w.sql_measure.pk),  # type: ignore[union-attr]
         {"data_source": str(w.source.pk), "query": "SELECT 2, 3", "action": "save"},
         w.sql_measure,  # type: ignore[arg-type]
+    ),
+    "process change edit": lambda w: WebForm(
+        _u("delivery:change_edit", change_id=w.process_change.pk),
+        _u("delivery:change_edit", change_id=w.process_change.pk),
+        {
+            "title": "WIP limit of 3",
+            "description": "",
+            "product_id": str(w.process_change.product_id),
+            "team_id": "",
+            "changed_on": "2026-05-04",
+            "before_days": "42",
+            "after_days": "42",
+        },
+        w.process_change,
+    ),
+    "github connection": lambda w: WebForm(
+        _u("delivery:source_github", source_id=w.github_connection.source_id),
+        _u("delivery:source_github", source_id=w.github_connection.source_id),
+        {"repository": "trail/app2", "api_url": "https://api.github.com", "token": ""},
+        w.github_connection,
     ),
     "hypothesis board move": lambda w: WebForm(
         _u("hypotheses:board", product_id=w.product.pk),

@@ -36,7 +36,7 @@ class GitHubOut(Schema):
     page: str
 
 
-class GitHubIn(StrictSchema):
+class GitHubConnectIn(StrictSchema):
     repository: str = Field(min_length=1, max_length=300, description='"owner/name".')
     api_url: str | None = Field(
         None,
@@ -44,13 +44,21 @@ class GitHubIn(StrictSchema):
         description="https://api.github.com (the default) or https://HOST/api/v3 for GitHub Enterprise Server.",
     )
     token: str | None = Field(
+        None, max_length=1000, description="Required: a token that can read the repository."
+    )
+
+
+class GitHubChangeIn(StrictSchema):
+    repository: str = Field(min_length=1, max_length=300, description='"owner/name".')
+    api_url: str | None = Field(
         None,
-        max_length=1000,
-        description="Required when connecting; left out or empty when changing keeps the stored token.",
+        max_length=2000,
+        description="https://api.github.com (the default) or https://HOST/api/v3 for GitHub Enterprise Server.",
     )
-    version: int | None = Field(
-        None, description="Required when changing a connection: the version you read (stale: 409)."
+    token: str | None = Field(
+        None, max_length=1000, description="Left out or empty: the stored token is kept."
     )
+    version: int = Field(description="The connection's version you read (stale: 409).")
 
 
 def _out(request_slug: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -71,22 +79,44 @@ def get_connection(request: HttpRequest, slug: str, source_id: ObjectId) -> dict
     return _out(slug, github_fetch.describe(source, github_fetch.connection_of(m, source_id)))
 
 
+@router.post(
+    "/{slug}/delivery/sources/{source_id}/github",
+    response={201: GitHubOut, **ERRORS},
+    summary="Connect a GitHub source to the REST API (members and above)",
+    description=(
+        "The token is stored encrypted and never shown again. 422 names the field (`repository`, "
+        "`api_url`, `token`, `source`); 409 when the source is already connected (change it with PUT)."
+    ),
+)
+def post_connection(
+    request: HttpRequest, slug: str, source_id: ObjectId, payload: GitHubConnectIn
+) -> Status[dict[str, Any]]:
+    m, user = scope(request, slug)
+    connection = github_fetch.connect(
+        m,
+        user,
+        source_id,
+        repository=payload.repository,
+        api_url=payload.api_url,
+        token=payload.token,
+        create_only=True,
+    )
+    return Status(201, _out(slug, github_fetch.describe(connection.source, connection)))
+
+
 @router.put(
     "/{slug}/delivery/sources/{source_id}/github",
     response={200: GitHubOut, **ERRORS},
-    summary="Connect a GitHub source to the REST API, or change its connection (members and above)",
+    summary="Change a GitHub source's API connection (members and above)",
     description=(
-        "The token is stored encrypted and never shown again; when changing, leave `token` out to keep it. "
-        "422 names the field (`repository`, `api_url`, `token`, `source`); 409 on a stale `version`."
+        "Leave `token` out to keep the stored one. 404 when the source is not connected (POST connects); "
+        "422 names the field; 409 on a stale `version`."
     ),
 )
-def put_connection(request: HttpRequest, slug: str, source_id: ObjectId, payload: GitHubIn) -> dict[str, Any]:
+def put_connection(
+    request: HttpRequest, slug: str, source_id: ObjectId, payload: GitHubChangeIn
+) -> dict[str, Any]:
     m, user = scope(request, slug)
-    existing = github_fetch.connection_of(m, source_id)
-    if existing is not None and payload.version is None:
-        from truenorth.core.errors import ValidationFailed
-
-        raise ValidationFailed("Give the version you read to change the connection.", field="version")
     connection = github_fetch.connect(
         m,
         user,
@@ -95,6 +125,7 @@ def put_connection(request: HttpRequest, slug: str, source_id: ObjectId, payload
         api_url=payload.api_url,
         token=payload.token,
         version=payload.version,
+        change_only=True,
     )
     return _out(slug, github_fetch.describe(connection.source, connection))
 
@@ -104,9 +135,7 @@ def put_connection(request: HttpRequest, slug: str, source_id: ObjectId, payload
     response={204: None, **ERRORS},
     summary="Disconnect a GitHub source from the API (the token is forgotten; fetched data stays)",
 )
-def delete_connection(
-    request: HttpRequest, slug: str, source_id: ObjectId, version: int | None = None
-) -> Status[None]:
+def delete_connection(request: HttpRequest, slug: str, source_id: ObjectId, version: int) -> Status[None]:
     m, user = scope(request, slug)
     github_fetch.disconnect(m, user, source_id, version=version)
     return Status(204, None)

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core import outbound
-from truenorth.core.errors import NotFound, ValidationFailed
+from truenorth.core.errors import Conflict, NotFound, ValidationFailed
 from truenorth.core.validate import check_version
 from truenorth.delivery.github_client import (
     EndpointUnavailable,
@@ -208,10 +208,12 @@ def connect(
     api_url: Any = None,
     token: Any = None,
     version: int | None = None,
+    create_only: bool = False,
+    change_only: bool = False,
 ) -> GitHubConnection:
     """Connect the source (a token is required the first time) or change its connection (a blank token
     keeps the stored one; `version` is the connection's, a stale one is 409). An unchanged save writes
-    nothing."""
+    nothing. `create_only`: an existing connection is a 409; `change_only`: a missing one is a 404."""
     require_writer(membership)
     source = _github_source(membership, source_id)
     DeliverySource.objects.select_for_update().filter(pk=source.pk).values_list("pk").first()
@@ -220,6 +222,10 @@ def connect(
     given = str(token or "").strip()
     secret = clean_token(given) if given else ""
     connection = GitHubConnection.objects.filter(source=source).first()
+    if connection is not None and create_only:
+        raise Conflict("This source is already connected; change its connection instead.", field="source")
+    if connection is None and change_only:
+        raise NotFound("This source is not connected to the GitHub API.")
     if connection is None:
         if not secret:
             raise ValidationFailed(

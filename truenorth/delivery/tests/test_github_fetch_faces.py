@@ -43,16 +43,24 @@ def put(client, url: str, body: dict) -> object:
     return client.put(url, data=json.dumps(body), content_type="application/json")
 
 
+def post(client, url: str, body: dict) -> object:
+    return client.post(url, data=json.dumps(body), content_type="application/json")
+
+
 def test_connect_change_fetch_and_disconnect_through_the_api(member, fake, source) -> None:
     client = member.api()
     answer = client.get(api_url(source))
     assert answer.status_code == 200 and answer.json()["connected"] is False
 
-    answer = put(client, api_url(source), {"repository": REPO, "api_url": fake.api_url, "token": TOKEN})
-    assert answer.status_code == 200, answer.content
+    answer = put(client, api_url(source), {"repository": REPO, "token": TOKEN, "version": 1})
+    assert answer.status_code == 404  # PUT changes a connection; POST makes one
+    answer = post(client, api_url(source), {"repository": REPO, "api_url": fake.api_url, "token": TOKEN})
+    assert answer.status_code == 201, answer.content
     body = answer.json()
     assert body["connected"] and body["token_set"] and body["repository"] == REPO and body["version"] == 1
     assert body["page"] == page_url(source)
+    again = post(client, api_url(source), {"repository": REPO, "api_url": fake.api_url, "token": TOKEN})
+    assert again.status_code == 409 and again.json()["errors"][0]["field"] == "source"
 
     # Changing without the version, or with a stale one, is refused; without a token keeps the token.
     answer = put(client, api_url(source), {"repository": "octo-org/ledger", "api_url": fake.api_url})
@@ -103,7 +111,7 @@ def test_connect_change_fetch_and_disconnect_through_the_api(member, fake, sourc
     ],
 )
 def test_bad_input_names_the_field(member, source, body, field, fragment) -> None:
-    answer = put(member.api(), api_url(source), body)
+    answer = post(member.api(), api_url(source), body)
     assert answer.status_code == 422, answer.content
     error = answer.json()
     assert error["errors"][0]["field"] == field and fragment in error["detail"]
@@ -112,7 +120,7 @@ def test_bad_input_names_the_field(member, source, body, field, fragment) -> Non
 
 def test_a_source_of_another_kind_cannot_connect(member) -> None:
     jira = sources.create_source(member.membership, member.user, name="Tickets", kind="jira")
-    answer = put(member.api(), api_url(jira), {"repository": REPO, "token": TOKEN})
+    answer = post(member.api(), api_url(jira), {"repository": REPO, "token": TOKEN})
     assert answer.status_code == 422 and answer.json()["errors"][0]["field"] == "source"
 
 
@@ -129,7 +137,10 @@ def test_another_organisation_gets_404_everywhere(member, outsider, fake, source
             ).status_code
             == 404
         )
-        assert client.delete(api_url(source, slug)).status_code == 404
+        assert (
+            post(client, api_url(source, slug), {"repository": "evil/repo", "token": "x"}).status_code == 404
+        )
+        assert client.delete(f"{api_url(source, slug)}?version=1").status_code == 404
         assert client.post(f"{api_url(source, slug)}/fetch").status_code == 404
         web = outsider.client
         assert web.get(page_url(source, slug)).status_code == 404
@@ -155,7 +166,12 @@ def test_readers_cannot_connect_or_fetch(member, stakeholder, fake, source) -> N
 
 def test_the_token_never_comes_back(member, fake, source) -> None:
     client = member.api()
-    put(client, api_url(source), {"repository": REPO, "api_url": fake.api_url, "token": TOKEN})
+    assert (
+        post(
+            client, api_url(source), {"repository": REPO, "api_url": fake.api_url, "token": TOKEN}
+        ).status_code
+        == 201
+    )
     put(
         client,
         api_url(source),
