@@ -38,17 +38,18 @@ from truenorth.measures.schemas import (
     DataSourceIn,
     DataSourceOut,
     DataSourcePatch,
-    ExportFilter,
-    ImportFilter,
     ImportPreviewOut,
     InvestmentIn,
     InvestmentOut,
     KvaBalanceOut,
-    ListFilter,
+    MeasureExportFilter,
     MeasureFilter,
+    MeasureImportFilter,
     MeasureIn,
+    MeasureListFilter,
     MeasureOut,
     MeasurePatch,
+    MeasureVersionQuery,
     ObservationFilter,
     ObservationIn,
     ObservationOut,
@@ -57,7 +58,6 @@ from truenorth.measures.schemas import (
     SourceTestOut,
     ValueMeasureIn,
     ValueMeasureOut,
-    VersionQuery,
     aware,
 )
 from truenorth.orgs.models import Membership, Role
@@ -275,7 +275,7 @@ def _export(m: Membership, measure_id: int | None, fmt: str) -> HttpResponse:
     summary="Export every measure and its observations as CSV or JSON",
     openapi_extra=EXPORT_DOC,
 )
-def export_measures(request: HttpRequest, slug: str, filters: Query[ExportFilter]) -> HttpResponse:
+def export_measures(request: HttpRequest, slug: str, filters: Query[MeasureExportFilter]) -> HttpResponse:
     m, _ = scope(request, slug)
     return _export(m, None, filters.format)
 
@@ -320,7 +320,7 @@ def update_measure(
     summary="Archive a measure (kept with its observations)",
 )
 def archive_measure(
-    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[VersionQuery]
+    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[MeasureVersionQuery]
 ) -> dict[str, Any]:
     m, user = scope(request, slug)
     services.archive_measure(m, user, measure_id, archived=True, version=filters.version)
@@ -333,7 +333,7 @@ def archive_measure(
     summary="Restore an archived measure",
 )
 def restore_measure(
-    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[VersionQuery]
+    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[MeasureVersionQuery]
 ) -> dict[str, Any]:
     m, user = scope(request, slug)
     services.archive_measure(m, user, measure_id, archived=False, version=filters.version)
@@ -347,7 +347,7 @@ def restore_measure(
     openapi_extra=EXPORT_DOC,
 )
 def export_measure(
-    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[ExportFilter]
+    request: HttpRequest, slug: str, measure_id: ObjectId, filters: Query[MeasureExportFilter]
 ) -> HttpResponse:
     m, _ = scope(request, slug)
     services.get_measure(m, measure_id)
@@ -516,7 +516,7 @@ def import_observations(
     request: HttpRequest,
     response: HttpResponse,
     slug: str,
-    filters: Query[ImportFilter],
+    filters: Query[MeasureImportFilter],
     file: UploadedFile | None = File(None, description="The CSV or .xlsx file."),  # noqa: B008
 ) -> Status[dict[str, Any]]:
     m, user = scope(request, slug)
@@ -574,7 +574,7 @@ def kva_balance(request: HttpRequest, slug: str, product_id: ObjectId) -> dict[s
     summary="Investment in a product, newest period first",
 )
 def list_investments(
-    request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[ListFilter]
+    request: HttpRequest, slug: str, product_id: ObjectId, filters: Query[MeasureListFilter]
 ) -> list[dict[str, Any]]:
     m, _ = scope(request, slug)
     qs = services.investments_of(m, product_id).select_related("created_by")

@@ -28,7 +28,7 @@ VERSION_HELP = "Required: the version you read; a stale one is refused with 409.
 # --- output schemas -------------------------------------------------------------------------------
 
 
-class UserRef(Schema):
+class MeasureUserRef(Schema):
     id: int
     email: str
     name: str
@@ -51,7 +51,7 @@ class MeasureOut(Schema):
     kva: str
     unit: str
     direction: str
-    owner: UserRef | None
+    owner: MeasureUserRef | None
     cadence_days: int
     description: str
     source: str
@@ -338,7 +338,7 @@ class DataSourcePatch(In):
     timeout_seconds: int | None = Field(None, ge=1, le=600)
 
 
-class VersionQuery(Schema):
+class MeasureVersionQuery(Schema):
     version: int = Field(description=VERSION_HELP)
 
 
@@ -359,11 +359,11 @@ class ObservationFilter(Schema):
     offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
-class ExportFilter(Schema):
+class MeasureExportFilter(Schema):
     format: Literal["csv", "json"] = "csv"
 
 
-class ImportFilter(Schema):
+class MeasureImportFilter(Schema):
     preview: bool = Field(False, description="true: parse and check only; nothing is saved.")
     idempotency_key: str = Field("", max_length=200, description="A retried import with it saves nothing.")
 
@@ -378,6 +378,6 @@ class PeriodFilter(Schema):
     until: dt.date | None = None
 
 
-class ListFilter(Schema):
+class MeasureListFilter(Schema):
     limit: int = Field(200, ge=1, le=MAX_LIST)
     offset: int = Field(0, ge=0, le=1_000_000_000)

@@ -196,7 +196,7 @@ class AlignmentOut(Schema):
     unaligned: list[AlignedGoalOut] = Field(description="Product strategic goals that serve no org goal.")
 
 
-class ObservationOut(Schema):
+class TargetObservationOut(Schema):
     id: int
     target: int
     value: float
@@ -220,7 +220,7 @@ class CheckInOut(Schema):
     status: str
     confidence: int
     narrative: str
-    observation: ObservationOut | None
+    observation: TargetObservationOut | None
     measure_observation: int | None = Field(
         description="The observation this check-in recorded on the Value measure its target tracks."
     )
@@ -413,7 +413,7 @@ class VersionQuery(Schema):
     version: int = Field(description=VERSION_HELP)
 
 
-class ObservationIn(In):
+class TargetObservationIn(In):
     value: float = Field(allow_inf_nan=False)
     observed_at: dt.datetime | None = Field(
         None, description="Defaults to now; never in the future. Without an offset: the server's time zone."

@@ -87,7 +87,7 @@ class DecisionLineOut(Schema):
     decided_by: str
 
 
-class AlignmentOut(Schema):
+class BriefAlignmentOut(Schema):
     index: float | None = Field(description="The alignment index 0..100 of the latest pulse round")
     clarity: float | None = Field(description="0..1: the mean of (clarity - 1) / 4")
     commitment: float | None = Field(description="0..1: the mean of (commitment - 1) / 4")
@@ -124,7 +124,7 @@ class BriefOut(Schema):
     missing_kvas: list[str]
     hypotheses: list[HypothesisLineOut]
     decisions: list[DecisionLineOut]
-    alignment: AlignmentOut | None
+    alignment: BriefAlignmentOut | None
     risks: list[RiskOut]
     risks_total: int
     counts: dict[str, int]

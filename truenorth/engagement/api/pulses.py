@@ -70,7 +70,7 @@ class PulsePatch(StrictSchema):
     min_group_size: int | None = None
 
 
-class VersionQuery(Schema):
+class PulseVersionQuery(Schema):
     version: int = Field(description=VERSION_HELP)
 
 
@@ -105,7 +105,7 @@ class DivergentOut(Schema):
     similarity: float
 
 
-class ResultsOut(Schema):
+class PulseResultsOut(Schema):
     round: RoundOut
     invited: int
     responses: int
@@ -224,7 +224,7 @@ def update_pulse(request: HttpRequest, slug: str, pulse_id: ObjectId, payload: P
     summary="Delete a pulse with its rounds and answers",
 )
 def delete_pulse(
-    request: HttpRequest, slug: str, pulse_id: ObjectId, filters: Query[VersionQuery]
+    request: HttpRequest, slug: str, pulse_id: ObjectId, filters: Query[PulseVersionQuery]
 ) -> Status[None]:
     m, user = scope(request, slug)
     services.delete_pulse(m, user, pulse_id, version=filters.version)
@@ -269,7 +269,7 @@ def close_round(request: HttpRequest, slug: str, pulse_id: ObjectId, round_id: O
 
 @router.get(
     "/{slug}/pulses/{pulse_id}/rounds/{round_id}/results",
-    response={200: ResultsOut, **READ_ERRORS},
+    response={200: PulseResultsOut, **READ_ERRORS},
     summary="A round's results (groups and the whole round hidden below the minimum group size)",
 )
 def round_results(request: HttpRequest, slug: str, pulse_id: ObjectId, round_id: ObjectId) -> dict[str, Any]:

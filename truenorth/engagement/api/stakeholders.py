@@ -104,7 +104,7 @@ class StakeholderPatch(StrictSchema):
     notes: str | None = Field(None, max_length=5000)
 
 
-class VersionQuery(Schema):
+class StakeholderVersionQuery(Schema):
     version: int = Field(description=VERSION_HELP)
 
 
@@ -139,7 +139,7 @@ class MapFilter(Schema):
     product: ObjectId | None = None
 
 
-class OverdueFilter(Schema):
+class StakeholderOverdueFilter(Schema):
     days: int | None = Field(
         None,
         ge=0,
@@ -149,7 +149,7 @@ class OverdueFilter(Schema):
     product: ObjectId | None = None
 
 
-class OverdueOut(Schema):
+class StakeholderOverdueOut(Schema):
     stakeholder: StakeholderOut
     quadrant: str
     days_since: int
@@ -265,10 +265,12 @@ def stakeholder_map(request: HttpRequest, slug: str, filters: Query[MapFilter]) 
 
 @router.get(
     "/{slug}/stakeholders/overdue",
-    response={200: list[OverdueOut], **READ_ERRORS},
+    response={200: list[StakeholderOverdueOut], **READ_ERRORS},
     summary="Stakeholders not talked to for too long, most overdue first",
 )
-def overdue(request: HttpRequest, slug: str, filters: Query[OverdueFilter]) -> list[dict[str, Any]]:
+def overdue(
+    request: HttpRequest, slug: str, filters: Query[StakeholderOverdueFilter]
+) -> list[dict[str, Any]]:
     m, _ = scope(request, slug)
     rows = services.overdue(m, days=filters.days, product_id=services.product_filter(m, filters.product))
     return [
@@ -318,7 +320,7 @@ def update_stakeholder(
     summary="Archive a stakeholder",
 )
 def archive_stakeholder(
-    request: HttpRequest, slug: str, stakeholder_id: ObjectId, filters: Query[VersionQuery]
+    request: HttpRequest, slug: str, stakeholder_id: ObjectId, filters: Query[StakeholderVersionQuery]
 ) -> dict[str, Any]:
     m, user = scope(request, slug)
     return stakeholder_out(services.archive_stakeholder(m, user, stakeholder_id, version=filters.version))
@@ -330,7 +332,7 @@ def archive_stakeholder(
     summary="Restore an archived stakeholder",
 )
 def restore_stakeholder(
-    request: HttpRequest, slug: str, stakeholder_id: ObjectId, filters: Query[VersionQuery]
+    request: HttpRequest, slug: str, stakeholder_id: ObjectId, filters: Query[StakeholderVersionQuery]
 ) -> dict[str, Any]:
     m, user = scope(request, slug)
     s = services.archive_stakeholder(m, user, stakeholder_id, archived=False, version=filters.version)

@@ -16,8 +16,8 @@ from truenorth.strategy.models import TargetMeasure, TargetObservation
 from truenorth.strategy.schemas import (
     ListFilter,
     NewTargetIn,
-    ObservationIn,
-    ObservationOut,
+    TargetObservationIn,
+    TargetObservationOut,
     TargetOut,
     TargetPatch,
     VersionQuery,
@@ -65,7 +65,7 @@ def remove_target(
 
 @router.get(
     "/{slug}/targets/{target_id}/observations",
-    response={200: list[ObservationOut], **READ_ERRORS},
+    response={200: list[TargetObservationOut], **READ_ERRORS},
     summary="Observed values of a target measure, newest first",
 )
 def list_observations(
@@ -80,11 +80,11 @@ def list_observations(
 
 @router.post(
     "/{slug}/targets/{target_id}/observations",
-    response={201: ObservationOut, **ERRORS},
+    response={201: TargetObservationOut, **ERRORS},
     summary="Record an observed value of a target measure",
 )
 def record_observation(
-    request: HttpRequest, slug: str, target_id: ObjectId, payload: ObservationIn
+    request: HttpRequest, slug: str, target_id: ObjectId, payload: TargetObservationIn
 ) -> Status[TargetObservation]:
     m, user = scope(request, slug)
     observation = services.record_observation(
