@@ -27,6 +27,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from conftest import Persona
 from truenorth.delivery.models import DeliverySource
+from truenorth.delivery.models.github import GitHubConnection
+from truenorth.delivery.models.process import ProcessChange
+from truenorth.delivery.services import github_fetch as delivery_github
+from truenorth.delivery.services import process as delivery_process
 from truenorth.delivery.services import sources as delivery_sources
 from truenorth.engagement.models import NotificationSettings, Pulse, Stakeholder, Webhook
 from truenorth.engagement.services import mail as engagement_mail
@@ -191,6 +195,8 @@ class World:
     notification_settings: NotificationSettings
     webhook: Webhook
     delivery_source: DeliverySource
+    process_change: ProcessChange
+    github_connection: GitHubConnection
 
 
 TARGET_DATE = dt.date(2027, 3, 31)
@@ -355,6 +361,28 @@ def world(owner: Persona, member: Persona) -> World:
         },
         production_environment="prod-eu",
     )
+    process_change = delivery_process.create_change(
+        m,
+        user,
+        product_id=product.pk,
+        team_id=team.pk,
+        title="WIP limit lowered from 5 to 3",
+        description="Agreed at the retro; reviews first.",
+        changed_on="2026-05-04",
+        before_days=28,
+        after_days=35,
+    )
+    github_source = delivery_sources.create_source(
+        m, user, name="Checkout repo", kind="github", product_id=product.pk
+    )
+    github_connection = delivery_github.connect(
+        m,
+        user,
+        github_source.pk,
+        repository="acme/checkout",
+        api_url="https://github.example.com/api/v3",
+        token="ghp_x",
+    )
     for obj in (product, goal, hypothesis, experiment):
         obj.refresh_from_db()
     return World(
@@ -373,6 +401,8 @@ def world(owner: Persona, member: Persona) -> World:
         notification_settings,
         webhook,
         delivery_source,
+        process_change,
+        github_connection,
     )
 
 
@@ -468,6 +498,16 @@ CASES: dict[str, Callable[[World], Case]] = {
         _u("engagement:webhook", webhook_id=w.webhook.pk),
         _u("engagement:webhook", webhook_id=w.webhook.pk),
         [w.webhook],
+    ),
+    "delivery:change_edit": lambda w: Case(
+        _u("delivery:change_edit", change_id=w.process_change.pk),
+        _u("delivery:change_edit", change_id=w.process_change.pk),
+        [w.process_change],
+    ),
+    "delivery:source_github": lambda w: Case(
+        _u("delivery:source_github", source_id=w.github_connection.source_id),
+        _u("delivery:source_github", source_id=w.github_connection.source_id),
+        [w.github_connection],
     ),
     "delivery:source_edit": lambda w: Case(
         _u("delivery:source_edit", source_id=w.delivery_source.pk),
