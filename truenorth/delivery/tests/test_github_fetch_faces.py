@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -39,11 +40,11 @@ def page_url(source, slug: str = "alpha") -> str:
     return f"/o/{slug}/delivery/sources/{source.pk}/github/"
 
 
-def put(client, url: str, body: dict) -> object:
+def put(client, url: str, body: dict) -> Any:
     return client.put(url, data=json.dumps(body), content_type="application/json")
 
 
-def post(client, url: str, body: dict) -> object:
+def post(client, url: str, body: dict) -> Any:
     return client.post(url, data=json.dumps(body), content_type="application/json")
 
 
