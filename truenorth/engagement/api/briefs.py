@@ -106,6 +106,24 @@ class RiskOut(Schema):
     detail: str
 
 
+class ForecastLineOut(Schema):
+    goal_id: int
+    title: str
+    target_date: dt.date | None
+    verdict: str = Field(
+        description="on_track (chance ≥ 0.85), at_risk, off_track (< 0.5), done or unavailable."
+    )
+    verdict_label: str
+    probability: float | None = Field(
+        description="Chance to finish the remaining work items by the target date."
+    )
+    remaining: int | None
+    total_items: int | None
+    date_85: dt.date | None = Field(description="When the remaining items are done, at 85 % confidence.")
+    backtest: str = Field(description="How often the 85 % forecast came true on the team's own history.")
+    reason: str = Field(description="Why there is no forecast, when there is none.")
+
+
 class BriefOut(Schema):
     organisation: str
     product_id: int
@@ -128,6 +146,9 @@ class BriefOut(Schema):
     risks: list[RiskOut]
     risks_total: int
     counts: dict[str, int]
+    forecasts: list[ForecastLineOut]
+    forecasts_total: int
+    forecasts_omitted: int
 
 
 class ShareLinkOut(Schema):

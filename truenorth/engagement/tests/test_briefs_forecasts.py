@@ -177,3 +177,11 @@ def test_the_forecasts_keep_the_brief_at_a_fixed_query_count(owner, checkout) ->
     brief = services.build_brief(owner.membership, checkout.product.pk)
     assert brief.forecasts_total == 33 and brief.forecasts_omitted == 13
     assert "13 later goals with a target date are not listed." in brief_markdown(brief)
+
+
+def test_the_api_brief_carries_the_forecasts(owner, checkout) -> None:
+    data = owner.api_read().get(f"/api/v1/orgs/alpha/products/{checkout.product.pk}/brief").json()
+    assert [f["verdict"] for f in data["forecasts"]] == ["off_track", "on_track", "unavailable"]
+    assert data["forecasts_total"] == 3 and data["forecasts_omitted"] == 0
+    on_track = data["forecasts"][1]
+    assert on_track["probability"] >= 0.85 and on_track["date_85"] is not None and on_track["backtest"]
