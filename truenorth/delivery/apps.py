@@ -14,6 +14,8 @@ class DeliveryConfig(AppConfig):
 
     def ready(self) -> None:
         from truenorth.delivery import panels
+        from truenorth.hypotheses import panels as validation_panels
         from truenorth.strategy import panels as vision_panels
 
         vision_panels.register_goal_panel(panels.goal_panel)  # the goal's forecast against its target date
+        validation_panels.register_hypothesis_panel(panels.hypothesis_panel)  # the process change it records

@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from truenorth.delivery.models.process import ProcessChange
 from truenorth.delivery.services.goal_forecasts import GoalForecast, forecast_goal
+from truenorth.hypotheses.models import Hypothesis
 from truenorth.orgs.models import Membership
 from truenorth.strategy.models import Goal
 from truenorth.strategy.panels import Panel
@@ -78,3 +80,16 @@ def goal_panel(membership: Membership, goal: Goal) -> Panel:
         "delivery/panels/goal_forecast.html",
         {"goal_forecast": found, "goal_forecast_chart": outcome_chart(found)},
     )
+
+
+def hypothesis_panel(membership: Membership, hypothesis: Hypothesis) -> Panel | None:
+    """On the page of a hypothesis that records a process change: which change, and a link to its
+    before/after comparison (one query)."""
+    changes = list(
+        ProcessChange.objects.filter(
+            organisation_id=membership.organisation_id, hypothesis=hypothesis
+        ).order_by("changed_on", "pk")[:5]
+    )
+    if not changes:
+        return None
+    return Panel("delivery/panels/hypothesis_change.html", {"process_changes": changes})

@@ -16,6 +16,7 @@ from truenorth.delivery.models import DeliveryItem, DeliverySource, Deployment, 
 from truenorth.delivery.services import process
 from truenorth.history.models import HistoryEntry
 from truenorth.hypotheses.models import Decision, Experiment, Hypothesis
+from truenorth.hypotheses.services import create_hypothesis
 from truenorth.jobs.models import Job
 from truenorth.strategy.models import Product, Team
 
@@ -430,4 +431,20 @@ def test_pages_permissions_and_other_organisations(member, stakeholder, outsider
     assert (
         not ProcessChange.objects.exists()
         and Hypothesis.objects.filter(title__startswith="Process change").exists()
+    )
+
+
+def test_the_hypothesis_page_links_back_to_its_process_change(member, product) -> None:
+    change = mark(member, product)
+    other = process.create_change(
+        member.membership, member.user, product_id=product.pk, title="Pairing", changed_on="2026-05-04"
+    )
+    url = f"/o/alpha/hypotheses/{change.hypothesis_id}/"
+    page = member.client.get(url).content.decode()
+    assert f'href="/o/alpha/delivery/changes/{change.pk}/"' in page and "process change" in page
+    assert f"/delivery/changes/{other.pk}/" not in page
+    plain = create_hypothesis(member.membership, member.user, product.pk, title="Not a process change")
+    assert (
+        'data-testid="hypothesis-process-change"'
+        not in member.client.get(f"/o/alpha/hypotheses/{plain.pk}/").content.decode()
     )

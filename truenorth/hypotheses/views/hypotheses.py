@@ -21,6 +21,7 @@ from truenorth.htmx import is_htmx
 from truenorth.hypotheses import forms as f
 from truenorth.hypotheses import scoring, services
 from truenorth.hypotheses.models import Hypothesis, HypothesisState
+from truenorth.hypotheses.panels import hypothesis_panels
 from truenorth.measures.models import Measure
 from truenorth.orgs import services as org_services
 from truenorth.orgs.access import apply_error, current_user, org_view
@@ -304,6 +305,7 @@ def _page(request: HttpRequest, membership: Membership, hypothesis_id: int, **bo
             "conclude_form": bound.get("conclude_form") or f.ConcludeForm(initial={"version": h.version}),
             "scores": [(m.upper(), scoring.score(m, services.inputs_of(h))) for m in scoring.METHODS],
             "next_states": services.TRANSITIONS[h.state],
+            "hypothesis_panels": hypothesis_panels(membership, h),
         },
         status=422 if bound else 200,
     )
