@@ -415,6 +415,14 @@ def run_import(
     return run
 
 
+def _kind_name(kind: str, count: int) -> str:
+    """ "items" for 2, "item" for 1 (kinds are plural names of records: items, pull_requests, branches)."""
+    name = kind.replace("_", " ")
+    if count != 1:
+        return name
+    return name.removesuffix("es") if name.endswith("ches") else name.removesuffix("s")
+
+
 def run_summary(run: ImportRun) -> str:
     """One line: "12 items, 40 transitions new; 3 unchanged; 1 bad record"."""
     # Besides new rows by kind, ingest counts "<kind>_updated", "branches_deleted" (branches gone from
@@ -423,7 +431,7 @@ def run_summary(run: ImportRun) -> str:
     created = {k: v for k, v in run.created.items() if not k.endswith("_updated") and k not in extra and v}
     updated = sum(v for k, v in run.created.items() if k.endswith("_updated"))
     parts = [
-        ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in created.items()) + " new"
+        ", ".join(f"{v} {_kind_name(k, v)}" for k, v in created.items()) + " new"
         if created
         else "nothing new"
     ]

@@ -329,11 +329,39 @@ def test_pages_list_add_edit_upload_archive(member, outsider) -> None:
 
 def test_run_summary_names_every_count() -> None:
     run = ImportRun(
-        created={"commits": 3, "branches": 0, "pulls_updated": 2, "branches_deleted": 1, "incident_links": 2},
+        created={
+            "commits": 3,
+            "incidents": 1,
+            "branches": 1,
+            "pull_requests": 1,
+            "items": 0,
+            "pulls_updated": 2,
+            "branches_deleted": 1,
+            "incident_links": 2,
+        },
         unchanged=5,
         error_count=1,
     )
     assert sources.run_summary(run) == (
-        "3 commits new; 2 updated; 1 branches marked deleted; 2 incidents linked; 5 unchanged; 1 bad record"
+        "3 commits, 1 incident, 1 branch, 1 pull request new; 2 updated; 1 branches marked deleted; "
+        "2 incidents linked; 5 unchanged; 1 bad record"
     )
     assert sources.run_summary(ImportRun(created={}, unchanged=0)) == "nothing new; 0 unchanged"
+
+
+def test_readers_are_not_shown_edit_forms_they_cannot_save(member, stakeholder) -> None:
+    from truenorth.delivery.services import process
+
+    source = make(member)
+    product = Product.objects.create(organisation=member.membership.organisation, name="Pay")
+    change = process.create_change(
+        member.membership, member.user, product_id=product.pk, title="WIP limit", changed_on="2026-05-04"
+    )
+    for url in (
+        f"/o/alpha/delivery/sources/{source.pk}/edit/",
+        f"/o/alpha/delivery/changes/{change.pk}/edit/",
+    ):
+        assert stakeholder.client.get(url).status_code == 403
+        assert member.client.get(url).status_code == 200
+    overview = member.client.get("/o/alpha/delivery/").content.decode()
+    assert 'href="/o/alpha/delivery/sources/"' in overview

@@ -211,6 +211,7 @@ def _initial(change: ProcessChange) -> dict[str, Any]:
 @require_http_methods(["GET", "POST"])
 def change_edit(request: HttpRequest, membership: Membership, change_id: int) -> HttpResponse:
     change = services.get_change(membership, change_id)
+    require_writer(membership)  # readers get 403 for the form too, not a form they cannot save
     form = ChangeForm(membership, request.POST or None, initial=_initial(change), editing=True)
     status = 200
     if request.method == "POST":

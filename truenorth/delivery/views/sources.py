@@ -25,6 +25,7 @@ from truenorth.delivery.services import sources
 from truenorth.history.services import entries_for
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership, Role
+from truenorth.orgs.services import require_writer
 from truenorth.strategy.services import products_of, teams_of
 
 FormErrors = (ValidationFailed, Conflict)
@@ -182,7 +183,7 @@ def _source_page(
 
 
 def _default_importer(source: DeliverySource) -> str:
-    return {"git": "git", "jira": "jira"}.get(source.kind, "events")
+    return {"git": "git", "jira": "jira", "github": "github", "azure": "azure"}.get(source.kind, "events")
 
 
 @org_view
@@ -195,6 +196,7 @@ def source_detail(request: HttpRequest, membership: Membership, source_id: int) 
 @require_http_methods(["GET", "POST"])
 def source_edit(request: HttpRequest, membership: Membership, source_id: int) -> HttpResponse:
     source = sources.get_source(membership, source_id)
+    require_writer(membership)  # readers get 403 for the form too, not a form they cannot save
     initial = _initial(source)
     form = SourceForm(membership, request.POST or None, initial=initial, source=source)
     if request.method == "POST":
