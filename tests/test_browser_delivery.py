@@ -403,9 +403,11 @@ def test_a_member_imports_generic_events_and_reads_the_products_flow_and_dora_me
         page.context.set_default_timeout(PAGE_TIMEOUT_MS)
         _new_product(page, product)
 
-        # A source of kind "events" for the product, its workflow states mapped in the form. (No page links
-        # to the sources list yet, only the breadcrumbs of a source's own pages: it is opened by its URL.)
-        page.goto(f"/o/{ORG}/delivery/sources/")
+        # A source of kind "events" for the product, its workflow states mapped in the form; the sources
+        # list is reached from the Delivery page.
+        page.goto(f"/o/{ORG}/delivery/")
+        page.get_by_test_id("delivery-sources-link").click()
+        page.wait_for_url(f"**/o/{ORG}/delivery/sources/")
         expect(page.get_by_role("heading", name="Delivery sources", exact=True)).to_be_visible()
         form = page.locator("form").filter(has=page.get_by_role("button", name="Add source"))
         form.get_by_label(re.compile(r"^Name")).fill(source)
@@ -430,7 +432,7 @@ def test_a_member_imports_generic_events_and_reads_the_products_flow_and_dora_me
         result = page.get_by_test_id("job-result")
         expect(result).to_contain_text(f"{source}: ")
         for kind, count in upload.created.items():
-            expect(result).to_contain_text(f"{count} {kind}")
+            expect(result).to_contain_text(f"{count} {kind if count != 1 else kind.removesuffix('s')}")
         expect(result).to_contain_text(f"{len(upload.bad_lines)} bad records")
         page.get_by_test_id("job-result-link").click()
         expect(page).to_have_url(source_url)
