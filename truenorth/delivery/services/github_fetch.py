@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from truenorth.accounts.models import User
 from truenorth.core import outbound
-from truenorth.core.errors import Conflict, NotFound, ValidationFailed
+from truenorth.core.errors import Conflict, DomainError, NotFound, ValidationFailed
 from truenorth.core.validate import check_version
 from truenorth.delivery.github_client import (
     EndpointUnavailable,
@@ -56,7 +56,8 @@ from truenorth.delivery.models import (
     PullRequest,
     SourceKind,
 )
-from truenorth.delivery.services.ingest import ingest, start_run
+from truenorth.delivery.services import feed
+from truenorth.delivery.services.ingest import Changes, ingest, start_run
 from truenorth.delivery.services.sources import get_source
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import diff, record, snapshot
@@ -505,7 +506,8 @@ def run_fetch(
         job_id=job.pk if job is not None else None,
     )
     state = _State()
-    ingest(source, _records(client, source, connection.repository, since, state), run=run)
+    changes = Changes()
+    ingest(source, _records(client, source, connection.repository, since, state), run=run, changes=changes)
     outcome = FetchOutcome(run, pages=client.pages_fetched)
     updates: dict[str, Any] = {}
     if state.stopped is not None:
@@ -521,6 +523,11 @@ def run_fetch(
         if not state.unavailable:
             updates["last_fetched_at"] = started
     GitHubConnection.objects.filter(pk=connection.pk).update(**updates)
+    if state.stopped is None:
+        try:  # like an import: new or changed rows feed the product's measures at once
+            feed.remember(run, feed.after_import(run, actor=actor, changes=changes))
+        except DomainError:
+            pass  # nobody may write the measures: the fetch stands, the daily feed tries again
     return outcome
 
 

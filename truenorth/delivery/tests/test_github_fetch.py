@@ -277,3 +277,23 @@ def test_the_file_importer_and_the_fetch_share_the_conversion(member, fake, sour
         )
 
     assert rows(other) == rows(source)
+
+
+def test_a_fetch_feeds_the_products_measures_at_once(member, fake, source) -> None:
+    from truenorth.measures.models import Measure
+    from truenorth.strategy.models import Product
+
+    fetch(member, source)
+    assert not Measure.objects.filter(
+        catalogue_key__startswith=f"delivery:{source.pk}:"
+    ).exists()  # no product
+    product = Product.objects.create(organisation=member.membership.organisation, name="Payments")
+    sources.update_source(
+        member.membership, member.user, source.pk, version=source.version, product_id=product.pk
+    )
+    now = dt.datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fake.data["issues"].append(issue(23, "Refunds time out", now, now, labels=("bug",)))  # something new
+    job = fetch(member, source)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    fed = Measure.objects.filter(catalogue_key__startswith=f"delivery:{source.pk}:", product=product)
+    assert fed.count() == 9
