@@ -80,7 +80,7 @@ def test_import_git_reads_any_path_on_the_operators_machine(capsys, member, tmp_
     run(capsys, member, "delivery", "sources", "add", "Repo", "--kind", "git")
     code, out, err = run(capsys, member, "import", "git", str(tmp_path), "--source", "Repo")
     assert code == 0, err
-    assert "1 commits, 1 releases new" in out
+    assert "1 branch, 1 commit, 1 release new" in out
     assert Commit.objects.filter(source__name="Repo").count() == 1
 
 
