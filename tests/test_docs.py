@@ -22,7 +22,10 @@ CLI_DOC = (DOCS / "cli.md").read_text()
 API_DOC = (DOCS / "api.md").read_text()
 MODULES = (DOCS / "modules.md").read_text()
 PACKAGE = ROOT / "truenorth"
-SETTINGS = (ROOT / "truenorth" / "settings.py").read_text()
+# settings.py and the settings by concern it star-imports (truenorth/conf/).
+SETTINGS = "\n".join(
+    p.read_text() for p in [ROOT / "truenorth" / "settings.py", *sorted((ROOT / "truenorth" / "conf").glob("*.py"))]
+)
 CLI = (ROOT / "truenorth" / "cli.py").read_text()
 
 ENV_CALL = re.compile(r"""\benv_(?:str|bool|int|list)\(\s*["']([A-Z][A-Z0-9_]*)["']""")

@@ -32,6 +32,7 @@ from truenorth.evidence import cli as evidence_cli
 from truenorth.hypotheses import cli as hypotheses_cli
 from truenorth.measures import cli as measures_cli
 from truenorth.measures import cli_jobs as measures_cli_jobs
+from truenorth.ops import cli as ops_cli
 from truenorth.stats import cli as stats_cli
 from truenorth.strategy import cli as strategy_cli
 
@@ -239,6 +240,10 @@ def reindex() -> None:
 
     console.print(f"Indexed {rebuild()} object(s) for search.")
 
+
+# Operations (truenorth/ops/cli.py): backup and restore.
+app.command("backup")(ops_cli.backup)
+app.command("restore")(ops_cli.restore)
 
 # Vision (truenorth/strategy/cli/): lint, products, goals, export, import.
 app.command("lint")(strategy_cli.lint)

@@ -110,14 +110,17 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "truenorth.ops.metrics.MetricsMiddleware",
     "truenorth.core.middleware.SecurityHeadersMiddleware",
     "truenorth.core.middleware.RequestBodyLimitMiddleware",
     "truenorth.core.middleware.APIMethodNotAllowedMiddleware",
+    "truenorth.ops.ratelimit.APIRateLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "truenorth.accounts.twofactor.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -330,10 +333,12 @@ if TRUENORTH_SIMILARITY == "semantic":
 
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-}
 CSRF_FAILURE_VIEW = "truenorth.core.views.csrf_failure"
+
+# Issue 13, by concern (truenorth/conf/): single sign-on, two-factor sign-in, logs/metrics/errors, API rate
+# limits and the shared cache, the web server.
+from truenorth.conf.limits import *  # noqa: E402, F403
+from truenorth.conf.observability import *  # noqa: E402, F403
+from truenorth.conf.server import *  # noqa: E402, F403
+from truenorth.conf.sso import *  # noqa: E402, F403
+from truenorth.conf.twofactor import *  # noqa: E402, F403

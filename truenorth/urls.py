@@ -4,11 +4,14 @@ from django.urls import include, path, register_converter
 
 from truenorth.api import api
 from truenorth.core.converters import ObjectIdConverter
+from truenorth.ops.metrics import metrics_view
 
 register_converter(ObjectIdConverter, "id")
 
 urlpatterns = [
     path("", include("truenorth.core.urls")),
+    # Prometheus metrics behind a token (truenorth/ops/metrics.py).
+    path("metrics", metrics_view, name="metrics"),
     path("", include("truenorth.home.urls")),
     path("accounts/", include("truenorth.accounts.urls")),
     path("", include("truenorth.orgs.urls")),

@@ -16,7 +16,7 @@ from django.utils.cache import add_never_cache_headers
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
-from truenorth.accounts import services
+from truenorth.accounts import services, sso, twofactor
 from truenorth.accounts.forms import SignInForm, SignUpForm, TokenForm
 from truenorth.accounts.models import User
 from truenorth.core.errors import DomainError, NotFound, TooManyRequests
@@ -72,7 +72,10 @@ def _remember_device(response: HttpResponse, user: User) -> HttpResponse:
 def sign_in(request: HttpRequest) -> HttpResponse:
     form = SignInForm(request.POST or None, initial={"email": request.GET.get("email", "")})
     status = 200
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and not sso.password_sign_in_enabled():
+        form.add_error(None, "Password sign-in is switched off here: sign in with single sign-on.")
+        status = 403
+    elif request.method == "POST" and form.is_valid():
         try:
             user = services.sign_in(request, form.cleaned_data["email"], form.cleaned_data["password"])
         except TooManyRequests as exc:
@@ -81,9 +84,13 @@ def sign_in(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
-            login(request, user)
+            # Two-factor sign-in (accounts/twofactor.py) may answer a second step instead of signing in.
+            challenge = twofactor.complete_sign_in(request, user)
+            if challenge is not None:
+                return challenge
             return _remember_device(redirect(_next_url(request) or "home:home"), user)
-    return render(request, "accounts/login.html", {"form": form, "next": _next_url(request)}, status=status)
+    context = {"form": form, "next": _next_url(request), "password_sign_in": sso.password_sign_in_enabled()}
+    return render(request, "accounts/login.html", context, status=status)
 
 
 @require_http_methods(["GET"])

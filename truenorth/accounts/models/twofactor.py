@@ -1,0 +1,3 @@
+"""Accounts models: twofactor (issue 13)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Settings: limits (issue 13). Read from the environment with truenorth.env helpers."""
+
+from __future__ import annotations
