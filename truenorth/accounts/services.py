@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from truenorth.accounts.models import APIToken, LoginAttempt, User, hash_token
+from truenorth.core import telemetry
 from truenorth.core.errors import NotFound, TooManyRequests, ValidationFailed
 
 # last_used_at is written at most this often per token, so busy API clients don't write on every call.
@@ -216,12 +217,14 @@ def sign_in(request: HttpRequest, email: str, password: str) -> User:
     known = User.objects.filter(email=email, is_active=True).first()
     proven = known is not None and (_known_device(request, known) or _confirmed_in_session(request, known))
     if not proven and _recent_failures(ip_address=ip_key) >= settings.LOGIN_MAX_FAILURES_PER_IP:
+        telemetry.sign_in_failed("password")
         raise TooManyRequests(
             "Too many failed sign-in attempts from your network. Wait a few minutes, or reset your password."
         )
     if not proven and _recent_failures(email=email) >= settings.LOGIN_MAX_FAILURES_PER_EMAIL:
         if known is not None:
             _send_sign_in_link(known)
+        telemetry.sign_in_failed("password")
         raise TooManyRequests(
             "This account had too many failed sign-ins, so its password alone is not enough for now. "
             "We e-mailed a sign-in link to its address: open it in this browser, then sign in again."
@@ -229,6 +232,7 @@ def sign_in(request: HttpRequest, email: str, password: str) -> User:
     user = authenticate(request, username=email, password=password)
     if user is None:
         LoginAttempt.objects.create(email=email[:254], ip_address=ip_key)
+        telemetry.sign_in_failed("password")
         raise ValidationFailed("E-mail address or password is wrong.", field="password")
     clear_login_failures(email)
     if hasattr(request, "session"):

@@ -33,6 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from truenorth.accounts.models import User
+from truenorth.core import telemetry
 from truenorth.core.errors import DomainError, NotFound, ValidationFailed
 from truenorth.measures import services
 from truenorth.measures.formula import Formula, FormulaError, parse, reference_for
@@ -87,11 +88,13 @@ def refresh_measure(measure: Measure, *, actor: User | None = None) -> RefreshRe
             result = _refresh_computed(measure, membership, actor)
     except DomainError as exc:
         services.record_refresh(measure, ok=False, error=exc.message)
+        telemetry.refresh_failed()
         return RefreshResult(measure, ok=False, error=exc.message)
     except Exception as exc:  # a bug or a driver surprise: record it, never lose observations
         logger.exception("Refreshing measure %s failed", measure.pk)
         message = f"Unexpected error: {exc.__class__.__name__}: {str(exc)[:300]}"
         services.record_refresh(measure, ok=False, error=message)
+        telemetry.refresh_failed()
         return RefreshResult(measure, ok=False, error=message)
     services.record_refresh(measure, ok=True)
     return result

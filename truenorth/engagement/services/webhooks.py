@@ -29,7 +29,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from truenorth.accounts.models import User
-from truenorth.core import outbound
+from truenorth.core import outbound, telemetry
 from truenorth.core.errors import Conflict, NotFound, ValidationFailed
 from truenorth.engagement.models import (
     DeliveryStatus,
@@ -590,6 +590,7 @@ def record_attempt(
         delivery.next_attempt_at = None
         delivery.last_error = ""
     else:
+        telemetry.webhook_failed()
         wait = backoff(delivery.attempts) if outcome.retry else None
         delivery.last_error = error[:500]
         if wait is None:
