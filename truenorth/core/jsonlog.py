@@ -27,6 +27,16 @@ _STANDARD = frozenset(
 )
 
 
+REQUEST_ID_META = "truenorth.request_id"
+
+
+def _id_of(request: Any) -> str | None:
+    """The id the middleware stored on a request that Django's `log_response` passes as `extra` (it logs 4xx
+    and 5xx answers after the middleware returned, when the context variable is reset already)."""
+    meta = getattr(request, "META", None)
+    return meta.get(REQUEST_ID_META) if isinstance(meta, dict) else None
+
+
 class JsonFormatter(logging.Formatter):
     """A log record as one line of JSON (never several lines: a traceback is one escaped string)."""
 
@@ -37,11 +47,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        current = getattr(record, "request_id", None) or request_id.get()
+        current = (
+            getattr(record, "request_id", None)
+            or request_id.get()
+            or _id_of(getattr(record, "request", None))
+        )
         if current:
             entry["request_id"] = current
         for key, value in vars(record).items():
-            if key not in _STANDARD and key not in entry:
+            if key not in _STANDARD and key not in entry and key != "request":
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)

@@ -96,6 +96,7 @@ class MetricsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         supplied = request.headers.get("X-Request-ID", "")
         rid = supplied if SANE_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
+        request.META[jsonlog.REQUEST_ID_META] = rid
         token = jsonlog.request_id.set(rid)
         _tag_error_report(rid)
         metrics = request_metrics()
