@@ -43,6 +43,25 @@ def _jobs_run_inline() -> Iterator[None]:
     HUEY.immediate = before
 
 
+@pytest.fixture(autouse=True)
+def _local_cache_and_no_api_rate_limits(settings) -> Iterator[None]:
+    """Tests keep the cache in their process (truenorth/conf/limits.py's shared cache is the database or
+    Redis), emptied before each test, and the API rate limits off, so tests making many requests and the
+    pinned query counts do not depend on them; truenorth/ops/tests switch both back on."""
+    from django.core.cache import cache
+
+    from truenorth.core import counters
+
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.TRUENORTH_API_RATE_PER_TOKEN = None
+    settings.TRUENORTH_API_RATE_PER_ADDRESS = None
+    settings.TRUENORTH_API_RATE_AUTH_FAILURES = None
+    cache.clear()
+    counters.clear_memory()
+    yield
+    counters.clear_memory()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_may_empty_append_only_tables() -> Iterator[None]:
     """Transactional tests end with a flush; only it may empty the append-only (trigger-protected) tables."""
