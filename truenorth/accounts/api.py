@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 from pydantic import Field
 
-from truenorth.accounts import services
+from truenorth.accounts import services, twofactor
 from truenorth.accounts.models import APIToken, User
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId, StrictSchema
 
@@ -65,4 +65,87 @@ def create_token(request: HttpRequest, payload: TokenIn) -> Status[dict[str, obj
 @router.delete("/tokens/{token_id}", response={204: None, **ERRORS}, summary="Revoke an API token")
 def revoke_token(request: HttpRequest, token_id: ObjectId) -> Status[None]:
     services.revoke_token(_user(request), token_id)
+    return Status(204, None)
+
+
+# --- two-factor sign-in (accounts/twofactor.py) ---------------------------------------------------
+
+
+class TwoFactorOut(Schema):
+    enabled: bool
+    confirmed_at: dt.datetime | None
+    recovery_codes_left: int
+    required_by: list[str] = Field(description="Slugs of your organisations that require two-factor sign-in.")
+
+
+class TwoFactorStartOut(Schema):
+    secret: str = Field(description="The base32 key, for entering by hand.")
+    otpauth_uri: str = Field(description="The otpauth:// URI (what the QR code holds).")
+    setup_token: str = Field(description="Send it back with a code to confirm; valid 30 minutes.")
+
+
+class TwoFactorConfirmIn(StrictSchema):
+    setup_token: str = Field(max_length=2000)
+    code: str = Field(max_length=40, description="The authenticator's current 6-digit code.")
+
+
+class TwoFactorCodeIn(StrictSchema):
+    code: str = Field(max_length=40, description="The authenticator's current 6-digit code.")
+
+
+class TwoFactorDisableIn(StrictSchema):
+    password: str = Field(max_length=4096)
+    code: str = Field(max_length=40, description="An authenticator code or a recovery code.")
+
+
+class RecoveryCodesOut(Schema):
+    recovery_codes: list[str] = Field(description="Single-use codes. Shown only in this response.")
+
+
+@router.get(
+    "/account/two-factor", response={200: TwoFactorOut, **READ_ERRORS}, summary="My two-factor sign-in"
+)
+def two_factor_status(request: HttpRequest) -> dict[str, object]:
+    return twofactor.status(_user(request))
+
+
+@router.post(
+    "/account/two-factor/start",
+    response={200: TwoFactorStartOut, **ERRORS},
+    summary="Start setting up two-factor sign-in",
+)
+def two_factor_start(request: HttpRequest) -> dict[str, object]:
+    user = _user(request)
+    twofactor.require_setup_possible(user)
+    secret = twofactor.new_secret()
+    return {
+        "secret": secret,
+        "otpauth_uri": twofactor.provisioning_uri(user, secret),
+        "setup_token": twofactor.setup_token(user, secret),
+    }
+
+
+@router.post(
+    "/account/two-factor/confirm",
+    response={201: RecoveryCodesOut, **ERRORS},
+    summary="Turn two-factor sign-in on with a code",
+)
+def two_factor_confirm(request: HttpRequest, payload: TwoFactorConfirmIn) -> Status[dict[str, object]]:
+    user = _user(request)
+    secret = twofactor.secret_from_setup_token(user, payload.setup_token)
+    return Status(201, {"recovery_codes": twofactor.confirm(user, secret, payload.code)})
+
+
+@router.post(
+    "/account/two-factor/recovery-codes",
+    response={200: RecoveryCodesOut, **ERRORS},
+    summary="Replace my recovery codes",
+)
+def two_factor_recovery_codes(request: HttpRequest, payload: TwoFactorCodeIn) -> dict[str, object]:
+    return {"recovery_codes": twofactor.regenerate_recovery_codes(_user(request), payload.code)}
+
+
+@router.delete("/account/two-factor", response={204: None, **ERRORS}, summary="Turn two-factor sign-in off")
+def two_factor_disable(request: HttpRequest, payload: TwoFactorDisableIn) -> Status[None]:
+    twofactor.disable(_user(request), payload.password, payload.code)
     return Status(204, None)

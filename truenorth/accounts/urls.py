@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from truenorth.accounts import views
+from truenorth.accounts import views, views_twofactor
 
 app_name = "accounts"
 
@@ -12,6 +12,10 @@ urlpatterns = [
     path("login/", views.sign_in, name="login"),
     path("login/link/<str:token>/", views.sign_in_link, name="sign_in_link"),
     path("logout/", views.sign_out, name="logout"),
+    path("login/two-factor/", views_twofactor.sign_in_step, name="two_factor_sign_in"),
+    path("two-factor/", views_twofactor.two_factor, name="two_factor"),
+    path("two-factor/recovery-codes/", views_twofactor.regenerate_codes, name="two_factor_recovery_codes"),
+    path("two-factor/disable/", views_twofactor.disable, name="two_factor_disable"),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<id:token_id>/revoke/", views.revoke_token, name="revoke_token"),
     path("password/", views.PasswordChange.as_view(), name="password_change"),

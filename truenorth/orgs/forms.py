@@ -17,6 +17,20 @@ class OrganisationForm(forms.Form):
     version = VersionField(required=False)  # required when editing (core.forms.require_version)
 
 
+class OrganisationSettingsForm(OrganisationForm):
+    """The settings page: the organisation's name and address, and its two-factor policy."""
+
+    require_two_factor = forms.BooleanField(
+        required=False,
+        label="Require two-factor sign-in",
+        help_text=(
+            "Members who sign in with a password must set up an authenticator app before they can open "
+            "this organisation's pages; their API tokens are refused here until they do. Single sign-on "
+            "counts as done."
+        ),
+    )
+
+
 class InviteForm(forms.Form):
     email = forms.EmailField(label="E-mail address")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER, label="Role")

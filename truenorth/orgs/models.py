@@ -37,6 +37,8 @@ class Organisation(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     created_at = models.DateTimeField(default=timezone.now)
     version = models.PositiveIntegerField(default=1)
+    # Members signing in with a password must use two-factor sign-in (accounts/twofactor.py).
+    require_two_factor = models.BooleanField(default=False)
 
     class Meta:
         ordering = ("name", "id")

@@ -19,6 +19,8 @@ from truenorth.history.services import diff, record, snapshot
 from truenorth.orgs.models import ROLE_RANK, Invitation, Membership, Organisation, Role
 
 ORG_FIELDS = ("name", "slug")
+# Settings changed after creation are recorded too (creation records only the fields above).
+ORG_SETTINGS_FIELDS = (*ORG_FIELDS, "require_two_factor")
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
 RESERVED_SLUGS = {"new", "switch", "api", "static", "admin", "accounts", "invite"}
 
@@ -128,9 +130,11 @@ def update_organisation(
     *,
     name: str | None = None,
     slug: str | None = None,
+    require_two_factor: bool | None = None,
     version: int | None = None,
 ) -> Organisation:
-    """Rename an organisation or change its address; a stale version is refused (409)."""
+    """Rename an organisation, change its address or its two-factor policy (None: unchanged); a stale
+    version is refused (409)."""
     require_role(membership, Role.ADMIN)
     org = Organisation.objects.select_for_update().get(pk=membership.organisation_id)
     if version is not None and version != org.version:
@@ -138,15 +142,17 @@ def update_organisation(
             "Someone else changed this organisation since you loaded it; reload and try again.",
             field="version",
         )
-    before = snapshot(org, ORG_FIELDS)
+    before = snapshot(org, ORG_SETTINGS_FIELDS)
     if name is not None:
         org.name = _validate_name(name)
+    if require_two_factor is not None:
+        org.require_two_factor = bool(require_two_factor)
     if slug is not None and slug != org.slug:
         new_slug = _validate_slug(slug)
         if Organisation.objects.filter(slug=new_slug).exclude(pk=org.pk).exists():
             raise Conflict(f"The address '{new_slug}' is taken.", field="slug")
         org.slug = new_slug
-    changes = diff(before, snapshot(org, ORG_FIELDS))
+    changes = diff(before, snapshot(org, ORG_SETTINGS_FIELDS))
     if changes:
         org.version += 1
         org.save()

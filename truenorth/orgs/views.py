@@ -12,7 +12,7 @@ from truenorth.history.services import entries_for
 from truenorth.htmx import is_htmx
 from truenorth.orgs import services
 from truenorth.orgs.access import apply_error, current_user, org_view
-from truenorth.orgs.forms import InviteForm, OrganisationForm, RoleForm
+from truenorth.orgs.forms import InviteForm, OrganisationForm, OrganisationSettingsForm, RoleForm
 from truenorth.orgs.models import ROLE_HELP, Membership, Role
 
 
@@ -137,8 +137,13 @@ def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
     if request.method == "POST":
         services.require_role(membership, Role.ADMIN)
     org = membership.organisation
-    initial = {"name": org.name, "slug": org.slug, "version": org.version}
-    form = OrganisationForm(request.POST or None, initial=initial)
+    initial = {
+        "name": org.name,
+        "slug": org.slug,
+        "require_two_factor": org.require_two_factor,
+        "version": org.version,
+    }
+    form = OrganisationSettingsForm(request.POST or None, initial=initial)
     require_version(form)
     if request.method == "POST" and form.is_valid():
         try:
@@ -147,6 +152,7 @@ def org_settings(request: HttpRequest, membership: Membership) -> HttpResponse:
                 current_user(request),
                 name=form.cleaned_data["name"],
                 slug=form.cleaned_data["slug"] or org.slug,
+                require_two_factor=form.cleaned_data["require_two_factor"],
                 version=form.cleaned_data["version"],
             )
         except NotFound:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
+from cryptography.fernet import InvalidToken, MultiFernet
 
+from truenorth.core import crypto
 from truenorth.core.errors import ValidationFailed
 from truenorth.measures.models import DataSource
 
@@ -60,13 +57,7 @@ class QueryTimeout(QueryFailed):
 
 def _fernet() -> MultiFernet:
     """A MultiFernet over the configured keys (the first encrypts; all decrypt, for rotation)."""
-    keys = []
-    for raw in settings.TRUENORTH_ENCRYPTION_KEYS:
-        derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KDF_INFO).derive(raw.encode())
-        keys.append(Fernet(base64.urlsafe_b64encode(derived)))
-    if not keys:
-        raise ValidationFailed("No encryption key is configured (TRUENORTH_ENCRYPTION_KEY).", field="config")
-    return MultiFernet(keys)
+    return crypto.fernet(_KDF_INFO)
 
 
 def encrypt_config(config: dict[str, Any]) -> str:

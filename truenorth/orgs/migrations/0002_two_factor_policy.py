@@ -1,8 +1,14 @@
-# Slot for issue 13 (two-factor policy); filled in by its owner.
-from django.db import migrations
+# Issue 13: an organisation may require two-factor sign-in of its members.
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
     dependencies = [("orgs", "0001_initial")]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = [
+        migrations.AddField(
+            model_name="organisation",
+            name="require_two_factor",
+            field=models.BooleanField(default=False),
+        ),
+    ]
