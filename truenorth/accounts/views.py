@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import functools
 import secrets
+from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib import messages
@@ -9,7 +11,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm, SetPasswordForm
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.cache import add_never_cache_headers
@@ -31,8 +33,26 @@ def _next_url(request: HttpRequest) -> str | None:
     return None
 
 
+def _password_sign_in_off(request: HttpRequest, title: str) -> HttpResponse:
+    return render(request, "accounts/password_sign_in_off.html", {"title": title}, status=403)
+
+
+def password_sign_in_only(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Password resets answer 403 while password sign-in is switched off (TRUENORTH_PASSWORD_SIGN_IN)."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponseBase:
+        if not sso.password_sign_in_enabled():
+            return _password_sign_in_off(request, "Reset password")
+        return view(request, *args, **kwargs)
+
+    return guarded
+
+
 @require_http_methods(["GET", "POST"])
 def sign_up(request: HttpRequest) -> HttpResponse:
+    if not sso.password_sign_in_enabled():
+        return _password_sign_in_off(request, "Create your account")
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
