@@ -70,7 +70,7 @@ def _counters_for(multiprocess_dir: str | None) -> dict[str, Counter]:
     # them (from this process, or from every process's files).
     from prometheus_client import Counter
 
-    return {
+    made = {
         "sign_in": Counter(
             "truenorth_sign_in_failures",
             "Failed sign-ins (a wrong password or code, or a refused attempt), by method.",
@@ -84,6 +84,9 @@ def _counters_for(multiprocess_dir: str | None) -> dict[str, Counter]:
             "truenorth_refresh_failures", "Measure refreshes (SQL or computed) that failed.", registry=None
         ),
     }
+    for method in (*SIGN_IN_METHODS, "other"):  # every series exists from the start, at 0, for alerts
+        made["sign_in"].labels(method)
+    return made
 
 
 def counters() -> list[Counter]:

@@ -27,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from django.conf import settings
 from django.db.models import Count
@@ -35,7 +34,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from truenorth.core import jsonlog, telemetry
 
@@ -55,7 +54,9 @@ class _RequestMetrics:
 
 @functools.cache
 def _request_metrics(multiprocess_dir: str | None) -> _RequestMetrics:
-    # Created on first use (per multiprocess directory), in no registry: `_registry()` collects them.
+    # Created on first use (per multiprocess directory), in no registry: `registry()` collects them. The
+    # failure counters too, so that every process shows them at 0 before the first failure.
+    telemetry.counters()
     return _RequestMetrics(
         latency=Histogram(
             "truenorth_http_request_duration_seconds",
@@ -246,10 +247,3 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
     response["Cache-Control"] = "no-store"
     return response
-
-
-def child_exit(server: Any, worker: Any) -> None:
-    """gunicorn `child_exit` (in the master): forget a dead worker's in-progress gauge; its counters and
-    histograms stay in the totals."""
-    if telemetry.multiprocess():
-        mark_process_dead(worker.pid)

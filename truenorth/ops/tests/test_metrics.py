@@ -79,7 +79,7 @@ def test_the_right_token_gets_the_prometheus_text_uncached(metrics_on, db) -> No
 
 
 def test_request_latency_is_labelled_by_route_never_by_the_raw_path(metrics_on, member: Persona) -> None:
-    org = member.membership.organisation
+    org = org_of(member)
     job = Job.objects.create(organisation=org, kind="measure.refresh", status=JobStatus.SUCCEEDED)
     before = scrape()
     route = "o/<slug:org_slug>/jobs/<id:job_id>/"
@@ -116,9 +116,15 @@ def test_every_answer_carries_a_request_id_and_a_sane_one_from_the_proxy_is_kept
 # --- what the database says, at scrape time -----------------------------------------------------------
 
 
+def org_of(persona: Persona) -> Organisation:
+    assert persona.membership is not None
+    return persona.membership.organisation
+
+
 def _delivery(org: Organisation, admin: Persona, status: str) -> WebhookDelivery:
     hook = webhooks.Webhook.objects.filter(organisation=org).first()
     if hook is None:
+        assert admin.membership is not None
         hook, _ = webhooks.create_webhook(
             admin.membership, admin.user, name="Ops", url="https://hooks.example/x"
         )
@@ -128,8 +134,8 @@ def _delivery(org: Organisation, admin: Persona, status: str) -> WebhookDelivery
 def test_queue_depth_and_failures_reflect_the_database(
     metrics_on, admin: Persona, outsider: Persona, django_assert_num_queries
 ) -> None:
-    org_a = admin.membership.organisation
-    org_b = outsider.membership.organisation
+    org_a = org_of(admin)
+    org_b = org_of(outsider)
     for org, status in [
         (org_a, JobStatus.QUEUED),
         (org_a, JobStatus.QUEUED),
@@ -143,13 +149,13 @@ def test_queue_depth_and_failures_reflect_the_database(
     Measure.objects.create(organisation=org_b, name="Broken too", kva="current_value", last_refresh_error="x")
     Measure.objects.create(organisation=org_b, name="Fine", kva="current_value")
     DataSource.objects.create(organisation=org_a, name="Warehouse", kind="duckdb", last_error="unreachable")
-    for status in (
+    for delivery_status in (
         DeliveryStatus.FAILED,
         DeliveryStatus.FAILED,
         DeliveryStatus.RETRYING,
         DeliveryStatus.DELIVERED,
     ):
-        _delivery(org_a, admin, status)
+        _delivery(org_a, admin, delivery_status)
 
     samples = scrape()
     assert value(samples, "truenorth_jobs", status="queued") == 3
@@ -213,7 +219,7 @@ def test_a_failed_refresh_counts_and_shows_in_the_failing_gauge(metrics_on, org_
 
 
 def test_a_failed_webhook_attempt_counts(metrics_on, admin: Persona) -> None:
-    delivery = _delivery(admin.membership.organisation, admin, DeliveryStatus.SENDING)
+    delivery = _delivery(org_of(admin), admin, DeliveryStatus.SENDING)
 
     def fail() -> None:
         webhooks.record_attempt(
@@ -225,7 +231,7 @@ def test_a_failed_webhook_attempt_counts(metrics_on, admin: Persona) -> None:
     assert delivery.status == DeliveryStatus.FAILED
 
     def succeed() -> None:
-        ok = _delivery(admin.membership.organisation, admin, DeliveryStatus.SENDING)
+        ok = _delivery(org_of(admin), admin, DeliveryStatus.SENDING)
         webhooks.record_attempt(ok, webhooks.Outcome(code=204, url="https://hooks.example/x"))
 
     assert _delta("truenorth_webhook_delivery_failures_total", succeed) == 0
@@ -238,4 +244,8 @@ def test_an_unknown_sign_in_method_is_counted_as_other_so_labels_stay_bounded(me
         _delta("truenorth_sign_in_failures_total", lambda: telemetry.sign_in_failed("x" * 50), method="other")
         == 1
     )
-    assert not any(s.labels.get("method") == "x" * 50 for s in scrape())
+    samples = scrape()
+    assert not any(s.labels.get("method") == "x" * 50 for s in samples)
+    # Every method's series exists from the start (at 0), so alerts on it work before the first failure.
+    methods = {s.labels["method"] for s in samples if s.name == "truenorth_sign_in_failures_total"}
+    assert methods == {"password", "totp", "recovery", "oidc", "other"}

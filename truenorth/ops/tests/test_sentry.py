@@ -62,7 +62,7 @@ class FakeSentry:
                 if encoding == "gzip":
                     body = gzip.decompress(body)
                 elif encoding == "br":
-                    import brotli
+                    import brotli  # type: ignore[import-untyped]
 
                     body = brotli.decompress(body)
                 received.append((self.path, body))
