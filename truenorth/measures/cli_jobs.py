@@ -46,6 +46,7 @@ def worker(
 ) -> None:
     """Run the background jobs: measure refreshes every 5 minutes and on demand (Ctrl+C to stop)."""
     setup_django()
+    from truenorth.core import telemetry
     from truenorth.jobs import services as job_services
     from truenorth.jobs import tasks  # noqa: F401  # registers run_job with the consumer
     from truenorth.measures import jobs
@@ -68,6 +69,8 @@ def worker(
     if interrupted := job_services.fail_interrupted():
         console.print(f"Marked {interrupted} job(s) left running by a stopped worker as failed.")
     logging.getLogger("huey").setLevel(logging.INFO)
+    # Metrics: this process's counters (failed refreshes, webhook attempts) go to files the web's /metrics adds up.
+    telemetry.prepare_multiprocess("worker")
     console.print(
         f"TrueNorth worker: {escape(jobs.queue_description())}, {workers} thread(s) (Ctrl+C to stop)"
     )
