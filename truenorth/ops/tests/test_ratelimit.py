@@ -6,6 +6,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.db import connection, connections
@@ -40,9 +41,11 @@ def shared_cache(settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[flo
     yield now
 
 
-def _me(token: str | None = None, address: str = "10.0.0.1", **extra: str):  # type: ignore[no-untyped-def]
-    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
-    return Client().get("/api/v1/me", REMOTE_ADDR=address, **headers, **extra)
+def _me(token: str | None = None, address: str = "10.0.0.1", **extra: str) -> Any:
+    meta: dict[str, Any] = {"REMOTE_ADDR": address, **extra}
+    if token:
+        meta["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return Client().get("/api/v1/me", **meta)
 
 
 def test_per_token_limit_answers_429_with_retry_after_and_ratelimit_headers(shared_cache, owner) -> None:
