@@ -62,10 +62,9 @@ SENTRY_DSN = env_str("SENTRY_DSN", "").strip()
 TRUENORTH_SENTRY_ENVIRONMENT = env_str("TRUENORTH_SENTRY_ENVIRONMENT", "production").strip() or "production"
 
 
-def _sample_rate(name: str, default: str) -> float:
-    raw = env_str(name, default).strip() or default
+def _sample_rate(name: str, raw: str) -> float:
     try:
-        rate = float(raw)
+        rate = float(raw.strip() or "0")
     except ValueError:
         raise ConfigError(f"{name}: expected a number from 0 to 1, got {raw!r}") from None
     if not (math.isfinite(rate) and 0 <= rate <= 1):
@@ -74,7 +73,9 @@ def _sample_rate(name: str, default: str) -> float:
 
 
 # Share of requests traced for Sentry's performance view (0: errors only).
-TRUENORTH_SENTRY_TRACES_SAMPLE_RATE = _sample_rate("TRUENORTH_SENTRY_TRACES_SAMPLE_RATE", "0")
+TRUENORTH_SENTRY_TRACES_SAMPLE_RATE = _sample_rate(
+    "TRUENORTH_SENTRY_TRACES_SAMPLE_RATE", env_str("TRUENORTH_SENTRY_TRACES_SAMPLE_RATE", "0")
+)
 
 
 def _release() -> str:
