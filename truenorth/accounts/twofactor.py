@@ -394,11 +394,32 @@ def _api_token(request: HttpRequest) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+def page_gate(request: HttpRequest, membership: Membership) -> HttpResponse | None:
+    """For a page of the membership's organisation (orgs.access.org_view calls it, having loaded the
+    membership with its organisation, so pages of organisations without the policy cost no query): the
+    set-up page when the organisation requires two-factor sign-in and this session has not satisfied it;
+    None to go on."""
+    if not membership.organisation.require_two_factor:
+        return None
+    if request.session.get(SIGN_IN_METHOD_KEY) == "oidc":
+        return None
+    if TOTPDevice.objects.filter(user_id=membership.user_id).exists():
+        return None
+    url = setup_url(membership.organisation.slug)
+    if request.headers.get("HX-Request") == "true":
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    warning(request, "This organisation requires two-factor sign-in: set it up to continue.")
+    return redirect(url)
+
+
 class TwoFactorRequiredMiddleware:
-    """Holds members of an organisation requiring two-factor sign-in to it: pages of that organisation
-    (views with an `org_slug`) send a person without an authenticator to the set-up page; its API
-    endpoints (`slug`) answer 403 naming that page. Other pages (the account's, sign-out, static files)
-    stay open. One query per organisation page or endpoint."""
+    """Holds API tokens to their organisations' two-factor policy: an endpoint of an organisation
+    (`/api/v1/orgs/<slug>/…`) that requires it answers 403 naming the set-up page when the token's
+    person is a member without an authenticator (one query per such request; the token alone cannot
+    prove a second factor). Pages are held by `page_gate`, from `org_view`, which has the organisation
+    at hand already; the account's pages, sign-out and static files are never held."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -409,28 +430,12 @@ class TwoFactorRequiredMiddleware:
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: dict[str, Any]
     ) -> HttpResponse | None:
-        if request.path.startswith("/api/"):
-            return self._api(request, kwargs)
-        org_slug = kwargs.get("org_slug")
-        if not isinstance(org_slug, str) or not request.user.is_authenticated:
-            return None
-        if request.session.get(SIGN_IN_METHOD_KEY) == "oidc":
-            return None
-        if not _blocked_memberships().filter(user_id=request.user.pk, organisation__slug=org_slug).exists():
-            return None
-        url = setup_url(org_slug)
-        if request.headers.get("HX-Request") == "true":
-            response = HttpResponse(status=204)
-            response["HX-Redirect"] = url
-            return response
-        warning(request, "This organisation requires two-factor sign-in: set it up to continue.")
-        return redirect(url)
-
-    def _api(self, request: HttpRequest, kwargs: dict[str, Any]) -> HttpResponse | None:
         slug = kwargs.get("slug")
+        if not request.path.startswith("/api/") or not isinstance(slug, str):
+            return None  # not an organisation's endpoint
         token = _api_token(request)
-        if not isinstance(slug, str) or not token:
-            return None  # not an organisation's endpoint, or no token: the API answers as usual
+        if not token:
+            return None  # no token: the API answers 401 as usual
         blocked = _blocked_memberships().filter(
             organisation__slug=slug,
             user__api_tokens__token_hash=hash_token(token),

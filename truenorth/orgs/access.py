@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from truenorth.accounts.models import User
+from truenorth.accounts.twofactor import page_gate
 from truenorth.core.errors import DomainError, Forbidden, NotFound
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import membership_for
@@ -40,6 +41,8 @@ def org_view(view: OrgView[P]) -> Callable[..., HttpResponse]:
         if request.session.get(CURRENT_ORG_SESSION_KEY) != org_slug:  # avoid a session write per page
             request.session[CURRENT_ORG_SESSION_KEY] = org_slug
         request.membership = membership  # type: ignore[attr-defined]
+        if (held := page_gate(request, membership)) is not None:  # the organisation requires two-factor
+            return held
         try:
             return view(request, membership, *args, **kwargs)
         except NotFound:

@@ -54,6 +54,7 @@ def test_list_shows_only_my_organisations_with_my_role(owner, member, outsider):
             "name": "Alpha Org",
             "created_at": mine.json()[0]["created_at"],
             "version": 1,
+            "require_two_factor": False,
             "role": "owner",
         }
     ]
