@@ -23,10 +23,15 @@ class MeasuresConfig(AppConfig):
     def ready(self) -> None:
         from truenorth.core import health
         from truenorth.measures.health import refreshes
+        from truenorth.measures.models import Observation
+        from truenorth.measures.rollups import rollups_health, saved
         from truenorth.orgs.models import Organisation
 
         post_save.connect(_seed_new_organisation, sender=Organisation, dispatch_uid="measures-seed-catalogue")
         health.register(refreshes)  # `truenorth check`: failed data sources and refreshes
+        # An observation saved one by one outside rollups.write_observations refreshes its day too.
+        post_save.connect(saved, sender=Observation, dispatch_uid="measures-rollups")
+        health.register(rollups_health)  # the roll-ups' time zone is the instance's
         from truenorth.measures.vision_adapter import MeasuresForVision
         from truenorth.strategy import value_port
 

@@ -269,3 +269,36 @@ def measure_export(
         raise click.UsageError(f"-o: cannot write {output}: {exc.strerror}") from None
     what = f"measure #{measure}" if measure else "all measures"
     console.print(f"Exported {what} to {escape(str(output))} ({fmt}).")
+
+
+@measure_app.command("rollups")
+def measure_rollups(
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Recompute every roll-up from the observations (in one transaction)."),
+    ] = False,
+) -> None:
+    """Check the value dashboard's daily roll-ups against the observations (exit 1 if any differs), or
+    rebuild them (after changing TIME_ZONE, a restore, or any doubt). Every organisation, as the system."""
+    from truenorth.orgs.commandline import setup_django
+
+    setup_django()
+    from django.conf import settings
+
+    from truenorth.measures import rollups
+
+    if rebuild:
+        done = rollups.rebuild()
+        console.print(
+            f"Rebuilt the daily roll-ups ({settings.TIME_ZONE}): {done.measures} measure(s), {done.days} "
+            f"day row(s), {done.observations} current observation(s)."
+        )
+        return
+    wrong = rollups.check()
+    if not wrong:
+        console.print(f"The daily roll-ups ({settings.TIME_ZONE}) match the observations.")
+        return
+    for measure_id, days in sorted(rollups.by_measure(wrong).items()):
+        console.print(f"measure {measure_id}: {days} day(s) differ")
+    console.print(f"{len(wrong)} day row(s) differ: run `truenorth measure rollups --rebuild`.")
+    raise typer.Exit(1)

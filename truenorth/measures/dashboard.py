@@ -7,10 +7,16 @@ aggregation and sends back summary rows only, in a fixed number of queries whate
 2. its live measures, each annotated with its latest value (and time) and the value in force at the
    start of the period: correlated subqueries, each one index seek on Observation(measure,
    superseded, observed_at);
-3. the mean of each measure's current observations per time bucket of the period (one grouped query:
-   range scans of the covering index added by migration 0003), which feeds the sparklines and the
-   trend;
+3. the mean of each measure's current observations per bucket of the period, from the daily
+   roll-ups (measures/rollups.py: count and sum per measure and local day, one grouped query over
+   their covering index), which feeds the sparklines and the trend;
 4. the product's top-level goals, plus strategy.services.progress_for_org's few queries.
+
+The period is whole local days (settings.TIME_ZONE): the days that begin within [since, until] (so
+"the last 90 days" is today and the 89 days before it; a custom range is its days), cut into
+BUCKETS buckets of whole days (fewer for a shorter period), since the roll-ups are daily.
+`from_rollups=False` computes the same buckets from the observations themselves (tests compare the
+two; the benchmark times both).
 """
 
 from __future__ import annotations
@@ -18,15 +24,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from django.db import connection
 from django.db.models import OuterRef, Subquery, Value
 from django.utils import timezone
 
-from truenorth.measures import maths
+from truenorth.measures import maths, rollups
 from truenorth.measures.charts import sparkline_points
-from truenorth.measures.models import KVA, Measure, Observation
+from truenorth.measures.models import KVA, DailyRollup, Measure, Observation
 from truenorth.orgs.models import Membership
 from truenorth.strategy import progress as progress_core
 from truenorth.strategy import services as strategy_services
@@ -107,48 +114,99 @@ def _current(measure_ref: Any) -> Any:
     return Observation.objects.filter(measure=measure_ref, superseded=Value(False))
 
 
-def bucket_means(
-    measure_ids: Sequence[int], since: dt.datetime, until: dt.datetime, buckets: int = BUCKETS
-) -> dict[int, dict[int, tuple[float, int]]]:
-    """{measure id: {bucket: (mean, count) of current observations}}: [since, until] cut into
-    `buckets` equal slices (the last one includes `until`), in one grouped query.
+@dataclass(frozen=True)
+class Period:
+    """Whole local days, cut into buckets of whole days: bucket i is days [edges[i], edges[i + 1])."""
 
-    The slices are a VALUES table joined on the time range, so each (measure, slice) is one range scan
-    of the covering index Observation(measure, superseded, observed_at, value) and no per-row date
-    function is evaluated: the same SQL on SQLite and PostgreSQL."""
+    first_day: dt.date
+    edges: list[dt.date]
+
+    @property
+    def days(self) -> int:
+        return (self.edges[-1] - self.first_day).days
+
+    @property
+    def buckets(self) -> int:
+        return len(self.edges) - 1
+
+    def middles(self) -> list[float]:
+        """Each bucket's middle, in days from the start of the period (for the trend)."""
+        return [((a - self.first_day).days + (b - self.first_day).days) / 2 for a, b in pairwise(self.edges)]
+
+
+def period_of(since: dt.datetime, until: dt.datetime, buckets: int = BUCKETS) -> Period:
+    """The local days that begin within [since, until] (at least until's day), in `buckets` buckets of
+    whole days (as even as can be: the longer ones last), or one per day when there are fewer days."""
+    tz = rollups.zone()
+    first, last = rollups.local_day(since, tz), rollups.local_day(until, tz)
+    if rollups.day_start(first, tz) < since:
+        first += dt.timedelta(days=1)
+    first = min(first, last)
+    days = (last - first).days + 1
+    count = min(buckets, days)
+    return Period(first, [first + dt.timedelta(days=i * days // count) for i in range(count + 1)])
+
+
+def bucket_means(
+    measure_ids: Sequence[int], period: Period, *, from_rollups: bool = True
+) -> dict[int, dict[int, tuple[float, int]]]:
+    """{measure id: {bucket: (mean, count) of current observations}} in one grouped query: from the
+    daily roll-ups (sum of sums / sum of counts), or from the observations themselves."""
     if not measure_ids:
         return {}
-    sql, params = bucket_sql(measure_ids, since, until, buckets)
+    sql, params = (rollup_sql if from_rollups else bucket_sql)(measure_ids, period)
     out: dict[int, dict[int, tuple[float, int]]] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for measure_id, bucket, mean, count in cursor.fetchall():
-            out.setdefault(measure_id, {})[int(bucket)] = (float(mean), int(count))
+        for measure_id, bucket, total, count in cursor.fetchall():
+            out.setdefault(measure_id, {})[int(bucket)] = (float(total) / int(count), int(count))
     return out
 
 
-def bucket_sql(
-    measure_ids: Sequence[int], since: dt.datetime, until: dt.datetime, buckets: int = BUCKETS
-) -> tuple[str, list[Any]]:
-    """The SQL and parameters of bucket_means (separate so the benchmark can show its plan)."""
-    adapt = connection.ops.adapt_datetimefield_value
-    width = (until - since) / buckets
-    edges = [since + width * i for i in range(buckets)] + [until + dt.timedelta(microseconds=1)]
-    slices: list[Any] = []
-    for i in range(buckets):
-        slices += [i, adapt(edges[i]), adapt(edges[i + 1])]
+def _slices(period: Period, edge: Any, cast: str) -> tuple[str, list[Any]]:
+    """`WITH slice(i, lo, hi) AS (VALUES …)`: the buckets' bounds, one row each."""
+    params: list[Any] = []
+    for i, (lo, hi) in enumerate(pairwise(period.edges)):
+        params += [i, edge(lo), edge(hi)]
+    values = ", ".join([f"(%s, {cast}, {cast})"] * period.buckets)
+    return f"WITH slice(i, lo, hi) AS (VALUES {values}) ", params
+
+
+def rollup_sql(measure_ids: Sequence[int], period: Period) -> tuple[str, list[Any]]:
+    """Sum and count per (measure, bucket) from the roll-ups: each (measure, bucket) is one range scan
+    of the covering index DailyRollup(measure, day, count, total)."""
+    cast = "CAST(%s AS DATE)" if connection.vendor == "postgresql" else "%s"
+    cte, params = _slices(period, connection.ops.adapt_datefield_value, cast)
+    placeholders = ", ".join(["%s"] * len(measure_ids))
+    q = connection.ops.quote_name
+    sql = (
+        f"{cte}SELECT r.measure_id, slice.i, SUM(r.total), SUM(r.{q('count')}) "  # noqa: S608 (placeholders only)
+        f"FROM slice JOIN {DailyRollup._meta.db_table} r ON r.measure_id IN ({placeholders}) "
+        f"AND r.{q('day')} >= slice.lo AND r.{q('day')} < slice.hi "
+        "GROUP BY r.measure_id, slice.i"
+    )
+    return sql, [*params, *measure_ids]
+
+
+def bucket_sql(measure_ids: Sequence[int], period: Period) -> tuple[str, list[Any]]:
+    """Sum and count per (measure, bucket) from the observations (the reference the roll-ups must match):
+    each (measure, bucket) is one range scan of the covering index Observation(measure, superseded,
+    observed_at, value), with the buckets' local midnights as UTC bounds."""
+    tz = rollups.zone()
+
+    def edge(day: dt.date) -> Any:
+        return connection.ops.adapt_datetimefield_value(rollups.day_start(day, tz))
+
     cast = "CAST(%s AS TIMESTAMPTZ)" if connection.vendor == "postgresql" else "%s"
-    values = ", ".join([f"(%s, {cast}, {cast})"] * buckets)
-    table = Observation._meta.db_table
+    cte, params = _slices(period, edge, cast)
     placeholders = ", ".join(["%s"] * len(measure_ids))
     sql = (
-        f"WITH slice(i, lo, hi) AS (VALUES {values}) "  # noqa: S608 (no user text: placeholders only)
-        "SELECT o.measure_id, slice.i, AVG(o.value), COUNT(*) "
-        f"FROM slice JOIN {table} o ON o.measure_id IN ({placeholders}) AND o.superseded = %s "
-        "AND o.observed_at >= slice.lo AND o.observed_at < slice.hi "
+        f"{cte}SELECT o.measure_id, slice.i, SUM(o.value), COUNT(*) "  # noqa: S608 (placeholders only)
+        f"FROM slice JOIN {Observation._meta.db_table} o ON o.measure_id IN ({placeholders}) "
+        "AND o.superseded = %s AND o.observed_at >= slice.lo AND o.observed_at < slice.hi "
         "GROUP BY o.measure_id, slice.i"
     )
-    return sql, [*slices, *measure_ids, False]
+    return sql, [*params, *measure_ids, False]
 
 
 def _series(raw: dict[int, tuple[float, int]], count: int) -> list[float | None]:
@@ -190,14 +248,18 @@ def product_dashboard(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
     now: dt.datetime | None = None,
+    from_rollups: bool = True,
 ) -> Dashboard:
-    """The value dashboard of one product of the membership's organisation (NotFound otherwise)."""
+    """The value dashboard of one product of the membership's organisation (NotFound otherwise), over
+    the whole local days beginning within [since, until] (see period_of)."""
     now = now or timezone.now()
     until = until or now
     since = since or until - DEFAULT_PERIOD
     if since >= until:
         since = until - dt.timedelta(days=1)
     product = strategy_services.get_product(membership, product_id)
+    period = period_of(since, until)
+    since = rollups.day_start(period.first_day)
 
     latest = _current(OuterRef("pk")).filter(observed_at__lte=until).order_by("-observed_at", "-id")
     before = _current(OuterRef("pk")).filter(observed_at__lte=since).order_by("-observed_at", "-id")
@@ -213,12 +275,13 @@ def product_dashboard(
         .order_by("name", "id")
     )
 
-    bucket_seconds = (until - since).total_seconds() / BUCKETS
-    means = bucket_means([m.pk for m in measures], since, until)
+    bucket_seconds = period.days * DAY / period.buckets
+    means = bucket_means([m.pk for m in measures], period, from_rollups=from_rollups)
+    middles = period.middles()
 
     by_kva: dict[str, list[MeasureSummary]] = {k: [] for k in KVA.values}
     for m in measures:
-        buckets = _series(means.get(m.pk, {}), BUCKETS)
+        buckets = _series(means.get(m.pk, {}), period.buckets)
         latest_value: float | None = m.latest_value
         latest_at: dt.datetime | None = m.latest_at
         start_value: float | None = m.start_value
@@ -231,9 +294,7 @@ def product_dashboard(
             start_value=start_value,
             buckets=buckets,
             change=_change(start_value, latest_value),
-            slope_per_day=maths.trend_slope(
-                [(i + 0.5) * bucket_seconds / DAY for i, _ in known], [v for _, v in known]
-            ),
+            slope_per_day=maths.trend_slope([middles[i] for i, _ in known], [v for _, v in known]),
             distance=maths.distance_to_target(latest_value, m.target, m.direction),
             stale=maths.is_stale(latest_at, m.cadence_days, now),
             sparkline=sparkline_points(buckets),
@@ -254,4 +315,14 @@ def product_dashboard(
     )
 
 
-__all__ = ["Dashboard", "KvaColumn", "MeasureSummary", "bucket_means", "bucket_sql", "product_dashboard"]
+__all__ = [
+    "Dashboard",
+    "KvaColumn",
+    "MeasureSummary",
+    "Period",
+    "bucket_means",
+    "bucket_sql",
+    "period_of",
+    "product_dashboard",
+    "rollup_sql",
+]

@@ -259,3 +259,42 @@ class ValueSettings(models.Model):
 
     def __str__(self) -> str:
         return f"Value settings of {self.product}"
+
+
+class DailyRollup(models.Model):
+    """A measure's current observations on one local day (settings.TIME_ZONE): count, sum, min, max.
+
+    Derived data for the value dashboard (measures/rollups.py): every row equals an aggregate of the
+    append-only observations, kept right in the same transaction as every write (a correction
+    recomputes its day), and rebuilt from them by `truenorth measure rollups --rebuild`. Days without
+    a current observation have no row."""
+
+    # CASCADE: derived rows, never evidence (a measure with observations cannot be deleted anyway).
+    # No index of its own: the unique (measure, day) index serves lookups by measure.
+    measure = models.ForeignKey(Measure, on_delete=models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    count = models.PositiveIntegerField()
+    total = models.FloatField()
+    low = models.FloatField()
+    high = models.FloatField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("measure", "day"), name="unique_rollup_day")]
+        indexes = [
+            # Covers the dashboard's per-bucket sums: read from the index alone.
+            models.Index(fields=("measure", "day", "count", "total"), name="measures_rollup_dashboard"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.count} values on {self.day:%Y-%m-%d}"
+
+
+class RollupState(models.Model):
+    """One row: the time zone whose local days the roll-ups were built in, and when they were rebuilt
+    (`truenorth check` warns when TIME_ZONE has changed since)."""
+
+    time_zone = models.CharField(max_length=64)
+    rebuilt_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Roll-ups in {self.time_zone}"

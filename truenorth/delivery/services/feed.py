@@ -51,6 +51,7 @@ from truenorth.measures.models import (
     Observation,
     ObservationBatch,
 )
+from truenorth.measures.rollups import write_observations
 from truenorth.measures.services.measures import create_measure
 from truenorth.orgs.models import Membership
 
@@ -460,10 +461,9 @@ def _store_week(
         created_by=user,
         created_at=now,  # the feed's clock: `unfed_imports` compares it with the imports' end
     )
-    replaced = [r.replaces.pk for r in live if r.replaces is not None]
-    if replaced:  # the one change the observations' append-only trigger allows
-        Observation.objects.filter(pk__in=replaced).update(superseded=True)
-    Observation.objects.bulk_create(
+    # Marks the replaced values superseded (the one change their append-only trigger allows), stores the
+    # new ones and keeps the measures' daily roll-ups right, in this transaction.
+    write_observations(
         [
             Observation(
                 measure=r.measure,
@@ -476,7 +476,8 @@ def _store_week(
                 recorded_by=user,
             )
             for r in live
-        ]
+        ],
+        supersede=[r.replaces for r in live if r.replaces is not None],
     )
     for r in live:
         assert r.measure is not None

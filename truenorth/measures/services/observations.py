@@ -23,6 +23,7 @@ from truenorth.core.validate import text as _text
 from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
 from truenorth.measures.models import Measure, MeasureSource, Observation, ObservationBatch
+from truenorth.measures.rollups import write_observations
 from truenorth.measures.services._common import FED_SOURCES, _timestamp
 from truenorth.measures.services.measures import get_measure
 from truenorth.orgs.models import Membership
@@ -261,22 +262,21 @@ def store_batch(
                 raise
             return _replay(earlier, digest)
         try:
-            with transaction.atomic():
-                Observation.objects.bulk_create(
-                    [
-                        Observation(
-                            measure=r.measure,
-                            value=r.value,
-                            observed_at=r.observed_at,
-                            source=source,
-                            note=r.note,
-                            batch=batch,
-                            recorded_by=actor,
-                        )
-                        for r in rows
-                    ],
-                    batch_size=BULK_BATCH,
-                )
+            write_observations(  # the daily roll-ups too (rollups.py), in this transaction
+                [
+                    Observation(
+                        measure=r.measure,
+                        value=r.value,
+                        observed_at=r.observed_at,
+                        source=source,
+                        note=r.note,
+                        batch=batch,
+                        recorded_by=actor,
+                    )
+                    for r in rows
+                ],
+                batch_size=BULK_BATCH,
+            )
         except IntegrityError:
             raise _duplicate_conflict(rows) from None  # leaving the block rolls the batch back
         _history_for_batch(membership, actor, rows, batch)
@@ -394,21 +394,23 @@ def correct_observation(
     assert number is not None
     measure = get_measure(membership, old.measure_id)
     note = _text(note, "note", max_length=500)
-    # The old row stops being current first: the database holds one current value per measure and time.
-    # (Setting `superseded` is the one change its append-only trigger allows.)
-    Observation.objects.filter(pk=old.pk).update(superseded=True)
-    old.superseded = True
+    # write_observations marks the old row superseded first (the database holds one current value per
+    # measure and time), then stores the new one and recomputes that day's roll-up.
     try:
-        with transaction.atomic():
-            new = Observation.objects.create(
-                measure=measure,
-                value=number,
-                observed_at=old.observed_at,
-                source=MeasureSource.MANUAL,
-                note=note,
-                supersedes=old,
-                recorded_by=actor,
-            )
+        (new,) = write_observations(
+            [
+                Observation(
+                    measure=measure,
+                    value=number,
+                    observed_at=old.observed_at,
+                    source=MeasureSource.MANUAL,
+                    note=note,
+                    supersedes=old,
+                    recorded_by=actor,
+                )
+            ],
+            supersede=[old],
+        )
     except IntegrityError:
         raise Conflict("This observation has already been corrected.", field="value") from None
     record(

@@ -14,7 +14,7 @@ from truenorth.strategy import services as strategy_services
 from truenorth.strategy.models import Product, TargetObservation
 
 NOW = dt.datetime(2026, 6, 30, 12, 0, tzinfo=dt.UTC)
-SINCE = NOW - dt.timedelta(days=30)  # 30 buckets of one day each
+SINCE = NOW - dt.timedelta(days=30)  # the 30 days 1-30 June: 30 buckets of one day each
 
 
 def at(month: int, day: int, hour: int = 12) -> dt.datetime:
@@ -67,8 +67,8 @@ def test_figures_per_measure_match_a_hand_calculation(owner, product, board_data
     assert a.stale is False
     assert a.improving is True
     assert len(a.buckets) == BUCKETS
-    assert a.buckets[1] == 25  # mean of 20 and 30 on 1 June
-    assert a.buckets[29] == 50
+    assert a.buckets[0] == 25  # mean of 20 and 30 on 1 June
+    assert a.buckets[28] == 50
     assert sum(v is not None for v in a.buckets) == 2
     # Least squares through two bucket means, 28 days apart: (50 - 25) / 28 per day.
     assert a.slope_per_day == pytest.approx(25 / 28)
@@ -80,7 +80,7 @@ def test_figures_per_measure_match_a_hand_calculation(owner, product, board_data
     assert b.distance == 3  # lower is better: 5 down to 2
     assert b.stale is True  # 20 days old against a 7-day cadence
     assert b.slope_per_day is None
-    assert b.buckets[10] == 5
+    assert b.buckets[9] == 5  # 10 June
     assert board.measure_count == 2
     assert board.stale_count == 1
 
