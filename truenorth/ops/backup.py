@@ -46,6 +46,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 import truenorth
 from truenorth.core.errors import DomainError
+from truenorth.core.health import CheckResult
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -447,3 +448,41 @@ def _record(target: Path, manifest: dict[str, Any]) -> None:
         path.chmod(0o600)
     except OSError:
         pass
+
+
+BACKUP_MAX_AGE = dt.timedelta(days=7)
+
+
+def backup_checks() -> list[CheckResult]:
+    """`truenorth check`'s backup lines: the last backup `truenorth backup` recorded in the data directory
+    (a warning when none or over a week old), and on PostgreSQL the client tools a backup needs."""
+    results = []
+    try:
+        record = json.loads((Path(settings.DATA_DIR) / LAST_BACKUP).read_text())
+        at = dt.datetime.fromisoformat(record["at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        results.append(
+            CheckResult(
+                "backup", "warning", "no backup made from this data directory: run `truenorth backup FILE`"
+            )
+        )
+    else:
+        age = dt.datetime.now(dt.UTC) - at
+        keys = "with the keys" if record.get("keys") else "WITHOUT the keys"
+        detail = f"last {at:%Y-%m-%d %H:%M} UTC to {record.get('file')} ({keys})"
+        if age > BACKUP_MAX_AGE:
+            results.append(CheckResult("backup", "warning", f"{detail}: over {BACKUP_MAX_AGE.days} days ago"))
+        else:
+            results.append(CheckResult("backup", "ok", detail))
+    if connection.vendor == "postgresql":
+        try:
+            server = check_pg_tools()
+        except BackupError as exc:
+            results.append(CheckResult("backup tools", "error", exc.message))
+        except Exception as exc:  # no database: the database check says so
+            results.append(CheckResult("backup tools", "warning", f"not checked ({exc.__class__.__name__})"))
+        else:
+            results.append(
+                CheckResult("backup tools", "ok", f"pg_dump, pg_restore and psql for PostgreSQL {server}")
+            )
+    return results

@@ -85,6 +85,7 @@ def restore(
     _setup()
     from django.db import connection
 
+    from truenorth.ops.backup import BackupError
     from truenorth.ops.restore import read_manifest
     from truenorth.ops.restore import restore as run_restore
 
@@ -93,8 +94,10 @@ def restore(
         where = "the SQLite database (stop `truenorth serve` and `truenorth worker` first)"
         if connection.vendor != "sqlite":
             where = f"every table of the {connection.vendor} database"
-        if not sys.stdin.isatty() or not typer.confirm(f"This replaces {where}. Continue?"):
-            err_console.print("Not restored: confirm, or pass --yes.")
+        if not sys.stdin.isatty():
+            raise BackupError(f"a restore replaces {where}: pass --yes to confirm (no terminal to ask)")
+        if not typer.confirm(f"This replaces {where}. Continue?"):
+            err_console.print("Not restored.")
             raise typer.Exit(1)
     passphrase = None
     if manifest.get("keys") and not without_keys:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import tarfile
@@ -255,7 +256,10 @@ def _restore_sqlite(
         try:
             if hold is not None:
                 kept = target.with_name(f"{target.name}.before-restore-{manifest_stamp()}")
-                os.link(target, kept)
+                try:
+                    os.link(target, kept)
+                except OSError:  # a file system without hard links
+                    shutil.copy2(target, kept)
                 result.lines.append(f"The previous database is kept as {kept} (delete it when satisfied).")
             os.replace(temporary, target)
         finally:
@@ -370,7 +374,12 @@ def _restore_postgres(
         if dumper.returncode != 0 or loader.returncode != 0:
             text = loader.stderr if loader.returncode != 0 else dumper_err
             lines = [line for line in text.splitlines() if line.strip()]
-            reason = lines[-1] if lines else f"exit code {loader.returncode or dumper.returncode}"
+            errors = [line[line.index("ERROR:") :] for line in lines if "ERROR:" in line] or lines
+            reason = (
+                " ".join(errors[-1].split())
+                if errors
+                else f"exit code {loader.returncode or dumper.returncode}"
+            )
             raise BackupError(f"the restore failed and was rolled back, the database is unchanged: {reason}")
     return keys
 
@@ -518,7 +527,8 @@ def restore(
         )
     if pending:
         result.warnings.append(
-            f"The backup's schema is older ({len(pending)} migrations to apply, e.g. {pending[0][0]}.{pending[0][1]}): "
+            f"The backup's schema is older ({len(pending)} migration{'s' if len(pending) != 1 else ''} to apply, "
+            f"e.g. {pending[0][0]}.{pending[0][1]}): "
             "run `truenorth migrate` now."
         )
     try:

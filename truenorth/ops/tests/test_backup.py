@@ -288,6 +288,35 @@ def test_without_keys_warns_and_a_restore_elsewhere_reports_the_unreadable_secre
     assert secrets_of(_env(fresh)) == {"webhook_secret": None, "source_config": None}
 
 
+def test_keys_from_the_environment_are_compared_by_fingerprint_and_never_printed(
+    instance: Path, tmp_path: Path
+) -> None:
+    archive = tmp_path / "b.truenorth"
+    ok(truenorth(_env(instance), "backup", str(archive), "--passphrase-env", "BACKUP_PASSPHRASE"))
+    from truenorth.ops.backup import fingerprint
+
+    secret, key = (instance / "secret_key").read_text(), (instance / "encryption_key").read_text()
+    fresh = tmp_path / "fresh"
+    elsewhere = _env(
+        fresh, SECRET_KEY="another-secret-key-" + "x" * 40, TRUENORTH_ENCRYPTION_KEY="another-key"
+    )
+    done = ok(truenorth(elsewhere, "restore", str(archive), "--passphrase-env", "BACKUP_PASSPHRASE", "--yes"))
+    output = done.stdout + done.stderr
+    assert f"Set SECRET_KEY to the backup's key, fingerprint {fingerprint(secret)}" in output
+    assert (
+        f"TRUENORTH_ENCRYPTION_KEY to include the backup's keys with fingerprints {fingerprint(key)}"
+        in output
+    )
+    assert "2 of 2 sealed secrets cannot be decrypted" in output
+    assert secret not in output and key not in output
+    assert not (fresh / "encryption_key").exists() and not (fresh / "secret_key").exists()  # env rules
+
+    matching = _env(fresh, SECRET_KEY=secret, TRUENORTH_ENCRYPTION_KEY=f"new-key-in-front,{key}")
+    done = ok(truenorth(matching, "restore", str(archive), "--passphrase-env", "BACKUP_PASSPHRASE", "--yes"))
+    assert "SECRET_KEY (environment) is the backup's." in done.stdout
+    assert "All 2 sealed secrets decrypt with the current keys." in done.stdout
+
+
 def test_a_restore_refuses_a_database_in_use_and_a_backup_refuses_to_overwrite(
     instance: Path, tmp_path: Path
 ) -> None:
@@ -428,3 +457,34 @@ def test_a_postgresql_backup_restores_every_row_into_an_empty_or_existing_databa
         a = db.execute("SELECT count(*), max(n) FROM probe_a").fetchone()
         b = db.execute("SELECT count(*), max(n) FROM probe_b").fetchone()
     assert a == b and a is not None and at_start <= a[0] < written[0]
+
+
+# --- truenorth check --------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_health_check_warns_until_a_recent_backup_is_recorded(settings: Any, tmp_path: Path) -> None:
+    import datetime as dt
+
+    from django.db import connection
+
+    from truenorth.ops.backup import LAST_BACKUP, backup_checks
+
+    settings.DATA_DIR = tmp_path
+    first, *tools = backup_checks()
+    assert (first.status, first.name) == ("warning", "backup") and "no backup" in first.detail
+
+    def record(days: int) -> None:
+        at = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat(timespec="seconds")
+        (tmp_path / LAST_BACKUP).write_text(json.dumps({"at": at, "file": "/srv/b.truenorth", "keys": True}))
+
+    record(8)
+    first, *_ = backup_checks()
+    assert first.status == "warning" and "over 7 days ago" in first.detail
+    record(1)
+    first, *_ = backup_checks()
+    assert first.status == "ok" and "/srv/b.truenorth (with the keys)" in first.detail
+    if connection.vendor == "postgresql":
+        assert [(t.name, t.status) for t in tools] == [("backup tools", "ok")]
+    else:
+        assert tools == []
