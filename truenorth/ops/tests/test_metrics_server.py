@@ -19,6 +19,7 @@ pytestmark = pytest.mark.server
 __all__ = ["server_database_url"]  # a fixture: imported so pytest finds it here
 TOKEN = "server-test-metrics-token-0123456789"
 REQUESTS = 60
+STARTUP_TIMEOUT = 300.0  # collectstatic compresses every static file first
 COUNT = "truenorth_http_request_duration_seconds_count"
 
 
@@ -44,12 +45,14 @@ def test_a_scrape_counts_the_requests_of_every_worker(tmp_path: Path, server_dat
     env = live_server.server_env(
         data_dir, server_database_url, TRUENORTH_METRICS_TOKEN=TOKEN, TRUENORTH_LOG_FORMAT="json"
     )
+    migrate = live_server.run(["migrate"], env, timeout=600)
+    assert migrate.returncode == 0, migrate.stderr
     port = live_server.free_port()
     base_url = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "server.log"
     proc = live_server.start_server(port, 2, env, tmp_path, log_path)
     try:
-        live_server.wait_until_healthy(base_url, [proc], 120.0, log_path.read_text, interval=0.05)
+        live_server.wait_until_healthy(base_url, [proc], STARTUP_TIMEOUT, log_path.read_text, interval=0.05)
         before = _healthz_count(base_url)
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(lambda _: _get(f"{base_url}/healthz")[0], range(REQUESTS)))
