@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -15,7 +15,7 @@ from ninja.security import HttpBearer
 from truenorth.accounts.models import APIToken
 from truenorth.accounts.services import authenticate_token
 from truenorth.core.errors import DomainError, Forbidden
-from truenorth.core.views import too_large
+from truenorth.core.views import malformed_json, too_large, too_many_fields
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def on_auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpRespons
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if exc.status_code == 400 and str(exc) == "Cannot parse request body":  # django-ninja's words
+        return malformed_json(request)
     return api.create_response(request, {"detail": str(exc), "errors": []}, status=exc.status_code)
 
 
@@ -94,6 +96,12 @@ def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 def on_too_large(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
     # Bodies that declare their size are refused by core.middleware before this; the rest land here.
     return too_large(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+
+
+@api.exception_handler(TooManyFieldsSent)
+@api.exception_handler(TooManyFilesSent)
+def on_too_many_fields(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return too_many_fields(request, exc)
 
 
 @api.exception_handler(Exception)

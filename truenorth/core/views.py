@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -47,6 +47,25 @@ def too_large(request: HttpRequest, limit: int, field: str = "body") -> HttpResp
     return render(request, "413.html", {"message": message}, status=413)
 
 
+def too_many_fields(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """413: more form fields or files than DATA_UPLOAD_MAX_NUMBER_FIELDS / _FILES (Django's checks)."""
+    if isinstance(exception, TooManyFilesSent):
+        message = f"The request has more than the {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files this server accepts."
+    else:
+        message = f"The request has more than the {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields this server accepts."
+    if _wants_json(request):
+        return JsonResponse(
+            {"detail": message, "errors": [{"field": "body", "message": message}]}, status=413
+        )
+    return render(request, "413.html", {"message": message}, status=413)
+
+
+def malformed_json(request: HttpRequest) -> HttpResponse:
+    """422: an API body that is not JSON (django-ninja says only "Cannot parse request body", 400)."""
+    message = "The request body is not valid JSON."
+    return JsonResponse({"detail": message, "errors": [{"field": "body", "message": message}]}, status=422)
+
+
 def method_not_allowed(request: HttpRequest, allow: str = "") -> HttpResponse:
     """405 on the web: an address that only a form's button uses (e.g. …/conclude/ opened by its link),
     with a way back to the page holding that form (the address one level up)."""
@@ -59,6 +78,8 @@ def method_not_allowed(request: HttpRequest, allow: str = "") -> HttpResponse:
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     if isinstance(exception, RequestDataTooBig):  # a body read past DATA_UPLOAD_MAX_MEMORY_SIZE
         return too_large(request, settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    if isinstance(exception, TooManyFieldsSent | TooManyFilesSent):
+        return too_many_fields(request, exception)
     if _wants_json(request):
         return JsonResponse({"detail": "Bad request.", "errors": []}, status=400)
     return render(request, "400.html", {}, status=400)
