@@ -204,3 +204,17 @@ def test_the_login_page_shows_the_button_only_when_configured(provider: OIDCProv
     settings.TRUENORTH_OIDC_ISSUER = ""
     assert "sso/login" not in Client().get("/accounts/login/").content.decode()
     assert Client().get("/accounts/sso/login/").status_code == 404
+
+
+def test_a_single_sign_on_session_is_not_held_by_the_two_factor_policy(
+    provider: OIDCProvider, org_a, member
+) -> None:
+    org_a.require_two_factor = True
+    org_a.save(update_fields=["require_two_factor"])
+    client = Client()
+    assert sign_in_through(client).status_code == 302
+    page = client.get(f"/o/{org_a.slug}/")
+    assert page.status_code == 200  # the identity provider does the second factor
+    assert (
+        member.client.get(f"/o/{org_a.slug}/").status_code == 302
+    )  # a password session is sent to set it up
