@@ -210,6 +210,18 @@ def test_a_wrong_password_counts_a_sign_in_failure(metrics_on, member: Persona) 
     assert _delta("truenorth_sign_in_failures_total", right, method="password") == 0
 
 
+def test_an_attempt_refused_by_the_throttling_counts_too(metrics_on, settings, member: Persona) -> None:
+    settings.LOGIN_MAX_FAILURES_PER_IP = 1
+    login = reverse("accounts:login")
+
+    def wrong_then_refused() -> None:
+        Client().post(login, {"email": member.user.email, "password": "not-the-password"})
+        refused = Client().post(login, {"email": member.user.email, "password": PASSWORD})
+        assert refused.status_code != 302  # the right password, refused: too many failures from here
+
+    assert _delta("truenorth_sign_in_failures_total", wrong_then_refused, method="password") == 2
+
+
 def test_a_failed_refresh_counts_and_shows_in_the_failing_gauge(metrics_on, org_a) -> None:
     measure = Measure.objects.create(
         organisation=org_a, name="Per head", kva="current_value", source="computed", formula="nobody / 3"
