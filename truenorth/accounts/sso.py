@@ -256,7 +256,7 @@ def redirect_uri() -> str:
 
 
 def _session_client(cfg: OIDCConfig, found: Provider) -> OAuth2Session:
-    return OAuth2Session(
+    client = OAuth2Session(
         client_id=cfg.client_id,
         client_secret=cfg.client_secret,
         scope=" ".join(cfg.scopes),
@@ -264,6 +264,8 @@ def _session_client(cfg: OIDCConfig, found: Provider) -> OAuth2Session:
         token_endpoint_auth_method=found.token_auth_method,
         code_challenge_method="S256",
     )
+    client.max_redirects = 0  # the token endpoint answers itself: a redirect (with the secret) is refused
+    return client
 
 
 def begin(request: HttpRequest, next_url: str | None) -> str:
