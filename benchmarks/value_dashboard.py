@@ -1,14 +1,17 @@
 """Value dashboard at scale: one product with 200 measures and 1,000,000 observations over a year.
 
 For each database (SQLite in a temporary data directory; PostgreSQL when one answers on
-127.0.0.1:5432, in a scratch database this script creates and drops), it loads the data in bulk,
-then requests the product's value dashboard through Django's test client (the full middleware, view
-and template stack) several times, and prints the server time per page (median and p95) and the SQL
-queries per page, for the default period (90 days) and the whole year. Then the SQLite/PostgreSQL
-ratio. It never asserts on time.
+127.0.0.1:5432, in a scratch database this script creates and drops), it loads the observations in
+bulk, builds their daily roll-ups (truenorth.measures.rollups.rebuild, what the migration and
+`truenorth measure rollups --rebuild` run; timed on its own), then requests the product's value
+dashboard through Django's test client (the full middleware, view and template stack) several times,
+reading the roll-ups ("after") and, for comparison, the observations themselves ("before": the same
+buckets from the raw rows), and prints per page the median and p95 server time, the CPU time (this
+process, plus the PostgreSQL backend's), the SQL queries, and the load average of the machine. Then
+the SQLite/PostgreSQL ratio. It never asserts on time.
 
     .venv/bin/python benchmarks/value_dashboard.py [--observations N] [--measures N] [--runs N]
-        [--postgres URL | --no-postgres]
+        [--postgres URL | --no-postgres] [--no-raw] [--plans]
 
 Each database runs in a child process of its own, since Django is configured once per process.
 """
@@ -114,51 +117,96 @@ def _load(measures: int, observations: int, now: dt.datetime) -> tuple[str, int]
     return url, user.pk
 
 
-def _time_pages(url: str, user_id: int, runs: int) -> dict[str, Any]:
+def _backend_pid() -> int | None:
+    """The PostgreSQL server process of this connection, when it runs on this machine (for its CPU)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = int(cursor.fetchone()[0])
+    return pid if Path(f"/proc/{pid}/stat").exists() else None
+
+
+def _cpu_of(pid: int | None) -> float:
+    """CPU seconds used so far by a process of this machine (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _time_pages(url: str, user_id: int, runs: int, *, raw: bool) -> dict[str, Any]:
+    from functools import partial
+    from unittest import mock
+
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
     from truenorth.accounts.models import User
+    from truenorth.measures.dashboard import product_dashboard
 
     client = Client()
     client.force_login(User.objects.get(pk=user_id))
     results: dict[str, Any] = {}
+    paths = [("roll-ups", False)] + ([("observations", True)] if raw else [])
     for label, query in (("90 days (default)", ""), ("365 days", "?period=365")):
-        response = client.get(url + query)  # warm-up: connection, template and code caches
-        assert response.status_code == 200, response.status_code
-        times: list[float] = []
-        queries = 0
-        for _ in range(runs):
-            with CaptureQueriesContext(connection) as captured:
-                t0 = time.perf_counter()
-                response = client.get(url + query)
-                times.append((time.perf_counter() - t0) * 1000)
-            assert response.status_code == 200, response.status_code
-            queries = len(captured.captured_queries)
-        times.sort()
-        p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-        results[label] = {
-            "median_ms": statistics.median(times),
-            "p95_ms": p95,
-            "queries": queries,
-            "bytes": len(response.content),
-            "cards": response.content.count(b'data-testid="measure-card"'),
-        }
+        for path, from_raw in paths:
+            board = partial(product_dashboard, from_rollups=not from_raw)
+            with mock.patch("truenorth.measures.views.measures.product_dashboard", board):
+                response = client.get(url + query)  # warm-up: connection, template and code caches
+                assert response.status_code == 200, response.status_code
+                backend = _backend_pid()
+                times: list[float] = []
+                cpu: list[float] = []
+                queries = 0
+                load = os.getloadavg()[0]
+                for _ in range(runs):
+                    with CaptureQueriesContext(connection) as captured:
+                        c0, b0 = time.process_time(), _cpu_of(backend)
+                        t0 = time.perf_counter()
+                        response = client.get(url + query)
+                        times.append((time.perf_counter() - t0) * 1000)
+                        cpu.append((time.process_time() - c0 + _cpu_of(backend) - b0) * 1000)
+                    assert response.status_code == 200, response.status_code
+                    queries = len(captured.captured_queries)
+            times.sort()
+            p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
+            results[f"{label}, {path}"] = {
+                "median_ms": statistics.median(times),
+                "p95_ms": p95,
+                "cpu_ms": statistics.median(cpu),
+                "cpu_backend": backend is not None,
+                "queries": queries,
+                "load": (load + os.getloadavg()[0]) / 2,
+                "bytes": len(response.content),
+                "cards": response.content.count(b'data-testid="measure-card"'),
+            }
     return results
 
 
 def _explain(measure_ids: list[int], now: dt.datetime) -> str:
-    """The database's plan for the grouped bucket query (to check it uses the covering index)."""
+    """The database's plans for the grouped bucket queries, from the roll-ups and from the observations
+    (to check each uses its covering index)."""
     from django.db import connection
 
-    from truenorth.measures.dashboard import bucket_sql
+    from truenorth.measures.dashboard import bucket_sql, period_of, rollup_sql
 
-    sql, params = bucket_sql(measure_ids, now - dt.timedelta(days=90), now)
+    period = period_of(now - dt.timedelta(days=90), now)
     prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
-    with connection.cursor() as cursor:
-        cursor.execute(prefix + sql, params)
-        return "\n".join(" ".join(str(c) for c in row) for row in cursor.fetchall())
+    out = []
+    for name, build in (("roll-ups", rollup_sql), ("observations", bucket_sql)):
+        sql, params = build(measure_ids, period)
+        with connection.cursor() as cursor:
+            cursor.execute(prefix + sql, params)
+            out.append(f"{name}:")
+            out += ["  " + " ".join(str(c) for c in row) for row in cursor.fetchall()]
+    return "\n".join(out)
 
 
 def child(args: argparse.Namespace) -> int:
@@ -177,11 +225,23 @@ def child(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     url, user_id = _load(args.measures, args.observations, now)
     load_s = time.perf_counter() - t0
+    from truenorth.measures import rollups
     from truenorth.measures.models import Observation
 
+    backend = _backend_pid()
+    t0, c0, b0 = time.perf_counter(), time.process_time(), _cpu_of(backend)
+    built = rollups.rebuild()  # the backfill: what migration 0005 and `measure rollups --rebuild` run
+    rollup_s = time.perf_counter() - t0
+    rollup_cpu_s = time.process_time() - c0 + _cpu_of(backend) - b0
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:  # what autovacuum does soon after: the visibility map
+            cursor.execute("VACUUM ANALYZE measures_dailyrollup")
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
     rows = Observation.objects.count()
     ids = list(Measure.objects.values_list("id", flat=True))
-    pages = _time_pages(url, user_id, args.runs)
+    pages = _time_pages(url, user_id, args.runs, raw=not args.no_raw)
     print(
         json.dumps(
             {
@@ -189,6 +249,9 @@ def child(args: argparse.Namespace) -> int:
                 "measures": len(ids),
                 "rows": rows,
                 "load_s": load_s,
+                "rollup_s": rollup_s,
+                "rollup_cpu_s": rollup_cpu_s,
+                "rollup_days": built.days,
                 "pages": pages,
                 "plan": _explain(ids, now),
             }
@@ -229,7 +292,7 @@ def _run_child(database_url: str, data_dir: str, args: argparse.Namespace) -> di
         str(args.measures),
         "--runs",
         str(args.runs),
-    ]
+    ] + (["--no-raw"] if args.no_raw else [])
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"benchmark on {database_url} failed:\n{done.stdout}\n{done.stderr}")
@@ -240,15 +303,18 @@ def _run_child(database_url: str, data_dir: str, args: argparse.Namespace) -> di
 def _report(result: dict[str, Any], show_plan: bool) -> None:
     print(
         f"\n{result['vendor']}: {result['measures']} measures, {result['rows']:,} observation rows "
-        f"(loaded in {result['load_s']:.1f} s)"
+        f"(loaded in {result['load_s']:.1f} s); roll-ups built in {result['rollup_s']:.1f} s "
+        f"(CPU {result['rollup_cpu_s']:.1f} s): {result['rollup_days']:,} (measure, day) rows"
     )
     for label, page in result["pages"].items():
+        cpu = "CPU (+server)" if page["cpu_backend"] else "CPU"
         print(
-            f"  dashboard, {label:<18} median {page['median_ms']:7.1f} ms   p95 {page['p95_ms']:7.1f} ms   "
-            f"{page['queries']} SQL queries   {page['cards']} measure cards   {page['bytes'] / 1024:.0f} KiB"
+            f"  {label:<32} median {page['median_ms']:7.1f} ms   p95 {page['p95_ms']:7.1f} ms   "
+            f"{cpu} {page['cpu_ms']:6.1f} ms   {page['queries']} SQL queries   {page['cards']} cards   "
+            f"{page['bytes'] / 1024:.0f} KiB   load {page['load']:.1f}"
         )
     if show_plan:
-        print("  plan of the grouped bucket query:")
+        print("  plans of the grouped bucket queries:")
         for line in result["plan"].splitlines():
             print(f"    {line}")
 
@@ -260,7 +326,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--postgres", default=os.environ.get("TRUENORTH_BENCH_POSTGRES", DEFAULT_POSTGRES))
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--plans", action="store_true", help="print the query plan of the bucket query")
+    parser.add_argument("--plans", action="store_true", help="print the plans of the bucket queries")
+    parser.add_argument(
+        "--no-raw", action="store_true", help="time the roll-ups only, not the dashboard from the raw rows"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -297,7 +366,7 @@ def main() -> int:
         print("\nSQLite / PostgreSQL (median server time per page):")
         for label in results[0]["pages"]:
             a, b = results[0]["pages"][label]["median_ms"], results[1]["pages"][label]["median_ms"]
-            print(f"  {label:<18} {a / b:5.2f}")
+            print(f"  {label:<32} {a / b:5.2f}")
     return 0
 
 

@@ -7,8 +7,9 @@ current observation have no row.
 How they stay right:
 - `write_observations` is the one way observations are written (batches, single values, corrections,
   imports, refreshes, the delivery feed): in the caller's transaction it marks the superseded rows,
-  inserts the new ones and then recomputes the roll-up of every (measure, day) they touch from the
-  observations themselves (an upsert per day; a day left without a current value loses its row).
+  inserts the new ones and then recomputes the roll-ups of the days they touch from the observations
+  themselves (per measure: delete its rows from the first to the last day touched, insert them afresh
+  with one grouped statement; a day left without a current value has no row any more).
 - Recomputing, rather than adding deltas, keeps minimum and maximum exact after a correction and makes
   every row a pure function of the append-only evidence: the rows themselves are derived data, so they
   are updated in place, not protected like the evidence (`rebuild` recreates them at any time).
@@ -29,13 +30,14 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Sum
+from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from truenorth.core.health import CheckResult
@@ -43,8 +45,6 @@ from truenorth.measures.models import DailyRollup, Measure, Observation, RollupS
 
 Key = tuple[int, dt.date]  # (measure id, local day)
 
-# Days per statement: four parameters each, well under SQLite's 32,766 and PostgreSQL's 65,535.
-KEYS_PER_STATEMENT = 1000
 BULK_BATCH = 1000
 
 OBSERVATIONS = Observation._meta.db_table
@@ -88,26 +88,27 @@ def write_observations(
             for old in supersede:
                 old.superseded = True
         created = Observation.objects.bulk_create(list(new), batch_size=batch_size)
-        refresh(keys_of([*created, *supersede]), emptied=bool(supersede))
+        refresh(keys_of([*created, *supersede]))
     return created
 
 
-def refresh(keys: Iterable[Key], *, emptied: bool = True, using: str = "default") -> None:
-    """Recompute the roll-up rows of these (measure, day) pairs from the current observations.
-
-    `emptied=False` (pure inserts) skips looking for days left with no current value."""
-    ordered = sorted(set(keys))
-    if not ordered:
+def refresh(keys: Iterable[Key], *, using: str = "default") -> None:
+    """Recompute the roll-ups of these (measure, day) pairs from the current observations: per measure,
+    every day from its first to its last key (recomputing more days than touched is harmless)."""
+    spans: dict[int, tuple[dt.date, dt.date]] = {}
+    for measure_id, day in keys:
+        first, last = spans.get(measure_id, (day, day))
+        spans[measure_id] = (min(first, day), max(last, day))
+    if not spans:
         return
     connection = connections[using]
     tz = zone()
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        _lock(connection, sorted({m for m, _ in ordered}))
-        for start in range(0, len(ordered), KEYS_PER_STATEMENT):
-            chunk = ordered[start : start + KEYS_PER_STATEMENT]
-            cursor.execute(*_upsert_sql(connection, chunk, tz))
-            if emptied:
-                cursor.execute(*_delete_empty_sql(connection, chunk, tz))
+    with transaction.atomic(using=using):
+        _lock(connection, sorted(spans))
+        for measure_id, (first, last) in sorted(spans.items()):
+            _recompute(
+                connection, tz, [measure_id], day_start(first, tz), day_start(last + dt.timedelta(days=1), tz)
+            )
 
 
 def _lock(connection: BaseDatabaseWrapper, measure_ids: Sequence[int] | None) -> None:
@@ -126,53 +127,98 @@ def _lock(connection: BaseDatabaseWrapper, measure_ids: Sequence[int] | None) ->
         )
 
 
-def _days_cte(connection: BaseDatabaseWrapper, keys: Sequence[Key], tz: dt.tzinfo) -> tuple[str, list[Any]]:
-    """`WITH k(m, d, lo, hi) AS (VALUES …)`: each key with its day's UTC bounds."""
-    ops = connection.ops
-    if connection.vendor == "postgresql":
-        row = "(%s, CAST(%s AS DATE), CAST(%s AS TIMESTAMPTZ), CAST(%s AS TIMESTAMPTZ))"
-    else:
-        row = "(%s, %s, %s, %s)"
+def offsets(tz: dt.tzinfo, lo: dt.datetime, hi: dt.datetime) -> list[tuple[dt.datetime, int]]:
+    """The zone's UTC offsets over [lo, hi): [(from this instant, offset in seconds)], in order. Found
+    by steps of 6 hours and a bisection to the microsecond at each change (DST, a new legal time)."""
+
+    def offset(t: dt.datetime) -> int:
+        delta = t.astimezone(tz).utcoffset()
+        return round(delta.total_seconds()) if delta is not None else 0
+
+    out = [(lo, offset(lo))]
+    step = dt.timedelta(hours=6)
+    t = lo
+    while t < hi:
+        n = min(t + step, hi)
+        if offset(n) != out[-1][1]:
+            a, b = t, n
+            while b - a > dt.timedelta(microseconds=1):
+                mid = a + (b - a) // 2
+                a, b = (mid, b) if offset(mid) == out[-1][1] else (a, mid)
+            out.append((b, offset(b)))
+        t = n
+    return out
+
+
+def _day_sql(
+    connection: BaseDatabaseWrapper, tz: dt.tzinfo, lo: dt.datetime, hi: dt.datetime
+) -> tuple[str, list[Any]]:
+    """SQL for the local day of `o.observed_at` in [lo, hi): the UTC time shifted by the offset in force
+    (a CASE over the offset changes in the range), as a date; the same days as local_day."""
+    adapt = connection.ops.adapt_datetimefield_value
+    changes = offsets(tz, lo, hi)
+    postgres = connection.vendor == "postgresql"
+    when = "o.observed_at < CAST(%s AS TIMESTAMPTZ)" if postgres else "o.observed_at < %s"
+    then = "CAST(%s AS INTEGER)" if postgres else "%s"
+    shift = then
     params: list[Any] = []
-    for measure_id, day in keys:
-        params += [
-            measure_id,
-            ops.adapt_datefield_value(day),
-            ops.adapt_datetimefield_value(day_start(day, tz)),
-            ops.adapt_datetimefield_value(day_start(day + dt.timedelta(days=1), tz)),
-        ]
-    return f"WITH k(m, d, lo, hi) AS (VALUES {', '.join([row] * len(keys))}) ", params
+    if len(changes) > 1:
+        shift = "CASE"
+        for (_, seconds), (start, _) in pairwise(changes):
+            shift += f" WHEN {when} THEN {then}"
+            params += [adapt(start), seconds if postgres else f"{seconds:+d} seconds"]
+        shift += f" ELSE {then} END"
+    last = changes[-1][1]
+    params.append(last if postgres else f"{last:+d} seconds")
+    if postgres:
+        return f"CAST((o.observed_at AT TIME ZONE 'UTC') + ({shift}) * INTERVAL '1 second' AS DATE)", params
+    return f"date(o.observed_at, {shift})", params
 
 
-def _upsert_sql(connection: BaseDatabaseWrapper, keys: Sequence[Key], tz: dt.tzinfo) -> tuple[str, list[Any]]:
-    cte, params = _days_cte(connection, keys, tz)
+def _grouped_sql(
+    connection: BaseDatabaseWrapper,
+    tz: dt.tzinfo,
+    measure_ids: Sequence[int] | None,
+    lo: dt.datetime,
+    hi: dt.datetime,
+) -> tuple[str, list[Any]]:
+    """SELECT measure, local day, count, sum, min, max of the current observations in [lo, hi): one
+    range scan of Observation(measure, superseded, observed_at, value) per measure, grouped."""
+    adapt = connection.ops.adapt_datetimefield_value
+    day, day_params = _day_sql(connection, tz, lo, hi)
+    where, params = (
+        "o.superseded = %s AND o.observed_at >= %s AND o.observed_at < %s",
+        list[Any]([False, adapt(lo), adapt(hi)]),
+    )
+    if measure_ids is not None:
+        where += f" AND o.measure_id IN ({', '.join(['%s'] * len(measure_ids))})"
+        params += list(measure_ids)
+    sql = (
+        f"SELECT o.measure_id, {day}, COUNT(*), SUM(o.value), MIN(o.value), MAX(o.value) "  # noqa: S608
+        f"FROM {OBSERVATIONS} o WHERE {where} GROUP BY 1, 2"
+    )
+    return sql, [*day_params, *params]
+
+
+def _recompute(
+    connection: BaseDatabaseWrapper,
+    tz: dt.tzinfo,
+    measure_ids: Sequence[int] | None,
+    lo: dt.datetime,
+    hi: dt.datetime,
+) -> None:
+    """Replace the roll-ups of these measures (all: None) on the local days within [lo, hi) (whole days)."""
+    rows = DailyRollup.objects.using(connection.alias).filter(
+        day__gte=local_day(lo, tz), day__lt=local_day(hi, tz)
+    )
+    if measure_ids is not None:
+        rows = rows.filter(measure_id__in=measure_ids)
+    rows.delete()  # one DELETE: nothing refers to roll-ups, no signal listens
     q = connection.ops.quote_name
     columns = ", ".join(q(c) for c in ("measure_id", "day", "count", "total", "low", "high"))
-    updates = ", ".join(f"{q(c)} = excluded.{q(c)}" for c in ("count", "total", "low", "high"))
-    sql = (
-        f"{cte}INSERT INTO {ROLLUPS} ({columns}) "  # noqa: S608 (placeholders only)
-        "SELECT k.m, k.d, COUNT(*), SUM(o.value), MIN(o.value), MAX(o.value) "
-        f"FROM k JOIN {OBSERVATIONS} o ON o.measure_id = k.m AND o.superseded = %s "
-        "AND o.observed_at >= k.lo AND o.observed_at < k.hi "
-        # SQLite needs a WHERE between a join's ON and an upsert's ON CONFLICT to parse them apart.
-        "WHERE 1 = 1 GROUP BY k.m, k.d "
-        f"ON CONFLICT ({q('measure_id')}, {q('day')}) DO UPDATE SET {updates}"
-    )
-    return sql, [*params, False]
-
-
-def _delete_empty_sql(
-    connection: BaseDatabaseWrapper, keys: Sequence[Key], tz: dt.tzinfo
-) -> tuple[str, list[Any]]:
-    cte, params = _days_cte(connection, keys, tz)
-    q = connection.ops.quote_name
-    sql = (
-        f"{cte}DELETE FROM {ROLLUPS} WHERE id IN ("  # noqa: S608 (placeholders only)
-        f"SELECT r.id FROM {ROLLUPS} r JOIN k ON r.measure_id = k.m AND r.{q('day')} = k.d "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {OBSERVATIONS} o WHERE o.measure_id = k.m "
-        "AND o.superseded = %s AND o.observed_at >= k.lo AND o.observed_at < k.hi))"
-    )
-    return sql, [*params, False]
+    select, params = _grouped_sql(connection, tz, measure_ids, lo, hi)
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {ROLLUPS} ({columns}) {select}", params)
 
 
 def saved(sender: type, instance: Observation, created: bool, **kwargs: Any) -> None:
@@ -180,7 +226,7 @@ def saved(sender: type, instance: Observation, created: bool, **kwargs: Any) -> 
     using = kwargs.get("using") or "default"
     if not isinstance(instance.observed_at, dt.datetime):  # saved from text: the stored time counts
         instance = Observation.objects.using(using).only("measure_id", "observed_at").get(pk=instance.pk)
-    refresh(keys_of([instance]), emptied=not created, using=using)
+    refresh(keys_of([instance]), using=using)
 
 
 # --- rebuilding and checking ------------------------------------------------------------------------
@@ -193,47 +239,29 @@ class RebuildResult:
     observations: int
 
 
-def _spans(connection: BaseDatabaseWrapper, measure_ids: Sequence[int] | None) -> list[tuple[int, Any, Any]]:
-    """(measure id, first, last observed_at) of each measure with current observations."""
-    where, params = "superseded = %s", list[Any]([False])
+def _span(
+    connection: BaseDatabaseWrapper, measure_ids: Sequence[int] | None
+) -> tuple[dt.datetime, dt.datetime] | None:
+    """[first local midnight, the one after the last day) of the current observations (of these
+    measures), or None when there are none."""
+    rows = Observation.objects.using(connection.alias).filter(superseded=False)
     if measure_ids is not None:
-        where += f" AND measure_id IN ({', '.join(['%s'] * len(measure_ids))})"
-        params += list(measure_ids)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT measure_id, MIN(observed_at), MAX(observed_at) FROM {OBSERVATIONS} "  # noqa: S608
-            f"WHERE {where} GROUP BY measure_id ORDER BY measure_id",
-            params,
-        )
-        return list(cursor.fetchall())
-
-
-def _as_datetime(connection: BaseDatabaseWrapper, value: Any) -> dt.datetime:
-    if isinstance(value, str):  # SQLite returns raw text from a hand-written query
-        value = dt.datetime.fromisoformat(value)
-    if timezone.is_naive(value):
-        value = value.replace(tzinfo=dt.UTC)
-    result: dt.datetime = value
-    return result
-
-
-def _all_keys(connection: BaseDatabaseWrapper, measure_ids: Sequence[int] | None, tz: dt.tzinfo) -> list[Key]:
-    keys: list[Key] = []
-    for measure_id, first, last in _spans(connection, measure_ids):
-        day = local_day(_as_datetime(connection, first), tz)
-        end = local_day(_as_datetime(connection, last), tz)
-        while day <= end:
-            keys.append((measure_id, day))
-            day += dt.timedelta(days=1)
-    return keys
+        rows = rows.filter(measure_id__in=measure_ids)
+    found = rows.aggregate(first=Min("observed_at"), last=Max("observed_at"))
+    if found["first"] is None:
+        return None
+    tz = zone()
+    return day_start(local_day(found["first"], tz), tz), day_start(
+        local_day(found["last"], tz) + dt.timedelta(days=1), tz
+    )
 
 
 def rebuild(
     measure_ids: Sequence[int] | None = None, *, using: str = "default", record_zone: bool = True
 ) -> RebuildResult:
-    """Recompute the roll-ups (of every measure, or of these) from the observations, in one transaction,
-    and record the time zone they were built in. Safe while observations are being written (PostgreSQL:
-    the measures are locked, so a writer waits)."""
+    """Recompute the roll-ups (of every measure, or of these) from the observations, in one transaction
+    (one grouped statement), and record the time zone they were built in. Safe while observations are
+    being written (PostgreSQL: the measures are locked first, so a writer waits)."""
     connection = connections[using]
     tz = zone()
     rows = DailyRollup.objects.using(using)
@@ -241,15 +269,18 @@ def rebuild(
         rows = rows.filter(measure_id__in=measure_ids)
     with transaction.atomic(using=using):
         _lock(connection, measure_ids)  # first: a writer waits, or has committed and is seen below
-        keys = _all_keys(connection, measure_ids, tz)
         rows.delete()
-        refresh(keys, emptied=False, using=using)
-        totals = rows.aggregate(days=Count("id"), observations=Sum("count"))
+        span = _span(connection, measure_ids)
+        if span is not None:
+            _recompute(connection, tz, measure_ids, *span)
+        totals = rows.aggregate(
+            measures=Count("measure_id", distinct=True), days=Count("id"), observations=Sum("count")
+        )
         if measure_ids is None and record_zone:
             RollupState.objects.using(using).update_or_create(
                 pk=1, defaults={"time_zone": settings.TIME_ZONE, "rebuilt_at": timezone.now()}
             )
-    return RebuildResult(len({m for m, _ in keys}), totals["days"], totals["observations"] or 0)
+    return RebuildResult(totals["measures"], totals["days"], totals["observations"] or 0)
 
 
 @dataclass(frozen=True)
@@ -273,16 +304,11 @@ def check(measure_ids: Sequence[int] | None = None, *, using: str = "default") -
     connection = connections[using]
     tz = zone()
     expected: dict[Key, tuple[int, float, float, float]] = {}
-    keys = _all_keys(connection, measure_ids, tz)
-    with connection.cursor() as cursor:
-        for start in range(0, len(keys), KEYS_PER_STATEMENT):
-            cte, params = _days_cte(connection, keys[start : start + KEYS_PER_STATEMENT], tz)
-            cursor.execute(
-                f"{cte}SELECT k.m, k.d, COUNT(*), SUM(o.value), MIN(o.value), MAX(o.value) "  # noqa: S608
-                f"FROM k JOIN {OBSERVATIONS} o ON o.measure_id = k.m AND o.superseded = %s "
-                "AND o.observed_at >= k.lo AND o.observed_at < k.hi GROUP BY k.m, k.d",
-                [*params, False],
-            )
+    span = _span(connection, measure_ids)
+    if span is not None:
+        sql, params = _grouped_sql(connection, tz, measure_ids, *span)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
             for m, d, n, total, low, high in cursor.fetchall():
                 day = d if isinstance(d, dt.date) else dt.date.fromisoformat(d)
                 expected[(m, day)] = (int(n), float(total), float(low), float(high))

@@ -315,3 +315,50 @@ def test_the_rollup_query_uses_its_covering_index(owner, product) -> None:
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "measures_rollup_dashboard" in plan or "unique_rollup_day" in plan
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_two_writers_of_one_day_both_count(transactional_db, org_a) -> None:
+    """The second writer's recompute waits for the first to commit (the measure's row lock), so it
+    sees both values; without the lock it would overwrite the day with its own value alone."""
+    import threading
+
+    from django.db import connections, transaction
+
+    m = Measure.objects.create(organisation=org_a, name="NPS", kva=KVA.CURRENT_VALUE)
+    day = dt.datetime(2026, 6, 1, 8, tzinfo=dt.UTC)
+    first_written, second_started = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                rollups.write_observations([Observation(measure=m, value=1, observed_at=day)])
+                first_written.set()
+                second_started.wait(10)
+                threading.Event().wait(0.5)  # the second writer is now blocked on the lock
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            first_written.wait(10)
+            second_started.set()
+            with transaction.atomic():
+                rollups.write_observations(
+                    [Observation(measure=m, value=2, observed_at=day + dt.timedelta(hours=1))]
+                )
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    assert _stored() == {(m.pk, dt.date(2026, 6, 1)): (2, 3.0, 1.0, 2.0)}
