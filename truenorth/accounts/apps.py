@@ -10,3 +10,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         # Registers the periodic purge of old failed sign-ins with huey, in every process (the worker too).
         from truenorth.accounts import jobs  # noqa: F401
+        from truenorth.accounts.sso import sso_check
+        from truenorth.core import health
+
+        health.register(sso_check)  # `truenorth check`: single sign-on settings, discovery, keys
