@@ -27,7 +27,7 @@ def _sign_up(page: Page, email: str, organisation: str = "", next_path: str = ""
     page.get_by_label("Password").fill(PASSWORD)
     if organisation:
         page.get_by_label("Organisation name").fill(organisation)
-    page.get_by_role("button", name=re.compile("Create")).click()
+    page.get_by_role("button", name="Sign up").click()
 
 
 def _sign_in(page: Page, email: str) -> None:
