@@ -12,11 +12,11 @@ way) with single-use recovery codes, for password accounts; an organisation may 
   password was right already, so only someone who knows it can cause that wait.
 - Sign-in: after a correct password `complete_sign_in` keeps the pending user in the session for
   PENDING_MAX_AGE and sends the browser to the second step (accounts/views_twofactor.py).
-- Policy: `Organisation.require_two_factor`. `TwoFactorRequiredMiddleware` sends a signed-in member without
-  an authenticator who opens one of that organisation's pages to the set-up page, and answers its API
-  endpoints (`/api/v1/orgs/<slug>/…`) with 403 naming that page, whatever token is used. A session signed
-  in through single sign-on (`truenorth_sign_in_method` = "oidc") counts as satisfied: the identity
-  provider is in charge of the second factor there.
+- Policy: `Organisation.require_two_factor`. `page_gate` (called by `orgs.access.org_view`) sends a
+  signed-in member without an authenticator who opens one of that organisation's pages to the set-up page;
+  `TwoFactorRequiredMiddleware` answers its API endpoints (`/api/v1/orgs/<slug>/…`) with 403 naming that
+  page, whatever token is used. A session signed in through single sign-on (`truenorth_sign_in_method` =
+  "oidc") counts as satisfied: the identity provider is in charge of the second factor there.
 """
 
 from __future__ import annotations
