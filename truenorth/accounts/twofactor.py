@@ -34,7 +34,7 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.messages import warning
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
@@ -45,6 +45,7 @@ from django.utils.http import urlencode
 from truenorth.accounts.models import RecoveryCode, TOTPDevice, TwoFactorFailure, User, hash_token
 from truenorth.core import crypto, telemetry
 from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
+from truenorth.core.health import CheckResult
 from truenorth.orgs.models import Membership
 
 DIGITS = 6
@@ -449,3 +450,42 @@ class TwoFactorRequiredMiddleware:
             f"set it up at {url} (or through /api/v1/account/two-factor), then retry."
         )
         return JsonResponse({"detail": message, "errors": []}, status=403)
+
+
+# --- `truenorth check` ----------------------------------------------------------------------------
+
+CHECK_SAMPLE = 50
+
+
+def two_factor_check() -> list[CheckResult]:
+    """Two-factor sign-in for `truenorth check`: the configured encryption keys open the authenticator
+    secrets (checks the most recent CHECK_SAMPLE); how many organisations require it and how many of their
+    members have not set it up yet."""
+    name = "two-factor sign-in"
+    try:
+        secrets_ = list(
+            TOTPDevice.objects.order_by("-confirmed_at").values_list("secret_encrypted", flat=True)[
+                :CHECK_SAMPLE
+            ]
+        )
+        requiring = Membership.objects.filter(organisation__require_two_factor=True)
+        organisations = requiring.values("organisation_id").distinct().count()
+        waiting = _blocked_memberships().values("user_id").distinct().count()
+    except DatabaseError:  # tables missing before the first migrate
+        return []
+    policy = f"{organisations} organisation(s) require it; {waiting} of their members have not set it up"
+    try:
+        unreadable = sum(1 for token in secrets_ if crypto.unseal(token, SECRET_INFO) is None)
+    except ValidationFailed as exc:  # no key configured at all
+        return [CheckResult(name, "error", exc.message)]
+    if unreadable:
+        return [
+            CheckResult(
+                name,
+                "warning",
+                f"{unreadable} of the {len(secrets_)} most recent authenticator secrets cannot be opened with "
+                "the configured encryption keys (TRUENORTH_ENCRYPTION_KEY changed?): those people can only "
+                f"sign in with recovery codes. {policy}.",
+            )
+        ]
+    return [CheckResult(name, "ok", f"{len(secrets_)} recent authenticator secret(s) readable; {policy}")]

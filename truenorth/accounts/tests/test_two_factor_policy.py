@@ -223,3 +223,21 @@ def test_the_api_sets_it_up_replaces_recovery_codes_and_turns_it_off(member: Per
 @pytest.mark.django_db
 def test_read_tokens_cannot_change_two_factor(member: Persona):
     assert member.api_read().post("/api/v1/account/two-factor/start").status_code == 403
+
+
+# --- truenorth check --------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_check_reports_the_policy_and_unreadable_secrets(admin: Persona, member: Persona, settings):
+    _enrol(admin.user)
+    _require(admin)
+    [ok] = twofactor.two_factor_check()
+    assert ok.status == "ok"
+    # The founder and the member have not.
+    assert "1 organisation(s) require it; 2 of their members have not set it up" in ok.detail
+    settings.TRUENORTH_ENCRYPTION_KEYS = ["another key"]
+    [warning] = twofactor.two_factor_check()
+    assert warning.status == "warning" and "1 of the 1 most recent" in warning.detail
+    settings.TRUENORTH_ENCRYPTION_KEYS = []
+    assert twofactor.two_factor_check()[0].status == "error"
