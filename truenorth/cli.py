@@ -80,14 +80,80 @@ def migrate(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 2,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: from TRUENORTH_WEB_BIND, 127.0.0.1].")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="TCP port [default: from TRUENORTH_WEB_BIND, 8000].", show_default=False),
+    ] = None,
+    bind: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT or unix:PATH, instead of --host/--port [default: TRUENORTH_WEB_BIND]."),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes [default: TRUENORTH_WEB_WORKERS, 2 x cores + 1, at most 8]."),
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="Threads per worker; above 1, gunicorn's threaded worker [default: TRUENORTH_WEB_THREADS, 1]."
+        ),
+    ] = None,
+    timeout: Annotated[
+        int | None,
+        typer.Option(help="Seconds before a silent worker is killed [default: TRUENORTH_WEB_TIMEOUT, 60]."),
+    ] = None,
+    graceful_timeout: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds workers get to finish on restart or stop [default: TRUENORTH_WEB_GRACEFUL_TIMEOUT, 30]."
+        ),
+    ] = None,
+    keep_alive: Annotated[
+        int | None,
+        typer.Option(
+            help="Seconds an idle connection stays open, threaded workers [default: TRUENORTH_WEB_KEEPALIVE, 5]."
+        ),
+    ] = None,
+    max_requests: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests before a worker is replaced, 0 never [default: TRUENORTH_WEB_MAX_REQUESTS, 1000]."
+        ),
+    ] = None,
+    max_requests_jitter: Annotated[
+        int | None,
+        typer.Option(
+            help="Random extra requests per worker [default: TRUENORTH_WEB_MAX_REQUESTS_JITTER, 100]."
+        ),
+    ] = None,
     migrate_first: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations before serving.")
     ] = True,
 ) -> None:
     """Serve the web app and API with gunicorn (production-grade; not Django's runserver)."""
+    # Settings only: django.setup() opens no database connection, so the master still holds none.
+    _setup_django()
+    from truenorth.ops.serving import ServeOptionError, ServeOverrides, gunicorn_options
+
+    overrides = ServeOverrides(
+        bind=bind,
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        timeout=timeout,
+        graceful_timeout=graceful_timeout,
+        keep_alive=keep_alive,
+        max_requests=max_requests,
+        max_requests_jitter=max_requests_jitter,
+    )
+    try:
+        options = gunicorn_options(overrides)
+    except ServeOptionError as exc:
+        raise UsageFailure(str(exc)) from None
     # Migrate and collect static files in a child process, so the gunicorn master never holds a database
     # connection its forked workers could inherit and share (answers for the wrong user on PostgreSQL).
     prepare = subprocess.run(  # noqa: S603 - our own interpreter and module, no shell, no user input
@@ -100,31 +166,42 @@ def serve(
     )
     if prepare.returncode != 0:
         raise typer.Exit(prepare.returncode)
-    _setup_django()
     from django.db import connections
+    from django.urls import get_resolver
     from gunicorn.app.base import BaseApplication
 
-    from truenorth.wsgi import application, close_connections_before_fork, forget_inherited_connections
+    from truenorth.wsgi import GUNICORN_HOOKS, application
+
+    # Import every view before forking (no database needed): workers share the modules, and no first
+    # request pays seconds of imports (which, on a busy machine, could exceed the timeout).
+    get_resolver().url_patterns  # noqa: B018 - loading the URLconf is the point
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
-            self.cfg.set("timeout", 60)
-            self.cfg.set("pre_fork", close_connections_before_fork)
-            self.cfg.set("post_fork", forget_inherited_connections)
+            for name, value in {**options, **GUNICORN_HOOKS}.items():
+                self.cfg.set(name, value)
+            if "control_socket_disable" in self.cfg.settings:
+                # gunicorn 25.1+ opens a control socket at one path per user ($HOME/.gunicorn/): two
+                # servers of one account would take each other's. Nothing here uses it.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self) -> Any:
             return application
 
     connections.close_all()
-    console.print(f"TrueNorth serving on http://{host}:{port}/ (Ctrl+C to stop)")
+    where = options["bind"][0]
+    address = where if where.startswith("unix:") else f"http://{where}/"
+    console.print(
+        f"TrueNorth serving on {address} ({options['workers']} workers x {options['threads']} threads, "
+        f"timeout {options['timeout']} s; Ctrl+C to stop)",
+        soft_wrap=True,  # one line in a log, whatever the width
+    )
     _Server().run()
 
 
 def _prepare_to_serve(migrate_first: bool) -> int:
-    """`serve`'s preparation, run in a child process: migrate (unless --no-migrate), collect static files."""
+    """`serve`'s preparation, run in a child process: migrate (unless --no-migrate), collect static files
+    (hashed names and compressed copies, truenorth/ops/serving.py)."""
     from truenorth.env import ConfigError
 
     try:
