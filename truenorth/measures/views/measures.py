@@ -29,6 +29,7 @@ from truenorth.measures import annotations as chart_annotations
 from truenorth.measures import charts, imports, jobs, maths, services
 from truenorth.measures import forms as f
 from truenorth.measures.dashboard import product_dashboard
+from truenorth.measures.dashboard_cards import column_cards
 from truenorth.measures.models import KVA, Measure, Observation
 from truenorth.measures.views import data_sources
 from truenorth.orgs import services as org_services
@@ -252,7 +253,7 @@ def measure(request: HttpRequest, membership: Membership, measure_id: int) -> Ht
 @org_view
 @require_POST
 def measure_refresh(request: HttpRequest, membership: Membership, measure_id: int) -> HttpResponse:
-    """"Refresh now": submit the refresh as a background job and show its page (which follows it)."""
+    """ "Refresh now": submit the refresh as a background job and show its page (which follows it)."""
     measure = services.get_measure(membership, measure_id)
     try:
         job = jobs.submit_refresh(membership, current_user(request), measure)
@@ -414,6 +415,9 @@ def dashboard(request: HttpRequest, membership: Membership, product_id: int) -> 
         "org": membership.organisation,
         "product": board.product,
         "board": board,
+        # The cards are built in Python (200 of them through the template language cost as much as
+        # the dashboard's queries): measures/dashboard_cards.py.
+        "column_cards": column_cards(board.columns, membership.organisation.slug),
         "form": form,
         "period_days": max(1, round((until - since) / dt.timedelta(days=1))),
     }
