@@ -198,7 +198,7 @@ def _sqlite_snapshot(target: Path) -> tuple[dict[str, list[str]], dict[str, int]
 def pg_environment() -> dict[str, str]:
     """The connection for pg_dump, pg_restore and psql as PG* variables (never the password in argv)."""
     db = settings.DATABASES["default"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env = dict(os.environ)  # libpq reads PG* variables the way Django's own connection does
     pairs = {
         "PGHOST": db.get("HOST"),
         "PGPORT": db.get("PORT"),
