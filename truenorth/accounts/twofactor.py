@@ -259,17 +259,17 @@ def setup_token(user: User, secret: str) -> str:
 
 
 def secret_from_setup_token(user: User, token: str) -> str:
+    """The secret a `setup_token` carries; Conflict (409, field "setup_token": start again) when it is not
+    this user's, expired or damaged."""
     try:
         data = signing.loads(token, salt=_SETUP_SALT, max_age=SETUP_MAX_AGE)
     except signing.BadSignature:
-        raise ValidationFailed(
+        raise Conflict(
             "This set-up token is not valid or expired: start again.", field="setup_token"
         ) from None
     secret = crypto.unseal(str(data.get("s", "")), SECRET_INFO) if isinstance(data, dict) else None
     if secret is None or data.get("u") != user.pk:
-        raise ValidationFailed(
-            "This set-up token is not yours or is damaged: start again.", field="setup_token"
-        )
+        raise Conflict("This set-up token is not yours or is damaged: start again.", field="setup_token")
     return secret
 
 

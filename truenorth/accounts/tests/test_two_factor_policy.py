@@ -190,7 +190,9 @@ def test_the_api_sets_it_up_replaces_recovery_codes_and_turns_it_off(member: Per
 
     # Someone else's set-up token is refused, naming the field.
     theirs = _post(outsider, f"{base}/confirm", {"setup_token": body["setup_token"], "code": _code(secret)})
-    assert theirs.status_code == 422 and theirs.json()["errors"][0]["field"] == "setup_token"
+    assert theirs.status_code == 409 and theirs.json()["errors"][0]["field"] == "setup_token"
+    bogus = _post(member, f"{base}/confirm", {"setup_token": "bogus", "code": _code(secret)})
+    assert bogus.status_code == 409 and bogus.json()["errors"][0]["field"] == "setup_token"
     wrong = _post(member, f"{base}/confirm", {"setup_token": body["setup_token"], "code": "12"})
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "code"
     unknown = _post(member, f"{base}/confirm", {"setup_token": body["setup_token"], "code": "1", "x": 1})
