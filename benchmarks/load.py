@@ -155,12 +155,23 @@ def _env(database_url: str, data_dir: Path) -> dict[str, str]:
 def _get(url: str, headers: dict[str, str]) -> int:
     request = urllib.request.Request(url, headers=headers)  # noqa: S310 (our own loopback server)
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
     except OSError:
         return 0
+
+
+def _drain(base: str, seconds: float = 300) -> None:
+    """Wait until the requests the last run left queued are answered (wrk closes its connections at the
+    end, but gunicorn still answers what it accepted): /healthz answers in under a second again."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        if _get(f"{base}/healthz", {}) == 200 and time.monotonic() - started < 1:
+            return
+        time.sleep(1)
 
 
 def _wait_healthy(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
@@ -233,6 +244,7 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             banner = next((x for x in log.read_text().splitlines() if x.startswith("TrueNorth serving")), "")
             results = []
             for target in world["targets"]:
+                _drain(base)
                 statuses = {_get(base + target["path"], target["headers"]) for _ in range(args.warmup)}
                 if statuses != {200}:
                     raise RuntimeError(
