@@ -172,7 +172,9 @@ def _day_sql(
     params.append(last if postgres else f"{last:+d} seconds")
     if postgres:
         return f"CAST((o.observed_at AT TIME ZONE 'UTC') + ({shift}) * INTERVAL '1 second' AS DATE)", params
-    return f"date(o.observed_at, {shift})", params
+    # SQLite keeps milliseconds in its date arithmetic: 23:59:59.9999 would round into the next day, so
+    # the microseconds go first (offsets are whole seconds: the day is the same).
+    return f"date(substr(o.observed_at, 1, 19), {shift})", params
 
 
 def _grouped_sql(

@@ -47,6 +47,7 @@ def _local_times(rng: random.Random, tz: ZoneInfo, days: int) -> list[dt.datetim
                     dt.time(0, 0),
                     dt.time(0, 0, 1),
                     dt.time(23, 59, 59),
+                    dt.time(23, 59, 59, 999999),
                     dt.time(rng.randint(0, 23), rng.randint(0, 59)),
                 ]
             )
