@@ -136,6 +136,11 @@ def serve(
     """Serve the web app and API with gunicorn (production-grade; not Django's runserver)."""
     # Settings only: django.setup() opens no database connection, so the master still holds none.
     _setup_django()
+    from truenorth.core.telemetry import prepare_multiprocess
+
+    # Prometheus multiprocess mode (truenorth/ops/metrics.py): every gunicorn worker writes its samples
+    # under metrics/web/, emptied here, before any worker forks.
+    prepare_multiprocess("web")
     from truenorth.ops.serving import ServeOptionError, ServeOverrides, gunicorn_options
 
     overrides = ServeOverrides(

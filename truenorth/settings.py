@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "truenorth.search",
     "truenorth.handbook",
     "truenorth.home",
+    "truenorth.ops",
     "huey.contrib.djhuey",
 ]
 
