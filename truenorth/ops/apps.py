@@ -9,6 +9,8 @@ class OpsConfig(AppConfig):
 
     def ready(self) -> None:
         from truenorth.core import health
+        from truenorth.ops import ratelimit
         from truenorth.ops.backup import backup_checks
 
         health.register(backup_checks)  # `truenorth check`: last backup, PostgreSQL client tools
+        health.register(ratelimit.check)  # the shared cache reachable, the API rate limits
