@@ -137,6 +137,9 @@ def _bind_address(host: str, port: int) -> str:
 
 def resolve_bind(overrides: ServeOverrides) -> str:
     """--bind, else TRUENORTH_WEB_BIND with --host/--port replacing its parts."""
+    if overrides.port is not None and not 1 <= overrides.port <= 65535:
+        # Checked before anything else: port 0 would otherwise read as "not given" below and serve on 8000.
+        raise ServeOptionError(f"--port: {overrides.port} is not between 1 and 65535")
     if overrides.bind is not None:
         if overrides.host is not None or overrides.port is not None:
             raise ServeOptionError("--bind: give either --bind or --host/--port, not both")
@@ -147,7 +150,7 @@ def resolve_bind(overrides: ServeOverrides) -> str:
         if overrides.host is None and overrides.port is None:
             return host
         host, port = "127.0.0.1", 8000
-    return _bind_address(overrides.host or host, overrides.port or port)
+    return _bind_address(overrides.host or host, overrides.port if overrides.port is not None else port)
 
 
 def _pick(option: str, given: int | None, setting: str, low: int, high: int | None = None) -> int:
