@@ -113,7 +113,7 @@ def _logs() -> CheckResult:
     return CheckResult(
         "logs",
         "ok",
-        f"{settings.TRUENORTH_LOG_FORMAT} on standard error, level {settings.LOG_LEVEL}"
+        f"{settings.TRUENORTH_LOG_FORMAT} to stderr, level {settings.LOG_LEVEL}"
         + (" (one JSON object per line)" if settings.TRUENORTH_LOG_FORMAT == "json" else ""),
     )
 

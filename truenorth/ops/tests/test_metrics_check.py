@@ -77,7 +77,7 @@ def test_the_log_format_and_level_are_reported(settings, db) -> None:
     settings.TRUENORTH_LOG_FORMAT = "json"
     settings.LOG_LEVEL = "WARNING"
     assert checks()["logs"] == CheckResult(
-        "logs", "ok", "json on standard error, level WARNING (one JSON object per line)"
+        "logs", "ok", "json to stderr, level WARNING (one JSON object per line)"
     )
 
 
