@@ -214,7 +214,7 @@ ERROR_CASES = [
     ("invalid path parameter", 422, lambda p: p.api().delete(f"{TOKENS}/abc")),
     ("invalid query parameter", 422, lambda p: p.api().get("/api/v1/orgs/alpha/history?limit=0")),
     ("read-only token writing", 403, lambda p: _post(p.api_read(), TOKENS, {"name": "x"})),
-    ("malformed JSON", 400, lambda p: p.api().post(TOKENS, "{oops", content_type="application/json")),
+    ("malformed JSON", 422, lambda p: p.api().post(TOKENS, "{oops", content_type="application/json")),
     ("method not allowed", 405, lambda p: p.api().put(ME, "{}", content_type="application/json")),
 ]
 

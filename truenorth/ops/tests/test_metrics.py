@@ -102,7 +102,8 @@ def test_request_latency_is_labelled_by_route_never_by_the_raw_path(metrics_on, 
     bucket = "truenorth_http_request_duration_seconds_bucket"
     assert value(after, bucket, route=route, method="GET", status="2xx", le="+Inf") >= 3
     routes = {s.labels["route"] for s in after if "route" in s.labels}
-    assert not any(str(job.pk) in r or org.slug in r or "98765" in r for r in routes), routes
+    # The job's id as a path segment (a bare digit would match "api/v1/…"), the slug, the unknown path.
+    assert not any(f"/{job.pk}/" in r or org.slug in r or "98765" in r for r in routes), routes
 
 
 def test_every_answer_carries_a_request_id_and_a_sane_one_from_the_proxy_is_kept(db) -> None:
