@@ -1,0 +1,3 @@
+"""The postgres connector (see truenorth.engines.base)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""The spark connector (see truenorth.engines.base)."""
+
+from __future__ import annotations
