@@ -338,6 +338,7 @@ CSRF_FAILURE_VIEW = "truenorth.core.views.csrf_failure"
 
 # Issue 13, by concern (truenorth/conf/): single sign-on, two-factor sign-in, logs/metrics/errors, API rate
 # limits and the shared cache, the web server.
+from truenorth.conf.engines import *  # noqa: E402, F403
 from truenorth.conf.limits import *  # noqa: E402, F403
 from truenorth.conf.observability import *  # noqa: E402, F403
 from truenorth.conf.server import *  # noqa: E402, F403
