@@ -216,7 +216,7 @@ class SourceEngine:
         self.source = source
         self.files = list(files)
         self.limit = limit
-        self.dialect = "postgres" if source.kind == "postgres" else "duckdb"
+        self.dialect = sources.dialect_of(source)  # the source kind's SQLGlot dialect
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
         result = sources.execute(self.source, sql, self.limit, files=self.files)

@@ -32,8 +32,17 @@ class MeasureSource(models.TextChoices):
 
 
 class DataSourceKind(models.TextChoices):
+    """Where a data source's queries run (issue 14). The label says which engines CI runs for real and
+    which are compiled only (their SQL checked against golden files; a site plugs the driver in)."""
+
     DUCKDB = "duckdb", "DuckDB (embedded; DuckDB, Parquet and CSV files)"
     POSTGRES = "postgres", "PostgreSQL"
+    SPARK = "spark", "Apache Spark (Spark Connect URL or local session; tested on a real engine)"
+    CHDB = "chdb", "chDB (ClickHouse embedded; Parquet and CSV files; tested on a real engine)"
+    CLICKHOUSE = "clickhouse", "ClickHouse server (by URL; its SQL is tested through chDB)"
+    TRINO = "trino", "Trino (compiled only; a driver the site installs)"
+    BIGQUERY = "bigquery", "BigQuery (compiled only; a driver the site installs)"
+    SNOWFLAKE = "snowflake", "Snowflake (compiled only; a driver the site installs)"
 
 
 class CatalogueMeasure(models.Model):

@@ -69,6 +69,13 @@ from truenorth.measures.sources.config import (
 from truenorth.measures.sources.duckdb_runner import (
     MAX_SCANNED_ENTRIES,
 )
+from truenorth.measures.sources.kinds import (
+    DRIVER_KINDS,
+    KINDS,
+    dialect_of,
+    kind_info,
+    tested_on_real_engine,
+)
 from truenorth.measures.sources.postgres_runner import (
     _Identity,
     _identity,
@@ -96,7 +103,9 @@ from truenorth.measures.sources.services import (
 __all__ = [
     "DANGEROUS_ROLES",
     "DEFAULT_LIMIT",
+    "DRIVER_KINDS",
     "DUCKDB_MEMORY_LIMIT",
+    "KINDS",
     "MASK",
     "MAX_ERROR_LENGTH",
     "MAX_QUERY_LENGTH",
@@ -118,9 +127,11 @@ __all__ = [
     "decrypt_config",
     "delete_data_source",
     "describe",
+    "dialect_of",
     "encrypt_config",
     "execute",
     "get_data_source",
+    "kind_info",
     "mark_checked",
     "mask_dsn",
     "organisation_directories",
@@ -132,6 +143,7 @@ __all__ = [
     "seal",
     "shape",
     "test_data_source",
+    "tested_on_real_engine",
     "text_cell",
     "unseal",
     "update_data_source",
