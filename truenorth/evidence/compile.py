@@ -7,15 +7,18 @@ engine.
 
 Shape (one scan of the events joined to the experiment's assignments):
 
-1. ``exposures``, ``a``: the experiment's units with their variation, first exposure and the bounds of
-   every window (computed once per unit, not once per event).
+1. ``exposures``, ``a``: the experiment's units (one row per unit) with their variation, first exposure
+   and the bounds of every window (computed once per unit, not once per event). A unit assigned to more
+   than one variation is *excluded*: its variation is NULL and ``excluded`` is 1, so it counts in no
+   variation's metrics (never twice) and its own summary row says how many such units there are.
 2. ``j``: the experiment's units joined to their events, with one boolean column per distinct event
    condition (event names, period relative to exposure, predicate).
 3. ``u``: one row per unit, a column per distinct per-unit quantity, by conditional aggregation over its
    events (events at/after exposure, within the window; units without events count 0 for count, sum
    and proportion; NULL — left out — for mean).
 4. per variation: units, and per metric n, sum, sum of squares, plus the denominator's sums and the
-   cross-product for ratios and the covariate's sums and cross-product for CUPED.
+   cross-product for ratios and the covariate's sums and cross-product for CUPED; the last column,
+   ``excluded``, is 0 on those rows and 1 on the one row (variation NULL) of the excluded units.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 FILE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv")
 _FILE = re.compile(r"^[^\x00-\x1f*?\[\]{}]{1,500}$")
 TABLE_FIELDS = ("assignments", "events")
+#: The last summary column: 1 on the row of the units assigned to more than one variation (their
+#: ``variation`` is NULL; they count in no metric), 0 on every variation's row.
+EXCLUDED = "excluded"
 COLUMN_FIELDS = (
     "unit_id",
     "experiment",
@@ -92,7 +98,8 @@ class Tables:
             value = getattr(self, attr)
             if not isinstance(value, str) or not _COLUMN.match(value):
                 raise MetricError(
-                    f"{str(value)[:80]!r} is not a column name (letters, digits and _)", field=f"tables.{attr}"
+                    f"{str(value)[:80]!r} is not a column name (letters, digits and _)",
+                    field=f"tables.{attr}",
                 )
 
     def source_sql(self, attr: str, dialect: str) -> str:
@@ -224,7 +231,7 @@ class _Builder:
 @dataclass(frozen=True)
 class CompiledQuery:
     """The SQL for one experiment and the names of the summary columns it returns (after ``variation``
-    and ``units``), in order."""
+    and ``units``), in order; the last one is `EXCLUDED`."""
 
     sql: str
     dialect: str
@@ -265,18 +272,19 @@ def compile_experiment(
     # validated predicates); the query is parsed again below before it is generated for the dialect.
     sql = f"""
 WITH exposures AS (
-  SELECT {_ident(t.unit_id)} AS unit_id, {_ident(t.variation)} AS variation,
-         MIN({_ident(t.first_exposure_at)}) AS exposed_at
+  SELECT {_ident(t.unit_id)} AS unit_id, MIN({_ident(t.variation)}) AS variation,
+         MAX({_ident(t.variation)}) AS last_variation, MIN({_ident(t.first_exposure_at)}) AS exposed_at
   FROM {table_sql(t.assignments, "duckdb", field="tables.assignments")} AS assignment_rows
   WHERE {_ident(t.experiment)} = {_literal(experiment)}
-  GROUP BY {_ident(t.unit_id)}, {_ident(t.variation)}
+  GROUP BY {_ident(t.unit_id)}
 ),
 a AS (
-  SELECT unit_id, variation, exposed_at{bound_sql}
+  SELECT unit_id, CASE WHEN variation = last_variation THEN variation END AS variation,
+         CASE WHEN variation = last_variation THEN 0 ELSE 1 END AS excluded, exposed_at{bound_sql}
   FROM exposures
 ),
 j AS (
-  SELECT a.unit_id AS unit_id, a.variation AS variation, e.{_ident(t.value)} AS value,
+  SELECT a.unit_id AS unit_id, a.variation AS variation, a.excluded AS excluded, e.{_ident(t.value)} AS value,
          {flag_sql}
   FROM a
   LEFT JOIN {table_sql(t.events, "duckdb", field="tables.events")} AS e
@@ -284,24 +292,27 @@ j AS (
    AND e.{_ident(t.name)} IN ({", ".join(_literal(n) for n in event_names)})
 ),
 u AS (
-  SELECT variation,
+  SELECT variation, excluded,
          {unit_sql}
   FROM j
-  GROUP BY unit_id, variation
+  GROUP BY unit_id, variation, excluded
 )
 SELECT CAST(variation AS VARCHAR) AS variation,
        CAST(COUNT(*) AS DOUBLE) AS units,
-       {summary_sql}
+       {summary_sql},
+       CAST(excluded AS DOUBLE) AS {_ident(EXCLUDED)}
 FROM u
-GROUP BY variation
-ORDER BY variation
+GROUP BY variation, excluded
+ORDER BY excluded, variation
 """  # noqa: S608
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
         rendered = tree.sql(dialect=dialect, pretty=True)
     except (SqlglotError, ValueError) as exc:  # an unknown dialect, or a bug in the builder
         raise MetricError(f"cannot produce SQL for dialect {dialect!r}: {exc}", field="dialect") from None
-    return CompiledQuery(sql=rendered, dialect=dialect, columns=tuple(b.outputs), metrics=tuple(metrics))
+    return CompiledQuery(
+        sql=rendered, dialect=dialect, columns=(*b.outputs, EXCLUDED), metrics=tuple(metrics)
+    )
 
 
 def _selections(m: Metric) -> list[Selection]:

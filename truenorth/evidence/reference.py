@@ -13,14 +13,21 @@ from truenorth.evidence.metrics import Metric, Selection
 def summarise(
     assignments: Any, events: Any, experiment: str, metrics: Sequence[Metric]
 ) -> dict[str, dict[str, float]]:
-    """Per variation, the same ``{metric}__{stat}`` columns (and ``units``) as the compiled query."""
+    """Per variation, the same ``{metric}__{stat}`` columns (and ``units``, ``excluded`` = 0) as the
+    compiled query; units assigned to more than one variation are left out, and counted under the key
+    ``None`` (``units``, ``excluded`` = 1) when there are any."""
     import pandas as pd
 
-    a = (
-        assignments[assignments["experiment"] == experiment]
-        .groupby(["unit_id", "variation"], as_index=False, observed=True)["first_exposure_at"]
-        .min()
-    )
+    mine = assignments[assignments["experiment"] == experiment]
+    grouped_units = mine.groupby("unit_id", observed=True)
+    a = grouped_units.agg(
+        variation=("variation", "min"),
+        variations=("variation", "nunique"),
+        first_exposure_at=("first_exposure_at", "min"),
+    ).reset_index()
+    multi = a["variations"] > 1
+    excluded_units = int(multi.sum())
+    a = a[~multi].drop(columns="variations")
     names = sorted({n for m in metrics for s in _selections(m) for n in s.events})
     e = events[events["name"].astype(str).isin(names)][["unit_id", "at", "name", "value"]]
     e = e.merge(a, on="unit_id", how="inner")
@@ -75,7 +82,10 @@ def summarise(
                 row[f"{m.name}__pre_sum"] = float(x.sum())
                 row[f"{m.name}__pre_sum_squares"] = float((x * x).sum())
                 row[f"{m.name}__post_pre_sum_of_products"] = float((y * x).sum())
+        row["excluded"] = 0.0
         out[str(variation)] = row
+    if excluded_units:
+        out["None"] = {"units": float(excluded_units), "excluded": 1.0}
     return out
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from truenorth.core.errors import DomainError, ValidationFailed
-from truenorth.evidence.compile import CompiledQuery, Tables, compile_experiment
+from truenorth.evidence.compile import EXCLUDED, CompiledQuery, Tables, compile_experiment
 from truenorth.evidence.metrics import Metric
 from truenorth.stats.summary import Comparison, CupedStats, FloatArray, MeanStats, RatioStats, as_array
 
@@ -122,12 +122,14 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Summary statistics of one experiment: units per variation and, per metric, per variation."""
+    """Summary statistics of one experiment: units per variation and, per metric, per variation;
+    ``excluded_units``: units assigned to more than one variation, left out of every count and metric."""
 
     experiment: str
     units: dict[str, int]
     metrics: dict[str, dict[str, Stats]]
     query: CompiledQuery
+    excluded_units: int = 0
 
 
 def stats_from_row(metric: Metric, row: dict[str, float]) -> Stats:
@@ -166,20 +168,28 @@ def run_experiment(
     rows = engine.fetch(query.sql)
     names = ("variation", "units", *query.columns)
     units: dict[str, int] = {}
+    excluded = 0
     by_metric: dict[str, dict[str, Stats]] = {m.name: {} for m in metrics}
     for raw in rows:
         if len(raw) != len(names):
             raise QueryFailed(f"the evidence query returned {len(raw)} columns, expected {len(names)}")
         row = dict(zip(names, raw, strict=True))
+        if row[EXCLUDED]:  # the units assigned to more than one variation: counted, never analysed
+            excluded += int(row["units"] or 0)
+            continue
         variation = str(row["variation"])
         units[variation] = int(row["units"] or 0)
         for m in metrics:
             by_metric[m.name][variation] = stats_from_row(m, row)
     if not units:
+        also = f" ({excluded} units are assigned to more than one variation)" if excluded else ""
         raise QueryFailed(
-            f"experiment {experiment!r} has no assigned units in the assignments table", field="experiment"
+            f"experiment {experiment!r} has no assigned units in the assignments table{also}",
+            field="experiment",
         )
-    return Evidence(experiment=experiment, units=units, metrics=by_metric, query=query)
+    return Evidence(
+        experiment=experiment, units=units, metrics=by_metric, query=query, excluded_units=excluded
+    )
 
 
 def srm_p_value(observed: dict[str, int], expected_weights: dict[str, float] | None = None) -> float:

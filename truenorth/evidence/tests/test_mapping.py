@@ -102,7 +102,7 @@ def test_mapped_names_are_quoted_identifiers_and_file_paths_escaped_literals():
     tables = Tables(assignments="it's here.parquet", unit_id="select", variation="Arm")
     sql = compile_experiment(METRICS[:1], EXPERIMENT, tables=tables).sql
     assert "READ_PARQUET('it''s here.parquet')" in sql
-    assert '"select" AS unit_id' in sql and '"Arm" AS variation' in sql
+    assert '"select" AS unit_id' in sql and 'MIN("Arm") AS variation' in sql
     for hostile in ('events"; DROP TABLE x; --', "events; DROP TABLE x", "a.b.c.d", "x' OR 1=1"):
         with pytest.raises(MetricError):
             tables_from_mapping({"events": {"table": hostile}})
