@@ -216,11 +216,7 @@ class Connector(ABC):
         """Refuse anything but one read-only query, before it is sent."""
         from truenorth.engines.readonly import check_read_only
 
-        allowed = self.allowed_functions()
-        if allowed:
-            check_read_only(sql, self.dialect, allowed_functions=allowed)  # type: ignore[call-arg,unused-ignore]
-        else:
-            check_read_only(sql, self.dialect)
+        check_read_only(sql, self.dialect, allowed_functions=self.allowed_functions())
 
     def stream(self, sql: str) -> Generator[tuple[Any, ...], None, None]:
         """Rows of ``sql``, under the limits; the query is cancelled on the engine at the timeout.

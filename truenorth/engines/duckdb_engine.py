@@ -162,10 +162,14 @@ class DuckDBConnector(Connector):
         conn.execute("SET lock_configuration = true")
 
     def _execute(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        import duckdb
+
         conn = self.connection
+        # DuckDB's own parser agrees it is exactly one SELECT (behind the dialect-wide check).
+        statements = conn.extract_statements(sql)
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise NotReadOnly("only one SELECT query may run on a data source (read-only)", field="query")
         relation = conn.sql(sql)
-        if relation is None:  # not a query (the read-only check let a statement through)
-            raise NotReadOnly("only a SELECT query may run on a data source", field="query")
         names, types = list(relation.columns), [str(t) for t in relation.types]
         zoned = [i for i, name in enumerate(types) if name == "TIMESTAMP WITH TIME ZONE"]
         if zoned:
