@@ -377,7 +377,9 @@ class BigQueryConnector(DBAPIConnector):
     """BigQuery through ``google-cloud-bigquery``'s DB-API module (``google.cloud.bigquery.dbapi``).
 
     - credentials: a service account key in ``params.credentials_info`` (required: the server's own
-      Google credentials are never used for an organisation's source), ``project``, ``location``;
+      Google credentials are never used for an organisation's source), ``project``, ``location``, and
+      ``dataset`` (the default dataset unqualified table names resolve in: a project ID with a hyphen
+      cannot be written in the mapping's ``[catalog.]schema.table``);
     - server-side limit: the job's ``job_timeout_ms`` = the source's timeout, ``maximum_bytes_billed``
       when given (a query that would scan more fails before it runs);
     - cancel: the running query job's ``cancel()`` (the DB-API cursor keeps the job while it waits);
@@ -388,7 +390,7 @@ class BigQueryConnector(DBAPIConnector):
     dialect = "bigquery"
     default_driver = "bigquery"
     known_drivers: ClassVar[Mapping[str, str]] = {"bigquery": "google.cloud.bigquery.dbapi:connect"}
-    allowed_params = frozenset({"project", "credentials_info", "location", "maximum_bytes_billed"})
+    allowed_params = frozenset({"project", "dataset", "credentials_info", "location", "maximum_bytes_billed"})
 
     def connect_kwargs(self) -> dict[str, Any]:
         kwargs = self.checked_params()
@@ -417,6 +419,14 @@ class BigQueryConnector(DBAPIConnector):
             return {}
         config = _import("google.cloud.bigquery:QueryJobConfig")(use_legacy_sql=False)
         config.job_timeout_ms = int(self.limits.timeout_seconds * 1000)
+        dataset = self.params.get("dataset")
+        if dataset:  # unqualified table names (the mapping's "events") resolve in it
+            project = self.params.get("project") or (self.params.get("credentials_info") or {}).get(
+                "project_id"
+            )
+            config.default_dataset = (
+                f"{project}.{dataset}" if project and "." not in str(dataset) else str(dataset)
+            )
         maximum = self.params.get("maximum_bytes_billed")
         if maximum:
             config.maximum_bytes_billed = int(maximum)
