@@ -141,7 +141,12 @@ class _ClickHouseErrors:
                 "cancelled on the engine; raise the source's timeout or narrow the query",
                 field="timeout_seconds",
             )
-        if code in (164, 497, 452):  # READONLY, ACCESS_DENIED, SETTING_CONSTRAINT_VIOLATION
+        if code in (
+            164,
+            497,
+            452,
+            446,
+        ):  # READONLY, ACCESS_DENIED, SETTING_CONSTRAINT_VIOLATION, FUNCTION_NOT_ALLOWED
             return NotReadOnly(
                 f"{where} refused the query: the session is read-only (readonly=1) and may not write, "
                 "change settings or read files, URLs or other databases",
@@ -354,6 +359,11 @@ class ChDBConnector(_ClickHouseErrors, Connector):
         try:
             session.query(f"USE {self._database}")
             session.query("SET session_timezone = 'UTC'")
+            # File tables have no row counts, so 'auto' builds the LEFT JOIN's hash table from the right
+            # side (all the events); the evidence query's left side (the experiment's units) is the
+            # small one: 1.7x faster at 2M events.
+            session.query("SET query_plan_join_swap_table = 'true'")
+            session.query("SET allow_introspection_functions = 0")  # chDB enables them by default
             for key, value in clickhouse_settings(self.limits, self.config).items():
                 session.query(f"SET {key} = {_setting_literal(value)}")
             session.query("SET readonly = 1")

@@ -256,6 +256,7 @@ def test_missing_table_and_column_are_named(chdb_source: ChDBConnector) -> None:
         "SET readonly = 0",
         "SELECT count() FROM events SETTINGS readonly = 0",
         "SELECT count() FROM events SETTINGS max_execution_time = 100000",
+        "SELECT addressToSymbol(toUInt64(1))",
     ],
 )
 def test_files_urls_other_tables_and_writes_refused(chdb_source: ChDBConnector, sql: str) -> None:
