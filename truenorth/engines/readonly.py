@@ -4,7 +4,8 @@
 UNION / INTERSECT / EXCEPT of them, a trailing ``;`` allowed — and raises `NotReadOnly` (field
 ``query``) for anything else:
 
-- text SQLGlot cannot read in the dialect (the message names the line and column);
+- text SQLGlot cannot read in the dialect (the message names the line and column), and nested
+  comments (engines disagree on where they end);
 - more than one statement, or a root that is not a query (EXPLAIN, SHOW, SET, CALL, COPY, ATTACH, …);
 - anywhere in the tree: DML and DDL (a PostgreSQL data-modifying CTE ``WITH x AS (DELETE … RETURNING *)``
   included), statements SQLGlot keeps as an opaque ``Command``, ``SELECT … INTO``, locking reads
@@ -342,6 +343,10 @@ def check_read_only(
         tokens = dialect_obj.tokenize(sql)
     except TokenError as e:
         raise NotReadOnly(_token_error(sql, e), field=FIELD) from None
+    if any("/*" in comment for token in tokens for comment in token.comments):
+        # Engines disagree on nesting (PostgreSQL, DuckDB, Spark and ClickHouse nest, others do not):
+        # text one reads as a comment another could run.
+        raise NotReadOnly("nested comments (/* inside a comment) are refused", field=FIELD)
     try:
         statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
     except TokenError as e:
@@ -379,6 +384,8 @@ def check_read_only(
                 _check_paths(node, allowed_paths)
         if isinstance(node, exp.Table):
             _check_table(node, dialect)
+        if _is_dynamic_identifier(node):
+            _check_dynamic_identifier(node, dialect)
 
     for name in _called_names(tokens):
         if _denied(name, denied) and name not in allowed:
@@ -480,6 +487,30 @@ def _check_table(node: exp.Table, dialect: str) -> None:
                 f"{db.name}.`…` reads a file directly; name a table (files are registered by the data source)",
                 field=FIELD,
             )
+
+
+def _is_dynamic_identifier(node: exp.Expr) -> bool:
+    dynamic = getattr(exp, "DynamicIdentifier", None)
+    if isinstance(dynamic, type) and isinstance(node, dynamic):
+        return True
+    return isinstance(node, exp.Anonymous) and str(node.name).lower() == "identifier"
+
+
+def _check_dynamic_identifier(node: exp.Expr, dialect: str) -> None:
+    """``IDENTIFIER('name')`` (Spark, Snowflake): the name is a string, so check what it names."""
+    args = list(node.iter_expressions())
+    literal = args[0] if len(args) == 1 else None
+    if not (isinstance(literal, exp.Literal) and literal.is_string):
+        raise NotReadOnly("IDENTIFIER() must name a table as one string literal", field=FIELD)
+    try:
+        table = exp.to_table(str(literal.this), dialect=dialect)
+    except (SqlglotError, ValueError):
+        raise NotReadOnly(
+            f"IDENTIFIER({literal.sql(dialect)[:80]}) does not name a table", field=FIELD
+        ) from None
+    if not isinstance(table, exp.Table):
+        raise NotReadOnly(f"IDENTIFIER({literal.sql(dialect)[:80]}) does not name a table", field=FIELD)
+    _check_table(table, dialect)
 
 
 def _check_paths(node: exp.Func, allowed_paths: frozenset[str]) -> None:

@@ -30,7 +30,6 @@ ACCEPTED: list[tuple[str, str]] = [
     ("postgres", "(SELECT 1) UNION (SELECT 2)"),
     ("postgres", "SELECT pg_sleep(0.1)"),  # allowed: the timeout cancels it on the engine
     ("postgres", "SELECT $$ ; DELETE FROM t; $$ AS s"),
-    ("postgres", "SELECT 1 /* nested /* comment */ ; DELETE FROM t; */"),
     ("postgres", "SELECT E'\\' ; DELETE FROM t; --'"),
     ("postgres", "SELECT current_setting('search_path')"),
     ("spark", "SELECT * FROM spark_catalog.default.events"),
@@ -41,6 +40,8 @@ ACCEPTED: list[tuple[str, str]] = [
     ("bigquery", "SELECT * FROM `my-project.analytics.events_*` WHERE _TABLE_SUFFIX > '2024'"),
     ("snowflake", "SELECT * FROM db.schema.events AT(OFFSET => -60)"),
     ("snowflake", "SELECT $$not a stage @x$$ AS s"),
+    ("snowflake", "SELECT * FROM IDENTIFIER('db.schema.events')"),
+    ("spark", "SELECT * FROM IDENTIFIER('default.events')"),
 ]
 
 REFUSED: list[tuple[str, str, str]] = [
@@ -61,6 +62,9 @@ REFUSED: list[tuple[str, str, str]] = [
     *[(d, "SELECT FROM WHERE (", "line 1") for d in DIALECTS],
     *[(d, "SELECT 'unterminated", "unterminated") for d in DIALECTS],
     *[(d, "select 1 union all select 2; drop table t", "one statement") for d in DIALECTS],
+    *[(d, "SELECT 1 /* /* */, a FROM t -- */", "nested comments") for d in DIALECTS],
+    ("postgres", "SELECT 1 /* nested /* comment */ ; DELETE FROM t; */", "nested comments"),
+    ("clickhouse", "SELECT 1 /* /* */, file('/etc/passwd') -- */", "nested comments"),
     # duckdb
     ("duckdb", "SELECT * FROM read_csv('/etc/passwd')", "read_csv"),
     ("duckdb", "SELECT * FROM read_csv_auto('/etc/passwd')", "read_csv_auto"),
@@ -126,6 +130,9 @@ REFUSED: list[tuple[str, str, str]] = [
     ("spark", "SELECT * FROM `json`.`hdfs://nn/x`", "file"),
     ("spark", "SELECT * FROM read_files('/data')", "read_files"),
     ("spark", "SELECT TRANSFORM(a) USING 'cat' AS (b) FROM t", "TRANSFORM"),
+    ("spark", "SELECT * FROM IDENTIFIER('parquet.`/data/x`')", "file"),
+    ("spark", "SELECT * FROM IDENTIFIER('csv.`file:///etc/passwd`')", "file"),
+    ("spark", "SELECT * FROM IDENTIFIER(concat('parq', 'uet.`/x`'))", "IDENTIFIER"),
     ("spark", "CACHE TABLE t", "CACHE"),
     ("spark", "ADD JAR '/tmp/x.jar'", "ADD"),
     ("spark", "LOAD DATA LOCAL INPATH '/etc/passwd' INTO TABLE t", "LOAD"),
@@ -172,6 +179,7 @@ REFUSED: list[tuple[str, str, str]] = [
     # snowflake
     ("snowflake", "SELECT $1 FROM @stage/x.csv", "stage"),
     ("snowflake", "SELECT * FROM '@stage/x.csv'", "stage"),
+    ("snowflake", "SELECT * FROM IDENTIFIER('@stage/x.csv')", "stage"),
     ("snowflake", "SELECT t.$1 FROM @~/x (FILE_FORMAT => 'f') t", "stage"),
     ("snowflake", "SELECT SYSTEM$CANCEL_ALL_QUERIES(1)", "system$"),
     ("snowflake", "SELECT system$wait(10)", "system$"),
