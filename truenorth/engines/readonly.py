@@ -139,6 +139,11 @@ _DUCKDB = frozenset(
         "st_read_meta",
         "http_",
         "ducklake_",
+        "json_execute_serialized_sql",
+        "from_substrait",
+        "from_substrait_json",
+        "checkpoint",
+        "force_checkpoint",
     }
 )
 _POSTGRES = frozenset(
@@ -186,6 +191,9 @@ _POSTGRES = frozenset(
         "cursor_to_xmlschema",
         "txid_current",
         "pg_current_xact_id",
+        "pg_stat_reset",
+        "pg_stat_reset_",
+        "pg_prewarm",
     }
 )
 _SPARK = frozenset(

@@ -77,6 +77,7 @@ REFUSED: list[tuple[str, str, str]] = [
     ("duckdb", "SELECT * FROM duckdb_secrets()", "duckdb_secrets"),
     ("duckdb", "SELECT * FROM postgres_scan('dbname=x', 'public', 't')", "postgres_scan"),
     ("duckdb", "SELECT * FROM sqlite_scan('/x.db', 't')", "sqlite_scan"),
+    ("duckdb", "SELECT * FROM json_execute_serialized_sql('{}')", "json_execute_serialized_sql"),
     ("duckdb", "SELECT * FROM 'x.csv'", "file"),
     ("duckdb", 'SELECT * FROM "/etc/passwd"', "file"),
     ("duckdb", "SELECT * FROM 'https://example.com/x.parquet'", "URL"),
