@@ -443,12 +443,12 @@ def _setting_literal(value: int | str) -> str:
 class ClickHouseConnector(_ClickHouseErrors, Connector):
     """A ClickHouse server or cluster by URL (HTTP interface, ``clickhouse-connect``).
 
-    Every query carries ``readonly=1`` and the limits as request settings (the server checks a request's
-    own settings against the user's profile before applying them, so ``readonly=1`` sent with the limits
-    applies to the query and a ``SETTINGS`` clause in the query can no longer change them), a query id
-    set here (``KILL QUERY WHERE query_id = …`` at the timeout), and
-    ``cancel_http_readonly_queries_on_client_close=1``. Give TrueNorth a user with a read-only profile
-    and SELECT on the events database only; that is the real boundary."""
+    Every query carries the limits and ``readonly=1`` as request settings when the user's profile
+    allows (see `settings`), a query id set here (``KILL QUERY WHERE query_id = …`` at the timeout;
+    KILL QUERY is allowed whatever ``readonly`` is), and ``cancel_http_readonly_queries_on_client_close``.
+    The real boundary is the server's: give TrueNorth a user with SELECT on the events database only and
+    a profile with ``readonly=2`` plus settings constraints (max ``max_execution_time``,
+    ``max_memory_usage``, ``max_result_rows``), or ``readonly=0`` with SELECT-only grants."""
 
     kind = "clickhouse"
     dialect = "clickhouse"
@@ -467,17 +467,24 @@ class ClickHouseConnector(_ClickHouseErrors, Connector):
         self._parts = parts
         self._client: Any = None
         self._query_id = ""
+        self._profile_readonly = 0
 
     def _where(self) -> str:
         return f"ClickHouse at {self.url}"
 
     def settings(self) -> dict[str, int | str]:
-        """The settings sent with every query."""
-        return {
-            "readonly": 1,
+        """The settings sent with every query, by the ``readonly`` of the user's profile: 0 → ``readonly=1``
+        with the limits (the server checks a request's settings against the profile before applying
+        them all, so both take effect); 2 → the limits only (the profile already refuses writes and DDL,
+        and refuses any change of ``readonly``); 1 → nothing (the profile refuses every setting: its own
+        limits apply, with the Python watchdog's KILL QUERY)."""
+        if self._profile_readonly == 1:
+            return {}
+        limits: dict[str, int | str] = {
             **clickhouse_settings(self.limits, self.config),
             "cancel_http_readonly_queries_on_client_close": 1,
         }
+        return limits if self._profile_readonly == 2 else {"readonly": 1, **limits}
 
     def _connect(self) -> None:
         try:
@@ -504,6 +511,9 @@ class ClickHouseConnector(_ClickHouseErrors, Connector):
             )
         except Exception as exc:
             raise self._unavailable(exc) from None
+        profile = getattr(self._client, "server_settings", {}).get("readonly")
+        value = str(getattr(profile, "value", "0"))
+        self._profile_readonly = int(value) if value in ("0", "1", "2") else 1
 
     def _unavailable(self, exc: BaseException) -> EngineError:
         translated = self.translate(exc)

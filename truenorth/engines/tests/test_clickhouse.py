@@ -327,8 +327,9 @@ class _StandIn:
         from chdb.state import sqlitelike
 
         self.requests: list[tuple[dict[str, str], str]] = []
-        self.sessions = threading.local()
         self.connect = sqlitelike.Connection
+        #: The ``readonly`` of the (simulated) user's profile.
+        self.profile_readonly = 0
         stand_in = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -363,19 +364,26 @@ class _StandIn:
         self.thread.start()
 
     def run(self, params: dict[str, str], sql: str) -> tuple[int, bytes]:
+
+        session = self.connect(":memory:")
+        try:
+            if self.profile_readonly:
+                session.query(f"SET readonly = {self.profile_readonly}")
+            return self._run(session, params, sql)
+        finally:
+            session.close()
+
+    def _run(self, session: Any, params: dict[str, str], sql: str) -> tuple[int, bytes]:
         import re
 
-        session = getattr(self.sessions, "session", None)
-        if session is None:
-            session = self.sessions.session = self.connect(":memory:")
         if sql.upper().startswith("KILL QUERY"):
             qid = params.get("param_qid", "")
             sql = f"KILL QUERY WHERE position(query, '{qid}') = 4 AND query NOT LIKE 'KILL%' ASYNC"
         elif params.get("query_id"):
             sql = f"/* {params['query_id']} */ {sql}"
-        if params.get("max_execution_time"):  # the one setting the stand-in applies, to test a timeout
-            session.query(f"SET max_execution_time = {int(params['max_execution_time'])}")
         try:
+            if params.get("max_execution_time"):  # the one setting the stand-in applies (a timeout test)
+                session.query(f"SET max_execution_time = {int(params['max_execution_time'])}")
             out = session.query(sql, "TabSeparated")
         except Exception as exc:
             text = str(exc)
@@ -415,6 +423,26 @@ def test_server_connector_sends_read_only_settings(stand_in: _StandIn) -> None:
     assert int(params["max_memory_usage"]) > 0
     assert params["cancel_http_readonly_queries_on_client_close"] == "1"
     assert params["query_id"].startswith("truenorth-")
+
+
+@pytest.mark.parametrize("profile", [1, 2])
+def test_server_connector_adapts_to_a_read_only_profile(stand_in: _StandIn, profile: int) -> None:
+    """A user whose profile is readonly=2 may change settings but never ``readonly``: the limits are
+    sent without it. With readonly=1 no setting may be sent: the profile's own limits apply."""
+    stand_in.profile_readonly = profile
+    try:
+        with ClickHouseConnector({"url": stand_in.url}, Limits(timeout_seconds=9)) as connector:
+            stand_in.requests.clear()
+            assert connector.fetch("SELECT 41 + 1") == [(42,)]
+    finally:
+        stand_in.profile_readonly = 0
+    params = stand_in.requests[-1][0]
+    assert "readonly" not in params
+    assert params["query_id"].startswith("truenorth-")
+    if profile == 2:
+        assert params["max_execution_time"] == "9" and params["join_use_nulls"] == "1"
+    else:
+        assert "max_execution_time" not in params and "join_use_nulls" not in params
 
 
 def test_server_connector_translates_engine_errors(stand_in: _StandIn) -> None:
