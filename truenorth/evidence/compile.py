@@ -23,7 +23,9 @@ Shape (one scan of the events joined to the experiment's assignments):
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlglot
@@ -143,6 +145,70 @@ def _days(n: int) -> str:
     return f"INTERVAL '{int(n)}' DAY"
 
 
+def _hours(n: int) -> str:
+    return f"INTERVAL '{int(n)}' HOUR"
+
+
+def _timestamp(text: str) -> str:
+    """A validated ``YYYY-MM-DD HH:MM:SS`` (metrics.timestamp_text) as a TIMESTAMP literal."""
+    return f"CAST({_literal(text)} AS TIMESTAMP)"
+
+
+def quantile_levels(nu: float, n: float) -> tuple[float, float]:
+    """The levels of the order statistics bracketing the ``nu`` quantile of ``n`` values:
+    ``nu ∓ z_{0.975}·sqrt(nu(1 - nu)/n)``, clipped to [0, 1] (`truenorth.stats.quantile`'s input)."""
+    if n <= 0:
+        return nu, nu
+    half = _Z * math.sqrt(nu * (1 - nu) / n)
+    return max(0.0, nu - half), min(1.0, nu + half)
+
+
+#: z_{0.975} (as truenorth.stats.quantile.Z; kept here so the pure compile layer needs no scipy).
+_Z = 1.959963984540054
+
+#: How each dialect computes a quantile of a column's non-NULL values (all linear interpolation
+#: between order statistics, i.e. numpy's default "linear" / R type 7, unless marked approximate).
+QUANTILE_FUNCTIONS: dict[str, str] = {
+    "duckdb": "QUANTILE_CONT(x, p): exact",
+    "postgres": "PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x): exact",
+    "snowflake": "PERCENTILE_CONT(p) WITHIN GROUP (ORDER BY x): exact",
+    "spark": "PERCENTILE(x, p): exact (collects each group's values in memory)",
+    "databricks": "PERCENTILE(x, p): exact (collects each group's values in memory)",
+    "clickhouse": "quantileExactInclusive(p)(x): exact",
+    "trino": "APPROX_PERCENTILE(x, p): approximate (rank error about 1 %)",
+    "presto": "APPROX_PERCENTILE(x, p): approximate (rank error about 1 %)",
+    "athena": "APPROX_PERCENTILE(x, p): approximate (rank error about 1 %)",
+}
+
+
+def quantile_sql(dialect: str) -> Callable[[exp.Expression], exp.Expression]:
+    """A SQLGlot transform turning the builder's ``QUANTILE_CONT(x, p)`` (exp.PercentileCont) into the
+    quantile aggregate of ``dialect`` (`QUANTILE_FUNCTIONS`); refuses a dialect without one."""
+    if dialect not in QUANTILE_FUNCTIONS:
+        raise MetricError(
+            f"quantile metrics are not computed on {dialect}; engines with a quantile aggregate: "
+            f"{', '.join(sorted(QUANTILE_FUNCTIONS))}",
+            field="aggregation",
+        )
+
+    def transform(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.PercentileCont) or dialect == "duckdb":
+            return node
+        value, level = node.this, node.expression
+        if dialect in ("postgres", "snowflake"):
+            return exp.WithinGroup(
+                this=exp.PercentileCont(this=level),
+                expression=exp.Order(expressions=[exp.Ordered(this=value)]),
+            )
+        if dialect in ("spark", "databricks"):
+            return exp.Quantile(this=value, quantile=level)
+        if dialect == "clickhouse":
+            return exp.ParameterizedAgg(this="quantileExactInclusive", expressions=[level], params=[value])
+        return exp.ApproxQuantile(this=value, quantile=level)
+
+    return transform
+
+
 @dataclass(frozen=True)
 class Column:
     """One output column of the summary query: ``metric`` and the statistic it holds."""
@@ -157,8 +223,9 @@ class Column:
 
 class _Builder:
     """Collects the query's pieces. Each distinct event condition becomes one boolean column of the
-    joined rows (``c0``, ``c1``, …) and each distinct per-unit aggregate one column of ``u`` (``q0``, …),
-    so metrics sharing a selection (revenue and revenue per page view, say) share the work."""
+    joined rows (``c0``, ``c1``, …), each distinct exposure window a 0/1 column per unit (``w0``, …)
+    and each distinct per-unit aggregate one column of ``u`` (``q0``, …), so metrics sharing a
+    selection (revenue and revenue per page view, say) share the work."""
 
     def __init__(self, tables: Tables) -> None:
         self.t = tables
@@ -174,7 +241,10 @@ class _Builder:
         at, name = f"e.{_ident(t.at)}", f"e.{_ident(t.name)}"
         parts = [f"{name} IN ({', '.join(_literal(n) for n in select.events)})"]
         if pre_days is None:
-            parts.append(f"{at} >= a.exposed_at")
+            if select.delay_hours:
+                parts.append(f"{at} >= a.{self.bound(f'exposed_at + {_hours(select.delay_hours)}')}")
+            else:
+                parts.append(f"{at} >= a.exposed_at")
             if select.window_days is not None:
                 parts.append(f"{at} < a.{self.bound(f'exposed_at + {_days(select.window_days)}')}")
         else:
@@ -190,11 +260,26 @@ class _Builder:
         return self.conditions.setdefault(sql, f"c{len(self.conditions)}")
 
     def bound(self, sql: str) -> str:
-        """Window bounds are computed once per unit (in ``a``), not once per event."""
+        """Window bounds (and exposure-window flags) are computed once per unit (in ``a``), not once
+        per event."""
         return self.bounds.setdefault(sql, f"b{len(self.bounds)}")
 
-    def per_unit(self, aggregation: str, select: Selection, *, pre_days: int | None = None) -> str:
-        """The (quoted) alias of the per-unit column aggregating ``select``'s events."""
+    def exposure(self, m: Metric) -> str | None:
+        """The alias of the unit's 0/1 column "first exposed in ``m``'s exposure window", if it has one."""
+        parts = []
+        if m.exposure_start is not None:
+            parts.append(f"exposed_at >= {_timestamp(m.exposure_start)}")
+        if m.exposure_end is not None:
+            parts.append(f"exposed_at < {_timestamp(m.exposure_end)}")
+        if not parts:
+            return None
+        return self.bound(f"CASE WHEN {' AND '.join(parts)} THEN 1 ELSE 0 END")
+
+    def per_unit(
+        self, aggregation: str, select: Selection, *, pre_days: int | None = None, exposure: str | None = None
+    ) -> str:
+        """The (quoted) alias of the per-unit column aggregating ``select``'s events (NULL for a unit
+        outside the ``exposure`` window, so it is left out of the metric)."""
         flag = self.condition(select, pre_days=pre_days)
         if aggregation == "count":
             sql = f"COUNT(CASE WHEN {flag} THEN 1 END)"
@@ -202,8 +287,12 @@ class _Builder:
             sql = f"COALESCE(SUM(CASE WHEN {flag} THEN value END), 0)"
         elif aggregation == "proportion":
             sql = f"MAX(CASE WHEN {flag} THEN 1 ELSE 0 END)"
+        elif aggregation == "quantile":  # the unit's values (their number: the quantile's n)
+            sql = f"COUNT(CASE WHEN {flag} THEN value END)"
         else:  # mean
             sql = f"AVG(CASE WHEN {flag} THEN value END)"
+        if exposure is not None:
+            sql = f"CASE WHEN MAX({exposure}) = 1 THEN {sql} END"
         return self.unit_columns.setdefault(f"CAST({sql} AS DOUBLE)", f"q{len(self.unit_columns)}")
 
     def stat(self, metric: str, stat: str, sql: str) -> None:
@@ -212,26 +301,44 @@ class _Builder:
         self.outputs.append(alias)
 
     def metric(self, m: Metric) -> None:
-        y = self.per_unit(m.aggregation, m.select)
+        w = self.exposure(m)
+        y = self.per_unit(m.aggregation, m.select, exposure=w)
+        if m.aggregation == "quantile":  # the quantiles themselves: compile_quantiles, given n
+            self.stat(m.name, "n", f"SUM({y})")
+            return
         self.stat(m.name, "n", f"COUNT({y})")
         self.stat(m.name, "sum", f"SUM({y})")
         self.stat(m.name, "sum_squares", f"SUM({y} * {y})")
         if m.denominator is not None:
-            d = self.per_unit(m.denominator.aggregation, m.denominator.select)
+            d = self.per_unit(m.denominator.aggregation, m.denominator.select, exposure=w)
             self.stat(m.name, "d_sum", f"SUM({d})")
             self.stat(m.name, "d_sum_squares", f"SUM({d} * {d})")
             self.stat(m.name, "m_d_sum_of_products", f"SUM({y} * {d})")
         if m.covariate_days is not None:
-            x = self.per_unit(m.aggregation, m.select, pre_days=m.covariate_days)
+            x = self.per_unit(m.aggregation, m.select, pre_days=m.covariate_days, exposure=w)
             self.stat(m.name, "pre_sum", f"SUM({x})")
             self.stat(m.name, "pre_sum_squares", f"SUM({x} * {x})")
             self.stat(m.name, "post_pre_sum_of_products", f"SUM({y} * {x})")
+
+    def quantile(self, m: Metric, levels: Mapping[str, tuple[float, float]]) -> None:
+        """``m``'s quantile and, per variation, its bracketing quantiles at that variation's levels
+        (only that variation's events enter them, so the other groups aggregate nothing)."""
+        assert m.quantile is not None
+        flag = self.condition(m.select)
+        w = self.exposure(m)
+        where = f"{flag}" + (f" AND {w} = 1" if w is not None else "")
+        self.stat(m.name, "quantile", f"QUANTILE_CONT(CASE WHEN {where} THEN value END, {m.quantile!r})")
+        for i, (variation, (lower, upper)) in enumerate(sorted(levels.items())):
+            mine = f"{where} AND variation = {_literal(variation)}"
+            self.stat(m.name, f"lower__{i}", f"QUANTILE_CONT(CASE WHEN {mine} THEN value END, {lower!r})")
+            self.stat(m.name, f"upper__{i}", f"QUANTILE_CONT(CASE WHEN {mine} THEN value END, {upper!r})")
 
 
 @dataclass(frozen=True)
 class CompiledQuery:
     """The SQL for one experiment and the names of the summary columns it returns (after ``variation``
-    and ``units``), in order; the last one is `EXCLUDED`."""
+    and ``units``), in order; the last one is `EXCLUDED`. For `compile_quantiles` the columns come
+    after ``variation`` alone."""
 
     sql: str
     dialect: str
@@ -239,14 +346,7 @@ class CompiledQuery:
     metrics: tuple[Metric, ...]
 
 
-def compile_experiment(
-    metrics: list[Metric] | tuple[Metric, ...],
-    experiment: str,
-    *,
-    dialect: str = "duckdb",
-    tables: Tables | None = None,
-) -> CompiledQuery:
-    """One query computing every metric's summary statistics per variation of ``experiment``."""
+def _check(metrics: Sequence[Metric], experiment: str, dialect: str, tables: Tables | None) -> Tables:
     t = tables or Tables()
     for attr in TABLE_FIELDS:
         try:
@@ -260,17 +360,22 @@ def compile_experiment(
     names = [m.name for m in metrics]
     if len(set(names)) != len(names):
         raise MetricError("metric names must be unique", field="metrics")
-    b = _Builder(t)
-    for m in metrics:
-        b.metric(m)
+    if any(m.aggregation == "quantile" for m in metrics):
+        quantile_sql(dialect)  # refuses a dialect without a quantile aggregate, before any query runs
+    return t
+
+
+def _units_sql(b: _Builder, t: Tables, experiment: str, metrics: Sequence[Metric]) -> str:
+    """The shared CTEs: ``exposures`` and ``a`` (units, exclusion, bounds) and ``j`` (their events)."""
     event_names = sorted({n for m in metrics for s in _selections(m) for n in s.events})
     bound_sql = "".join(f", {sql} AS {alias}" for sql, alias in b.bounds.items())
+    unit_flags = "".join(
+        f", a.{alias} AS {alias}" for sql, alias in b.bounds.items() if sql.startswith("CASE")
+    )
     flag_sql = ",\n         ".join(f"{sql} AS {alias}" for sql, alias in b.conditions.items())
-    unit_sql = ",\n         ".join(f"{sql} AS {alias}" for sql, alias in b.unit_columns.items())
-    summary_sql = ",\n       ".join(b.summary_columns)
-    # Every user-supplied piece above is rendered by SQLGlot (quoted identifiers, escaped literals,
-    # validated predicates); the query is parsed again below before it is generated for the dialect.
-    sql = f"""
+    # Every user-supplied piece is rendered by SQLGlot (quoted identifiers, escaped literals,
+    # validated predicates); the query is parsed again before it is generated for the dialect.
+    return f"""
 WITH exposures AS (
   SELECT {_ident(t.unit_id)} AS unit_id, MIN({_ident(t.variation)}) AS variation,
          MAX({_ident(t.variation)}) AS last_variation, MIN({_ident(t.first_exposure_at)}) AS exposed_at
@@ -284,13 +389,43 @@ a AS (
   FROM exposures
 ),
 j AS (
-  SELECT a.unit_id AS unit_id, a.variation AS variation, a.excluded AS excluded, e.{_ident(t.value)} AS value,
+  SELECT a.unit_id AS unit_id, a.variation AS variation, a.excluded AS excluded{unit_flags},
+         e.{_ident(t.value)} AS value,
          {flag_sql}
   FROM a
   LEFT JOIN {table_sql(t.events, "duckdb", field="tables.events")} AS e
     ON e.{_ident(t.event_unit_id)} = a.unit_id
    AND e.{_ident(t.name)} IN ({", ".join(_literal(n) for n in event_names)})
-),
+)"""  # noqa: S608
+
+
+def _render(sql: str, dialect: str) -> str:
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+        if tree.find(exp.PercentileCont) is not None:
+            tree = tree.transform(quantile_sql(dialect))
+        return tree.sql(dialect=dialect, pretty=True)
+    except (SqlglotError, ValueError) as exc:  # an unknown dialect, or a bug in the builder
+        raise MetricError(f"cannot produce SQL for dialect {dialect!r}: {exc}", field="dialect") from None
+
+
+def compile_experiment(
+    metrics: list[Metric] | tuple[Metric, ...],
+    experiment: str,
+    *,
+    dialect: str = "duckdb",
+    tables: Tables | None = None,
+) -> CompiledQuery:
+    """One query computing every metric's summary statistics per variation of ``experiment`` (for a
+    quantile metric only its n: the number of values; `compile_quantiles` computes the quantiles)."""
+    t = _check(metrics, experiment, dialect, tables)
+    b = _Builder(t)
+    for m in metrics:
+        b.metric(m)
+    unit_sql = ",\n         ".join(f"{sql} AS {alias}" for sql, alias in b.unit_columns.items())
+    ctes = _units_sql(b, t, experiment, metrics)
+    summary_sql = ",\n       ".join(b.summary_columns)
+    sql = f"""{ctes},
 u AS (
   SELECT variation, excluded,
          {unit_sql}
@@ -305,13 +440,43 @@ FROM u
 GROUP BY variation, excluded
 ORDER BY excluded, variation
 """  # noqa: S608
-    try:
-        tree = sqlglot.parse_one(sql, read="duckdb")
-        rendered = tree.sql(dialect=dialect, pretty=True)
-    except (SqlglotError, ValueError) as exc:  # an unknown dialect, or a bug in the builder
-        raise MetricError(f"cannot produce SQL for dialect {dialect!r}: {exc}", field="dialect") from None
     return CompiledQuery(
-        sql=rendered, dialect=dialect, columns=(*b.outputs, EXCLUDED), metrics=tuple(metrics)
+        sql=_render(sql, dialect), dialect=dialect, columns=(*b.outputs, EXCLUDED), metrics=tuple(metrics)
+    )
+
+
+def compile_quantiles(
+    metrics: Sequence[Metric],
+    experiment: str,
+    n: Mapping[str, Mapping[str, float]],
+    *,
+    dialect: str = "duckdb",
+    tables: Tables | None = None,
+) -> CompiledQuery:
+    """The second, small query of quantile metrics: per variation, each quantile metric's quantile
+    and the quantiles bracketing it at the levels `quantile_levels` gives for that variation's ``n``
+    (``n[metric][variation]``, from `compile_experiment`'s rows). Columns after ``variation``:
+    ``{metric}__quantile`` and per variation ``i`` (in sorted order of ``n[metric]``)
+    ``{metric}__lower__{i}``, ``{metric}__upper__{i}``. Only those summary rows come back."""
+    quantiles = [m for m in metrics if m.aggregation == "quantile"]
+    t = _check(quantiles, experiment, dialect, tables)
+    b = _Builder(t)
+    for m in quantiles:
+        assert m.quantile is not None
+        levels = {v: quantile_levels(m.quantile, float(count)) for v, count in n.get(m.name, {}).items()}
+        b.quantile(m, levels)
+    ctes = _units_sql(b, t, experiment, quantiles)
+    summary_sql = ",\n       ".join(b.summary_columns)
+    sql = f"""{ctes}
+SELECT CAST(variation AS VARCHAR) AS variation,
+       {summary_sql}
+FROM j
+WHERE excluded = 0
+GROUP BY variation
+ORDER BY variation
+"""  # noqa: S608
+    return CompiledQuery(
+        sql=_render(sql, dialect), dialect=dialect, columns=tuple(b.outputs), metrics=tuple(quantiles)
     )
 
 

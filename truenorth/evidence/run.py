@@ -9,17 +9,25 @@ An `Engine` is anything with a SQLGlot ``dialect`` name and a ``fetch(sql)`` ret
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from truenorth.core.errors import DomainError, ValidationFailed
-from truenorth.evidence.compile import EXCLUDED, CompiledQuery, Tables, compile_experiment
+from truenorth.evidence.compile import (
+    EXCLUDED,
+    CompiledQuery,
+    Tables,
+    compile_experiment,
+    compile_quantiles,
+)
 from truenorth.evidence.metrics import Metric
+from truenorth.stats.quantile import QuantileStats
 from truenorth.stats.summary import Comparison, CupedStats, FloatArray, MeanStats, RatioStats, as_array
 
-Stats = MeanStats | RatioStats | CupedStats
+Stats = MeanStats | RatioStats | CupedStats | QuantileStats
 
 
 class QueryFailed(ValidationFailed):
@@ -130,6 +138,8 @@ class Evidence:
     metrics: dict[str, dict[str, Stats]]
     query: CompiledQuery
     excluded_units: int = 0
+    #: The second query of quantile metrics (`compile_quantiles`), when there are any.
+    quantile_query: CompiledQuery | None = None
 
 
 def stats_from_row(metric: Metric, row: dict[str, float]) -> Stats:
@@ -163,12 +173,15 @@ def run_experiment(
     *,
     tables: Tables | None = None,
 ) -> Evidence:
-    """Compile ``metrics`` for ``engine``'s dialect, run the one query there, and return the statistics."""
+    """Compile ``metrics`` for ``engine``'s dialect, run the one query there, and return the statistics.
+    Quantile metrics take a second small query (`compile_quantiles`): their bracketing levels depend on
+    the number of values per variation, which the first query counts."""
     query = compile_experiment(list(metrics), experiment, dialect=engine.dialect, tables=tables)
     rows = engine.fetch(query.sql)
     names = ("variation", "units", *query.columns)
     units: dict[str, int] = {}
     excluded = 0
+    counts: dict[str, dict[str, float]] = {}
     by_metric: dict[str, dict[str, Stats]] = {m.name: {} for m in metrics}
     for raw in rows:
         if len(raw) != len(names):
@@ -180,16 +193,62 @@ def run_experiment(
         variation = str(row["variation"])
         units[variation] = int(row["units"] or 0)
         for m in metrics:
-            by_metric[m.name][variation] = stats_from_row(m, row)
+            if m.aggregation == "quantile":
+                counts.setdefault(m.name, {})[variation] = float(row[f"{m.name}__n"] or 0.0)
+            else:
+                by_metric[m.name][variation] = stats_from_row(m, row)
     if not units:
         also = f" ({excluded} units are assigned to more than one variation)" if excluded else ""
         raise QueryFailed(
             f"experiment {experiment!r} has no assigned units in the assignments table{also}",
             field="experiment",
         )
+    quantile_query = None
+    if counts:
+        quantile_query = compile_quantiles(metrics, experiment, counts, dialect=engine.dialect, tables=tables)
+        for variation, stats in _quantile_stats(engine, quantile_query, counts).items():
+            for name, value in stats.items():
+                by_metric[name][variation] = value
     return Evidence(
-        experiment=experiment, units=units, metrics=by_metric, query=query, excluded_units=excluded
+        experiment=experiment,
+        units=units,
+        metrics=by_metric,
+        query=query,
+        excluded_units=excluded,
+        quantile_query=quantile_query,
     )
+
+
+def _quantile_stats(
+    engine: Engine, query: CompiledQuery, counts: dict[str, dict[str, float]]
+) -> dict[str, dict[str, QuantileStats]]:
+    """Per variation and quantile metric, the summary `truenorth.stats.quantile` consumes."""
+    names = ("variation", *query.columns)
+    out: dict[str, dict[str, QuantileStats]] = {}
+    rows = {}
+    for raw in engine.fetch(query.sql):
+        if len(raw) != len(names):
+            raise QueryFailed(f"the quantile query returned {len(raw)} columns, expected {len(names)}")
+        rows[str(raw[0])] = dict(zip(names, raw, strict=True))
+    for m in query.metrics:
+        assert m.quantile is not None
+        for i, variation in enumerate(sorted(counts.get(m.name, {}))):
+            n = counts[m.name][variation]
+            row = rows.get(variation, {})
+
+            def get(column: str, row: dict[str, Any] = row) -> float:
+                value = row.get(column)
+                return math.nan if value is None else float(value)
+
+            out.setdefault(variation, {})[m.name] = QuantileStats(
+                as_array(n),
+                as_array(m.quantile),
+                as_array(get(f"{m.name}__quantile")),
+                as_array(get(f"{m.name}__lower__{i}")),
+                as_array(get(f"{m.name}__upper__{i}")),
+                as_array(n),
+            )
+    return out
 
 
 def srm_p_value(observed: dict[str, int], expected_weights: dict[str, float] | None = None) -> float:
@@ -217,7 +276,7 @@ def compare_to_control(
 ) -> dict[str, dict[str, Comparison]]:
     """Frequentist results per metric and treatment variation against ``control`` (Welch, proportion,
     delta-method ratio, or CUPED when the metric has a covariate and ``cuped`` is true)."""
-    from truenorth.stats import frequentist
+    from truenorth.stats import frequentist, quantile
 
     if control not in evidence.units:
         raise DomainError(
@@ -240,4 +299,6 @@ def compare_to_control(
                 )
             elif isinstance(a, MeanStats) and isinstance(b, MeanStats):
                 results[name][variation] = frequentist.welch(a, b, alpha=alpha)
+            elif isinstance(a, QuantileStats) and isinstance(b, QuantileStats):
+                results[name][variation] = quantile.welch(a, b, alpha=alpha)
     return results

@@ -16,8 +16,24 @@ import psycopg
 import pytest
 
 from truenorth.evidence import reference
-from truenorth.evidence.compile import EXCLUDED, Tables
-from truenorth.evidence.run import DuckDBEngine, Engine, Evidence, PostgresEngine, QueryFailed, run_experiment
+from truenorth.evidence.compile import (
+    EXCLUDED,
+    QUANTILE_FUNCTIONS,
+    Tables,
+    compile_experiment,
+    compile_quantiles,
+    quantile_levels,
+)
+from truenorth.evidence.metrics import Denominator, Metric, MetricError, Selection, metric_from_dict
+from truenorth.evidence.run import (
+    DuckDBEngine,
+    Engine,
+    Evidence,
+    PostgresEngine,
+    QueryFailed,
+    compare_to_control,
+    run_experiment,
+)
 from truenorth.evidence.synthetic import (
     EVENT_NAMES,
     EXPERIMENT,
@@ -25,6 +41,7 @@ from truenorth.evidence.synthetic import (
     generate,
     standard_metrics,
 )
+from truenorth.stats.quantile import QuantileStats
 
 from .conftest import rows_close
 
@@ -166,3 +183,193 @@ def test_an_experiment_whose_units_are_all_multi_assigned_says_so(tmp_path):
         )
     with pytest.raises(QueryFailed, match="1 units are assigned to more than one variation"):
         run_experiment(DuckDBEngine(path), "x", METRICS[:1])
+
+
+# --- exposure and conversion windows ---------------------------------------------------------------
+
+WINDOWED = [
+    Metric(
+        "late_purchases",
+        "count",
+        Selection(("purchase",), window_days=7, delay_hours=36),
+        exposure_start="2026-01-04",
+        exposure_end="2026-01-11T12:00:00",
+    ),
+    Metric("early_revenue", "sum", Selection(("purchase",), delay_hours=6), exposure_end="2026-01-08"),
+    Metric(
+        "revenue_per_view_window",
+        "ratio",
+        Selection(("purchase",), window_days=3, delay_hours=1),
+        denominator=Denominator("count", Selection(("page_view",), window_days=3)),
+        exposure_start="2026-01-05 00:00:00",
+    ),
+    Metric(
+        "conversion_late",
+        "proportion",
+        Selection(("purchase",), delay_hours=24),
+        covariate_days=7,
+        exposure_start="2026-01-03",
+    ),
+    Metric("mean_late", "mean", Selection(("purchase",), delay_hours=48), exposure_end="2026-01-09"),
+]
+
+
+def test_windows_match_the_reference_on_duckdb(duck_dir, data):
+    evidence, rows = summary(DuckDBEngine(duck_dir), WINDOWED)
+    check_against_reference(evidence, rows, data, WINDOWED)
+    # The exposure window leaves units out of the metric's n, not out of the experiment.
+    assert rows["control"]["late_purchases__n"] < rows["control"]["units"]
+    assert 0 < rows["control"]["late_purchases__sum"] < rows["control"]["early_revenue__n"] * 10
+
+
+def test_windows_match_the_reference_on_postgres(pg_tables, data):
+    evidence, rows = summary(PostgresEngine(PG), WINDOWED, tables=pg_tables)
+    check_against_reference(evidence, rows, data, WINDOWED)
+
+
+def test_old_definitions_mean_the_same(duck_dir):
+    """No delay and no exposure window: the SQL of a definition without the new fields is unchanged
+    in meaning (delay 0 is the same query as no delay)."""
+    plain = [Metric("p", "count", Selection(("purchase",), window_days=7))]
+    zero = [Metric("p", "count", Selection(("purchase",), window_days=7, delay_hours=0))]
+    assert compile_experiment(plain, EXPERIMENT).sql == compile_experiment(zero, EXPERIMENT).sql
+    assert "CASE WHEN exposed_at" not in compile_experiment(plain, EXPERIMENT).sql
+
+
+# --- quantiles --------------------------------------------------------------------------------------
+
+QUANTILES = [
+    Metric("order_p50", "quantile", Selection(("purchase",)), quantile=0.5),
+    Metric("order_p90", "quantile", Selection(("purchase",), window_days=7, delay_hours=2), quantile=0.9),
+    Metric("order_p99", "quantile", Selection(("purchase",)), quantile=0.99, exposure_start="2026-01-05"),
+]
+
+
+def check_quantiles(evidence: Evidence, data: Any) -> None:
+    expected = reference.quantiles(*data, EXPERIMENT, QUANTILES)
+    assert set(expected) == {"control", "treatment"}
+    for m in QUANTILES:
+        for variation, want in expected.items():
+            got = evidence.metrics[m.name][variation]
+            assert isinstance(got, QuantileStats)
+            assert float(got.n) == want[f"{m.name}__n"] > 20
+            assert float(got.nu) == m.quantile
+            for stat, value in (("quantile", got.quantile), ("lower", got.lower), ("upper", got.upper)):
+                assert float(value) == pytest.approx(want[f"{m.name}__{stat}"], rel=1e-12), (m.name, stat)
+            assert float(got.lower) <= float(got.quantile) <= float(got.upper)
+    # Against numpy directly, on all values pooled per variation (p50: no window, no exposure filter).
+    a, e = data
+    mine = a[a["experiment"] == EXPERIMENT].groupby("unit_id")["variation"].agg(["min", "nunique"])
+    single = mine[mine["nunique"] == 1]["min"]
+    first = a[a["experiment"] == EXPERIMENT].groupby("unit_id")["first_exposure_at"].min()
+    p = e[(e["name"] == "purchase") & e["value"].notna() & e["unit_id"].isin(single.index)]
+    p = p[p["at"] >= p["unit_id"].map(first)]
+    for variation in ("control", "treatment"):
+        values = p[p["unit_id"].map(single) == variation]["value"].to_numpy()
+        assert float(evidence.metrics["order_p50"][variation].quantile) == pytest.approx(np.median(values))
+
+
+def test_quantiles_match_numpy_on_duckdb(duck_dir, data):
+    evidence = run_experiment(DuckDBEngine(duck_dir), EXPERIMENT, QUANTILES + METRICS[:1])
+    check_quantiles(evidence, data)
+    assert evidence.quantile_query is not None and "QUANTILE_CONT" in evidence.quantile_query.sql
+    assert evidence.excluded_units == MULTI
+    compared = compare_to_control(evidence, "control")
+    assert set(compared["order_p90"]) == {"treatment"}
+
+
+def test_quantiles_match_numpy_on_postgres(pg_tables, data):
+    evidence = run_experiment(PostgresEngine(PG), EXPERIMENT, QUANTILES, tables=pg_tables)
+    check_quantiles(evidence, data)
+    assert evidence.quantile_query is not None and "PERCENTILE_CONT" in evidence.quantile_query.sql
+
+
+def test_quantile_sql_per_dialect():
+    n = {"order_p90": {"control": 1000.0, "treatment": 900.0}}
+    expected = {
+        "duckdb": "QUANTILE_CONT(",
+        "postgres": "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY",
+        "spark": "PERCENTILE(",
+        "clickhouse": "quantileExactInclusive(0.9)(",
+        "trino": "APPROX_PERCENTILE(",
+        "snowflake": "PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY",
+    }
+    for dialect, fragment in expected.items():
+        sql = compile_quantiles(QUANTILES[1:2], EXPERIMENT, n, dialect=dialect).sql
+        assert fragment in sql.replace("\n    ", " ").replace("\n", " "), dialect
+        assert dialect in QUANTILE_FUNCTIONS
+    with pytest.raises(MetricError) as caught:
+        compile_experiment(QUANTILES[1:2], EXPERIMENT, dialect="bigquery")
+    assert caught.value.field == "aggregation"
+    lower, upper = quantile_levels(0.9, 1000)
+    assert lower == pytest.approx(0.9 - 1.959963984540054 * (0.09 / 1000) ** 0.5)
+    assert upper == pytest.approx(0.9 + 1.959963984540054 * (0.09 / 1000) ** 0.5)
+    assert quantile_levels(0.99, 10) == (pytest.approx(0.99 - 1.96 * (0.0099 / 10) ** 0.5, abs=1e-4), 1.0)
+
+
+# --- definitions ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"name": "q", "aggregation": "quantile", "events": "purchase"}, "q.quantile"),
+        ({"name": "q", "aggregation": "quantile", "events": "purchase", "quantile": 1.5}, "q.quantile"),
+        ({"name": "q", "aggregation": "quantile", "events": "purchase", "quantile": "0.9"}, "q.quantile"),
+        ({"name": "q", "aggregation": "quantile", "events": "purchase", "quantile": True}, "q.quantile"),
+        ({"name": "q", "aggregation": "sum", "events": "purchase", "quantile": 0.9}, "q.quantile"),
+        (
+            {
+                "name": "q",
+                "aggregation": "quantile",
+                "events": "purchase",
+                "quantile": 0.9,
+                "covariate_days": 7,
+            },
+            "q.covariate_days",
+        ),
+        ({"name": "w", "events": "purchase", "delay_hours": -1}, "w.delay_hours"),
+        ({"name": "w", "events": "purchase", "delay_hours": 1.5}, "w.delay_hours"),
+        ({"name": "w", "events": "purchase", "delay_hours": 48, "window_days": 2}, "w.delay_hours"),
+        ({"name": "w", "events": "purchase", "exposure_start": "yesterday"}, "w.exposure_start"),
+        ({"name": "w", "events": "purchase", "exposure_end": 20260101}, "w.exposure_end"),
+        (
+            {"name": "w", "events": "purchase", "exposure_start": "2026-02-01", "exposure_end": "2026-01-01"},
+            "w.exposure_end",
+        ),
+        (
+            {
+                "name": "r",
+                "aggregation": "ratio",
+                "events": "purchase",
+                "denominator": {"events": "page_view", "delay_hours": "soon"},
+            },
+            "r.denominator.delay_hours",
+        ),
+    ],
+)
+def test_bad_definitions_name_the_field(data, field):
+    with pytest.raises(MetricError) as caught:
+        metric_from_dict(data)
+    assert caught.value.field == field
+
+
+def test_definitions_with_the_new_fields_are_read_and_normalised():
+    import datetime as dt
+
+    m = metric_from_dict(
+        {
+            "name": "p90",
+            "aggregation": "quantile",
+            "quantile": 0.9,
+            "events": ["purchase"],
+            "window_days": 7,
+            "delay_hours": 2,
+            "exposure_start": dt.date(2026, 1, 2),
+            "exposure_end": "2026-01-09T01:00:00+01:00",
+        }
+    )
+    assert m.quantile == 0.9 and m.select.delay_hours == 2 and m.select.window_days == 7
+    assert (m.exposure_start, m.exposure_end) == ("2026-01-02 00:00:00", "2026-01-09 00:00:00")
+    with pytest.raises(MetricError):  # 1 is not a quantile level (0.001-0.999)
+        metric_from_dict({"name": "q", "aggregation": "quantile", "events": "x", "quantile": 1})
