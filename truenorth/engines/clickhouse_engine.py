@@ -263,7 +263,13 @@ def check_ast(ast: str) -> None:
     parser and SQLGlot's (the read-only check) can hide a table function or another database: every
     table is unqualified (the connector's own database, or a CTE), table functions are generators only,
     the denied functions are absent, and ``x IN t`` never names a qualified table."""
-    lines = [(len(line) - len(line.lstrip()), line.strip()) for line in ast.splitlines()]
+    lines = [(len(line) - len(line.lstrip()), line.strip()) for line in ast.splitlines() if line.strip()]
+    # One plain SELECT/UNION: a second child of the top node is INTO OUTFILE (which chDB writes even
+    # with readonly=1), FORMAT or SETTINGS.
+    if not lines or lines[0][1] != "SelectWithUnionQuery (children 1)":
+        raise NotReadOnly(
+            "only one plain SELECT is allowed (no INTO OUTFILE, FORMAT or SETTINGS clause)", field="query"
+        )
     for i, (indent, text) in enumerate(lines):
         if text.startswith("TableIdentifier "):
             name = re.sub(r"\s*\(alias .*\)$", "", text[len("TableIdentifier ") :])

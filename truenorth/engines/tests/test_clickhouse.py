@@ -292,12 +292,28 @@ def test_connectors_do_not_see_each_other(parquet_dir: Path) -> None:
             second.fetch(f"SELECT count() FROM {first._database}.secret")
 
 
-def test_check_ast_reads_clickhouse_parse() -> None:
-    check_ast("SelectWithUnionQuery\n TableExpression (children 1)\n  TableIdentifier events (alias e)\n")
+def test_check_ast_reads_clickhouse_parse(chdb_source: ChDBConnector, tmp_path: Path) -> None:
+    """The engine-side check on ClickHouse's own parse, without the SQLGlot check in front of it."""
+
+    def ast(sql: str) -> str:
+        return str(chdb_source._session.query(f"EXPLAIN AST {sql}", "TSVRaw").bytes().decode())
+
+    check_ast(ast("WITH x AS (SELECT 1 AS a) SELECT a FROM x UNION ALL SELECT count() FROM events AS e"))
+    target = tmp_path / "out.csv"
+    for sql in (
+        f"SELECT 1 INTO OUTFILE '{target}'",  # chDB writes it even with readonly=1
+        "SELECT 1 FORMAT JSON",
+        "SELECT * FROM system.one",
+        "SELECT * FROM loop(numbers(2))",
+        "SELECT * FROM Python(x)",
+        "SELECT 1 WHERE 1 IN default.t",
+        "SELECT dictGet('d', 'a', 1)",
+    ):
+        with pytest.raises(NotReadOnly):
+            check_ast(ast(sql))
     with pytest.raises(NotReadOnly):
-        check_ast(" TableExpression (children 1)\n  TableIdentifier other.events\n")
-    with pytest.raises(NotReadOnly):
-        check_ast(" TableExpression (children 1)\n  Function loop (children 1)\n")
+        chdb_source.fetch(f"SELECT 1 INTO OUTFILE '{target}'")
+    assert not target.exists()
 
 
 @pytest.mark.parametrize(
