@@ -67,8 +67,13 @@ class DuckDBConnector(Connector):
         *,
         memory_limit_mb: int | None = None,
         threads: int | None = None,
+        confine_files: bool = True,
     ) -> None:
+        """``confine_files=False`` is for the operator's own process only (the evidence CLI and
+        benchmarks, whose mapping may name files anywhere): file access is then not limited to the
+        listed files. Never set it from a data source's config."""
         super().__init__(config, limits)
+        self.confine_files = confine_files
         wanted_memory = memory_limit_mb or self.config.get("memory_limit_mb") or DEFAULT_MEMORY_LIMIT_MB
         self.memory_limit_mb = min(max(int(wanted_memory), 64), MAX_MEMORY_LIMIT_MB)
         wanted_threads = threads or self.config.get("threads") or DEFAULT_THREADS
@@ -122,7 +127,8 @@ class DuckDBConnector(Connector):
         return path, files, tables
 
     def allowed_functions(self) -> frozenset[str]:
-        return FILE_FUNCTIONS if (self.config.get("files") or self.config.get("tables")) else frozenset()
+        confined = self.confine_files and not (self.config.get("files") or self.config.get("tables"))
+        return frozenset() if confined else FILE_FUNCTIONS
 
     # -- the engine ----------------------------------------------------------------------------
     def _connect(self) -> None:
@@ -152,13 +158,14 @@ class DuckDBConnector(Connector):
             reachable.append(target)
             # `name` is an identifier (checked) and the path an escaped literal.
             conn.execute(f'CREATE TEMP VIEW "{name}" AS SELECT * FROM {reader}({_literal(pattern)})')  # noqa: S608
-        directories = sorted({f.rstrip("/") + "/" for f in reachable if Path(f).is_dir()})
-        plain = sorted({f for f in reachable if not Path(f).is_dir()})
-        if directories:
-            conn.execute(f"SET allowed_directories = [{', '.join(map(_literal, directories))}]")
-        if plain:
-            conn.execute(f"SET allowed_paths = [{', '.join(map(_literal, plain))}]")
-        conn.execute("SET enable_external_access = false")
+        if self.confine_files:
+            directories = sorted({f.rstrip("/") + "/" for f in reachable if Path(f).is_dir()})
+            plain = sorted({f for f in reachable if not Path(f).is_dir()})
+            if directories:
+                conn.execute(f"SET allowed_directories = [{', '.join(map(_literal, directories))}]")
+            if plain:
+                conn.execute(f"SET allowed_paths = [{', '.join(map(_literal, plain))}]")
+            conn.execute("SET enable_external_access = false")
         conn.execute("SET lock_configuration = true")
 
     def _execute(self, sql: str) -> Iterator[tuple[Any, ...]]:

@@ -10,12 +10,16 @@ An `Engine` is anything with a SQLGlot ``dialect`` name and a ``fetch(sql)`` ret
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from truenorth.core.errors import DomainError, ValidationFailed
+from truenorth.engines.base import MAX_BYTES, MAX_ROWS, EngineError, Limits, NotReadOnly, first_line
+from truenorth.engines.duckdb_engine import MAX_MEMORY_LIMIT_MB, DuckDBConnector
+from truenorth.engines.postgres_engine import PostgresConnector
 from truenorth.evidence.compile import (
     EXCLUDED,
     CompiledQuery,
@@ -45,82 +49,97 @@ class Engine(Protocol):
 _VIEW_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv_auto"}
 
 
-class DuckDBEngine:
+class DuckDBEngine(DuckDBConnector):
     """Embedded DuckDB over a ``.duckdb`` file (opened read-only) or a directory whose ``NAME.parquet``
-    / ``NAME.csv`` files (or ``NAME/`` directories of Parquet parts) become views called ``NAME``."""
+    / ``NAME.csv`` files (or ``NAME/`` directories of Parquet parts) become views called ``NAME``.
 
-    dialect = "duckdb"
+    The `truenorth.engines` DuckDB connector (read-only check, ``lock_configuration``, a watchdog that
+    interrupts the query at the timeout, row/byte caps), for the operator's own process (CLI,
+    benchmarks): files named by the mapping may be anywhere, so file access is not confined here; the
+    web side confines it through `truenorth.measures.sources`. Engine errors keep DuckDB's first line,
+    which `truenorth.evidence.mapping.explain` turns into the mapping field to fix."""
 
-    def __init__(self, source: str | Path, *, threads: int | None = None) -> None:
-        import duckdb
-
+    def __init__(
+        self, source: str | Path, *, threads: int | None = None, timeout_seconds: float = 3600
+    ) -> None:
         self.source = Path(source)
         if not self.source.exists():
             raise QueryFailed(f"no such DuckDB file or directory: {self.source}", field="source")
+        config: dict[str, Any] = (
+            {"tables": _views(self.source), "files": [str(self.source)]}
+            if self.source.is_dir()
+            else {"path": str(self.source.resolve())}
+        )
+        super().__init__(
+            config,
+            Limits(timeout_seconds=timeout_seconds, max_rows=MAX_ROWS, max_bytes=MAX_BYTES),
+            threads=threads or os.cpu_count(),
+            memory_limit_mb=MAX_MEMORY_LIMIT_MB,
+            confine_files=False,
+        )
         try:
-            if self.source.is_dir():
-                self.connection = duckdb.connect(":memory:")
-                self._register_views()
-            else:
-                self.connection = duckdb.connect(str(self.source), read_only=True)
-            if threads:
-                self.connection.execute(f"SET threads = {int(threads)}")
-        except duckdb.Error as exc:
-            raise QueryFailed(f"cannot open {self.source}: {_first_line(exc)}", field="source") from None
+            self.connect()
+        except EngineError as exc:
+            raise QueryFailed(f"cannot open {self.source}: {exc.message}", field="source") from None
 
-    def _register_views(self) -> None:
-        for path in sorted(self.source.iterdir()):
-            if path.is_dir() and any(path.glob("*.parquet")):
-                name, reader, target = path.name, "read_parquet", str(path / "*.parquet")
-            elif path.suffix.lower() in _VIEW_SUFFIXES:
-                name, reader, target = path.stem, _VIEW_SUFFIXES[path.suffix.lower()], str(path)
-            else:
-                continue
-            if not name.isidentifier():
-                continue
-            quoted_target = target.replace("'", "''")
-            # `name` is a Python identifier and the path an escaped literal.
-            self.connection.execute(f"CREATE VIEW \"{name}\" AS SELECT * FROM {reader}('{quoted_target}')")  # noqa: S608
+    def translate(self, exc: BaseException) -> EngineError:
+        translated = super().translate(exc)
+        if type(translated) is EngineError:  # a query error: DuckDB's own words, for `explain`
+            return EngineError(f"DuckDB could not run the evidence query: {first_line(exc)}")
+        return translated
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
-        import duckdb
-
         try:
-            return self.connection.execute(sql).fetchall()
-        except duckdb.Error as exc:
-            raise QueryFailed(f"DuckDB could not run the evidence query: {_first_line(exc)}") from None
+            return super().fetch(sql)
+        except NotReadOnly as exc:
+            raise QueryFailed(f"read-only: {exc.message}", field=exc.field) from None
+        except EngineError as exc:
+            raise QueryFailed(exc.message, field=exc.field) from None
 
-    def close(self) -> None:
-        self.connection.close()
+
+def _views(directory: Path) -> dict[str, str]:
+    """``NAME.parquet`` / ``NAME.csv`` files and ``NAME/`` directories of Parquet parts → views."""
+    views: dict[str, str] = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_dir() and any(path.glob("*.parquet")):
+            name = path.name
+        elif path.suffix.lower() in _VIEW_SUFFIXES:
+            name = path.stem
+        else:
+            continue
+        if name.isascii() and name.isidentifier():
+            views.setdefault(name, str(path.resolve()))
+    return views
 
 
-class PostgresEngine:
-    """PostgreSQL through psycopg: each query in a read-only transaction with a statement timeout."""
-
-    dialect = "postgres"
+class PostgresEngine(PostgresConnector):
+    """PostgreSQL through the `truenorth.engines` connector: read-only session and transaction, the
+    statement timeout on the server and a watchdog that cancels on the server, row/byte caps. One
+    connection per query (``fetch``), as a CLI run needs."""
 
     def __init__(self, dsn: str, *, timeout_seconds: int = 300, search_path: str | None = None) -> None:
+        config: dict[str, Any] = {"dsn": dsn, "search_path": search_path} if search_path else {"dsn": dsn}
+        super().__init__(
+            config, Limits(timeout_seconds=timeout_seconds, max_rows=MAX_ROWS, max_bytes=MAX_BYTES)
+        )
         self.dsn = dsn
-        self.timeout_ms = int(timeout_seconds * 1000)
-        self.search_path = search_path
+
+    def translate(self, exc: BaseException) -> EngineError:
+        translated = super().translate(exc)
+        if type(translated) is EngineError:  # a query error: PostgreSQL's own words, for `explain`
+            translated = EngineError(first_line(exc))
+        return type(translated)(
+            f"PostgreSQL could not run the evidence query: {translated.message}", field=translated.field
+        )
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]:
-        import psycopg
-        from psycopg import sql as pgsql
-
         try:
-            with psycopg.connect(self.dsn, connect_timeout=10) as conn:
-                conn.read_only = True
-                with conn.cursor() as cur:
-                    cur.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(self.timeout_ms))
-                    if self.search_path:
-                        cur.execute(
-                            pgsql.SQL("SET LOCAL search_path = {}").format(pgsql.Identifier(self.search_path))
-                        )
-                    cur.execute(sql.encode())
-                    return list(cur.fetchall())
-        except psycopg.Error as exc:
-            raise QueryFailed(f"PostgreSQL could not run the evidence query: {_first_line(exc)}") from None
+            with self:
+                return super().fetch(sql)
+        except NotReadOnly as exc:
+            raise QueryFailed(f"read-only: {exc.message}", field=exc.field) from None
+        except EngineError as exc:
+            raise QueryFailed(exc.message, field=exc.field) from None
 
 
 def _first_line(exc: BaseException) -> str:
