@@ -390,12 +390,15 @@ class ChDBConnector(_ClickHouseErrors, Connector):
                 self._stale = False
             session = self._session
             try:
+                tag = f"tn-query-{uuid.uuid4().hex}"
                 check_ast(session.query(f"EXPLAIN AST {sql}", "TSVRaw").bytes().decode())
+                # From here on the engine may run the query (DESCRIBE evaluates scalar subqueries):
+                # tagged, so that the watchdog can kill it.
+                self._tag = tag
                 # Arrow carries DateTime as seconds (uint32): the column types say which are times.
-                described = session.query(f"DESCRIBE ({sql})", "ArrowTable").to_pydict()
+                described = session.query(f"/* {tag} */ DESCRIBE ({sql})", "ArrowTable").to_pydict()
                 times = [bool(_DATETIME.match(str(t))) for t in described["type"]]
-                self._tag = f"tn-query-{uuid.uuid4().hex}"
-                table = session.query(f"/* {self._tag} */ {sql}", "ArrowTable")
+                table = session.query(f"/* {tag} */ {sql}", "ArrowTable")
             except BaseException:
                 self._stale = True
                 raise

@@ -188,14 +188,22 @@ def test_timeout_stops_the_query_on_the_engine(parquet_dir: Path) -> None:
         assert connector.fetch("SELECT 1") == [(1,)]  # the session survives
 
 
-def test_cancel_kills_the_running_query(chdb_source: ChDBConnector) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT sum(number) FROM numbers(100000000000)",
+        # a scalar subquery is evaluated while the query is analysed (DESCRIBE): killed there too
+        "SELECT (SELECT sum(number) FROM numbers(100000000000)) AS total",
+    ],
+)
+def test_cancel_kills_the_running_query(chdb_source: ChDBConnector, sql: str) -> None:
     """The watchdog's path on its own: KILL QUERY from the control session stops a running query long
     before max_execution_time (30 s here)."""
     outcome: list[BaseException] = []
 
     def run() -> None:
         try:
-            list(chdb_source._execute("SELECT sum(number) FROM numbers(100000000000)"))
+            list(chdb_source._execute(sql))
         except BaseException as exc:
             outcome.append(exc)
 
