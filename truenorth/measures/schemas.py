@@ -178,9 +178,15 @@ class DataSourceOut(Schema):
     id: int
     name: str
     kind: str
+    dialect: str = Field(description="The SQL dialect evidence queries are compiled in for this kind.")
+    tested_on_real_engine: bool = Field(
+        description="Whether TrueNorth's CI runs this kind on the real engine (false: its SQL is only "
+        "compiled and checked against golden files)."
+    )
     config: dict[str, Any] = Field(
-        description="Admins only (others get {}): DuckDB paths, or the PostgreSQL address with its "
-        "password masked. The stored settings are never shown back."
+        description="Admins only (others get {}): DuckDB paths, the PostgreSQL address with its "
+        "password masked, the other kinds' settings with every secret (password, token, key) masked. "
+        "The stored secrets are never shown back."
     )
     timeout_seconds: int
     last_checked_at: dt.datetime | None
@@ -325,8 +331,11 @@ class DataSourceIn(In):
     name: str = Field(min_length=1, max_length=120)
     kind: DataSourceKind
     config: dict[str, Any] = Field(
-        description='Connection settings, e.g. {"path": "/data/x.duckdb"} or {"dsn": "postgres://…"}; '
-        "stored encrypted and never shown back."
+        description="Connection settings of the kind, stored encrypted (secrets never shown back): "
+        'duckdb {"path", "files"}; postgres {"dsn": "postgres://…"}; spark {"url": "sc://host:15002"} or '
+        '{"master": "local[2]"}, with "tables": {name: path}; chdb {"tables": {name: path}}; clickhouse '
+        '{"url": "https://host:8443", "username", "password", "database"}; trino/bigquery/snowflake '
+        '{"driver": a name the server offers, "params": {…}}. Paths lie in the organisation\'s directory.'
     )
     timeout_seconds: int = Field(30, ge=1, le=600)
 
@@ -334,7 +343,9 @@ class DataSourceIn(In):
 class DataSourcePatch(In):
     version: int = Field(description=VERSION_HELP)
     name: str | None = Field(None, min_length=1, max_length=120)
-    config: dict[str, Any] | None = Field(None, description="Replaces the stored settings.")
+    config: dict[str, Any] | None = Field(
+        None, description="Replaces the stored settings; a secret left as ******** keeps the stored one."
+    )
     timeout_seconds: int | None = Field(None, ge=1, le=600)
 
 

@@ -241,6 +241,10 @@ def clean_config(kind: str, config: Any, organisation: Organisation | int) -> di
         return _clean_duckdb(config, organisation)
     if kind == DataSourceKind.POSTGRES:
         return _clean_postgres(config)
+    if kind in DataSourceKind.values:
+        from truenorth.measures.sources.engine_config import clean_engine_config
+
+        return clean_engine_config(kind, config, organisation)
     raise ValidationFailed(f"'{kind}' is not one of: {', '.join(DataSourceKind.values)}.", field="kind")
 
 
@@ -265,13 +269,18 @@ def mask_dsn(dsn: str) -> str:
 
 
 def public_config(source: DataSource) -> dict[str, Any]:
-    """What may be shown of a source's settings: DuckDB paths; a PostgreSQL address without password."""
+    """What may be shown of a source's settings: DuckDB paths; a PostgreSQL address without password;
+    the other kinds' settings with every secret replaced by the mask."""
     try:
         config = decrypt_config(source)
     except SourceUnavailable:
         return {}
     if source.kind == DataSourceKind.POSTGRES:
         return {"dsn": mask_dsn(str(config.get("dsn", "")))}
+    if source.kind != DataSourceKind.DUCKDB:
+        from truenorth.measures.sources.engine_config import public_engine_config
+
+        return public_engine_config(source.kind, config)
     return {"path": config.get("path", ""), "files": list(config.get("files", []))}
 
 
@@ -323,3 +332,14 @@ def _keep_password(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     if params:
         rebuilt += "?" + "&".join(f"{k}={quote(str(v), safe='')}" for k, v in sorted(params.items()))
     return {**new, "dsn": rebuilt}
+
+
+def keep_secrets(kind: str, new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
+    """An edit whose secrets are still the mask keeps the stored ones (see `_keep_password`)."""
+    if kind == DataSourceKind.POSTGRES:
+        return _keep_password(new, old)
+    if kind == DataSourceKind.DUCKDB:
+        return new
+    from truenorth.measures.sources.engine_config import keep_engine_secrets
+
+    return keep_engine_secrets(kind, new, old)

@@ -18,12 +18,15 @@ from truenorth.measures.sources._common import (
     DEFAULT_LIMIT,
     MAX_QUERY_LENGTH,
     QueryFailed,
+    QueryTimeout,
     SourceUnavailable,
     _Result,
     decrypt_config,
 )
 from truenorth.measures.sources.config import public_config
 from truenorth.measures.sources.duckdb_runner import _duckdb_single_select, _run_duckdb
+from truenorth.measures.sources.engine_config import runtime_config
+from truenorth.measures.sources.kinds import KINDS, dialect_of, kind_info
 from truenorth.measures.sources.postgres_runner import _run_postgres
 
 
@@ -39,12 +42,73 @@ def check_query(source: DataSource, query: str) -> str:
         text = text[:-1].rstrip()
     if source.kind == DataSourceKind.DUCKDB:
         _duckdb_single_select(text)
+    elif kind_info(source.kind).connector:
+        _read_only(text, dialect_of(source))
     return text
+
+
+def _read_only(text: str, dialect: str) -> None:
+    """The engines' read-only check (one SELECT; no file, URL or code functions), as a query error."""
+    from truenorth.engines.base import EngineError
+
+    try:
+        from truenorth.engines.readonly import check_read_only
+    except ImportError:  # pragma: no cover - the engines layer ships with TrueNorth
+        return
+    try:
+        check_read_only(text, dialect)
+    except EngineError as exc:
+        raise QueryFailed(exc.message) from None
+
+
+def _run_connector(source: DataSource, config: dict[str, Any], text: str, limit: int) -> _Result:
+    """Run on a `truenorth.engines` connector: settings checked again now (`runtime_config`), then the
+    connector's read-only check, timeout (cancelled on the engine) and byte cap. Returns at most
+    ``limit + 1`` rows, like the DuckDB and PostgreSQL runners (one more tells "there is more")."""
+    from truenorth.engines import registry
+    from truenorth.engines.base import EngineError, EngineTimeout, EngineUnavailable, Limits
+
+    runtime = runtime_config(source.kind, config, source.organisation_id)
+    limits = Limits(
+        timeout_seconds=source.timeout_seconds,
+        connect_timeout_seconds=settings.TRUENORTH_ENGINES_CONNECT_TIMEOUT,
+        max_rows=max(limit + 2, 1000),
+    )
+    # As the PostgreSQL runner does: the engine computes and sends at most limit + 1 rows. The newlines
+    # keep a trailing comment in the query from swallowing the parenthesis.
+    wrapped = f"SELECT * FROM (\n{text}\n) AS truenorth_query LIMIT {int(limit) + 1}"  # noqa: S608
+    rows: list[tuple[Any, ...]] = []
+    columns: list[str] = []
+    try:
+        connector = registry.connect(source.kind, runtime, limits)
+        with connector:
+            stream = connector.stream(wrapped)
+            try:
+                for row in stream:
+                    rows.append(tuple(row))
+                    if len(rows) > limit:
+                        break
+            finally:
+                stream.close()
+            columns = [str(c) for c in getattr(connector, "columns", None) or []]
+    except EngineTimeout as exc:
+        raise QueryTimeout(exc.message) from None
+    except EngineUnavailable as exc:
+        raise SourceUnavailable(exc.message) from None
+    except EngineError as exc:
+        if exc.field == "kind":
+            raise SourceUnavailable(exc.message) from None
+        raise QueryFailed(exc.message) from None
+    if not columns and rows:
+        columns = [f"column{i + 1}" for i in range(len(rows[0]))]
+    return _Result(columns=columns, rows=rows)
 
 
 def execute(source: DataSource, query: str, limit: int, *, files: Sequence[str] = ()) -> _Result:
     """Run one read-only query. ``files``: further files of the organisation the query may read (DuckDB
-    only; each must pass the organisation's directory rules, like the source's own `files`)."""
+    only; each must pass the organisation's directory rules, like the source's own `files`). The
+    connector kinds (Spark, chDB, ClickHouse, Trino, BigQuery, Snowflake) run through
+    `truenorth.engines.registry.connect` with the source's time limit."""
     text = check_query(source, query)
     ceiling = settings.TRUENORTH_MAX_QUERY_SECONDS  # the instance-wide cap on any query's time
     if source.timeout_seconds > ceiling:
@@ -57,6 +121,8 @@ def execute(source: DataSource, query: str, limit: int, *, files: Sequence[str] 
         raise QueryFailed("Only a DuckDB data source reads Parquet or CSV files.", field="files")
     if source.kind == DataSourceKind.POSTGRES:
         return _run_postgres(source, config, text, limit)
+    if source.kind in KINDS:
+        return _run_connector(source, config, text, limit)
     raise SourceUnavailable(f"Unknown data source kind '{source.kind}'.")
 
 
@@ -66,6 +132,11 @@ def _probe(source: DataSource) -> str:
         raise SourceUnavailable("The data source answered a test query unexpectedly.")
     if source.kind == DataSourceKind.POSTGRES:
         return f"Connected to PostgreSQL at {public_config(source).get('dsn', '')} (read-only)."
+    if source.kind != DataSourceKind.DUCKDB:
+        shown = public_config(source)
+        where = shown.get("url") or shown.get("master") or shown.get("driver") or "the organisation's files"
+        name = source.get_kind_display().split(" (")[0]
+        return f"Connected to {name} ({where}); a test query ran read-only."
     config = decrypt_config(source)
     where = config.get("path") or "an in-memory database"
     return f"Opened DuckDB {where} read-only."

@@ -19,7 +19,8 @@ from truenorth.measures.sources._common import (
     decrypt_config,
     encrypt_config,
 )
-from truenorth.measures.sources.config import _keep_password, clean_config, public_config
+from truenorth.measures.sources.config import clean_config, keep_secrets, public_config
+from truenorth.measures.sources.kinds import dialect_of, tested_on_real_engine
 from truenorth.measures.sources.queries import _probe
 from truenorth.orgs.models import Membership, Role
 from truenorth.orgs.services import require_role
@@ -66,6 +67,8 @@ def describe(source: DataSource) -> dict[str, Any]:
         "id": source.pk,
         "name": source.name,
         "kind": source.kind,
+        "dialect": dialect_of(source),
+        "tested_on_real_engine": tested_on_real_engine(source.kind),
         "config": public_config(source),
         "timeout_seconds": source.timeout_seconds,
         "last_checked_at": source.last_checked_at,
@@ -121,8 +124,9 @@ def update_data_source(
     timeout_seconds: int | None = None,
     version: int | None = None,
 ) -> DataSource:
-    """Change a data source (admins only). `config` replaces the settings; a PostgreSQL address whose
-    password is the mask shown by `describe` keeps the stored password."""
+    """Change a data source (admins only). `config` replaces the settings; a secret left as the mask
+    shown by `describe` (a PostgreSQL address's password, a ClickHouse password, a Spark Connect token,
+    a driver's secret parameters) keeps the stored one."""
     require_role(membership, Role.ADMIN)
     with transaction.atomic():
         source = get_data_source(membership, source_id)
@@ -143,8 +147,10 @@ def update_data_source(
         if timeout_seconds is not None:
             source.timeout_seconds = _timeout(timeout_seconds)
         if config is not None:
-            old = decrypt_config(source) if source.kind == DataSourceKind.POSTGRES else {}
-            cleaned = clean_config(source.kind, _keep_password(config, old), source.organisation_id)
+            old = decrypt_config(source) if source.kind != DataSourceKind.DUCKDB else {}
+            cleaned = clean_config(
+                source.kind, keep_secrets(source.kind, config, old), source.organisation_id
+            )
             source.config_encrypted = encrypt_config(cleaned)
             changed_config = True
         after = snapshot(source, SOURCE_FIELDS)

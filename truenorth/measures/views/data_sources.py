@@ -8,6 +8,7 @@ checked there. A stored PostgreSQL password is never rendered: pages show `sourc
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.contrib import messages
@@ -31,12 +32,23 @@ from truenorth.strategy import services as strategy_services
 FormErrors = (ValidationFailed, Conflict)
 
 
+def _form_error(form: f.DataSourceForm, exc: ValidationFailed | Conflict) -> None:
+    """A service error on the data source form: `config.tables.events` is the form's `tables` field."""
+    field = exc.field or ""
+    if field.startswith("config."):
+        exc = copy.copy(exc)
+        exc.field = field.split(".")[1]
+    apply_error(form, exc)
+
+
 def _sources_url(membership: Membership) -> str:
     return reverse("measures:sources", kwargs={"org_slug": membership.organisation.slug})
 
 
 def _source_url(membership: Membership, source_id: int) -> str:
-    return reverse("measures:source", kwargs={"org_slug": membership.organisation.slug, "source_id": source_id})
+    return reverse(
+        "measures:source", kwargs={"org_slug": membership.organisation.slug, "source_id": source_id}
+    )
 
 
 def _directory(membership: Membership) -> str:
@@ -48,7 +60,8 @@ def _directory(membership: Membership) -> str:
 
 def _source_choices(membership: Membership) -> f.Choices:
     return [
-        (str(s.pk), f"{s.name} ({s.get_kind_display().split(' (')[0]})") for s in sources.data_sources_of(membership)
+        (str(s.pk), f"{s.name} ({s.get_kind_display().split(' (')[0]})")
+        for s in sources.data_sources_of(membership)
     ]
 
 
@@ -78,7 +91,7 @@ def source_list(request: HttpRequest, membership: Membership) -> HttpResponse:
                     timeout_seconds=data["timeout_seconds"],
                 )
             except FormErrors as exc:
-                apply_error(form, exc)
+                _form_error(form, exc)
             else:
                 messages.success(request, f"Data source “{source.name}” added. Test it to check it opens.")
                 return redirect(_source_url(membership, source.pk))
@@ -108,6 +121,8 @@ def _edit_initial(source: DataSource) -> dict[str, Any]:
     def relative(path: str) -> str:
         return path[len(directory) + 1 :] if path.startswith(directory + "/") else path
 
+    tables = shown.get("tables") or {}
+    params = shown.get("params") or {}
     return {
         "name": source.name,
         "kind": source.kind,
@@ -116,6 +131,13 @@ def _edit_initial(source: DataSource) -> dict[str, Any]:
         "dsn": shown.get("dsn", ""),
         "path": relative(str(shown.get("path", ""))),
         "files": "\n".join(relative(str(p)) for p in shown.get("files", [])),
+        "url": shown.get("url", ""),
+        "master": shown.get("master", ""),
+        "tables": "\n".join(f"{name} = {relative(str(p))}" for name, p in tables.items()),
+        "username": shown.get("username", ""),
+        "database": shown.get("database", ""),
+        "driver": shown.get("driver", ""),
+        "params": "\n".join(f"{key} = {value}" for key, value in params.items()),
     }
 
 
@@ -141,6 +163,11 @@ def _source_page(
             "measures": _in_use(source),
             "test": test,
             "postgres": source.kind == DataSourceKind.POSTGRES,
+            "duckdb": source.kind == DataSourceKind.DUCKDB,
+            "kind_fields": f.KIND_FIELDS.get(source.kind, ()),
+            "setting_fields": f.SETTING_FIELDS,
+            "tested": sources.tested_on_real_engine(source.kind),
+            "dialect": sources.dialect_of(source),
         },
         status=status,
     )
@@ -155,8 +182,8 @@ def source_detail(request: HttpRequest, membership: Membership, source_id: int) 
     source = sources.get_data_source(membership, source_id)
     initial = _edit_initial(source)
     if request.method != "POST":
-        return _source_page(request, membership, source, f.DataSourceForm(initial=initial))
-    form = f.DataSourceForm(request.POST, initial=initial)
+        return _source_page(request, membership, source, f.DataSourceForm(initial=initial, editing=True))
+    form = f.DataSourceForm(request.POST, initial=initial, editing=True)
     form.fields["version"].required = True
     form.fields["kind"].required = False  # the kind is fixed once created
     if form.is_valid():
@@ -173,7 +200,7 @@ def source_detail(request: HttpRequest, membership: Membership, source_id: int) 
                 version=data["version"],
             )
         except FormErrors as exc:
-            apply_error(form, exc)
+            _form_error(form, exc)
         else:
             messages.success(request, f"Data source “{updated.name}” saved.")
             return redirect(_source_url(membership, source.pk))
@@ -192,7 +219,7 @@ def source_test(request: HttpRequest, membership: Membership, source_id: int) ->
     except ValidationFailed as exc:
         outcome = (False, exc.message)
     source.refresh_from_db()
-    form = f.DataSourceForm(initial=_edit_initial(source))
+    form = f.DataSourceForm(initial=_edit_initial(source), editing=True)
     return _source_page(request, membership, source, form, test=outcome)
 
 
