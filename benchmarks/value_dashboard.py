@@ -19,6 +19,7 @@ Each database runs in a child process of its own, since Django is configured onc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -222,17 +223,27 @@ def child(args: argparse.Namespace) -> int:
 
     call_command("migrate", interactive=False, verbosity=0)
     now = dt.datetime.now(dt.UTC)
-    t0 = time.perf_counter()
-    url, user_id = _load(args.measures, args.observations, now)
-    load_s = time.perf_counter() - t0
+    from truenorth.accounts.models import User
     from truenorth.measures import rollups
-    from truenorth.measures.models import Observation
+    from truenorth.measures.models import DailyRollup, Observation
+    from truenorth.strategy.models import Product
 
-    backend = _backend_pid()
-    t0, c0, b0 = time.perf_counter(), time.process_time(), _cpu_of(backend)
-    built = rollups.rebuild()  # the backfill: what migration 0005 and `measure rollups --rebuild` run
-    rollup_s = time.perf_counter() - t0
-    rollup_cpu_s = time.process_time() - c0 + _cpu_of(backend) - b0
+    existing = User.objects.filter(email="bench@example.com").first() if args.keep else None
+    if existing is not None:  # --data-dir kept from an earlier run: reuse its rows (SQLite only)
+        product = Product.objects.get(name="Bench product")
+        url, user_id = f"/o/bench/products/{product.pk}/value/", existing.pk
+        load_s = rollup_s = rollup_cpu_s = 0.0
+        built_days = DailyRollup.objects.count()
+    else:
+        t0 = time.perf_counter()
+        url, user_id = _load(args.measures, args.observations, now)
+        load_s = time.perf_counter() - t0
+        backend = _backend_pid()
+        t0, c0, b0 = time.perf_counter(), time.process_time(), _cpu_of(backend)
+        built = rollups.rebuild()  # the backfill: what migration 0005 and `measure rollups --rebuild` run
+        rollup_s = time.perf_counter() - t0
+        rollup_cpu_s = time.process_time() - c0 + _cpu_of(backend) - b0
+        built_days = built.days
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # what autovacuum does soon after: the visibility map
             cursor.execute("VACUUM ANALYZE measures_dailyrollup")
@@ -251,7 +262,7 @@ def child(args: argparse.Namespace) -> int:
                 "load_s": load_s,
                 "rollup_s": rollup_s,
                 "rollup_cpu_s": rollup_cpu_s,
-                "rollup_days": built.days,
+                "rollup_days": built_days,
                 "pages": pages,
                 "plan": _explain(ids, now),
             }
@@ -282,17 +293,21 @@ def _run_child(database_url: str, data_dir: str, args: argparse.Namespace) -> di
         ALLOWED_HOSTS="testserver,localhost",
         DJANGO_SETTINGS_MODULE="truenorth.settings",
     )
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        "--observations",
-        str(args.observations),
-        "--measures",
-        str(args.measures),
-        "--runs",
-        str(args.runs),
-    ] + (["--no-raw"] if args.no_raw else [])
+    command = (
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--observations",
+            str(args.observations),
+            "--measures",
+            str(args.measures),
+            "--runs",
+            str(args.runs),
+        ]
+        + (["--no-raw"] if args.no_raw else [])
+        + (["--keep"] if args.keep else [])
+    )
     done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
         raise RuntimeError(f"benchmark on {database_url} failed:\n{done.stdout}\n{done.stderr}")
@@ -330,6 +345,12 @@ def main() -> int:
     parser.add_argument(
         "--no-raw", action="store_true", help="time the roll-ups only, not the dashboard from the raw rows"
     )
+    parser.add_argument(
+        "--data-dir",
+        help="keep the SQLite data directory here (made if missing) and reuse its rows on the next run "
+        "(the observations are 'now'-relative: reload after a day or so by deleting the directory)",
+    )
+    parser.add_argument("--keep", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -341,8 +362,15 @@ def main() -> int:
         f"{args.runs} timed requests per period (after one warm-up)."
     )
     results = []
-    with tempfile.TemporaryDirectory(prefix="truenorth-bench-") as data_dir:
+    with contextlib.ExitStack() as stack:
+        if args.data_dir:
+            data_dir = str(Path(args.data_dir).resolve())
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+            args.keep = True
+        else:
+            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="truenorth-bench-"))
         sqlite = _run_child(f"sqlite:///{data_dir}/bench.sqlite3", data_dir, args)
+        args.keep = False  # PostgreSQL's scratch database is always made afresh
         _report(sqlite, args.plans)
         results.append(sqlite)
         if not args.no_postgres:

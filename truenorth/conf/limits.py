@@ -52,7 +52,14 @@ CACHES = {
             "KEY_PREFIX": "truenorth",
             "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
-    )
+    ),
+    # Per process, for derived figures any process can recompute cheaply and that need no sharing (the
+    # goal page's forecasts, the dashboards' fragments): a get costs no query, unlike the database cache.
+    "local": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "truenorth-local",
+        "OPTIONS": {"MAX_ENTRIES": 5_000},
+    },
 }
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}

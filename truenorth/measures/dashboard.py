@@ -22,6 +22,7 @@ two; the benchmark times both).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -43,6 +44,8 @@ DEFAULT_PERIOD = dt.timedelta(days=90)
 # Points per sparkline: enough to show a shape, few enough that 200 measures stay cheap.
 BUCKETS = 30
 DAY = 86400.0
+# The Measure fields the dashboard reads (its cards, the trend's direction, staleness).
+CARD_FIELDS = ("id", "name", "kva", "unit", "direction", "cadence_days", "target")
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,22 @@ def _change(start: float | None, latest: float | None) -> float | None:
     return None if start is None or latest is None else latest - start
 
 
+def _slope(xs: list[float], ys: list[float]) -> float | None:
+    """maths.trend_slope for times already in days (the bucket middles): the same arithmetic, without
+    its per-point conversion of times to days (a float stays itself there), so the same result."""
+    n = len(xs)
+    if n < 2:
+        return None
+    x0 = xs[0]
+    xs = [x - x0 for x in xs]
+    mean_x = math.fsum(xs) / n
+    mean_y = math.fsum(ys) / n
+    sxx = math.fsum((x - mean_x) ** 2 for x in xs)
+    if sxx <= 1e-18:
+        return None
+    return math.fsum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
 def _goals(membership: Membership, product_id: int) -> tuple[float | None, list[GoalSummary]]:
     """The product's top-level goals with their progress, and their weighted roll-up."""
     progress = strategy_services.progress_for_org(membership.organisation_id)
@@ -267,6 +286,8 @@ def product_dashboard(
         Measure.objects.filter(
             organisation_id=membership.organisation_id, product_id=product.pk, archived_at__isnull=True
         )
+        # Only what the cards read: 200 full measures cost more to build than to fetch.
+        .only(*CARD_FIELDS)
         .annotate(
             latest_value=Subquery(latest.values("value")[:1]),
             latest_at=Subquery(latest.values("observed_at")[:1]),
@@ -294,7 +315,7 @@ def product_dashboard(
             start_value=start_value,
             buckets=buckets,
             change=_change(start_value, latest_value),
-            slope_per_day=maths.trend_slope([middles[i] for i, _ in known], [v for _, v in known]),
+            slope_per_day=_slope([middles[i] for i, _ in known], [v for _, v in known]),
             distance=maths.distance_to_target(latest_value, m.target, m.direction),
             stale=maths.is_stale(latest_at, m.cadence_days, now),
             sparkline=sparkline_points(buckets),

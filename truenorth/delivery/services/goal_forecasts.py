@@ -35,7 +35,8 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from django.core.cache import cache
+from django.conf import settings
+from django.core.cache import BaseCache, caches
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -239,9 +240,16 @@ def _subtree(data: _Product, goal_id: int) -> list[int]:
     return out
 
 
+def _cache() -> BaseCache:
+    """The per-process cache (settings.CACHES["local"]: a get is no query, unlike the database cache the
+    default one is in production), or the default one where no "local" alias is configured."""
+    return caches["local" if "local" in settings.CACHES else "default"]
+
+
 def _history(org_id: int, product_id: int, sources: list[SourceRow], today: dt.date) -> dict[str, Any]:
     """{"daily": [...], "too_big": bool} for the product's sources, cached per product and day."""
     key = f"delivery:goal-forecasts:history:{org_id}:{product_id}:{today.isoformat()}"
+    cache = _cache()
     found = cache.get(key)
     if isinstance(found, dict):
         return found
@@ -284,6 +292,7 @@ def _simulate(daily: list[int], remaining: int, days: int, today: dt.date) -> di
     """The Monte Carlo figures (cached: the same history, N and horizon give the same answer)."""
     digest = hashlib.sha256(json.dumps([daily, remaining, days]).encode()).hexdigest()[:32]
     key = f"delivery:goal-forecasts:simulation:{today.isoformat()}:{digest}"
+    cache = _cache()
     found = cache.get(key)
     if isinstance(found, dict):
         return found
