@@ -186,14 +186,20 @@ class Connector(ABC):
         if not self._connected:
             try:
                 self._connect()
+            except ValidationFailed:  # the connector's own, or a caller's hook (e.g. a server check)
+                self._release()
+                raise
             except Exception as exc:
-                # Half-open sessions are released before the error is reported.
-                try:
-                    self._close()
-                except Exception:  # noqa: S110 - the connect error is the one to report
-                    pass
+                self._release()
                 raise self._translated(exc) from None
             self._connected = True
+
+    def _release(self) -> None:
+        """Release a half-open session before a connect error is reported."""
+        try:
+            self._close()
+        except Exception:  # noqa: S110 - the connect error is the one to report
+            pass
 
     def close(self) -> None:
         if self._connected:

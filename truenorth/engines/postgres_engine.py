@@ -50,9 +50,11 @@ class PostgresConnector(Connector):
         limits: Limits | None = None,
         *,
         after_connect: Callable[[Any], None] | None = None,
+        server_grace_ms: int = SERVER_GRACE_MS,
     ) -> None:
         super().__init__(config, limits)
         self.after_connect = after_connect
+        self.server_grace_ms = max(0, int(server_grace_ms))
         self.connection: Any = None
         self._params: dict[str, Any] = {}
 
@@ -69,8 +71,8 @@ class PostgresConnector(Connector):
         options = str(params.get("options") or "")
         params["options"] = (
             f"{options} -c default_transaction_read_only=on "
-            f"-c statement_timeout={timeout_ms + SERVER_GRACE_MS} "
-            f"-c idle_in_transaction_session_timeout={timeout_ms + 2 * SERVER_GRACE_MS}"
+            f"-c statement_timeout={timeout_ms + self.server_grace_ms} "
+            f"-c idle_in_transaction_session_timeout={timeout_ms + self.server_grace_ms + 5000}"
         ).strip()
         # libpq waits at least 2 s; a fraction would read as "forever" (0).
         params["connect_timeout"] = str(max(2, math.ceil(self.limits.connect_timeout_seconds)))

@@ -3,13 +3,22 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
 
 from truenorth.core.errors import ValidationFailed
+from truenorth.engines.base import (
+    MAX_ROWS,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    Limits,
+    NotReadOnly,
+    ResultTooLarge,
+)
+from truenorth.engines.postgres_engine import PostgresConnector
 from truenorth.measures.models import DataSource
 from truenorth.measures.sources._common import (
     DANGEROUS_ROLES,
@@ -120,10 +129,63 @@ def _check_server(conn: Any) -> None:
         )
 
 
+class _SourceConnector(PostgresConnector):
+    """The engines' PostgreSQL connector with a data source's wording. The server enforces read-only
+    (one statement, in a read-only session and transaction), so the SQL check of `truenorth.engines`
+    is not applied again here: its refusals would hide the server's precise reasons."""
+
+    def __init__(self, conninfo: str, source: DataSource, cannot: SourceUnavailable, shown: str) -> None:
+        timeout = source.timeout_seconds
+        super().__init__(
+            {"dsn": conninfo},
+            Limits(timeout_seconds=timeout, connect_timeout_seconds=min(timeout, 10), max_rows=MAX_ROWS),
+            after_connect=_check_server,
+            server_grace_ms=0,  # the source's statement_timeout exactly, as documented
+        )
+        self.source = source
+        self.cannot = cannot
+        self.shown = shown
+
+    def check(self, sql: str) -> None:
+        """Nothing to add: the server refuses writes and several statements (see the class)."""
+
+    def _timeout(self) -> EngineTimeout:
+        return EngineTimeout(_timeout_message(self.source), field="query")
+
+    def translate(self, exc: BaseException) -> EngineError:
+        import psycopg
+
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return EngineTimeout(_timeout_message(self.source), field="query")
+        if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+            return NotReadOnly(f"Data sources are read-only: {_short(exc)}", field="query")
+        if isinstance(exc, psycopg.OperationalError) and not self.connected:
+            # Refused, timed out, not PostgreSQL, bad password: the same answer (no port scanner);
+            # details for the operator in the log.
+            logger.warning(
+                "Data source %s: cannot connect to %s: %s", self.source.pk, self.shown, _short(exc)
+            )
+            return EngineUnavailable(self.cannot.message, field="config")
+        if isinstance(exc, psycopg.OperationalError):
+            return EngineUnavailable(f"Lost the connection to PostgreSQL: {_short(exc)}", field="config")
+        if isinstance(exc, psycopg.Error):
+            return EngineError(f"The query failed: {_short(exc)}", field="query")
+        return super().translate(exc)
+
+
+def _timeout_message(source: DataSource) -> str:
+    return (
+        f"The query took longer than {source.timeout_seconds} s and was stopped "
+        "(the data source's time limit)."
+    )
+
+
 def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: int) -> _Result:
+    """The source's query on `truenorth.engines`' PostgreSQL connector, after this module's address
+    checks (allowed parameters, pinned addresses) and with its server checks (`_check_server`) run
+    right after connecting. At most ``limit + 1`` rows (one more tells "there is more")."""
     import psycopg
 
-    timeout_ms = source.timeout_seconds * 1000
     try:
         params = psycopg.conninfo.conninfo_to_dict(str(config.get("dsn", "")))
     except psycopg.Error:
@@ -145,47 +207,24 @@ def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: 
         raise cannot from None
     except ValidationFailed as exc:
         raise SourceUnavailable(exc.message) from None
-    params["passfile"] = os.devnull  # never the server's own ~/.pgpass
-    options = str(params.get("options") or "")
-    params["options"] = (
-        f"{options} -c default_transaction_read_only=on -c statement_timeout={timeout_ms} "
-        f"-c idle_in_transaction_session_timeout={timeout_ms + 5000}"
-    ).strip()
-    params["connect_timeout"] = str(min(source.timeout_seconds, 10))
-    params.setdefault("application_name", "truenorth")
+    connector = _SourceConnector(psycopg.conninfo.make_conninfo("", **params), source, cannot, shown)
+    # The measure's own SQL, by design; the server enforces read-only and the time limit.
+    wrapped = f"SELECT * FROM (\n{text}\n) AS truenorth_query LIMIT {int(limit) + 1}"  # noqa: S608
     try:
-        conn = psycopg.connect(psycopg.conninfo.make_conninfo("", **params), autocommit=False)
-    except psycopg.Error as exc:
-        # Refused, timed out, not PostgreSQL, bad password: the same answer (no port scanner); details
-        # for the operator in the log.
-        logger.warning("Data source %s: cannot connect to %s: %s", source.pk, shown, _short(exc))
-        raise cannot from None
-    try:
-        _check_server(conn)
-        conn.read_only = True  # BEGIN READ ONLY
-        # The measure's own SQL, by design; the server enforces read-only and the time limit.
-        wrapped = f"SELECT * FROM (\n{text}\n) AS truenorth_query LIMIT {int(limit) + 1}"  # noqa: S608
-        try:
-            with conn.cursor() as cursor:
-                # prepare=True: a prepared statement cannot hold several commands (no "…; COMMIT; …").
-                cursor.execute(wrapped, prepare=True)
-                columns = [d.name for d in cursor.description or []]
-                rows = cursor.fetchall()
-        except psycopg.errors.QueryCanceled:
-            raise QueryTimeout(
-                f"The query took longer than {source.timeout_seconds} s and was stopped "
-                "(the data source's time limit)."
-            ) from None
-        except psycopg.errors.ReadOnlySqlTransaction as exc:
-            raise QueryFailed(f"Data sources are read-only: {_short(exc)}") from None
-        except psycopg.OperationalError as exc:
-            raise SourceUnavailable(f"Lost the connection to PostgreSQL: {_short(exc)}") from None
-        except psycopg.Error as exc:
-            raise QueryFailed(f"The query failed: {_short(exc)}") from None
-        return _Result(columns, rows)
-    finally:
-        try:
-            conn.rollback()
-        except psycopg.Error:
-            pass
-        conn.close()
+        with connector:
+            rows = connector.fetch(wrapped)
+            columns = list(connector.columns)
+    except ResultTooLarge as exc:
+        if exc.message.endswith("KiB; aggregate in the query or narrow it"):  # the byte cap
+            raise QueryFailed(exc.message) from None
+        raise QueryFailed(  # the row ceiling (MAX_ROWS), below limit + 1: what the caller would say
+            f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
+            "(e.g. one row per day)."
+        ) from None
+    except EngineTimeout as exc:
+        raise QueryTimeout(exc.message) from None
+    except EngineUnavailable as exc:
+        raise SourceUnavailable(exc.message) from None
+    except EngineError as exc:
+        raise QueryFailed(exc.message) from None
+    return _Result(columns, rows)
