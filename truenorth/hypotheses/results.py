@@ -36,6 +36,7 @@ from truenorth.measures.services import require_query_author
 from truenorth.orgs.models import Membership
 from truenorth.stats import engine as stats_engine
 from truenorth.stats import srm
+from truenorth.stats.quantile import QuantileStats
 from truenorth.stats.summary import CupedStats, MeanStats, RatioStats
 
 METHODS = stats_engine.METHODS
@@ -314,6 +315,18 @@ def _f(x: Any) -> float:
 
 
 def _stats(stats: Stats) -> dict[str, Any]:
+    if isinstance(stats, QuantileStats):
+        return {
+            "type": "quantile",
+            "n": _f(stats.n),
+            "sum": None,  # a quantile has no sums (JSON has no NaN)
+            "sum_squares": None,
+            "quantile_level": _f(stats.nu),
+            "quantile": _f(stats.quantile),
+            "quantile_lower": _f(stats.lower),
+            "quantile_upper": _f(stats.upper),
+            "quantile_nstar": _f(stats.n_star),
+        }
     if isinstance(stats, RatioStats):
         return {
             "type": "ratio",
@@ -468,6 +481,8 @@ def compute_results(
             "planned": dict(allocation),
             "p_value": None if bool(check.not_enough_data) else float(check.p_value),
             "mismatch": bool(check.mismatch),
+            # Units assigned to more than one variation: left out of every metric and of the SRM check.
+            "excluded_units": evidence.excluded_units,
         },
         "freshness": freshness,
         "alpha": experiment.alpha,
@@ -495,8 +510,11 @@ def compute_results(
         else f"{method} ({stats_engine.CORRECTION_NAMES[correction]}"
         f"{' within roles' if family == 'role' else ' across all metrics'})"
     )
+    query = evidence.query.sql
+    if evidence.quantile_query is not None:  # quantile metrics: the second, summary-only query
+        query = f"{query};\n\n-- quantiles\n{evidence.quantile_query.sql}"
     stored = services.store_snapshot(
-        experiment, method=label, inputs=inputs, results=results, query=evidence.query.sql, author=actor
+        experiment, method=label, inputs=inputs, results=results, query=query, author=actor
     )
     record(
         membership.organisation,

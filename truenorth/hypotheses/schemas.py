@@ -439,7 +439,11 @@ class EvidenceIn(StrictSchema):
     data_source: ObjectId | None = None
     experiment_key: str
     metric_definitions: list[dict[str, Any]] = Field(
-        description="Metric definitions; an empty list discovers a count and a conversion per event name."
+        description="Metric definitions; an empty list discovers a count and a conversion per event name. "
+        "Each: name, aggregation (count, sum, mean, proportion, ratio, quantile), events, where, "
+        "window_days and delay_hours (the conversion window after exposure), exposure_start/exposure_end "
+        "(only units first exposed in [start, end), UTC ISO dates), quantile (the level of a quantile "
+        "metric, e.g. 0.9), denominator, covariate_days. Errors name the metric and the field."
     )
     mapping: dict[str, Any] | None = Field(
         default=None,
