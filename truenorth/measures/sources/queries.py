@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
+from truenorth.core.errors import ValidationFailed
 from truenorth.measures.models import DataSource, DataSourceKind
 from truenorth.measures.sources._common import (
     DEFAULT_LIMIT,
@@ -68,7 +69,12 @@ def _run_connector(source: DataSource, config: dict[str, Any], text: str, limit:
     from truenorth.engines import registry
     from truenorth.engines.base import EngineError, EngineTimeout, EngineUnavailable, Limits
 
-    runtime = runtime_config(source.kind, config, source.organisation_id)
+    try:
+        runtime = runtime_config(source.kind, config, source.organisation_id)
+    except QueryFailed:
+        raise
+    except ValidationFailed as exc:  # a setting no longer passes: say which, as a query failure
+        raise QueryFailed(f"The data source's settings: {exc.message}", field=exc.field or "config") from None
     limits = Limits(
         timeout_seconds=source.timeout_seconds,
         connect_timeout_seconds=settings.TRUENORTH_ENGINES_CONNECT_TIMEOUT,

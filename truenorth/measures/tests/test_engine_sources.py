@@ -218,6 +218,10 @@ def test_a_source_saved_while_allowed_is_checked_again_before_each_run(admin, fo
     with pytest.raises(ValidationFailed) as refused:
         sources.execute(source, "SELECT day, n FROM events", 10)
     assert "TRUENORTH_ENGINES_LOCAL" in refused.value.message
+    tested = _post(admin.api(), f"{BASE}/data-sources/{source.pk}/test", {})
+    assert tested.status_code == 200 and tested.json()["ok"] is False
+    source.refresh_from_db()
+    assert "TRUENORTH_ENGINES_LOCAL" in source.last_error
     # A table file replaced by a link out of the directory after saving is refused too.
     settings.TRUENORTH_ENGINES_LOCAL = True
     (folder / "events.parquet").unlink()
@@ -423,3 +427,38 @@ def test_experiment_evidence_is_compiled_in_the_source_kinds_dialect(admin, fold
     for kind, dialect in expected.items():
         source = DataSource(organisation_id=admin.membership.organisation_id, name=kind, kind=kind)
         assert SourceEngine(source).dialect == dialect
+
+
+@pytest.mark.spark
+def test_a_sql_measure_on_a_local_spark_source_refreshes_through_the_connector(
+    admin, owner, folder, local_on
+):
+    from truenorth.measures import refresh, services
+    from truenorth.measures.models import Observation
+    from truenorth.strategy import services as strategy
+
+    source = sources.create_data_source(
+        admin.membership,
+        admin.user,
+        name="Spark",
+        kind="spark",
+        config={"master": "local[1]", "tables": {"events": "events.parquet"}},
+        timeout_seconds=120,
+    )
+    product = strategy.create_product(owner.membership, owner.user, name="Shop")
+    measure = services.create_measure(
+        admin.membership,
+        admin.user,
+        name="Daily events on Spark",
+        kva="current_value",
+        product_id=product.pk,
+        source="sql",
+        data_source_id=source.pk,
+        query="SELECT day, n FROM events",
+    )
+    result = refresh.refresh_measure(measure, actor=admin.user)
+    assert result.ok, result.error
+    assert sorted(Observation.objects.filter(measure=measure).values_list("value", flat=True)) == [10, 20, 30]
+    with pytest.raises(ValidationFailed) as refused:
+        sources.execute(source, "SELECT java_method('java.lang.System', 'exit', 1)", 10)
+    assert refused.value.field == "query"
