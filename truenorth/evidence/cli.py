@@ -43,6 +43,7 @@ from truenorth.evidence.run import (
     srm_p_value,
 )
 from truenorth.stats import engine as stats_engine
+from truenorth.stats.quantile import QuantileStats
 from truenorth.stats.summary import CupedStats, MeanStats, RatioStats
 
 evidence_app = typer.Typer(
@@ -161,7 +162,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def _summary(stats: Stats) -> tuple[str, str, str]:
-    """(n, mean, standard deviation) of the metric per unit."""
+    """(n, mean, standard deviation) of the metric per unit (a quantile metric: n values, the
+    quantile and its standard error)."""
+    if isinstance(stats, QuantileStats):
+        return _fmt(stats.n, 9), _fmt(stats.quantile), _fmt(stats.se)
     if isinstance(stats, CupedStats):
         base: MeanStats | RatioStats = stats.post
     else:
@@ -185,7 +189,19 @@ def summary_table(
                 "users": evidence.units[variation],
                 "weight": (weights or {}).get(variation, 1.0),
             }
-            if isinstance(stats, RatioStats):
+            if isinstance(stats, QuantileStats):
+                row.update(
+                    type="quantile",
+                    n=float(stats.n),
+                    sum=math.nan,
+                    sum_squares=math.nan,
+                    quantile_level=float(stats.nu),
+                    quantile=float(stats.quantile),
+                    quantile_lower=float(stats.lower),
+                    quantile_upper=float(stats.upper),
+                    quantile_nstar=float(stats.n_star),
+                )
+            elif isinstance(stats, RatioStats):
                 row.update(
                     type="ratio",
                     n=float(stats.n),
@@ -355,6 +371,7 @@ def run(
                 {"name": m.name, "aggregation": m.aggregation, "events": list(m.select.events)} for m in metrics
             ],
             "units": dict(evidence.units),
+            "excluded_units": evidence.excluded_units,
             "srm": {
                 "p_value": p_srm,
                 "planned": planned or dict.fromkeys(names, 1.0),
@@ -364,10 +381,14 @@ def run(
         }
         if show_sql:
             payload["sql"] = evidence.query.sql
+            if evidence.quantile_query is not None:
+                payload["quantile_sql"] = evidence.quantile_query.sql
         typer.echo(json.dumps(_json_safe(payload), indent=2))
         return
     _print(experiment, metrics, evidence, variations, chosen, rows, method, alpha)
     units = ", ".join(f"{escape(v)} {evidence.units[v]:,}" for v in variations)
+    if evidence.excluded_units:
+        units += f" ({evidence.excluded_units:,} assigned to more than one variation: excluded)"
     if p_srm is not None:
         against = "the planned split" if planned else "an equal split"
         flag = (
@@ -380,6 +401,8 @@ def run(
         console.print(f"Units: {units}; only one variation, so no comparison")
     if show_sql:
         console.print(escape(evidence.query.sql), highlight=False)
+        if evidence.quantile_query is not None:
+            console.print(escape(evidence.quantile_query.sql), highlight=False)
 
 
 def _print(

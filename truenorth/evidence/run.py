@@ -39,9 +39,12 @@ class QueryFailed(ValidationFailed):
 
 
 class Engine(Protocol):
-    """Where raw events live. ``fetch`` runs one read-only query and returns its rows."""
+    """Where raw events live. ``fetch`` runs one read-only query and returns its rows; ``dialect``
+    (an attribute or a class variable, such as a `truenorth.engines` connector's) names its SQLGlot
+    dialect."""
 
-    dialect: str
+    @property
+    def dialect(self) -> str: ...
 
     def fetch(self, sql: str) -> list[tuple[Any, ...]]: ...
 
