@@ -12,21 +12,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from truenorth.evidence.tests.test_golden_sql import CASES, DIALECTS, GOLDEN, golden_path, render
+from truenorth.evidence.tests.test_golden_sql import GOLDEN, PAIRS, golden_path, render
 
 
 def main() -> int:
-    wanted = set()
-    for dialect in DIALECTS:
-        for case in CASES:
-            path = golden_path(dialect, case)
-            wanted.add(path)
-            text = render(dialect, case)
-            old = path.read_text(encoding="utf-8") if path.exists() else None
-            if old != text:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-                print(f"{'updated' if old is not None else 'created'} {path.relative_to(GOLDEN.parent)}")
+    wanted: set[Path] = set()
+    for dialect, case in PAIRS:
+        path = golden_path(dialect, case)
+        wanted.add(path)
+        text = render(dialect, case)
+        old = path.read_text(encoding="utf-8") if path.exists() else None
+        if old != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            print(f"{'updated' if old is not None else 'created'} {path.relative_to(GOLDEN.parent)}")
     for stray in sorted(set(GOLDEN.rglob("*.sql")) - wanted):
         stray.unlink()
         print(f"removed {stray.relative_to(GOLDEN.parent)}")

@@ -331,7 +331,8 @@ def _seconds(value: float) -> int:
 class TrinoConnector(DBAPIConnector):
     """Trino through the ``trino`` package (``trino.dbapi``).
 
-    - connect: ``request_timeout`` is the connect timeout (every HTTP request to the coordinator);
+    - connect: ``request_timeout`` is the connect timeout (every HTTP request to the coordinator); the
+      session time zone is UTC (exposure-window bounds are UTC timestamps) unless ``timezone`` is given;
     - server-side limit: session property ``query_max_run_time`` = the source's timeout;
     - cancel: ``cursor.cancel()`` — the client sends DELETE to the query's URI, the coordinator kills it;
     - read-only: Trino has no read-only session; give the user SELECT-only access control rules (or use
@@ -369,6 +370,7 @@ class TrinoConnector(DBAPIConnector):
         kwargs["request_timeout"] = self.limits.connect_timeout_seconds
         kwargs["session_properties"] = {"query_max_run_time": f"{_seconds(self.limits.timeout_seconds)}s"}
         kwargs.setdefault("source", "truenorth")
+        kwargs.setdefault("timezone", "UTC")  # metric time bounds are UTC timestamps without a zone
         return kwargs
 
 
@@ -446,6 +448,7 @@ class SnowflakeConnector(DBAPIConnector):
 
     - connect: ``login_timeout`` is the connect timeout, ``network_timeout`` bounds each request;
     - server-side limit: session parameter ``STATEMENT_TIMEOUT_IN_SECONDS`` = the source's timeout;
+      ``TIMEZONE`` = UTC (exposure-window bounds are UTC timestamps);
     - cancel: ``SYSTEM$CANCEL_ALL_QUERIES(<session id>)`` on a second cursor of the same connection
       (the connector runs one query at a time), else the cursor's ``abort_query``;
     - read-only: Snowflake has no read-only session; use a role with USAGE + SELECT grants only.
@@ -467,6 +470,7 @@ class SnowflakeConnector(DBAPIConnector):
         kwargs["session_parameters"] = {
             "STATEMENT_TIMEOUT_IN_SECONDS": _seconds(self.limits.timeout_seconds),
             "QUERY_TAG": "truenorth",
+            "TIMEZONE": "UTC",  # metric time bounds are UTC timestamps without a zone
         }
         return kwargs
 

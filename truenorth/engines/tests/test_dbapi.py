@@ -261,7 +261,9 @@ def test_trino_and_snowflake_limits_reach_the_server() -> None:
     kwargs = sf.connect_kwargs()
     assert kwargs["session_parameters"]["STATEMENT_TIMEOUT_IN_SECONDS"] == 43
     assert kwargs["login_timeout"] == 3
+    assert kwargs["session_parameters"]["TIMEZONE"] == "UTC"
     trino = TrinoConnector({"params": {"host": "h", "user": "u"}}, limits)
     kwargs = trino.connect_kwargs()
     assert kwargs["session_properties"] == {"query_max_run_time": "43s"}
     assert kwargs["request_timeout"] == 3
+    assert kwargs["timezone"] == "UTC"

@@ -17,8 +17,8 @@ import sqlglot
 
 from truenorth.engines.readonly import check_read_only
 from truenorth.evidence import synthetic
-from truenorth.evidence.compile import compile_experiment
-from truenorth.evidence.metrics import Denominator, Metric, Selection
+from truenorth.evidence.compile import QUANTILE_FUNCTIONS, compile_experiment, compile_quantiles
+from truenorth.evidence.metrics import Denominator, Metric, MetricError, Selection
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 DIALECTS = ("duckdb", "postgres", "spark", "clickhouse", "trino", "bigquery", "snowflake")
@@ -46,16 +46,48 @@ def _window() -> list[Metric]:
     return [Metric("converted_7d", "proportion", Selection(("purchase", "subscribe"), window_days=7))]
 
 
+def _exposure() -> list[Metric]:
+    """A conversion window with a delay, and an exposure window (units first exposed in [start, end))."""
+    return [
+        Metric(
+            "late_revenue",
+            "sum",
+            Selection(("purchase",), window_days=7, delay_hours=24),
+            exposure_start="2026-01-05",
+            exposure_end="2026-01-12T00:00:00Z",
+        ),
+        Metric("early_views", "count", Selection(("page_view",), window_days=1)),
+    ]
+
+
+def _quantile() -> list[Metric]:
+    return [
+        Metric("order_p50", "quantile", Selection(("purchase",)), quantile=0.5),
+        Metric("order_p90", "quantile", Selection(("purchase",), window_days=7), quantile=0.9),
+    ]
+
+
+#: n per metric and variation for the quantile query (as the first query's rows give them).
+QUANTILE_N = {
+    "order_p50": {"control": 1200.0, "treatment": 1250.0},
+    "order_p90": {"control": 900.0, "treatment": 950.0},
+}
+
 CASES: dict[str, Callable[[], list[Metric]]] = {
     "standard": synthetic.standard_metrics,
     "where": _where,
     "ratio": _ratio,
     "window": _window,
+    "exposure": _exposure,
+    "quantile": _quantile,
 }
 
 
 def render(dialect: str, case: str) -> str:
-    """The golden file's content: the compiled SQL and a final newline."""
+    """The golden file's content: the compiled SQL and a final newline (for "quantile", the second query,
+    `compile_quantiles`)."""
+    if case == "quantile":
+        return compile_quantiles(_quantile(), EXPERIMENT, QUANTILE_N, dialect=dialect).sql + "\n"
     return compile_experiment(CASES[case](), EXPERIMENT, dialect=dialect).sql + "\n"
 
 
@@ -63,7 +95,19 @@ def golden_path(dialect: str, case: str) -> Path:
     return GOLDEN / dialect / f"{case}.sql"
 
 
-PAIRS = [(d, c) for d in DIALECTS for c in CASES]
+def has_case(dialect: str, case: str) -> bool:
+    """Quantiles only where the engine has a quantile aggregate (not BigQuery)."""
+    return case != "quantile" or dialect in QUANTILE_FUNCTIONS
+
+
+PAIRS = [(d, c) for d in DIALECTS for c in CASES if has_case(d, c)]
+
+
+def test_quantiles_refused_where_there_is_no_quantile_aggregate() -> None:
+    missing = [d for d in DIALECTS if not has_case(d, "quantile")]
+    assert missing == ["bigquery"]
+    with pytest.raises(MetricError, match="quantile"):
+        compile_quantiles(_quantile(), EXPERIMENT, QUANTILE_N, dialect="bigquery")
 
 
 @pytest.mark.parametrize(("dialect", "case"), PAIRS)
