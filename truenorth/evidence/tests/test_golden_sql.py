@@ -142,3 +142,90 @@ def test_golden_parses_back_and_is_read_only(dialect: str, case: str) -> None:
 def test_no_stray_golden_files() -> None:
     expected = {golden_path(d, c) for d, c in PAIRS}
     assert set(GOLDEN.rglob("*.sql")) == expected
+
+
+# -- the golden files of the engines CI has run on a tiny data set (valid SQL, same numbers) ----------
+
+_ROWS_A = [
+    (1, EXPERIMENT, "control", "2026-01-06 00:00:00"),
+    (2, EXPERIMENT, "treatment", "2026-01-07 00:00:00"),
+    (3, EXPERIMENT, "control", "2026-01-01 00:00:00"),
+    (4, EXPERIMENT, "control", "2026-01-06 00:00:00"),
+    (4, EXPERIMENT, "treatment", "2026-01-06 00:00:00"),  # multi-assigned: excluded
+    (5, "other", "control", "2026-01-06 00:00:00"),
+]
+_ROWS_E = [
+    (1, "2026-01-08 00:00:00", "purchase", 30.0),
+    (1, "2026-01-06 01:00:00", "page_view", 0.0),
+    (1, "2026-01-01 00:00:00", "purchase", 7.0),
+    (2, "2026-01-09 00:00:00", "purchase", 5.0),
+    (2, "2026-01-09 00:00:00", "subscribe", 1.0),
+    (3, "2026-01-03 00:00:00", "purchase", 40.0),
+    (3, "2026-01-30 00:00:00", "page_view", 0.0),
+    (4, "2026-01-07 00:00:00", "purchase", 12.0),
+]
+
+
+def _run_duckdb(case: str) -> list[tuple[object, ...]]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE assignments (unit_id BIGINT, experiment VARCHAR, variation VARCHAR, first_exposure_at TIMESTAMP)"
+    )
+    con.execute('CREATE TABLE events (unit_id BIGINT, "at" TIMESTAMP, name VARCHAR, value DOUBLE)')
+    con.executemany("INSERT INTO assignments VALUES (?, ?, ?, CAST(? AS TIMESTAMP))", _ROWS_A)
+    con.executemany("INSERT INTO events VALUES (?, CAST(? AS TIMESTAMP), ?, ?)", _ROWS_E)
+    return [tuple(r) for r in con.execute(golden_path("duckdb", case).read_text(encoding="utf-8")).fetchall()]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_duckdb_golden_runs(case: str) -> None:
+    rows = _run_duckdb(case)
+    assert rows and all(isinstance(r[0], str | None) for r in rows)
+
+
+@pytest.mark.clickhouse
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_clickhouse_golden_gives_duckdbs_numbers(case: str) -> None:
+    """The ClickHouse file on chDB, with the settings the ClickHouse connectors set (standard LEFT JOIN
+    NULLs, a column preferred to a same-named alias)."""
+    from chdb import session
+
+    s = session.Session()
+    try:
+        s.query("CREATE DATABASE IF NOT EXISTS golden")
+        s.query(
+            "CREATE TABLE golden.assignments (unit_id Int64, experiment String, variation String, "
+            "first_exposure_at DateTime64(6, 'UTC')) ENGINE = Memory"
+        )
+        s.query(
+            "CREATE TABLE golden.events (unit_id Int64, at DateTime64(6, 'UTC'), name String, value Float64) "
+            "ENGINE = Memory"
+        )
+
+        def q(v: object) -> str:
+            return (
+                "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'" if isinstance(v, str) else str(v)
+            )
+
+        s.query(
+            "INSERT INTO golden.assignments VALUES " + ", ".join(f"({', '.join(map(q, r))})" for r in _ROWS_A)
+        )
+        s.query("INSERT INTO golden.events VALUES " + ", ".join(f"({', '.join(map(q, r))})" for r in _ROWS_E))
+        s.query("USE golden")
+        s.query("SET join_use_nulls = 1")
+        s.query("SET prefer_column_name_to_alias = 1")
+        s.query("SET session_timezone = 'UTC'")
+        result = s.query(golden_path("clickhouse", case).read_text(encoding="utf-8"), "JSONCompact")
+        import json
+
+        rows = [tuple(r) for r in json.loads(str(result))["data"]]
+    finally:
+        s.close()
+    expected = _run_duckdb(case)
+    assert len(rows) == len(expected)
+    for got, want in zip(rows, expected, strict=True):
+        assert got[0] == want[0]
+        for a, b in zip(got[1:], want[1:], strict=True):
+            assert (a is None and b is None) or float(a) == pytest.approx(float(b), rel=1e-9), (got, want)  # type: ignore[arg-type]
