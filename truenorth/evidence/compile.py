@@ -175,9 +175,9 @@ QUANTILE_FUNCTIONS: dict[str, str] = {
     "spark": "PERCENTILE(x, p): exact (collects each group's values in memory)",
     "databricks": "PERCENTILE(x, p): exact (collects each group's values in memory)",
     "clickhouse": "quantileExactInclusive(p)(x): exact",
-    "trino": "APPROX_PERCENTILE(x, p): approximate (rank error about 1 %)",
-    "presto": "APPROX_PERCENTILE(x, p): approximate (rank error about 1 %)",
-    "athena": "APPROX_PERCENTILE(x, p): approximate (rank error about 1 %)",
+    "trino": "APPROX_PERCENTILE(x, p): approximate (a sketch; no exact bound documented)",
+    "presto": "APPROX_PERCENTILE(x, p): approximate (a sketch; no exact bound documented)",
+    "athena": "APPROX_PERCENTILE(x, p): approximate (a sketch; no exact bound documented)",
 }
 
 

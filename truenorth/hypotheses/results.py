@@ -314,6 +314,11 @@ def _f(x: Any) -> float:
     return float(x)
 
 
+def _or_none(x: Any) -> float | None:
+    value = float(x)
+    return None if math.isnan(value) else value
+
+
 def _stats(stats: Stats) -> dict[str, Any]:
     if isinstance(stats, QuantileStats):
         return {
@@ -322,9 +327,10 @@ def _stats(stats: Stats) -> dict[str, Any]:
             "sum": None,  # a quantile has no sums (JSON has no NaN)
             "sum_squares": None,
             "quantile_level": _f(stats.nu),
-            "quantile": _f(stats.quantile),
-            "quantile_lower": _f(stats.lower),
-            "quantile_upper": _f(stats.upper),
+            # No values (n = 0): no quantile; JSON has no NaN, and the engine reads None as missing.
+            "quantile": _or_none(stats.quantile),
+            "quantile_lower": _or_none(stats.lower),
+            "quantile_upper": _or_none(stats.upper),
             "quantile_nstar": _f(stats.n_star),
         }
     if isinstance(stats, RatioStats):

@@ -27,6 +27,8 @@ DEFINITIONS: list[dict[str, Any]] = [
         "exposure_end": "2026-01-13T00:00:00Z",
     },
     {"name": "order_p90", "aggregation": "quantile", "quantile": 0.9, "events": ["purchase"]},
+    # Page views carry no value: no values, so "not enough data" rather than an error.
+    {"name": "view_p50", "aggregation": "quantile", "quantile": 0.5, "events": ["page_view"]},
 ]
 
 
@@ -63,6 +65,8 @@ def test_windows_quantiles_and_excluded_units_end_to_end(owner, member, make, tm
     row = next(r for r in made.results["rows"] if r["metric"] == "order_p90")
     assert row["not_enough_data"] is False and row["p_value"] is not None
     assert "-- quantiles" in made.query
+    empty = next(r for r in made.results["rows"] if r["metric"] == "view_p50")
+    assert empty["not_enough_data"] is True
     page = member.client.get(_url(experiment))
     assert page.status_code == 200
     assert b'data-testid="excluded-units"' in page.content and b"12 units assigned" in page.content
