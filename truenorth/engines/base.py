@@ -190,8 +190,9 @@ class Connector(ABC):
                 self._release()
                 raise
             except Exception as exc:
+                error = self._translated(exc)  # translated first: it may look at the half-open session
                 self._release()
-                raise self._translated(exc) from None
+                raise error from None
             self._connected = True
 
     def _release(self) -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
-import threading
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from truenorth.core.errors import ValidationFailed
+from truenorth.engines.base import (
+    MAX_ROWS,
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    Limits,
+    ResultTooLarge,
+)
+from truenorth.engines.duckdb_engine import DuckDBConnector
 from truenorth.measures.models import DataSource
 from truenorth.measures.sources._common import (
     DUCKDB_MEMORY_LIMIT,
@@ -44,11 +50,55 @@ def _duckdb_single_select(text: str) -> None:
         )
 
 
+class _SourceConnector(DuckDBConnector):
+    """The engines' DuckDB connector with a data source's wording. DuckDB's own parser has already
+    decided the query is one SELECT (`_duckdb_single_select`, again in the connector), and the engine
+    confines files (``allowed_paths``, ``enable_external_access=false``, ``lock_configuration``), so
+    the SQL check of `truenorth.engines` is not applied again: its refusals would hide DuckDB's."""
+
+    def __init__(self, config: dict[str, Any], source: DataSource) -> None:
+        super().__init__(
+            config,
+            Limits(timeout_seconds=source.timeout_seconds, max_rows=MAX_ROWS),
+            memory_limit_mb=_MEMORY_LIMIT_MB,
+        )
+        self.source = source
+
+    def check(self, sql: str) -> None:
+        """Nothing to add (see the class)."""
+
+    def _timeout(self) -> EngineTimeout:
+        return EngineTimeout(_timeout_message(self.source), field="query")
+
+    def translate(self, exc: BaseException) -> EngineError:
+        import duckdb
+
+        if isinstance(exc, duckdb.InterruptException):
+            return self._timeout()
+        if not self.connected:
+            path = self.config.get("path") or "(in memory)"
+            if isinstance(exc, duckdb.Error) and self.connection is None:
+                return EngineUnavailable(f"DuckDB could not start: {_short(exc)}", field="config")
+            return EngineUnavailable(f"Cannot open the DuckDB database {path}: {_short(exc)}", field="config")
+        return EngineError(f"The query failed: {_short(exc)}", field="query")
+
+
+_MEMORY_LIMIT_MB = int(DUCKDB_MEMORY_LIMIT.removesuffix("GB")) * 1024
+
+
+def _timeout_message(source: DataSource) -> str:
+    return (
+        f"The query took longer than {source.timeout_seconds} s and was stopped "
+        "(the data source's time limit)."
+    )
+
+
 def _run_duckdb(
     source: DataSource, config: dict[str, Any], text: str, limit: int, extra_files: Sequence[str] = ()
 ) -> _Result:
-    import duckdb
-
+    """The source's query on `truenorth.engines`' DuckDB connector, after this module's organisation
+    checks (paths inside its directories, no links leading out). At most ``limit + 1`` rows (one more
+    tells "there is more")."""
     path = str(config.get("path") or "")
     files = [str(f) for f in config.get("files") or []] + [str(f) for f in extra_files]
     # Re-check the stored paths: the allowed directories may have been narrowed since.
@@ -60,68 +110,35 @@ def _run_duckdb(
     if path and not Path(path).is_file():
         raise SourceUnavailable(f"The DuckDB file {path} does not exist (or is not a file).")
     _no_links_out(source.organisation_id, [f for f in files if Path(f).is_dir()])
+    # A listed file removed since cannot be read anyway; the others still can.
+    present = [f for f in files if Path(f).exists()]
+    connector = _SourceConnector({"path": path, "files": present}, source)
+    rows: list[tuple[Any, ...]] = []
     try:
-        conn = duckdb.connect(
-            ":memory:",
-            config={
-                "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False,
-                "memory_limit": DUCKDB_MEMORY_LIMIT,
-            },
-        )
-    except duckdb.Error as exc:
-        raise SourceUnavailable(f"DuckDB could not start: {_short(exc)}") from None
-    try:
-        try:
-            if path:
-                conn.execute(f"ATTACH {_sql_string(path)} AS source (READ_ONLY)")
-                conn.execute("USE source")
-            directories = [f.rstrip("/") + "/" for f in files if Path(f).is_dir()]
-            plain = [f for f in files if not Path(f).is_dir()]
-            if directories:
-                conn.execute(f"SET allowed_directories = {_sql_list(directories)}")
-            if plain:
-                conn.execute(f"SET allowed_paths = {_sql_list(plain)}")
-            conn.execute("SET enable_external_access = false")
-            conn.execute("SET lock_configuration = true")
-        except duckdb.Error as exc:
-            raise SourceUnavailable(f"Cannot open the DuckDB database {path}: {_short(exc)}") from None
-        timer = threading.Timer(source.timeout_seconds, conn.interrupt)
-        timer.daemon = True
-        started = time.monotonic()
-        timer.start()
-        try:
-            # TIMESTAMPTZ columns come back as UTC instants (converting them in Python needs pytz).
-            relation = conn.sql(text)
-            names, types = list(relation.columns), [str(t) for t in relation.types]
-            zoned = [i for i, name in enumerate(types) if name == "TIMESTAMP WITH TIME ZONE"]
-            if zoned:
-                picks = ", ".join(
-                    f"timezone('UTC', #{i + 1})" if i in zoned else f"#{i + 1}" for i in range(len(types))
-                )
-                cursor = conn.execute(f"SELECT {picks} FROM (\n{text}\n) AS truenorth_query")  # noqa: S608
-            else:
-                cursor = conn.execute(text)
-            columns = names if zoned else [d[0] for d in cursor.description or []]
-            rows = cursor.fetchmany(limit + 1)
-            if zoned:
-                rows = [_utc_columns(row, zoned) for row in rows]
-        except duckdb.InterruptException:
-            raise QueryTimeout(
-                f"The query took longer than {source.timeout_seconds} s and was stopped "
-                "(the data source's time limit)."
-            ) from None
-        except duckdb.Error as exc:
-            if time.monotonic() - started >= source.timeout_seconds:
-                raise QueryTimeout(
-                    f"The query took longer than {source.timeout_seconds} s and was stopped."
-                ) from None
-            raise QueryFailed(f"The query failed: {_short(exc)}") from None
-        finally:
-            timer.cancel()
-        return _Result(columns, rows)
-    finally:
-        conn.close()
+        with connector:
+            results = connector.stream(text)
+            try:
+                for row in results:
+                    rows.append(row)
+                    if len(rows) > limit:
+                        break
+            finally:
+                results.close()
+            columns = list(connector.columns)
+    except ResultTooLarge as exc:
+        if exc.message.endswith("KiB; aggregate in the query or narrow it"):  # the byte cap
+            raise QueryFailed(exc.message) from None
+        raise QueryFailed(  # the row ceiling (MAX_ROWS), below limit + 1: what the caller would say
+            f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
+            "(e.g. one row per day)."
+        ) from None
+    except EngineTimeout as exc:
+        raise QueryTimeout(exc.message) from None
+    except EngineUnavailable as exc:
+        raise SourceUnavailable(exc.message) from None
+    except EngineError as exc:
+        raise QueryFailed(exc.message) from None
+    return _Result(columns, rows)
 
 
 MAX_SCANNED_ENTRIES = 100_000
@@ -147,18 +164,3 @@ def _no_links_out(organisation: Organisation | int, directories: list[str]) -> N
                         f"{entry} is a link leading outside this organisation's DuckDB directories; "
                         "the server's operator must remove it."
                     )
-
-
-def _utc_columns(row: tuple[Any, ...], indexes: list[int]) -> tuple[Any, ...]:
-    return tuple(
-        v.replace(tzinfo=dt.UTC) if i in indexes and isinstance(v, dt.datetime) else v
-        for i, v in enumerate(row)
-    )
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _sql_list(values: Iterable[str]) -> str:
-    return "[" + ", ".join(_sql_string(v) for v in values) + "]"
