@@ -174,6 +174,9 @@ def test_editing_keeps_masked_secrets_unless_they_would_go_elsewhere(admin, fold
         ("clickhouse", {"url": "http://169.254.169.254:8123"}, "config.url"),
         ("clickhouse", {"url": "http://[::1]:8123"}, "config.url"),
         ("clickhouse", {"url": "http://0.0.0.0:8123"}, "config.url"),
+        ("clickhouse", {"url": "http://2130706433:8123"}, "config.url"),  # 127.0.0.1 as a number
+        ("clickhouse", {"url": "http://0x7f.1:8123"}, "config.url"),
+        ("trino", {"driver": "trino", "params": {"host": "[::1]"}}, "config.params.host"),
         ("trino", {"driver": "trino", "params": {"host": "192.168.1.10"}}, "config.params.host"),
     ],
 )
@@ -462,3 +465,17 @@ def test_a_sql_measure_on_a_local_spark_source_refreshes_through_the_connector(
     with pytest.raises(ValidationFailed) as refused:
         sources.execute(source, "SELECT java_method('java.lang.System', 'exit', 1)", 10)
     assert refused.value.field == "query"
+
+
+def test_a_host_name_is_resolved_and_each_address_checked(admin, folder):
+    import socket
+
+    name = socket.gethostname()  # resolves (hosts file) to this machine's own, non-public address
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(name, 8123)}
+    except OSError:
+        addresses = set()
+    if not addresses or any(sources.config._public_address(a) for a in addresses):
+        pytest.skip("this machine's name does not resolve to a private address here")
+    refused = _create(admin, "clickhouse", {"url": f"http://{name}:8123"})
+    assert refused.status_code == 422 and _field(refused) == ["config.url"]
