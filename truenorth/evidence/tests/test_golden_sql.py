@@ -229,3 +229,47 @@ def test_clickhouse_golden_gives_duckdbs_numbers(case: str) -> None:
         assert got[0] == want[0]
         for a, b in zip(got[1:], want[1:], strict=True):
             assert (a is None and b is None) or float(a) == pytest.approx(float(b), rel=1e-9), (got, want)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_postgres_golden_gives_duckdbs_numbers(case: str) -> None:
+    """The PostgreSQL file on PostgreSQL (a private schema on the search path)."""
+    import os
+    import uuid
+
+    import psycopg
+
+    url = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+    if url.startswith("sqlite"):
+        pytest.skip("no PostgreSQL configured")
+    try:
+        conn = psycopg.connect(url, connect_timeout=3, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    schema = f"golden_{uuid.uuid4().hex[:10]}"
+    try:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+        conn.execute(f'SET search_path = "{schema}"')
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute(
+            "CREATE TABLE assignments (unit_id BIGINT, experiment TEXT, variation TEXT, first_exposure_at TIMESTAMP)"
+        )
+        conn.execute(
+            'CREATE TABLE events (unit_id BIGINT, "at" TIMESTAMP, name TEXT, value DOUBLE PRECISION)'
+        )
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO assignments VALUES (%s, %s, %s, %s::timestamp)", _ROWS_A)
+            cur.executemany("INSERT INTO events VALUES (%s, %s::timestamp, %s, %s)", _ROWS_E)
+        rows = [
+            tuple(r)
+            for r in conn.execute(golden_path("postgres", case).read_text(encoding="utf-8")).fetchall()
+        ]
+    finally:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.close()
+    expected = _run_duckdb(case)
+    assert len(rows) == len(expected)
+    for got, want in zip(rows, expected, strict=True):
+        assert got[0] == want[0]
+        for a, b in zip(got[1:], want[1:], strict=True):
+            assert (a is None and b is None) or float(a) == pytest.approx(float(b), rel=1e-9), (got, want)  # type: ignore[arg-type]
