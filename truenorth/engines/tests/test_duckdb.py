@@ -168,3 +168,11 @@ def test_threads_and_memory_are_set_and_clamped(database: Path):
     with connector:
         (threads,) = connector.fetch("SELECT current_setting('threads')")[0]
         assert int(threads) == connector.threads
+
+
+def test_files_are_confined_unless_the_operator_process_says_otherwise(parquet: Path):
+    query = f"SELECT count(*) FROM read_parquet('{parquet}')"
+    with DuckDBConnector({}) as confined, pytest.raises(NotReadOnly):
+        confined.fetch(query)  # no files listed: the file readers are refused before sending
+    with DuckDBConnector({}, confine_files=False) as operator:  # the CLI / benchmarks only
+        assert operator.fetch(query) == [(10,)]
