@@ -66,7 +66,12 @@ _AUTH = re.compile(
 )
 _READ_ONLY = re.compile(r"read-only|readonly|read only", re.I)
 _SYNTAX = re.compile(r"syntax error|mismatched input|syntaxerror|parse error", re.I)
-_CANCELLED = re.compile(r"interrupted|cancel+ed|canceled|timeout|timed out", re.I)
+_CANCELLED = re.compile(
+    r"interrupted|cancel+ed|timeout|timed out|exceeded (?:the )?maximum (?:time|execution time)|deadline exceeded",
+    re.I,
+)
+_BYTES_BILLED = re.compile(r"bytes billed", re.I)
+_RESOURCES = re.compile(r"exceeded (?:\S+ )?(?:memory|resource)|out of memory|memory limit", re.I)
 
 
 def _import(spec: str) -> Any:
@@ -315,6 +320,16 @@ class DBAPIConnector(Connector):
             return NotReadOnly(f"data sources are read-only: {text}", field="query")
         if _SYNTAX.search(text):
             return EngineError(f"the query is not valid {label} SQL: {text}", field="query")
+        if _BYTES_BILLED.search(text):
+            return EngineError(
+                f"{label}: {text}; raise the source's maximum_bytes_billed or narrow the query",
+                field="params.maximum_bytes_billed",
+            )
+        if _RESOURCES.search(text):
+            return EngineError(
+                f"{label} ran out of resources: {text}; narrow the query (fewer metrics, a shorter period)",
+                field="query",
+            )
         if _CANCELLED.search(text):
             return EngineTimeout(
                 f"the query was cancelled on {label} ({text}); raise the source's timeout or narrow the query",

@@ -205,6 +205,18 @@ def test_secrets_are_not_repeated(db: str) -> None:
         ("Access Denied: Table proj:x.y: User does not have permission", "query", "proj:x.y"),
         ("Insufficient privileges to operate on schema 'S'", "query", "grant"),
         ("line 1:1: mismatched input 'SELEC'", "query", "not valid"),
+        ("Query exceeded maximum time limit of 5.00m", "timeout_seconds", "timeout"),  # Trino
+        (
+            "Statement reached its statement timeout of 300 second(s) and was canceled.",
+            "timeout_seconds",
+            "timeout",
+        ),
+        (
+            "Query exceeded limit for bytes billed: 1000000. 10485760 or higher required.",
+            "params.maximum_bytes_billed",
+            "maximum_bytes_billed",
+        ),
+        ("Query exceeded per-node memory limit of 1GB", "query", "resources"),
     ],
 )
 def test_driver_messages_are_translated(message: str, field: str, named: str) -> None:
