@@ -373,3 +373,37 @@ def test_definitions_with_the_new_fields_are_read_and_normalised():
     assert (m.exposure_start, m.exposure_end) == ("2026-01-02 00:00:00", "2026-01-09 00:00:00")
     with pytest.raises(MetricError):  # 1 is not a quantile level (0.001-0.999)
         metric_from_dict({"name": "q", "aggregation": "quantile", "events": "x", "quantile": 1})
+
+
+# --- the same on Spark (local mode) and ClickHouse (chDB) ---------------------------------------------
+
+
+def _tables(duck_dir: Path) -> dict[str, str]:
+    return {name: str(duck_dir / f"{name}.parquet") for name in ("assignments", "events")}
+
+
+@pytest.fixture(scope="module")
+def spark(duck_dir: Path) -> Iterator[Any]:
+    from truenorth.engines.registry import connect
+
+    with connect("spark", {"master": "local[2]", "tables": _tables(duck_dir)}) as connector:
+        yield connector
+
+
+def _everything_matches(engine: Any, data: Any) -> None:
+    evidence, rows = summary(engine, METRICS + WINDOWED)
+    check_against_reference(evidence, rows, data, METRICS + WINDOWED)
+    check_quantiles(run_experiment(engine, EXPERIMENT, QUANTILES), data)
+
+
+@pytest.mark.spark
+def test_exclusion_windows_and_quantiles_on_spark(spark, data):
+    _everything_matches(spark, data)
+
+
+@pytest.mark.clickhouse
+def test_exclusion_windows_and_quantiles_on_chdb(duck_dir, data):
+    from truenorth.engines.registry import connect
+
+    with connect("chdb", {"tables": _tables(duck_dir)}) as connector:
+        _everything_matches(connector, data)
