@@ -71,7 +71,11 @@ class NotReadOnly(EngineError):
 
 
 class ResultTooLarge(EngineError):
-    """More rows or bytes than the caps allow."""
+    """More rows or bytes than the caps allow (``cap``: "rows" or "bytes")."""
+
+    def __init__(self, message: str, field: str | None = "query", *, cap: str = "rows") -> None:
+        super().__init__(message, field=field)
+        self.cap = cap
 
 
 @dataclass(frozen=True)
@@ -280,6 +284,7 @@ class Connector(ABC):
                         f"the query returned more than {self.limits.max_bytes // 1024:,} KiB; aggregate "
                         "in the query or narrow it",
                         field="query",
+                        cap="bytes",
                     )
                 yield tuple(row)
         except EngineError as exc:

@@ -99,7 +99,7 @@ def test_rows_and_bytes_are_capped_and_the_cursor_released():
     wide = Counting({"rows": 50, "width": 1000}, Limits(max_bytes=4096))
     with wide, pytest.raises(ResultTooLarge, match="more than 4 KiB") as caught:
         wide.fetch("SELECT 1")
-    assert caught.value.field == "query"
+    assert caught.value.field == "query" and caught.value.cap == "bytes"
 
 
 def test_limits_are_clamped_to_the_ceilings():

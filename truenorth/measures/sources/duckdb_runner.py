@@ -126,7 +126,7 @@ def _run_duckdb(
                 results.close()
             columns = list(connector.columns)
     except ResultTooLarge as exc:
-        if exc.message.endswith("KiB; aggregate in the query or narrow it"):  # the byte cap
+        if exc.cap == "bytes":
             raise QueryFailed(exc.message) from None
         raise QueryFailed(  # the row ceiling (MAX_ROWS), below limit + 1: what the caller would say
             f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
