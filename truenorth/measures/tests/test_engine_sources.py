@@ -479,3 +479,53 @@ def test_a_host_name_is_resolved_and_each_address_checked(admin, folder):
         pytest.skip("this machine's name does not resolve to a private address here")
     refused = _create(admin, "clickhouse", {"url": f"http://{name}:8123"})
     assert refused.status_code == 422 and _field(refused) == ["config.url"]
+
+
+@pytest.mark.clickhouse
+def test_experiment_evidence_on_a_chdb_source_matches_duckdb(admin, folder, local_on):
+    """SourceEngine (the experiments' engine over a data source) on chDB: the same sums and counts as on a
+    DuckDB source reading the same planted-effect files."""
+    from truenorth.evidence import synthetic
+    from truenorth.evidence.compile import Tables
+    from truenorth.evidence.run import run_experiment
+    from truenorth.hypotheses.results import SourceEngine
+
+    synthetic.write_parquet(folder / "synthetic", 3_000, seed=3)
+    tables = {"assignments": "synthetic/assignments.parquet", "events": "synthetic/events.parquet"}
+    chdb = sources.create_data_source(
+        admin.membership, admin.user, name="Synthetic chDB", kind="chdb", config={"tables": tables}
+    )
+    duck = sources.create_data_source(
+        admin.membership,
+        admin.user,
+        name="Synthetic DuckDB",
+        kind="duckdb",
+        config={"path": "", "files": list(tables.values())},
+    )
+    metrics = synthetic.standard_metrics()
+    on_chdb = run_experiment(SourceEngine(chdb), synthetic.EXPERIMENT, metrics)
+    files = [str(folder / p) for p in tables.values()]
+    duck_tables = Tables(assignments=files[0], events=files[1])
+    on_duckdb = run_experiment(SourceEngine(duck, files), synthetic.EXPERIMENT, metrics, tables=duck_tables)
+    assert on_chdb.units == on_duckdb.units and len(on_chdb.units) >= 2
+    assert on_chdb.excluded_units == on_duckdb.excluded_units
+    assert on_chdb.metrics.keys() == on_duckdb.metrics.keys()
+    for name, by_variation in on_duckdb.metrics.items():
+        for variation, stats in by_variation.items():
+            assert _close(on_chdb.metrics[name][variation], stats), (name, variation)
+
+
+def _close(a: Any, b: Any) -> bool:
+    """Statistics equal: counts exactly (they are whole numbers), floating sums to 1e-9 relative."""
+    import dataclasses
+
+    import numpy as np
+
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and all(
+            _close(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a)
+        )
+    if a is None or isinstance(a, bool | str):
+        return bool(a == b)
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return x.shape == y.shape and bool(np.allclose(x, y, rtol=1e-9, atol=1e-12))
