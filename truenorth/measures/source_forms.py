@@ -108,6 +108,7 @@ class DataSourceForm(forms.Form):
     password = forms.CharField(
         max_length=1000,
         required=False,
+        strip=False,
         label="Password",
         help_text="ClickHouse. Write-only: never shown; leave empty to keep the stored one.",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),

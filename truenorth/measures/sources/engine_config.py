@@ -85,6 +85,16 @@ def _text(config: dict[str, Any], key: str, *, required: bool = False, limit: in
     return value.strip()
 
 
+def _secret(config: dict[str, Any], key: str, limit: int = 1000) -> str:
+    """A password as typed (not stripped: spaces may belong to it)."""
+    value = config.get(key)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or "\x00" in value or len(value) > limit:
+        raise ValidationFailed(f"The {key} must be text of at most {limit} characters.", field=_field(key))
+    return value
+
+
 # --- tables (files in the organisation's directories) ---------------------------------------------
 
 
@@ -269,7 +279,7 @@ def _clean_clickhouse(config: dict[str, Any], *, run: bool) -> dict[str, Any]:
     return {
         "url": f"{scheme}://{netloc}:{port}",
         "username": _text(config, "username", limit=200) or "default",
-        "password": _text(config, "password", limit=1000) if config.get("password") else "",
+        "password": _secret(config, "password"),
         "database": database or "default",
     }
 
