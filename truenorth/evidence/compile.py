@@ -3,22 +3,28 @@
 The query is written once, in DuckDB's dialect, from pieces SQLGlot renders (quoted identifiers, escaped
 string literals, validated predicates), then parsed and generated for the target dialect. Adding an
 engine is therefore a dialect name here plus an `Engine` in `run.py`; the SQL is never rewritten per
-engine.
+engine, except that a quantile aggregate becomes the dialect's own (`QUANTILE_FUNCTIONS`).
 
 Shape (one scan of the events joined to the experiment's assignments):
 
-1. ``exposures``, ``a``: the experiment's units (one row per unit) with their variation, first exposure
-   and the bounds of every window (computed once per unit, not once per event). A unit assigned to more
-   than one variation is *excluded*: its variation is NULL and ``excluded`` is 1, so it counts in no
-   variation's metrics (never twice) and its own summary row says how many such units there are.
+1. ``exposures``, ``a``: the experiment's units (one row per unit) with their variation, first exposure,
+   the bounds of every conversion window (exposure + delay, exposure + window) and a 0/1 flag per
+   exposure window (first exposed in [start, end)), computed once per unit, not once per event. A unit
+   assigned to more than one variation is *excluded*: its variation is NULL and ``excluded`` is 1, so it
+   counts in no variation's metrics (never twice) and its own summary row says how many there are.
 2. ``j``: the experiment's units joined to their events, with one boolean column per distinct event
    condition (event names, period relative to exposure, predicate).
 3. ``u``: one row per unit, a column per distinct per-unit quantity, by conditional aggregation over its
-   events (events at/after exposure, within the window; units without events count 0 for count, sum
-   and proportion; NULL — left out — for mean).
+   events (events from exposure + delay, before exposure + window; units without events count 0 for
+   count, sum and proportion; NULL — left out — for mean).
 4. per variation: units, and per metric n, sum, sum of squares, plus the denominator's sums and the
    cross-product for ratios and the covariate's sums and cross-product for CUPED; the last column,
    ``excluded``, is 0 on those rows and 1 on the one row (variation NULL) of the excluded units.
+   A unit outside a metric's exposure window has a NULL value for it (left out of its n).
+
+Quantile metrics: the query above counts their values per variation (``n``); `compile_quantiles` then
+builds the second query (same CTEs, no per-unit step) returning per variation the quantile and the two
+bracketing quantiles at the levels `quantile_levels` derives from that n — still only summary rows.
 """
 
 from __future__ import annotations
