@@ -54,7 +54,6 @@ LOCAL_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.memory": os.environ.get("TRUENORTH_SPARK_DRIVER_MEMORY", "1g"),
     "spark.driver.maxResultSize": "64m",
     "spark.sql.catalogImplementation": "in-memory",
     "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / "truenorth-spark-warehouse"),
@@ -92,6 +91,7 @@ def _pyspark() -> Any:
     # translated and reported to the caller instead.
     for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
         PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # one INFO line per gateway call otherwise
     return pyspark
 
 
@@ -122,7 +122,13 @@ def local_session(master: str = "local[2]", conf: Mapping[str, str] | None = Non
             cores = os.cpu_count() or 2
         else:
             cores = int(threads)
-        settings = {"spark.sql.shuffle.partitions": str(max(2, 2 * cores)), **LOCAL_CONF, **(conf or {})}
+        settings = {
+            "spark.sql.shuffle.partitions": str(max(2, 2 * cores)),
+            # The driver's heap is fixed when its JVM starts: read when the local Spark starts.
+            "spark.driver.memory": os.environ.get("TRUENORTH_SPARK_DRIVER_MEMORY", "1g"),
+            **LOCAL_CONF,
+            **(conf or {}),
+        }
         builder = SparkSession.builder.master(master).appName("truenorth")
         for key, value in settings.items():
             builder = builder.config(key, value)

@@ -166,16 +166,17 @@ def test_measure_query_returns_timestamp_and_number_rows(spark: Any, tmp_path: P
         assert first == (days[0].replace(tzinfo=dt.UTC),)
 
 
-def test_timeout_cancels_the_job_on_the_engine(spark: Any) -> None:
+LONG_QUERY = (
+    "SELECT count(*) AS n FROM range(1000000) AS a CROSS JOIN range(1000000) AS b WHERE a.id % 7 = b.id % 11"
+)
+
+
+def _assert_cancelled_on_the_engine(spark: Any, connector: Any) -> None:
     tracker = spark.sparkContext.statusTracker()
-    long_query = (
-        "SELECT count(*) AS n FROM range(1000000) AS a CROSS JOIN range(1000000) AS b "
-        "WHERE a.id % 7 = b.id % 11"
-    )
-    with _local(timeout_seconds=3) as connector:
+    with connector:
         started = time.monotonic()
         with pytest.raises(EngineTimeout) as raised:
-            connector.fetch(long_query)
+            connector.fetch(LONG_QUERY)
         assert time.monotonic() - started < 30
         assert raised.value.field == "timeout_seconds"
         deadline = time.monotonic() + 5
@@ -183,7 +184,18 @@ def test_timeout_cancels_the_job_on_the_engine(spark: Any) -> None:
             time.sleep(0.2)
         assert list(tracker.getActiveJobsIds()) == []
         # The session is usable afterwards.
+        connector.limits = Limits()
         assert connector.fetch("SELECT 1 AS one") == [(1,)]
+
+
+def test_timeout_cancels_the_job_on_the_engine(spark: Any) -> None:
+    _assert_cancelled_on_the_engine(spark, _local(timeout_seconds=3))
+
+
+def test_timeout_cancels_the_job_over_spark_connect(spark: Any, connect_url: str) -> None:
+    from truenorth.engines.spark_engine import SparkConnector
+
+    _assert_cancelled_on_the_engine(spark, SparkConnector({"url": connect_url}, Limits(timeout_seconds=3)))
 
 
 def test_row_and_byte_caps(spark: Any) -> None:
