@@ -338,7 +338,20 @@ def test_the_duckdb_connector_returns_the_same_numbers(parquet_dir: Path, refere
     assert not differences(got, reference)
 
 
-# -- ClickHouse (chDB) ----------------------------------------------------------
+# -- Spark (local mode) and ClickHouse (chDB) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def spark_connector(parquet_dir: Path) -> Iterator[Any]:
+    """One connector (and one SparkSession: the connector module keeps one per process) per module."""
+    connector = _connect("spark", {"master": "local[2]", "tables": table_paths(parquet_dir)})
+    with connector:
+        yield connector
+
+
+@pytest.mark.spark
+def test_spark_returns_the_same_numbers(spark_connector: Any, reference: Summary) -> None:
+    assert not differences(summarise(spark_connector), reference)
 
 
 @pytest.mark.clickhouse
