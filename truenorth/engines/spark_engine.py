@@ -413,7 +413,8 @@ class SparkConnector(Connector):
         condition = _condition(exc)
         params = _parameters(exc)
         base = condition.split(".")[0]
-        where = self.url or f"the local Spark ({self.master})"
+        # Never the URL itself: it may carry the token.
+        where = f"{self.host}:{self.port}" if self.url is not None else f"the local Spark ({self.master})"
         if base in ("TABLE_OR_VIEW_NOT_FOUND", "VIEW_NOT_FOUND", "TABLE_NOT_FOUND"):
             table = _unquote(params.get("relationName", "")) or "?"
             short = table.rsplit(".", 1)[-1]
@@ -442,6 +443,13 @@ class SparkConnector(Connector):
             return EngineError(
                 f"Spark has no such database or catalog: check the database setting ({self.database})",
                 field="database",
+            )
+        if base in ("CANNOT_MODIFY_CONFIG", "CANNOT_MODIFY_STATIC_CONFIG"):
+            key = params.get("key", "") or ", ".join(SESSION_CONF)
+            return EngineUnavailable(
+                f"the Spark server at {where} does not let TrueNorth set {key}, which a source needs "
+                "(SQL must not read files by path): allow it for the Spark Connect user",
+                field="url",
             )
         if base in ("PARSE_SYNTAX_ERROR", "PARSE_EMPTY_STATEMENT"):
             return EngineError(f"Spark cannot parse the query: {_first_line(exc)}", field="query")

@@ -291,3 +291,12 @@ def test_bad_configuration_names_the_setting(config: dict[str, Any], field: str)
     with pytest.raises(EngineError) as raised:
         SparkConnector(config)
     assert raised.value.field == field
+
+
+def test_messages_never_show_the_url_token() -> None:
+    from truenorth.engines.spark_engine import SparkConnector
+
+    connector = SparkConnector({"url": "sc://spark.example:15002/;token=s3cret;use_ssl=true"})
+    error = connector.translate(RuntimeError("INTERNAL: something broke"))
+    assert "s3cret" not in str(error)
+    assert "spark.example:15002" in str(error)
