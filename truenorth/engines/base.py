@@ -46,7 +46,7 @@ TESTED: dict[str, str] = {
     "postgres": "real",
     "spark": "real",
     "chdb": "real",
-    "clickhouse": "real",
+    "clickhouse": "compiled",
     "trino": "compiled",
     "bigquery": "compiled",
     "snowflake": "compiled",

@@ -37,6 +37,7 @@ PAGES: tuple[str, ...] = (
     "api",
     "cli",
     "statistics",
+    "engines",
     "exchange-formats",
     "modules",
 )
