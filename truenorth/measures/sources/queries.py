@@ -67,7 +67,14 @@ def _run_connector(source: DataSource, config: dict[str, Any], text: str, limit:
     connector's read-only check, timeout (cancelled on the engine) and byte cap. Returns at most
     ``limit + 1`` rows, like the DuckDB and PostgreSQL runners (one more tells "there is more")."""
     from truenorth.engines import registry
-    from truenorth.engines.base import EngineError, EngineTimeout, EngineUnavailable, Limits
+    from truenorth.engines.base import (
+        MAX_ROWS,
+        EngineError,
+        EngineTimeout,
+        EngineUnavailable,
+        Limits,
+        ResultTooLarge,
+    )
 
     try:
         runtime = runtime_config(source.kind, config, source.organisation_id)
@@ -97,6 +104,13 @@ def _run_connector(source: DataSource, config: dict[str, Any], text: str, limit:
             finally:
                 stream.close()
             columns = [str(c) for c in getattr(connector, "columns", None) or []]
+    except ResultTooLarge as exc:
+        if exc.cap == "bytes":
+            raise QueryFailed(exc.message) from None
+        raise QueryFailed(  # the row ceiling (MAX_ROWS), below limit + 1: what the caller would say
+            f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
+            "(e.g. one row per day)."
+        ) from None
     except EngineTimeout as exc:
         raise QueryTimeout(exc.message) from None
     except EngineUnavailable as exc:

@@ -423,6 +423,30 @@ def test_a_sql_measure_on_a_chdb_source_refreshes_through_the_connector(admin, o
     assert refused.value.field == "query"
 
 
+@pytest.mark.clickhouse
+def test_more_rows_than_the_ceiling_is_the_usual_message_not_a_cap_error(admin, folder, local_on):
+    """The engines' row ceiling (100,000) sits below limit + 1 for the default limit: the caller's own
+    wording comes back, naming the number of rows, whatever cap stopped the engine."""
+    source = sources.create_data_source(
+        admin.membership,
+        admin.user,
+        name="Events",
+        kind="chdb",
+        config={"tables": {"events": "events.parquet"}},
+    )
+    with pytest.raises(sources.QueryFailed) as refused:
+        sources.execute(source, "SELECT now() AS at, number AS n FROM numbers(150000)", sources.DEFAULT_LIMIT)
+    assert "more than 100,000 rows" in refused.value.message
+    assert (
+        len(
+            sources.execute(
+                source, "SELECT now() AS at, number AS n FROM numbers(99999)", sources.DEFAULT_LIMIT
+            ).rows
+        )
+        == 99_999
+    )
+
+
 def test_experiment_evidence_is_compiled_in_the_source_kinds_dialect(admin, folder, local_on):
     from truenorth.hypotheses.results import SourceEngine
 
