@@ -32,6 +32,9 @@ class MeasuresConfig(AppConfig):
         # An observation saved one by one outside rollups.write_observations refreshes its day too.
         post_save.connect(saved, sender=Observation, dispatch_uid="measures-rollups")
         health.register(rollups_health)  # the roll-ups' time zone is the instance's
+        from truenorth.measures.engines_health import engines_check
+
+        health.register(engines_check)  # which engines this server can run, sources it cannot
         from truenorth.measures.vision_adapter import MeasuresForVision
         from truenorth.strategy import value_port
 
