@@ -371,10 +371,15 @@ def _check(metrics: Sequence[Metric], experiment: str, dialect: str, tables: Tab
     return t
 
 
-def _units_sql(b: _Builder, t: Tables, experiment: str, metrics: Sequence[Metric]) -> str:
+def _units_sql(
+    b: _Builder, t: Tables, experiment: str, metrics: Sequence[Metric], *, per_variation: bool = False
+) -> str:
     """The shared CTEs: ``exposures`` and ``a`` (units, exclusion, bounds) and ``j`` (their events)."""
     event_names = sorted({n for m in metrics for s in _selections(m) for n in s.events})
     bound_sql = "".join(f", {sql} AS {alias}" for sql, alias in b.bounds.items())
+    # The per-unit step groups by unit_id alone (variation and exclusion are re-attached per unit from
+    # ``a``: a VARCHAR group key costs far more); the quantile query groups ``j`` by variation directly.
+    variation_sql = ", a.variation AS variation, a.excluded AS excluded" if per_variation else ""
     unit_flags = "".join(
         f", a.{alias} AS {alias}" for sql, alias in b.bounds.items() if sql.startswith("CASE")
     )
@@ -395,7 +400,7 @@ a AS (
   FROM exposures
 ),
 j AS (
-  SELECT a.unit_id AS unit_id, a.variation AS variation, a.excluded AS excluded{unit_flags},
+  SELECT a.unit_id AS unit_id{variation_sql}{unit_flags},
          e.{_ident(t.value)} AS value,
          {flag_sql}
   FROM a
@@ -433,18 +438,19 @@ def compile_experiment(
     summary_sql = ",\n       ".join(b.summary_columns)
     sql = f"""{ctes},
 u AS (
-  SELECT variation, excluded,
+  SELECT unit_id,
          {unit_sql}
   FROM j
-  GROUP BY unit_id, variation, excluded
+  GROUP BY unit_id
 )
-SELECT CAST(variation AS VARCHAR) AS variation,
+SELECT CAST(a.variation AS VARCHAR) AS variation,
        CAST(COUNT(*) AS DOUBLE) AS units,
        {summary_sql},
-       CAST(excluded AS DOUBLE) AS {_ident(EXCLUDED)}
+       CAST(a.excluded AS DOUBLE) AS {_ident(EXCLUDED)}
 FROM u
-GROUP BY variation, excluded
-ORDER BY excluded, variation
+JOIN a ON a.unit_id = u.unit_id
+GROUP BY a.variation, a.excluded
+ORDER BY a.excluded, a.variation
 """  # noqa: S608
     return CompiledQuery(
         sql=_render(sql, dialect), dialect=dialect, columns=(*b.outputs, EXCLUDED), metrics=tuple(metrics)
@@ -471,7 +477,7 @@ def compile_quantiles(
         assert m.quantile is not None
         levels = {v: quantile_levels(m.quantile, float(count)) for v, count in n.get(m.name, {}).items()}
         b.quantile(m, levels)
-    ctes = _units_sql(b, t, experiment, quantiles)
+    ctes = _units_sql(b, t, experiment, quantiles, per_variation=True)
     summary_sql = ",\n       ".join(b.summary_columns)
     sql = f"""{ctes}
 SELECT CAST(variation AS VARCHAR) AS variation,

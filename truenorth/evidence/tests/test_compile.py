@@ -26,7 +26,7 @@ def test_the_same_definition_transpiles_to_sql_that_parses_in_each_dialect(diale
 
 def test_it_returns_only_summary_rows_grouped_by_variation():
     tree = sqlglot.parse_one(compile_experiment(METRICS, "checkout").sql, read="duckdb")
-    assert [g.sql() for g in tree.args["group"].expressions] == ["variation", "excluded"]
+    assert [g.sql() for g in tree.args["group"].expressions] == ["a.variation", "a.excluded"]
 
 
 def test_table_and_column_names_are_configurable_and_quoted():
