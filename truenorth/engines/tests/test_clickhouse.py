@@ -161,7 +161,7 @@ def test_measure_query_returns_timestamp_number_rows(chdb_source: ChDBConnector)
 
 
 def test_directory_of_parquet_parts(tmp_path: Path, parquet_dir: Path) -> None:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     parts = tmp_path / "events"
     parts.mkdir()
