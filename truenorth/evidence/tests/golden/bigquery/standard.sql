@@ -22,8 +22,6 @@ WITH exposures AS (
 ), j AS (
   SELECT
     a.unit_id AS unit_id,
-    a.variation AS variation,
-    a.excluded AS excluded,
     e.`value` AS value,
     e.`name` IN ('purchase') AND e.`at` >= a.exposed_at AND e.`at` < a.b0 AS c0,
     e.`name` IN ('purchase') AND e.`at` >= a.b1 AND e.`at` < a.exposed_at AS c1,
@@ -34,8 +32,7 @@ WITH exposures AS (
     ON e.`unit_id` = a.unit_id AND e.`name` IN ('page_view', 'purchase')
 ), u AS (
   SELECT
-    variation,
-    excluded,
+    unit_id,
     CAST(MAX(CASE WHEN c0 THEN 1 ELSE 0 END) AS FLOAT64) AS q0,
     CAST(MAX(CASE WHEN c1 THEN 1 ELSE 0 END) AS FLOAT64) AS q1,
     CAST(COUNT(CASE WHEN c0 THEN 1 END) AS FLOAT64) AS q2,
@@ -46,12 +43,10 @@ WITH exposures AS (
     CAST(AVG(CASE WHEN c0 THEN value END) AS FLOAT64) AS q7
   FROM j
   GROUP BY
-    unit_id,
-    variation,
-    excluded
+    unit_id
 )
 SELECT
-  CAST(variation AS STRING) AS variation,
+  CAST(a.variation AS STRING) AS variation,
   CAST(COUNT(*) AS FLOAT64) AS units,
   CAST(COUNT(q0) AS FLOAT64) AS `conversion__n`,
   CAST(SUM(q0) AS FLOAT64) AS `conversion__sum`,
@@ -83,11 +78,13 @@ SELECT
   CAST(COUNT(q7) AS FLOAT64) AS `order_value__n`,
   CAST(SUM(q7) AS FLOAT64) AS `order_value__sum`,
   CAST(SUM(q7 * q7) AS FLOAT64) AS `order_value__sum_squares`,
-  CAST(excluded AS FLOAT64) AS `excluded`
+  CAST(a.excluded AS FLOAT64) AS `excluded`
 FROM u
+JOIN a
+  ON a.unit_id = u.unit_id
 GROUP BY
-  variation,
-  excluded
+  a.variation,
+  a.excluded
 ORDER BY
-  excluded NULLS LAST,
-  variation NULLS LAST
+  a.excluded NULLS LAST,
+  a.variation NULLS LAST

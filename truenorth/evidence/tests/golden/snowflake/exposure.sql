@@ -28,8 +28,6 @@ WITH exposures AS (
 ), j AS (
   SELECT
     a.unit_id AS unit_id,
-    a.variation AS variation,
-    a.excluded AS excluded,
     a.b0 AS b0,
     e."value" AS value,
     e."name" IN ('purchase') AND e."at" >= a.b1 AND e."at" < a.b2 AS c0,
@@ -39,18 +37,15 @@ WITH exposures AS (
     ON e."unit_id" = a.unit_id AND e."name" IN ('page_view', 'purchase')
 ), u AS (
   SELECT
-    variation,
-    excluded,
+    unit_id,
     CAST(CASE WHEN MAX(b0) = 1 THEN COALESCE(SUM(CASE WHEN c0 THEN value END), 0) END AS DOUBLE) AS q0,
     CAST(COUNT(CASE WHEN c1 THEN 1 END) AS DOUBLE) AS q1
   FROM j
   GROUP BY
-    unit_id,
-    variation,
-    excluded
+    unit_id
 )
 SELECT
-  CAST(variation AS VARCHAR) AS variation,
+  CAST(a.variation AS VARCHAR) AS variation,
   CAST(COUNT(*) AS DOUBLE) AS units,
   CAST(COUNT(q0) AS DOUBLE) AS "late_revenue__n",
   CAST(SUM(q0) AS DOUBLE) AS "late_revenue__sum",
@@ -58,11 +53,13 @@ SELECT
   CAST(COUNT(q1) AS DOUBLE) AS "early_views__n",
   CAST(SUM(q1) AS DOUBLE) AS "early_views__sum",
   CAST(SUM(q1 * q1) AS DOUBLE) AS "early_views__sum_squares",
-  CAST(excluded AS DOUBLE) AS "excluded"
+  CAST(a.excluded AS DOUBLE) AS "excluded"
 FROM u
+JOIN a
+  ON a.unit_id = u.unit_id
 GROUP BY
-  variation,
-  excluded
+  a.variation,
+  a.excluded
 ORDER BY
-  excluded,
-  variation
+  a.excluded,
+  a.variation

@@ -20,8 +20,6 @@ WITH exposures AS (
 ), j AS (
   SELECT
     a.unit_id AS unit_id,
-    a.variation AS variation,
-    a.excluded AS excluded,
     e."value" AS value,
     e."name" IN ('purchase') AND e."at" >= a.exposed_at AND e."at" < a.b0 AS c0,
     e."name" IN ('page_view') AND e."at" >= a.exposed_at AND e."at" < a.b0 AS c1
@@ -30,18 +28,15 @@ WITH exposures AS (
     ON e."unit_id" = a.unit_id AND e."name" IN ('page_view', 'purchase')
 ), u AS (
   SELECT
-    variation,
-    excluded,
+    unit_id,
     CAST(COALESCE(SUM(CASE WHEN c0 THEN value END), 0) AS DOUBLE) AS q0,
     CAST(COUNT(CASE WHEN c1 THEN 1 END) AS DOUBLE) AS q1
   FROM j
   GROUP BY
-    unit_id,
-    variation,
-    excluded
+    unit_id
 )
 SELECT
-  CAST(variation AS VARCHAR) AS variation,
+  CAST(a.variation AS VARCHAR) AS variation,
   CAST(COUNT(*) AS DOUBLE) AS units,
   CAST(COUNT(q0) AS DOUBLE) AS "revenue_per_view__n",
   CAST(SUM(q0) AS DOUBLE) AS "revenue_per_view__sum",
@@ -49,11 +44,13 @@ SELECT
   CAST(SUM(q1) AS DOUBLE) AS "revenue_per_view__d_sum",
   CAST(SUM(q1 * q1) AS DOUBLE) AS "revenue_per_view__d_sum_squares",
   CAST(SUM(q0 * q1) AS DOUBLE) AS "revenue_per_view__m_d_sum_of_products",
-  CAST(excluded AS DOUBLE) AS "excluded"
+  CAST(a.excluded AS DOUBLE) AS "excluded"
 FROM u
+JOIN a
+  ON a.unit_id = u.unit_id
 GROUP BY
-  variation,
-  excluded
+  a.variation,
+  a.excluded
 ORDER BY
-  excluded,
-  variation
+  a.excluded,
+  a.variation

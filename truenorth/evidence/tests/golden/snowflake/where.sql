@@ -20,8 +20,6 @@ WITH exposures AS (
 ), j AS (
   SELECT
     a.unit_id AS unit_id,
-    a.variation AS variation,
-    a.excluded AS excluded,
     e."value" AS value,
     e."name" IN ('purchase')
     AND e."at" >= a.exposed_at
@@ -34,26 +32,25 @@ WITH exposures AS (
     ON e."unit_id" = a.unit_id AND e."name" IN ('purchase')
 ), u AS (
   SELECT
-    variation,
-    excluded,
+    unit_id,
     CAST(COUNT(CASE WHEN c0 THEN 1 END) AS DOUBLE) AS q0
   FROM j
   GROUP BY
-    unit_id,
-    variation,
-    excluded
+    unit_id
 )
 SELECT
-  CAST(variation AS VARCHAR) AS variation,
+  CAST(a.variation AS VARCHAR) AS variation,
   CAST(COUNT(*) AS DOUBLE) AS units,
   CAST(COUNT(q0) AS DOUBLE) AS "big_purchases__n",
   CAST(SUM(q0) AS DOUBLE) AS "big_purchases__sum",
   CAST(SUM(q0 * q0) AS DOUBLE) AS "big_purchases__sum_squares",
-  CAST(excluded AS DOUBLE) AS "excluded"
+  CAST(a.excluded AS DOUBLE) AS "excluded"
 FROM u
+JOIN a
+  ON a.unit_id = u.unit_id
 GROUP BY
-  variation,
-  excluded
+  a.variation,
+  a.excluded
 ORDER BY
-  excluded,
-  variation
+  a.excluded,
+  a.variation

@@ -20,8 +20,6 @@ WITH exposures AS (
 ), j AS (
   SELECT
     a.unit_id AS unit_id,
-    a.variation AS variation,
-    a.excluded AS excluded,
     e."value" AS value,
     e."name" IN ('purchase', 'subscribe') AND e."at" >= a.exposed_at AND e."at" < a.b0 AS c0
   FROM a
@@ -29,26 +27,25 @@ WITH exposures AS (
     ON e."unit_id" = a.unit_id AND e."name" IN ('purchase', 'subscribe')
 ), u AS (
   SELECT
-    variation,
-    excluded,
+    unit_id,
     CAST(MAX(CASE WHEN c0 THEN 1 ELSE 0 END) AS DOUBLE) AS q0
   FROM j
   GROUP BY
-    unit_id,
-    variation,
-    excluded
+    unit_id
 )
 SELECT
-  CAST(variation AS VARCHAR) AS variation,
+  CAST(a.variation AS VARCHAR) AS variation,
   CAST(COUNT(*) AS DOUBLE) AS units,
   CAST(COUNT(q0) AS DOUBLE) AS "converted_7d__n",
   CAST(SUM(q0) AS DOUBLE) AS "converted_7d__sum",
   CAST(SUM(q0 * q0) AS DOUBLE) AS "converted_7d__sum_squares",
-  CAST(excluded AS DOUBLE) AS "excluded"
+  CAST(a.excluded AS DOUBLE) AS "excluded"
 FROM u
+JOIN a
+  ON a.unit_id = u.unit_id
 GROUP BY
-  variation,
-  excluded
+  a.variation,
+  a.excluded
 ORDER BY
-  excluded,
-  variation
+  a.excluded,
+  a.variation
