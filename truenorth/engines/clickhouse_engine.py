@@ -448,6 +448,20 @@ def _setting_literal(value: int | str) -> str:
 # -- ClickHouse server / cluster (clickhouse-connect) ---------------------------------------------------
 
 
+def _no_redirects_pool() -> Any:
+    """An HTTP pool for one connector that never follows a redirect: the source's address is checked
+    (not private) by the caller, and a hostile server must not send the request (and its credentials)
+    on to another address with a 3xx. TLS is verified as clickhouse-connect's own pool does."""
+    from clickhouse_connect.driver.httputil import get_pool_manager_options
+    from urllib3 import PoolManager
+
+    class NoRedirects(PoolManager):
+        def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:  # type: ignore[override]
+            return super().urlopen(method, url, redirect=False, **kw)
+
+    return NoRedirects(**get_pool_manager_options(verify=True))
+
+
 @register
 class ClickHouseConnector(_ClickHouseErrors, Connector):
     """A ClickHouse server or cluster by URL (HTTP interface, ``clickhouse-connect``).
@@ -477,6 +491,7 @@ class ClickHouseConnector(_ClickHouseErrors, Connector):
         self._client: Any = None
         self._query_id = ""
         self._profile_readonly = 0
+        self._pool: Any = None
 
     def _where(self) -> str:
         return f"ClickHouse at {self.url}"
@@ -505,7 +520,9 @@ class ClickHouseConnector(_ClickHouseErrors, Connector):
             ) from None
         parts = self._parts
         try:
+            self._pool = _no_redirects_pool()
             self._client = clickhouse_connect.get_client(
+                pool_mgr=self._pool,
                 host=parts.hostname,
                 port=parts.port or (8443 if parts.scheme == "https" else 8123),
                 secure=parts.scheme == "https",
@@ -560,5 +577,10 @@ class ClickHouseConnector(_ClickHouseErrors, Connector):
 
     def _close(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        pool, self._pool = self._pool, None
+        try:
+            if client is not None:
+                client.close()
+        finally:
+            if pool is not None:
+                pool.clear()
