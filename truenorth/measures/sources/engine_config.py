@@ -57,6 +57,10 @@ _REFUSED_PARAM = re.compile(
 # Parameters whose change does not redirect a kept secret elsewhere.
 _HARMLESS_PARAMS = {"catalog", "schema", "database", "dataset", "warehouse", "role", "timezone", "source"}
 _URL_PARAMS = ("url", "endpoint", "api_endpoint", "server", "server_hostname")
+# Parameters a driver turns into a host name ("<account>.snowflakecomputing.com"): labels only, so that
+# no '/', ':', '@', '#' or '?' can move the address (and the login) to another host.
+_HOST_LABEL_PARAMS = ("account",)
+_HOST_LABELS = re.compile(r"[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63}){0,5}\Z")
 
 
 def _field(*parts: str) -> str:
@@ -355,6 +359,13 @@ def _clean_driver(kind: str, config: dict[str, Any], *, run: bool) -> dict[str, 
         if isinstance(value, str) and (len(value) > 4000 or "\x00" in value):
             raise ValidationFailed("At most 4000 characters of text.", field=field)
         params[key] = value
+    for key in _HOST_LABEL_PARAMS:
+        value = params.get(key)
+        if value is not None and not (isinstance(value, str) and _HOST_LABELS.match(value)):
+            raise ValidationFailed(
+                f"The {key} is letters, digits, '-' and '_', in parts separated by dots (xy12345.us-east-1).",
+                field=_field("params", key),
+            )
     host = params.get("host")
     if isinstance(host, str) and host:
         port = params.get("port")

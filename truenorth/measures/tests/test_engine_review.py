@@ -1,0 +1,36 @@
+"""Adversarial review (issue 14): data source settings a hostile organisation admin could bend."""
+
+from __future__ import annotations
+
+import pytest
+
+from truenorth.core.errors import ValidationFailed
+from truenorth.measures.sources.engine_config import clean_engine_config
+
+
+@pytest.mark.parametrize(
+    "account",
+    [
+        "evil.example/",  # https://evil.example/.snowflakecomputing.com:443/…
+        "127.0.0.1:5432/x",
+        "acme@169.254.169.254",
+        "acme#",
+        "acme?x=",
+        "acme snowflake",
+        "a\\b",
+    ],
+)
+def test_snowflake_account_cannot_redirect_the_driver(settings, account: str) -> None:
+    """The Snowflake driver builds its address from `account` ("<account>.snowflakecomputing.com"):
+    one with '/', ':', '@', '#', '?' would send the login (and the password) to another host."""
+    settings.TRUENORTH_ENGINES_DRIVERS = ["snowflake"]
+    with pytest.raises(ValidationFailed) as refused:
+        clean_engine_config("snowflake", {"driver": "snowflake", "params": {"account": account}}, 1)
+    assert refused.value.field == "config.params.account"
+
+
+@pytest.mark.parametrize("account", ["acme", "xy12345.us-east-1", "myorg-account_1", "xy12345.eu-west-1.aws"])
+def test_snowflake_account_shapes_accepted(settings, account: str) -> None:
+    settings.TRUENORTH_ENGINES_DRIVERS = ["snowflake"]
+    cleaned = clean_engine_config("snowflake", {"driver": "snowflake", "params": {"account": account}}, 1)
+    assert cleaned["params"]["account"] == account
