@@ -21,6 +21,7 @@ with type defaults otherwise; the compiled evidence SQL gives the same numbers e
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import re
 import threading
@@ -448,7 +449,7 @@ def _setting_literal(value: int | str) -> str:
 # -- ClickHouse server / cluster (clickhouse-connect) ---------------------------------------------------
 
 
-def _no_redirects_pool() -> Any:
+def _no_redirects_pool(server_host_name: str | None = None) -> Any:
     """An HTTP pool for one connector that never follows a redirect: the source's address is checked
     (not private) by the caller, and a hostile server must not send the request (and its credentials)
     on to another address with a 3xx. TLS is verified as clickhouse-connect's own pool does."""
@@ -459,7 +460,10 @@ def _no_redirects_pool() -> Any:
         def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:  # type: ignore[override]
             return super().urlopen(method, url, redirect=False, **kw)
 
-    return NoRedirects(**get_pool_manager_options(verify=True))
+    options: dict[str, Any] = {}
+    if server_host_name:  # connecting to a pinned address: verify the certificate against the name
+        options = {"assert_hostname": server_host_name, "server_hostname": server_host_name}
+    return NoRedirects(**get_pool_manager_options(verify=True, **options))
 
 
 @register
@@ -488,6 +492,14 @@ class ClickHouseConnector(_ClickHouseErrors, Connector):
             f"{parts.scheme}://{parts.hostname}:{parts.port or (8443 if parts.scheme == 'https' else 8123)}"
         )
         self._parts = parts
+        # The address to connect to, checked by the caller (DNS rebinding: the name is not resolved again).
+        address = str(self.config.get("address") or "")
+        if address:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise EngineError(f"{address[:60]!r} is not an IP address", field="url") from None
+        self._address = address
         self._client: Any = None
         self._query_id = ""
         self._profile_readonly = 0
@@ -520,10 +532,12 @@ class ClickHouseConnector(_ClickHouseErrors, Connector):
             ) from None
         parts = self._parts
         try:
-            self._pool = _no_redirects_pool()
+            self._pool = _no_redirects_pool(parts.hostname if self._address else None)
             self._client = clickhouse_connect.get_client(
                 pool_mgr=self._pool,
-                host=parts.hostname,
+                host=self._address or parts.hostname,
+                # Pinned: the Host header and TLS (SNI, certificate) still use the name.
+                server_host_name=parts.hostname if self._address else None,
                 port=parts.port or (8443 if parts.scheme == "https" else 8123),
                 secure=parts.scheme == "https",
                 username=str(self.config.get("username") or "default"),

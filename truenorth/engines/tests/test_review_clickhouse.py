@@ -11,6 +11,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -76,3 +77,25 @@ def test_server_redirect_is_not_followed(redirecting: tuple[str, list[str]]) -> 
         with connector:
             connector.fetch("SELECT 1")
     assert hits == []  # nothing reached the address the redirect pointed at
+
+
+def test_server_connects_to_the_pinned_address() -> None:
+    """DNS rebinding: the caller checked the name's addresses (not private); ``address`` pins the one
+    checked, so the client never resolves the name again (it could answer 127.0.0.1 the second time)."""
+    from truenorth.engines.tests.test_clickhouse import _StandIn
+
+    stand_in = _StandIn()
+    try:
+        port = urlsplit(stand_in.url).port
+        config = {"url": f"http://clickhouse.invalid:{port}", "address": "127.0.0.1"}
+        with ClickHouseConnector(config, Limits(connect_timeout_seconds=5)) as connector:
+            assert connector.fetch("SELECT 2 AS two") == [(2,)]
+        assert "clickhouse.invalid" in connector._where()  # messages still name the URL
+    finally:
+        stand_in.close()
+
+
+def test_pinned_address_must_be_an_ip_address() -> None:
+    with pytest.raises(EngineError) as refused:
+        ClickHouseConnector({"url": "http://example.org:8123", "address": "evil.example"})
+    assert refused.value.field == "url"

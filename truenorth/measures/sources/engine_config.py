@@ -145,14 +145,15 @@ def _refused(field: str) -> ValidationFailed:
     )
 
 
-def check_host(host: str, port: int, field: str, *, must_resolve: bool) -> None:
+def check_host(host: str, port: int, field: str, *, must_resolve: bool) -> list[str]:
     """Refuse loopback, private, link-local and unspecified destinations (every address a name resolves
     to). ``must_resolve``: a name that does not resolve is an error (before a run) rather than accepted
-    (when saving: it is checked again before each run)."""
+    (when saving: it is checked again before each run). Returns the checked addresses (none when
+    private networks are allowed or the name did not resolve), for a connector to pin."""
     from truenorth.measures.sources.config import _public_address, _resolve
 
     if settings.TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS:
-        return
+        return []
     name = host.strip().strip("[]").rstrip(".").lower()
     if not name or name == "localhost" or name.endswith(".localhost"):
         raise _refused(field)
@@ -164,9 +165,10 @@ def check_host(host: str, port: int, field: str, *, must_resolve: bool) -> None:
         if not candidates:
             if must_resolve:
                 raise ValidationFailed(f"The host “{host}” does not resolve.", field=field) from None
-            return
+            return []
     if not all(_public_address(address) for address in candidates):
         raise _refused(field)
+    return candidates
 
 
 def _split_url(raw: str, schemes: tuple[str, ...], field: str) -> SplitResult:
@@ -275,17 +277,22 @@ def _clean_clickhouse(config: dict[str, Any], *, run: bool) -> dict[str, Any]:
         raise ValidationFailed("Give only the scheme, host and port (https://host:8443).", field=field)
     scheme = parts.scheme.lower()
     host, port = str(parts.hostname), parts.port or (8443 if scheme == "https" else 8123)
-    check_host(host, port, field, must_resolve=run)
+    addresses = check_host(host, port, field, must_resolve=run)
     database = _text(config, "database", limit=128)
     if database and not IDENTIFIER.match(database):
         raise ValidationFailed("Not a database name (letters, digits and _).", field=_field("database"))
     netloc = f"[{host}]" if ":" in host else host
-    return {
+    cleaned = {
         "url": f"{scheme}://{netloc}:{port}",
         "username": _text(config, "username", limit=200) or "default",
         "password": _secret(config, "password"),
         "database": database or "default",
     }
+    if run and addresses:
+        # The connector connects to the address checked now, never to a second resolution of the name
+        # (DNS rebinding); TLS is still verified against the name.
+        cleaned["address"] = addresses[0]
+    return cleaned
 
 
 # --- DB-API drivers (Trino, BigQuery, Snowflake) --------------------------------------------------

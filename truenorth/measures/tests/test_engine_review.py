@@ -34,3 +34,18 @@ def test_snowflake_account_shapes_accepted(settings, account: str) -> None:
     settings.TRUENORTH_ENGINES_DRIVERS = ["snowflake"]
     cleaned = clean_engine_config("snowflake", {"driver": "snowflake", "params": {"account": account}}, 1)
     assert cleaned["params"]["account"] == account
+
+
+def test_clickhouse_run_config_pins_the_checked_address(settings, monkeypatch) -> None:
+    """Before a run the name is resolved and every address checked; the connector gets the checked
+    address to connect to, so a second resolution (DNS rebinding) cannot lead it to 127.0.0.1."""
+    from truenorth.measures.sources import config as source_config
+
+    settings.TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS = False
+    monkeypatch.setattr(source_config, "_resolve", lambda host, port: ["8.8.8.8"])
+    stored = {"url": "https://ch.example.org:8443", "username": "reader", "password": "pw"}
+    run = clean_engine_config("clickhouse", dict(stored), 1, run=True)
+    assert run["address"] == "8.8.8.8"
+    assert run["url"] == "https://ch.example.org:8443"
+    saved = clean_engine_config("clickhouse", dict(stored), 1)
+    assert "address" not in saved  # only pinned for the run, never stored
