@@ -23,6 +23,7 @@ pyspark (and Java, for the local mode) are optional: they are imported when a co
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import os
 import re
@@ -236,11 +237,21 @@ class SparkConnector(Connector):
             )
         self.url: str | None = None
         self.master: str | None = None
+        self.address = ""
         if url:
             if not isinstance(url, str):
                 raise EngineError("the Spark Connect URL must be a string", field="url")
             self.host, self.port = _parse_url(url)
             self.url = url
+            # The address to connect to, checked by the caller (DNS rebinding: the name is not resolved
+            # again); the channel's authority and TLS name stay the URL's host.
+            address = str(self.config.get("address") or "")
+            if address:
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    raise EngineError(f"{address[:60]!r} is not an IP address", field="url") from None
+            self.address = address
         else:
             if not isinstance(master, str) or not _MASTER.match(master):
                 raise EngineError(
@@ -290,7 +301,7 @@ class SparkConnector(Connector):
     def _remote_session(self) -> Any:
         timeout = self.limits.connect_timeout_seconds
         try:
-            socket.create_connection((self.host, self.port), timeout=timeout).close()
+            socket.create_connection((self.address or self.host, self.port), timeout=timeout).close()
         except OSError as exc:
             raise EngineUnavailable(
                 f"cannot reach the Spark Connect server at {self.host}:{self.port} within {timeout:g} s "
@@ -303,7 +314,21 @@ class SparkConnector(Connector):
 
         assert self.url is not None
         # The Connect builder (not pyspark.sql's): it does not switch the whole process to Connect mode.
-        spark = RemoteSession.builder.remote(self.url).create()
+        if self.address:
+            from pyspark.sql.connect.client.core import DefaultChannelBuilder
+
+            netloc = f"[{self.address}]" if ":" in self.address else self.address
+            pinned = re.sub(r"^sc://(\[[^\]]*\]|[^:/]+)", f"sc://{netloc}", self.url, count=1)
+            channel = DefaultChannelBuilder(
+                pinned,
+                channelOptions=[
+                    ("grpc.default_authority", f"{self.host}:{self.port}"),
+                    ("grpc.ssl_target_name_override", self.host),
+                ],
+            )
+            spark = RemoteSession.builder.channelBuilder(channel).create()
+        else:
+            spark = RemoteSession.builder.remote(self.url).create()
         # A few quick retries, not the default ten minutes of them, when the server goes away.
         spark.client.set_retry_policies(
             [DefaultPolicy(max_retries=3, initial_backoff=100, max_backoff=int(timeout * 1000))]

@@ -244,6 +244,13 @@ def _clean_spark(config: dict[str, Any], organisation: Organisation | int, *, ru
     out: dict[str, Any] = {}
     if url:
         out["url"], _ = _spark_url(url, must_resolve=run)
+        if run:
+            # The connector connects to an address checked now, never to a second resolution of the
+            # name (DNS rebinding).
+            parts = urlsplit(out["url"])
+            addresses = check_host(str(parts.hostname), parts.port or 15002, _field("url"), must_resolve=True)
+            if addresses:
+                out["address"] = addresses[0]
     else:
         _check_local(_field("master"))
         match = _LOCAL_MASTER.match(master)

@@ -49,3 +49,15 @@ def test_clickhouse_run_config_pins_the_checked_address(settings, monkeypatch) -
     assert run["url"] == "https://ch.example.org:8443"
     saved = clean_engine_config("clickhouse", dict(stored), 1)
     assert "address" not in saved  # only pinned for the run, never stored
+
+
+def test_spark_connect_run_config_pins_the_checked_address(settings, monkeypatch) -> None:
+    from truenorth.measures.sources import config as source_config
+
+    settings.TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS = False
+    monkeypatch.setattr(source_config, "_resolve", lambda host, port: ["8.8.8.8"])
+    stored = {"url": "sc://spark.example.org:15002/;token=t"}
+    run = clean_engine_config("spark", dict(stored), 1, run=True)
+    assert run["address"] == "8.8.8.8"
+    assert run["url"] == "sc://spark.example.org:15002/;token=t"
+    assert "address" not in clean_engine_config("spark", dict(stored), 1)
