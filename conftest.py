@@ -177,3 +177,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker(marker) is not None:
                 item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every local Spark a test process starts also serves Spark Connect on a loopback port, so the
+    Spark Connect tests (truenorth/engines/tests/test_spark.py) run whichever test module started the
+    process's Spark first (one SparkContext per process; its plugins are fixed when it starts)."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("pyspark") is None:
+        return
+    from truenorth.engines import spark_engine
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    spark_engine.LOCAL_CONF.update(
+        {
+            "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
+            "spark.connect.grpc.binding.address": "127.0.0.1",
+            "spark.connect.grpc.binding.port": str(port),
+        }
+    )
