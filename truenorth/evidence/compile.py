@@ -410,11 +410,27 @@ j AS (
 )"""  # noqa: S608
 
 
+def _bigquery_instants(node: exp.Expression) -> exp.Expression:
+    """BigQuery's TIMESTAMP is an instant and its DATETIME a wall-clock time, which do not compare: the
+    exposure-window bounds (UTC time stamps, `_timestamp`) are cast to BigQuery's TIMESTAMP, not to the
+    DATETIME a naive TIMESTAMP would become."""
+    if (
+        isinstance(node, exp.Cast)
+        and isinstance(node.this, exp.Literal)
+        and node.this.is_string
+        and node.to.this in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPNTZ)
+    ):
+        return exp.Cast(this=node.this.copy(), to=exp.DataType.build("TIMESTAMPTZ"))
+    return node
+
+
 def _render(sql: str, dialect: str) -> str:
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
         if tree.find(exp.PercentileCont) is not None:
             tree = tree.transform(quantile_sql(dialect))
+        if dialect == "bigquery":
+            tree = tree.transform(_bigquery_instants)
         return tree.sql(dialect=dialect, pretty=True)
     except (SqlglotError, ValueError) as exc:  # an unknown dialect, or a bug in the builder
         raise MetricError(f"cannot produce SQL for dialect {dialect!r}: {exc}", field="dialect") from None

@@ -16,8 +16,8 @@ WITH exposures AS (
     CASE WHEN variation = last_variation THEN 0 ELSE 1 END AS excluded,
     exposed_at,
     CASE
-      WHEN exposed_at >= CAST('2026-01-05 00:00:00' AS DATETIME)
-      AND exposed_at < CAST('2026-01-12 00:00:00' AS DATETIME)
+      WHEN exposed_at >= CAST('2026-01-05 00:00:00' AS TIMESTAMP)
+      AND exposed_at < CAST('2026-01-12 00:00:00' AS TIMESTAMP)
       THEN 1
       ELSE 0
     END AS b0,
