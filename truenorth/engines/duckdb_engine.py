@@ -142,6 +142,8 @@ class DuckDBConnector(Connector):
                 "autoload_known_extensions": False,
                 "memory_limit": f"{self.memory_limit_mb}MB",
                 "threads": self.threads,
+                # No replacement scans: `FROM some_name` must never read a Python object of the worker.
+                "python_enable_replacements": False,
             },
         )
         conn = self.connection
