@@ -29,7 +29,7 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from truenorth.engines.base import (
     Connector,
@@ -158,7 +158,7 @@ class DBAPIConnector(Connector):
         connect = getattr(target, "connect", target)
         if not callable(connect):
             raise EngineError(f"the driver {self.driver!r} has no connect()", field="driver")
-        return connect  # type: ignore[no-any-return]
+        return cast("Callable[..., Any]", connect)
 
     def checked_params(self) -> dict[str, Any]:
         """``params``, refusing any a known driver does not list (a site's driver gets them all)."""
