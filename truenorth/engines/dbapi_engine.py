@@ -24,12 +24,17 @@ engine, and what stands for a read-only session.
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
 
 from truenorth.engines.base import (
     Connector,
@@ -383,10 +388,84 @@ class TrinoConnector(DBAPIConnector):
             kwargs["auth"] = auth(kwargs.get("user", ""), password)
             kwargs.setdefault("http_scheme", "https")
         kwargs["request_timeout"] = self.limits.connect_timeout_seconds
+        kwargs["http_session"] = self.http_session(str(kwargs.get("host") or ""))
+        address = self.config.get("address")
+        if address:
+            # The address checked before the run (never a second resolution of the name: DNS rebinding);
+            # the Host header and the TLS name/certificate check keep the configured name.
+            kwargs["host"] = _pinned_host(str(address))
         kwargs["session_properties"] = {"query_max_run_time": f"{_seconds(self.limits.timeout_seconds)}s"}
         kwargs.setdefault("source", "truenorth")
         kwargs.setdefault("timezone", "UTC")  # metric time bounds are UTC timestamps without a zone
         return kwargs
+
+    def http_session(self, name: str) -> requests.Session:
+        """The ``requests`` session the Trino client uses. It never follows a redirect (a hostile public
+        coordinator answering 307 to a private address must not get the query and credentials re-sent
+        there), sends nothing to another host, port or scheme than the configured coordinator's (the
+        client follows the ``nextUri`` the coordinator answers), and, when the run pinned an address,
+        connects to that address with ``Host: name`` and the TLS name/certificate check on the name."""
+        port = self.params.get("port") or 8080  # the trino client's default port
+        scheme = str(self.params.get("http_scheme") or "")
+        if not scheme:
+            scheme = "https" if self.params.get("password") or port == 443 else "http"
+        address = self.config.get("address")
+        pinned = _pinned_host(str(address)) if address else ""
+        session = _CoordinatorSession(name, int(port), scheme, pinned)
+        session.max_redirects = 0  # a redirect raises TooManyRedirects instead of being followed
+        if pinned and name:
+            session.headers["Host"] = f"{name}:{port}"
+            session.mount("https://", _NamedTLSAdapter(name))
+        return session
+
+
+class _CoordinatorSession(requests.Session):
+    """Requests to the configured coordinator only; a pinned address replaces the name in every URL."""
+
+    def __init__(self, name: str, port: int, scheme: str, pinned: str) -> None:
+        super().__init__()
+        self.coordinator = (name.lower(), port, scheme)
+        self.pinned = pinned
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        text = url.decode() if isinstance(url, bytes) else str(url)
+        parts = urlsplit(text)
+        default = 443 if parts.scheme == "https" else 80
+        name, port, scheme = self.coordinator
+        host = (parts.hostname or "").lower()
+        if (parts.port or default, parts.scheme) != (port, scheme) or host not in {
+            name,
+            self.pinned.strip("[]"),
+        }:
+            raise requests.exceptions.InvalidURL(
+                f"the Trino coordinator sent the client to another address ({parts.scheme}://{host}:"
+                f"{parts.port or default}); only {scheme}://{name}:{port} is used"
+            )
+        if self.pinned and host == name:
+            text = urlunsplit(parts._replace(netloc=f"{self.pinned}:{port}"))
+        verb = method.decode() if isinstance(method, bytes) else method
+        return super().request(verb, text, *args, **kwargs)
+
+
+def _pinned_host(address: str) -> str:
+    try:
+        ip = ipaddress.ip_address(address)  # an address, never a name
+    except ValueError:
+        raise EngineError("the pinned address is not an IP address", field="params.host") from None
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+class _NamedTLSAdapter(HTTPAdapter):
+    """HTTPS to a pinned address with SNI and the certificate check on the configured name."""
+
+    def __init__(self, name: str) -> None:
+        self.tls_name = name
+        super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["server_hostname"] = self.tls_name
+        kwargs["assert_hostname"] = self.tls_name
+        super().init_poolmanager(*args, **kwargs)
 
 
 @register

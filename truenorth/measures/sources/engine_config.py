@@ -381,11 +381,14 @@ def _clean_driver(kind: str, config: dict[str, Any], *, run: bool) -> dict[str, 
                 field=_field("params", key),
             )
     host = params.get("host")
+    address = ""
     if isinstance(host, str) and host:
         port = params.get("port")
-        check_host(
+        addresses = check_host(
             host, int(port) if isinstance(port, int) else 443, _field("params", "host"), must_resolve=run
         )
+        if run and addresses:
+            address = addresses[0]
     for key in _URL_PARAMS:
         value = params.get(key)
         if isinstance(value, str) and value:
@@ -393,7 +396,12 @@ def _clean_driver(kind: str, config: dict[str, Any], *, run: bool) -> dict[str, 
                 value if "://" in value else f"https://{value}", ("http", "https"), _field("params", key)
             )
             check_host(str(parts.hostname), parts.port or 443, _field("params", key), must_resolve=run)
-    return {"driver": driver, "params": params}
+    cleaned: dict[str, Any] = {"driver": driver, "params": params}
+    if kind == DataSourceKind.TRINO and address:
+        # Run time only (never stored): the Trino connector connects to the address checked now, never to
+        # a second resolution of the name (DNS rebinding); Host and TLS keep the name.
+        cleaned["address"] = address
+    return cleaned
 
 
 # --- entry points ---------------------------------------------------------------------------------

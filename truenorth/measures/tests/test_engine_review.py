@@ -61,3 +61,16 @@ def test_spark_connect_run_config_pins_the_checked_address(settings, monkeypatch
     assert run["address"] == "8.8.8.8"
     assert run["url"] == "sc://spark.example.org:15002/;token=t"
     assert "address" not in clean_engine_config("spark", dict(stored), 1)
+
+
+def test_trino_run_config_pins_the_checked_address(settings, monkeypatch) -> None:
+    from truenorth.measures.sources import config as source_config
+
+    settings.TRUENORTH_SOURCES_ALLOW_PRIVATE_NETWORKS = False
+    settings.TRUENORTH_ENGINES_DRIVERS = ["trino"]
+    monkeypatch.setattr(source_config, "_resolve", lambda host, port: ["8.8.8.8"])
+    stored = {"driver": "trino", "params": {"host": "trino.example.org", "port": 443, "user": "u"}}
+    run = clean_engine_config("trino", dict(stored), 1, run=True)
+    assert run["address"] == "8.8.8.8"
+    assert run["params"]["host"] == "trino.example.org"
+    assert "address" not in clean_engine_config("trino", dict(stored), 1)
