@@ -13,7 +13,7 @@ PURE_CORES := truenorth/stats truenorth/evidence/compile.py truenorth/evidence/m
 	truenorth/engagement/quadrants.py truenorth/engagement/charts.py \
 	truenorth/delivery/synthetic.py truenorth/delivery/flow.py truenorth/delivery/dora.py \
 	truenorth/delivery/forecast.py truenorth/delivery/flow_arrays.py truenorth/delivery/process_compare.py \
-	truenorth/delivery/github_client.py truenorth/delivery/importers/azure.py truenorth/core/outbound.py truenorth/engines
+	truenorth/delivery/github_client.py truenorth/delivery/importers/azure.py truenorth/core/outbound.py $(wildcard truenorth/engines/*.py)
 # pytest-xdist workers for the test targets (`make test TEST_WORKERS=0` runs in one process).
 TEST_WORKERS ?= auto
 
