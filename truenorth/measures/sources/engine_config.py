@@ -28,6 +28,7 @@ Errors name the field as the API takes it: `config.url`, `config.tables.events`,
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -333,6 +334,58 @@ def _known_params(kind: str, driver: str) -> frozenset[str] | None:
     return None
 
 
+# A service account key's fields (the JSON file Google gives). google-auth posts the signed login to
+# `token_uri`: any other address than Google's would make this server send it where the admin chooses.
+_SERVICE_ACCOUNT_KEYS = {
+    "type",
+    "project_id",
+    "private_key_id",
+    "private_key",
+    "client_email",
+    "client_id",
+    "auth_uri",
+    "token_uri",
+    "auth_provider_x509_cert_url",
+    "client_x509_cert_url",
+    "universe_domain",
+}
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+
+
+def _service_account_key(value: Any, field: str) -> dict[str, str]:
+    """A service account key: an object, or its JSON text (the form's `credentials_info = {...}`)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if len(value) <= 20_000 else None
+        except ValueError:
+            value = None
+    if not isinstance(value, dict) or not value or len(value) > len(_SERVICE_ACCOUNT_KEYS):
+        raise ValidationFailed(
+            "Give the service account key: the content of its JSON file (an object).", field=field
+        )
+    for name, item in value.items():
+        if name not in _SERVICE_ACCOUNT_KEYS:
+            raise ValidationFailed(
+                f"A service account key has no field “{str(name)[:60]}”.", field=_field_of(field, str(name))
+            )
+        if not isinstance(item, str) or len(item) > 8000 or "\x00" in item:
+            raise ValidationFailed("Each field of the key is text.", field=_field_of(field, name))
+    if value.get("token_uri", GOOGLE_TOKEN_URI) != GOOGLE_TOKEN_URI:
+        raise ValidationFailed(
+            f"The key's token_uri must be {GOOGLE_TOKEN_URI} (the login is sent there).",
+            field=_field_of(field, "token_uri"),
+        )
+    if value.get("universe_domain", "googleapis.com") != "googleapis.com":
+        raise ValidationFailed(
+            "The key's universe_domain must be googleapis.com.", field=_field_of(field, "universe_domain")
+        )
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _field_of(field: str, name: str) -> str:
+    return f"{field}.{name}"
+
+
 def _clean_driver(kind: str, config: dict[str, Any], *, run: bool) -> dict[str, Any]:
     _only(config, {"driver", "params"}, kind.capitalize())
     offered = drivers_for(kind)
@@ -365,6 +418,9 @@ def _clean_driver(kind: str, config: dict[str, Any], *, run: bool) -> dict[str, 
                 "or route elsewhere.",
                 field=field,
             )
+        if key == "credentials_info":
+            params[key] = _service_account_key(value, field)
+            continue
         scalars = value if isinstance(value, list) else [value]
         if len(scalars) > 50 or not all(
             v is None or isinstance(v, str | int | float | bool) for v in scalars

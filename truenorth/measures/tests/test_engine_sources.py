@@ -68,7 +68,10 @@ def _configs(folder) -> dict[str, dict[str, Any]]:
         "chdb": {"tables": {"events": "events.parquet", "scores": str(folder / "scores.csv")}},
         "clickhouse": {"url": f"https://{PUBLIC_IP}:8443", "username": "reader", "password": SECRET},
         "trino": {"driver": "trino", "params": {"host": PUBLIC_IP, "user": "reader", "password": SECRET}},
-        "bigquery": {"driver": "bigquery", "params": {"project": "acme", "credentials_info": SECRET}},
+        "bigquery": {
+            "driver": "bigquery",
+            "params": {"project": "acme", "credentials_info": {"private_key": SECRET}},
+        },
         "snowflake": {
             "driver": "snowflake",
             "params": {"account": "acme-eu", "user": "reader", "password": SECRET, "warehouse": "wh"},
@@ -335,7 +338,10 @@ def test_every_kind_is_added_and_edited_through_the_form(admin, folder, local_on
         "chdb": {"tables": "events = events.parquet\nscores = scores.csv"},
         "clickhouse": {"url": f"https://{PUBLIC_IP}:8443", "username": "reader", "password": SECRET},
         "trino": {"driver": "trino", "params": f"host = {PUBLIC_IP}\nport = 443\npassword = {SECRET}"},
-        "bigquery": {"driver": "bigquery", "params": f"project = acme\ncredentials_info = {SECRET}"},
+        "bigquery": {
+            "driver": "bigquery",
+            "params": f'project = acme\ncredentials_info = {{"private_key": "{SECRET}"}}',
+        },
         "snowflake": {"driver": "snowflake", "params": f"account = acme\nuser = r\npassword = {SECRET}"},
     }
     for kind, fields in forms.items():
