@@ -11,6 +11,7 @@ from cryptography.fernet import InvalidToken, MultiFernet
 
 from truenorth.core import crypto
 from truenorth.core.errors import ValidationFailed
+from truenorth.engines.base import MAX_ROWS, EngineError, EngineTimeout, EngineUnavailable, ResultTooLarge
 from truenorth.measures.models import DataSource
 
 # History records these; never the configuration (it holds credentials).
@@ -97,6 +98,22 @@ def unseal(token: Any) -> Any:
         return json.loads(_fernet().decrypt(str(token).encode()))
     except (InvalidToken, ValueError):
         return None
+
+
+def engine_failure(exc: EngineError, limit: int) -> QueryFailed:
+    """A connector's error (`truenorth.engines`) in the data sources' terms: a timeout, an unreachable or
+    unknown engine, or a query failure. A result stopped by the engines' row ceiling (below ``limit + 1``
+    for the default limit) reads as the caller's own "more than N rows", whichever cap stopped it."""
+    if isinstance(exc, ResultTooLarge) and exc.cap != "bytes":
+        return QueryFailed(
+            f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
+            "(e.g. one row per day)."
+        )
+    if isinstance(exc, EngineTimeout):
+        return QueryTimeout(exc.message)
+    if isinstance(exc, EngineUnavailable) or exc.field == "kind":
+        return SourceUnavailable(exc.message)
+    return QueryFailed(exc.message)
 
 
 @dataclass(frozen=True)

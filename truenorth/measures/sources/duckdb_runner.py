@@ -14,17 +14,16 @@ from truenorth.engines.base import (
     EngineTimeout,
     EngineUnavailable,
     Limits,
-    ResultTooLarge,
 )
 from truenorth.engines.duckdb_engine import DuckDBConnector
 from truenorth.measures.models import DataSource
 from truenorth.measures.sources._common import (
     DUCKDB_MEMORY_LIMIT,
     QueryFailed,
-    QueryTimeout,
     SourceUnavailable,
     _Result,
     _short,
+    engine_failure,
 )
 from truenorth.measures.sources.config import _inside, allowed_path, organisation_directories
 from truenorth.orgs.models import Organisation
@@ -125,19 +124,8 @@ def _run_duckdb(
             finally:
                 results.close()
             columns = list(connector.columns)
-    except ResultTooLarge as exc:
-        if exc.cap == "bytes":
-            raise QueryFailed(exc.message) from None
-        raise QueryFailed(  # the row ceiling (MAX_ROWS), below limit + 1: what the caller would say
-            f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
-            "(e.g. one row per day)."
-        ) from None
-    except EngineTimeout as exc:
-        raise QueryTimeout(exc.message) from None
-    except EngineUnavailable as exc:
-        raise SourceUnavailable(exc.message) from None
     except EngineError as exc:
-        raise QueryFailed(exc.message) from None
+        raise engine_failure(exc, limit) from None
     return _Result(columns, rows)
 
 

@@ -16,17 +16,15 @@ from truenorth.engines.base import (
     EngineUnavailable,
     Limits,
     NotReadOnly,
-    ResultTooLarge,
 )
 from truenorth.engines.postgres_engine import PostgresConnector
 from truenorth.measures.models import DataSource
 from truenorth.measures.sources._common import (
     DANGEROUS_ROLES,
-    QueryFailed,
-    QueryTimeout,
     SourceUnavailable,
     _Result,
     _short,
+    engine_failure,
     logger,
 )
 from truenorth.measures.sources.config import _DSN_PARAMETERS, _NoAddress, _pinned_addresses, mask_dsn
@@ -214,17 +212,6 @@ def _run_postgres(source: DataSource, config: dict[str, Any], text: str, limit: 
         with connector:
             rows = connector.fetch(wrapped)
             columns = list(connector.columns)
-    except ResultTooLarge as exc:
-        if exc.cap == "bytes":
-            raise QueryFailed(exc.message) from None
-        raise QueryFailed(  # the row ceiling (MAX_ROWS), below limit + 1: what the caller would say
-            f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
-            "(e.g. one row per day)."
-        ) from None
-    except EngineTimeout as exc:
-        raise QueryTimeout(exc.message) from None
-    except EngineUnavailable as exc:
-        raise SourceUnavailable(exc.message) from None
     except EngineError as exc:
-        raise QueryFailed(exc.message) from None
+        raise engine_failure(exc, limit) from None
     return _Result(columns, rows)

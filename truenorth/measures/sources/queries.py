@@ -19,10 +19,10 @@ from truenorth.measures.sources._common import (
     DEFAULT_LIMIT,
     MAX_QUERY_LENGTH,
     QueryFailed,
-    QueryTimeout,
     SourceUnavailable,
     _Result,
     decrypt_config,
+    engine_failure,
 )
 from truenorth.measures.sources.config import public_config
 from truenorth.measures.sources.duckdb_runner import _duckdb_single_select, _run_duckdb
@@ -68,12 +68,8 @@ def _run_connector(source: DataSource, config: dict[str, Any], text: str, limit:
     ``limit + 1`` rows, like the DuckDB and PostgreSQL runners (one more tells "there is more")."""
     from truenorth.engines import registry
     from truenorth.engines.base import (
-        MAX_ROWS,
         EngineError,
-        EngineTimeout,
-        EngineUnavailable,
         Limits,
-        ResultTooLarge,
     )
 
     try:
@@ -104,21 +100,8 @@ def _run_connector(source: DataSource, config: dict[str, Any], text: str, limit:
             finally:
                 stream.close()
             columns = [str(c) for c in getattr(connector, "columns", None) or []]
-    except ResultTooLarge as exc:
-        if exc.cap == "bytes":
-            raise QueryFailed(exc.message) from None
-        raise QueryFailed(  # the row ceiling (MAX_ROWS), below limit + 1: what the caller would say
-            f"The query returned more than {min(limit, MAX_ROWS):,} rows; aggregate or filter it "
-            "(e.g. one row per day)."
-        ) from None
-    except EngineTimeout as exc:
-        raise QueryTimeout(exc.message) from None
-    except EngineUnavailable as exc:
-        raise SourceUnavailable(exc.message) from None
     except EngineError as exc:
-        if exc.field == "kind":
-            raise SourceUnavailable(exc.message) from None
-        raise QueryFailed(exc.message) from None
+        raise engine_failure(exc, limit) from None
     if not columns and rows:
         columns = [f"column{i + 1}" for i in range(len(rows[0]))]
     return _Result(columns=columns, rows=rows)
