@@ -45,9 +45,6 @@ DEFAULT_PERIOD = dt.timedelta(days=90)
 BUCKETS = 30
 DAY = 86400.0
 # The Measure fields the dashboard reads (its cards, the trend's direction, staleness).
-CARD_FIELDS = ("id", "name", "kva", "unit", "direction", "cadence_days", "target")
-
-
 @dataclass(frozen=True)
 class MeasureSummary:
     """One measure on the dashboard: where it is, where it is going, and whether to trust it."""
@@ -286,8 +283,10 @@ def product_dashboard(
         Measure.objects.filter(
             organisation_id=membership.organisation_id, product_id=product.pk, archived_at__isnull=True
         )
-        # Only what the cards read: 200 full measures cost more to build than to fetch.
-        .only(*CARD_FIELDS)
+        # Not the long texts (queries, formulas): the cards never read them. Every other field stays, as
+        # the summaries' callers (the product brief reads `baseline`) would pay a query per measure for a
+        # deferred one.
+        .defer("query", "formula")
         .annotate(
             latest_value=Subquery(latest.values("value")[:1]),
             latest_at=Subquery(latest.values("observed_at")[:1]),
