@@ -12,6 +12,7 @@ import importlib.util
 import shutil
 
 from django.conf import settings
+from django.db.models import Count
 from django.db.utils import DatabaseError
 
 from truenorth.core.health import CheckResult
@@ -78,12 +79,11 @@ def engines_check() -> list[CheckResult]:
         )
         results.append(CheckResult("engine drivers", "ok", f"offered: {shown}"))
     try:
-        used = list(DataSource.objects.values_list("kind", flat=True).distinct())
+        counts = dict(DataSource.objects.values_list("kind").annotate(n=Count("id")).order_by())
     except DatabaseError:  # tables not created yet
         return results
-    unusable = {kind: why for kind in used if (why := _missing_for(kind)) is not None}
+    unusable = {kind: why for kind in counts if (why := _missing_for(kind)) is not None}
     if unusable:
-        counts = {k: DataSource.objects.filter(kind=k).count() for k in unusable}
         detail = "; ".join(f"{counts[k]} {k} source(s): {why}" for k, why in sorted(unusable.items()))
         results.append(CheckResult("engines in use", "warning", detail))
     return results
