@@ -26,6 +26,13 @@ from truenorth.history.models import HistoryEntry
 from truenorth.history.services import record
 from truenorth.orgs.models import Invitation, Membership, Organisation, Role
 
+
+@pytest.fixture(autouse=True)
+def _pages_as_built(settings: Any) -> None:
+    """The counts of the pages as built, not as kept by the page cache (tests/test_page_cache.py)."""
+    settings.TRUENORTH_PAGE_CACHE_SECONDS = 0
+
+
 if TYPE_CHECKING:
     from conftest import Persona
 
@@ -155,6 +162,7 @@ def test_org_pages_of_non_admins_are_fixed_too(owner: Persona, member: Persona, 
     assert few == many
     assert many == {(email, path): pinned[path] for email, path in many}
 
+
 def _grow_pillars(owner: Persona, products: int) -> None:
     """Products, each with a measure (and a value), a hypothesis with a running experiment and a decision."""
     from truenorth.hypotheses.models import Decision, Experiment, Hypothesis
@@ -181,7 +189,9 @@ def _grow_pillars(owner: Persona, products: int) -> None:
     )
     Decision.objects.bulk_create(
         [
-            Decision(hypothesis=h, outcome="inconclusive", decision="stop", learning="x", decided_by=owner.user)
+            Decision(
+                hypothesis=h, outcome="inconclusive", decision="stop", learning="x", decided_by=owner.user
+            )
             for h in hypotheses
         ]
     )

@@ -386,12 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: usage and input errors are one line on stderr with exit code 2."""
     from truenorth.core.errors import DomainError
     from truenorth.env import ConfigError
+    from truenorth.orgs import pagecache
 
     command = typer.main.get_command(app)
     try:
-        result = command.main(
-            args=argv if argv is not None else sys.argv[1:], prog_name="truenorth", standalone_mode=False
-        )
+        # A command is a write boundary of the kept pages: what it wrote renews every organisation's.
+        with pagecache.boundary(pagecache.every_organisation):
+            result = command.main(
+                args=argv if argv is not None else sys.argv[1:], prog_name="truenorth", standalone_mode=False
+            )
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.exceptions.NoArgsIsHelpError as exc:

@@ -124,6 +124,8 @@ MIDDLEWARE = [
     "truenorth.accounts.twofactor.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Innermost: each request is a write boundary of the kept pages (orgs/pagecache.py).
+    "truenorth.orgs.pagecache.PageCacheMiddleware",
 ]
 
 ROOT_URLCONF = "truenorth.urls"

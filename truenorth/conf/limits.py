@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from truenorth.env import ConfigError, env_str
+from truenorth.env import ConfigError, env_int, env_str
 
 # The DatabaseCache table; core/migrations/0001 creates it under this name (keep the two equal).
 CACHE_TABLE = "truenorth_cache"
@@ -60,6 +60,19 @@ CACHES = {
         "LOCATION": "truenorth-local",
         "OPTIONS": {"MAX_ENTRIES": 5_000},
     },
+}
+
+# Whole pages and API lists kept per process (truenorth/orgs/pagecache.py; docs/operations.md,
+# "Performance"): for at most this many seconds (0: off), at most this many answers of at most this many
+# bytes each, so a process holds at most ENTRIES x MAX_BYTES (300 x 256 KiB = 75 MiB) however large
+# an organisation's pages grow.
+TRUENORTH_PAGE_CACHE_SECONDS = env_int("TRUENORTH_PAGE_CACHE_SECONDS", 60, minimum=0)
+TRUENORTH_PAGE_CACHE_ENTRIES = env_int("TRUENORTH_PAGE_CACHE_ENTRIES", 300, minimum=1)
+TRUENORTH_PAGE_CACHE_MAX_BYTES = env_int("TRUENORTH_PAGE_CACHE_MAX_BYTES", 262_144, minimum=1024)
+CACHES["pages"] = {
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "truenorth-pages",
+    "OPTIONS": {"MAX_ENTRIES": TRUENORTH_PAGE_CACHE_ENTRIES},
 }
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}

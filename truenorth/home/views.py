@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET
 
 from truenorth.home import pillars
 from truenorth.notifications.services import notifications_of
+from truenorth.orgs import pagecache
 from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import memberships_of
@@ -34,6 +35,12 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @org_view
 def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
+    return pagecache.cached_render(
+        request, membership, "home/dashboard.html", lambda: _dashboard(request, membership)
+    )
+
+
+def _dashboard(request: HttpRequest, membership: Membership) -> dict[str, object]:
     org = membership.organisation
     user = current_user(request)
     progress = strategy.progress_for_org(org.pk)
@@ -45,17 +52,13 @@ def dashboard(request: HttpRequest, membership: Membership) -> HttpResponse:
     unread = list(notifications_of(user, org).filter(read_at__isnull=True)[:10])
     overdue = strategy.overdue_checkins(membership)  # everyone's: the Engagement card counts them
     mine = [o for o in overdue if o.goal.owner_id == user.pk]
-    return render(
-        request,
-        "home/dashboard.html",
-        {
-            "membership": membership,
-            "org": org,
-            "member_count": org.memberships.count(),
-            "products": products,
-            "org_goals": org_goals,
-            "my_overdue": mine[:20],
-            "unread": unread,
-            **pillars.cards(membership, product_list, overdue_checkins=len(overdue)),
-        },
-    )
+    return {
+        "membership": membership,
+        "org": org,
+        "member_count": org.memberships.count(),
+        "products": products,
+        "org_goals": org_goals,
+        "my_overdue": mine[:20],
+        "unread": unread,
+        **pillars.cards(membership, product_list, overdue_checkins=len(overdue)),
+    }

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.module_loading import autodiscover_modules
@@ -34,6 +34,7 @@ from huey.contrib.djhuey import HUEY
 from truenorth.accounts.models import User
 from truenorth.core.errors import DomainError, NotFound, TooManyRequests
 from truenorth.jobs.models import ACTIVE, Job, JobStatus
+from truenorth.orgs import pagecache
 from truenorth.orgs.models import Membership, Organisation
 from truenorth.orgs.services import membership_for
 
@@ -198,7 +199,14 @@ def acting_membership(job: Job) -> tuple[Membership, User]:
 
 
 def execute(job_id: int) -> None:
-    """Run a queued job (the huey task calls this). Never raises: the outcome is recorded on the job."""
+    """Run a queued job (the huey task calls this). Never raises: the outcome is recorded on the job.
+    What it writes renews its organisation's kept pages (orgs/pagecache.py) when it ends."""
+    org_id = Job.objects.filter(pk=job_id).values_list("organisation_id", flat=True).first()
+    with pagecache.boundary(lambda: Q(pk=org_id)):
+        _execute(job_id)
+
+
+def _execute(job_id: int) -> None:
     claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING, started_at=timezone.now()
     )

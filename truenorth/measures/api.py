@@ -60,6 +60,7 @@ from truenorth.measures.schemas import (
     ValueMeasureOut,
     aware,
 )
+from truenorth.orgs import pagecache
 from truenorth.orgs.models import Membership, Role
 from truenorth.orgs.scoping import scope
 
@@ -192,6 +193,10 @@ def list_catalogue(request: HttpRequest, slug: str) -> list[CatalogueMeasure]:
 @router.get("/{slug}/measures", response={200: list[MeasureOut], **READ_ERRORS}, summary="List measures")
 def list_measures(request: HttpRequest, slug: str, filters: Query[MeasureFilter]) -> list[dict[str, Any]]:
     m, _ = scope(request, slug)
+    return pagecache.cached_api(request, m, lambda: _measures(m, filters))
+
+
+def _measures(m: Membership, filters: MeasureFilter) -> list[dict[str, Any]]:
     qs = services.with_latest(
         services.measures_of(
             m, product_id=filters.product, kva=filters.kva, include_archived=filters.include_archived

@@ -39,6 +39,8 @@ class Organisation(models.Model):
     version = models.PositiveIntegerField(default=1)
     # Members signing in with a password must use two-factor sign-in (accounts/twofactor.py).
     require_two_factor = models.BooleanField(default=False)
+    # Replaced after every write to the organisation's data: the key of its kept pages (orgs/pagecache.py).
+    cache_version = models.CharField(max_length=16, default="", editable=False)
 
     class Meta:
         ordering = ("name", "id")

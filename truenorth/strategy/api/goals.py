@@ -9,6 +9,8 @@ from ninja import Query, Status
 
 from truenorth.core.errors import ValidationFailed
 from truenorth.core.schemas import ERRORS, READ_ERRORS, ObjectId
+from truenorth.orgs import pagecache
+from truenorth.orgs.models import Membership
 from truenorth.orgs.scoping import scope
 from truenorth.strategy import services
 from truenorth.strategy.api.common import goal_detail, goal_out, owner_from, product_in_body, router
@@ -26,6 +28,10 @@ from truenorth.strategy.schemas import (
 @router.get("/{slug}/goals", response={200: list[GoalOut], **READ_ERRORS}, summary="List goals")
 def list_goals(request: HttpRequest, slug: str, filters: Query[GoalFilter]) -> list[dict[str, Any]]:
     m, _ = scope(request, slug)
+    return pagecache.cached_api(request, m, lambda: _goals(m, filters))
+
+
+def _goals(m: Membership, filters: GoalFilter) -> list[dict[str, Any]]:
     qs = services.goals_of(m).select_related("owner")
     if filters.product == "org":
         qs = qs.filter(product__isnull=True)

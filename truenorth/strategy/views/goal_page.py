@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from truenorth.core.errors import Conflict, ValidationFailed
+from truenorth.orgs import pagecache
 from truenorth.orgs.access import current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.strategy import forms as f
@@ -28,6 +29,8 @@ from truenorth.strategy.views.common import (
     _stale,
     _target_edit_form,
 )
+
+GOAL_TEMPLATE = "strategy/goal.html"
 
 
 def _proposal_lines(proposal: ChangeProposal, targets: Mapping[int, TargetMeasure]) -> list[tuple[str, str]]:
@@ -51,6 +54,10 @@ def _proposal_lines(proposal: ChangeProposal, targets: Mapping[int, TargetMeasur
 
 def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bound: Any) -> HttpResponse:
     """The goal page; `bound` holds a form that failed (by its key) so its errors show in place."""
+    return render(request, GOAL_TEMPLATE, _goal_context(request, membership, goal_id, **bound))
+
+
+def _goal_context(request: HttpRequest, membership: Membership, goal_id: int, **bound: Any) -> dict[str, Any]:
     org = membership.organisation
     user = current_user(request)
     goal = services.get_goal(membership, goal_id)
@@ -166,13 +173,15 @@ def _goal_page(request: HttpRequest, membership: Membership, goal_id: int, **bou
         or f.TargetForm(initial={"version": goal.version}, measures=measure_choices),
         "work_form": bound.get("work") or (f.LinkWorkForm(items=orphan_options) if orphan_options else None),
     }
-    return render(request, "strategy/goal.html", context)
+    return context
 
 
 @org_view
 @require_GET
 def goal(request: HttpRequest, membership: Membership, goal_id: int) -> HttpResponse:
-    return _goal_page(request, membership, goal_id)
+    return pagecache.cached_render(
+        request, membership, GOAL_TEMPLATE, lambda: _goal_context(request, membership, goal_id)
+    )
 
 
 def _act(

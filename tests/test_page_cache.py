@@ -1,0 +1,245 @@
+"""The page cache (truenorth/orgs/pagecache.py): the dashboard, a goal page and the API's goal and
+measure lists come from the per-process cache until something of the organisation changes.
+
+"Another process" is simulated by putting this process's write generation back after a write: then
+only the organisation's `cache_version` (replaced after the commit) can tell the page is stale, so
+those tests are transactional (the commit really happens)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from truenorth.cli import main as cli
+from truenorth.jobs.models import Job
+from truenorth.jobs.services import execute
+from truenorth.orgs import pagecache
+from truenorth.orgs.models import Organisation
+from truenorth.strategy import services as strategy
+
+if TYPE_CHECKING:
+    from conftest import Persona
+
+DASHBOARD = "/o/alpha/"
+API_GOALS = "/api/v1/orgs/alpha/goals"
+API_MEASURES = "/api/v1/orgs/alpha/measures"
+# A kept page costs the session, the person and their membership (with the organisation).
+HIT_QUERIES = 3
+
+
+def _get(client: Any, path: str) -> tuple[int, str]:
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return len(ctx.captured_queries), response.content.decode()
+
+
+def _without_tokens(html: str) -> str:
+    return re.sub(r'(csrfmiddlewaretoken" value="|X-CSRFToken": ")[A-Za-z0-9]+', r"\1", html)
+
+
+def _version(slug: str = "alpha") -> str:
+    return Organisation.objects.get(slug=slug).cache_version
+
+
+def _goal(owner: Persona, title: str) -> Any:
+    return strategy.create_goal(owner.membership, owner.user, title=title, product_id=None, parent_id=None)
+
+
+def _edit(owner: Persona, goal: Any, title: str) -> None:
+    """Rename the goal through its edit form."""
+    goal.refresh_from_db()
+    fields = {
+        "title": title,
+        "outcome": goal.outcome,
+        "level": goal.level,
+        "status": goal.status,
+        "owner": str(goal.owner_id or ""),
+        "target_date": "",
+        "weight": goal.weight,
+        "checkin_cadence_days": goal.checkin_cadence_days or "",
+        "version": goal.version,
+    }
+    url = reverse("strategy:goal_edit", kwargs={"org_slug": "alpha", "goal_id": goal.pk})
+    response = owner.client.post(url, fields)
+    assert response.status_code == 302, response.content.decode()[-2000:]
+
+
+@pytest.mark.django_db
+def test_the_second_dashboard_is_kept_and_its_csrf_token_is_the_sessions(owner: Persona) -> None:
+    _goal(owner, "Grow the outdoor market")
+    built_queries, built = _get(owner.client, DASHBOARD)
+    kept_queries, kept = _get(owner.client, DASHBOARD)
+    assert kept_queries == HIT_QUERIES < built_queries
+    assert _without_tokens(kept) == _without_tokens(built)
+    assert pagecache.CSRF_PLACEHOLDER not in kept
+    # The token put back is valid for this session: a form posted with it is accepted.
+    owner.client.handler.enforce_csrf_checks = True
+    token = re.search(r'csrfmiddlewaretoken" value="([A-Za-z0-9]+)"', kept)
+    assert token is not None
+    response = owner.client.post(reverse("accounts:logout"), {"csrfmiddlewaretoken": token[1]})
+    assert response.status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_write_through_the_web_shows_at_once(owner: Persona) -> None:
+    goal = _goal(owner, "Grow the outdoor market")
+    url = reverse("strategy:goal", kwargs={"org_slug": "alpha", "goal_id": goal.pk})
+    _get(owner.client, url)
+    assert _get(owner.client, url)[0] == HIT_QUERIES
+    _edit(owner, goal, "Lead the outdoor market")
+    queries, html = _get(owner.client, url)
+    assert queries > HIT_QUERIES and "Lead the outdoor market" in html
+
+
+@pytest.mark.django_db
+def test_a_write_through_a_service_in_this_process_shows_at_once(owner: Persona) -> None:
+    _get(owner.client, DASHBOARD)
+    _goal(owner, "Open a second shop")
+    queries, html = _get(owner.client, DASHBOARD)
+    assert queries > HIT_QUERIES and "Open a second shop" in html
+
+
+@pytest.mark.django_db
+def test_people_and_roles_never_share_a_kept_page(owner: Persona, stakeholder: Persona) -> None:
+    _get(owner.client, DASHBOARD)
+    _, owners = _get(owner.client, DASHBOARD)
+    queries, theirs = _get(stakeholder.client, DASHBOARD)
+    assert queries > HIT_QUERIES
+    assert "Stakeholder A" in theirs and "Stakeholder A" not in owners
+
+
+@pytest.mark.django_db
+def test_an_organisation_never_gets_anothers_kept_answer(owner: Persona, outsider: Persona) -> None:
+    assert owner.api().get(API_GOALS).status_code == 200
+    assert outsider.api().get(API_GOALS).status_code == 404
+    assert outsider.client.get(DASHBOARD).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_page_with_a_message_is_not_kept(owner: Persona, monkeypatch: pytest.MonkeyPatch) -> None:
+    _get(owner.client, DASHBOARD)
+    assert _get(owner.client, DASHBOARD)[0] == HIT_QUERIES
+    monkeypatch.setattr(pagecache.messages, "get_messages", lambda request: ["Saved."])
+    assert _get(owner.client, DASHBOARD)[0] > HIT_QUERIES
+    assert _get(owner.client, DASHBOARD)[0] > HIT_QUERIES
+
+
+@pytest.mark.django_db
+def test_the_api_lists_are_kept_byte_for_byte(owner: Persona) -> None:
+    _goal(owner, "Grow the outdoor market")
+    client = owner.api_read()
+    for path in (API_GOALS, API_MEASURES, API_GOALS + "?level=strategic"):
+        built_queries, built = _get(client, path)
+        kept_queries, kept = _get(client, path)
+        assert kept == built and kept_queries < built_queries, path
+    created = owner.api().post(API_GOALS, {"title": "Open a second shop"}, content_type="application/json")
+    assert created.status_code == 201
+    queries, after = _get(client, API_GOALS)
+    assert queries > 2 and "Open a second shop" in after
+
+
+@pytest.mark.django_db
+def test_switched_off_nothing_is_kept(owner: Persona, settings: Any) -> None:
+    settings.TRUENORTH_PAGE_CACHE_SECONDS = 0
+    _get(owner.client, DASHBOARD)  # the first also writes the session
+    first, _ = _get(owner.client, DASHBOARD)
+    assert _get(owner.client, DASHBOARD)[0] == first > HIT_QUERIES
+
+
+@pytest.mark.django_db
+def test_a_page_over_the_size_limit_is_not_kept(owner: Persona, settings: Any) -> None:
+    settings.TRUENORTH_PAGE_CACHE_MAX_BYTES = 1024
+    _get(owner.client, DASHBOARD)
+    first, _ = _get(owner.client, DASHBOARD)
+    assert _get(owner.client, DASHBOARD)[0] == first
+
+
+@pytest.mark.django_db
+def test_nothing_is_older_than_the_time_bucket(owner: Persona, monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [1_000_000.0]
+    monkeypatch.setattr(pagecache.time, "time", lambda: now[0])
+    _get(owner.client, DASHBOARD)
+    assert _get(owner.client, DASHBOARD)[0] == HIT_QUERIES
+    now[0] += 61
+    assert _get(owner.client, DASHBOARD)[0] > HIT_QUERIES
+
+
+@pytest.mark.django_db
+def test_reading_writes_nothing_that_renews_the_version(owner: Persona) -> None:
+    """Session writes (the current organisation) and an API token's last use are bookkeeping."""
+    before = _version()
+    for path in (DASHBOARD, DASHBOARD):
+        _get(owner.client, path)
+    _get(owner.api_read(), API_GOALS)
+    assert _version() == before
+
+
+# --- other processes: only the organisation's version tells them ------------------------------------
+
+
+def _forget_local_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pretend this process made no write since the page was kept (it was made by another one)."""
+    monkeypatch.setattr(pagecache, "_generation", [pagecache._generation[0]])
+    frozen = pagecache._generation[0]
+
+    def note_write() -> None:
+        pagecache._state.wrote = True
+        pagecache._generation[0] = frozen
+
+    monkeypatch.setattr(pagecache, "note_write", note_write)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_process_sees_a_web_write_through_the_version(
+    owner: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _forget_local_writes(monkeypatch)
+    goal = _goal(owner, "Grow the outdoor market")
+    _get(owner.client, DASHBOARD)
+    assert _get(owner.client, DASHBOARD)[0] == HIT_QUERIES
+    before = _version()
+    _edit(owner, goal, "Z1 the outdoor market")
+    assert _version() != before
+    queries, html = _get(owner.client, DASHBOARD)
+    assert queries > HIT_QUERIES and "Z1 the outdoor market" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_job_renews_its_organisation_only(
+    owner: Persona, outsider: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _forget_local_writes(monkeypatch)
+    job = Job.objects.create(
+        organisation=Organisation.objects.get(slug="alpha"), created_by=owner.user, kind="nothing"
+    )
+    theirs = _version("bravo-secret")
+    before = _version()
+    execute(job.pk)  # an unknown kind fails, and recording that is a write of the organisation's
+    assert _version() != before and _version("bravo-secret") == theirs
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cli_command_that_writes_renews_every_organisation(
+    owner: Persona, outsider: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _forget_local_writes(monkeypatch)
+    before = (_version(), _version("bravo-secret"))
+    assert cli(["products", "create", "Tents", "--org", "alpha", "--as", owner.user.email]) == 0
+    after = (_version(), _version("bravo-secret"))
+    assert after[0] != before[0] and after[1] != before[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cli_command_that_only_reads_renews_nothing(
+    owner: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _forget_local_writes(monkeypatch)
+    before = _version()
+    assert cli(["products", "list", "--org", "alpha", "--as", owner.user.email]) == 0
+    assert _version() == before

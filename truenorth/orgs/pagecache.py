@@ -1,0 +1,252 @@
+"""Whole pages and API lists served from a per-process cache, per organisation version.
+
+The busiest reads (an organisation's dashboard, a goal page, the API's goal and measure lists) cost
+10-60 ms of CPU to build and are read far more often than anything changes. Each answer is kept in the
+per-process cache `CACHES["pages"]` (settings TRUENORTH_PAGE_CACHE_*) under a key made of:
+
+- the organisation's `cache_version`, a random token replaced after every write to the organisation's
+  data (below), and this process's write generation, bumped by every write this process makes;
+- who asks (the person, their role), what (the full path, htmx headers), in which language and time zone;
+- the current time bucket of TRUENORTH_PAGE_CACHE_SECONDS, so nothing is older than that (overdue
+  check-ins, "3 days ago", a write that no boundary below saw).
+
+Writes are seen where they are made, not model by model: a database wrapper (`_watch`) marks every
+INSERT/UPDATE/DELETE except bookkeeping tables (sessions, the shared cache, rate counters) on the thread,
+and each boundary replaces the version of the organisations it wrote for when it ends:
+- a web or API request: the organisation in its URL (`org_slug`/`slug`), else every organisation of
+  the signed-in person (account pages, invitations), else every organisation;
+- a background job: its organisation; a huey task or a CLI command: every organisation.
+The replacement runs after the commit (a reader never caches the new version with old data) and is
+one UPDATE per boundary, never per row. A session's CSRF token is not kept: pages are stored with a
+placeholder put back per request. Only 200 answers under TRUENORTH_PAGE_CACHE_MAX_BYTES are kept, and
+never a page showing one-time messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.cache import BaseCache, caches
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.utils import timezone, translation
+
+if TYPE_CHECKING:  # imported before django.setup() by the CLI (truenorth/cli.py)
+    from truenorth.orgs.models import Membership
+
+# Writes to these tables change no cached answer (sessions, the shared cache and its counters).
+BOOKKEEPING_TABLES = ("django_session", "truenorth_cache", "truenorth_rate_counter")
+CSRF_PLACEHOLDER = "__truenorth_csrf_token__"
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+_STORE_ATTR = "_truenorth_page_cache_store"
+
+_state = threading.local()
+_generation = [0]  # this process's writes; a lost increment under a race still changes it
+
+
+def _wrote() -> bool:
+    return bool(getattr(_state, "wrote", False))
+
+
+def note_write() -> None:
+    """This thread changed data: its boundary replaces the version when it ends."""
+    _state.wrote = True
+    _generation[0] += 1
+
+
+def _watch(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Mapping[str, Any]) -> Any:
+    head = sql.lstrip()[:80]
+    if head[:6].upper() in _WRITES and not getattr(_state, "bumping", False):
+        if not any(table in head for table in BOOKKEEPING_TABLES):
+            note_write()
+    return execute(sql, params, many, context)
+
+
+def install(sender: Any = None, connection: Any = None, **kwargs: Any) -> None:
+    """`connection_created` receiver: watch every database connection's writes."""
+    if connection is not None and _watch not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_watch)
+
+
+def _bump(where: Q | None) -> None:
+    """Give the organisations matched by `where` (all when None) a new version, after the commit."""
+
+    from truenorth.orgs.models import Organisation
+
+    def run() -> None:
+        _state.bumping = True
+        try:
+            rows = Organisation.objects.all() if where is None else Organisation.objects.filter(where)
+            rows.update(cache_version=secrets.token_hex(8))
+        finally:
+            _state.bumping = False
+
+    transaction.on_commit(run)  # at once outside a transaction
+
+
+def enter() -> None:
+    """Start a write boundary (nested ones keep the outer one's writes apart)."""
+    stack = getattr(_state, "stack", None)
+    if stack is None:
+        stack = _state.stack = []
+    stack.append(_wrote())
+    _state.wrote = False
+
+
+def leave(scope: Callable[[], Q | None]) -> None:
+    """End the boundary: when it wrote, the organisations `scope()` names (None: all) get a new version."""
+    stack = getattr(_state, "stack", None) or [False]
+    try:
+        if _wrote():
+            _bump(scope())
+    finally:
+        _state.wrote = stack.pop()
+
+
+@contextlib.contextmanager
+def boundary(scope: Callable[[], Q | None]) -> Iterator[None]:
+    """Writes made inside give the organisations `scope()` names (None: all) a new version at the end."""
+    enter()
+    try:
+        yield
+    finally:
+        leave(scope)
+
+
+def every_organisation() -> Q | None:
+    return None
+
+
+# --- the web and API boundary -----------------------------------------------------------------------
+
+
+def _request_scope(request: HttpRequest) -> Q | None:
+    match = getattr(request, "resolver_match", None)
+    kwargs = match.kwargs if match is not None else {}
+    slug = kwargs.get("org_slug") or kwargs.get("slug")
+    if isinstance(slug, str):
+        return Q(slug=slug)
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Q(memberships__user=user)
+    return None
+
+
+class PageCacheMiddleware:
+    """A request is a write boundary; answers the view marked for keeping are stored after it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with boundary(lambda: _request_scope(request)):
+            response = self.get_response(request)
+        store = getattr(request, _STORE_ATTR, None)
+        if store is not None:
+            _keep(response, *store)
+        return response
+
+
+# --- keys, hits and stores --------------------------------------------------------------------------
+
+
+def _cache() -> BaseCache:
+    return caches["pages" if "pages" in settings.CACHES else "default"]
+
+
+def _seconds() -> int:
+    return int(getattr(settings, "TRUENORTH_PAGE_CACHE_SECONDS", 60))
+
+
+def _key(request: HttpRequest, membership: Membership) -> str | None:
+    """The answer's key, or None when it must not come from (or go to) the cache."""
+    seconds = _seconds()
+    if seconds <= 0 or request.method != "GET":
+        return None
+    if len(messages.get_messages(request)) > 0:  # one-time messages: shown once, never kept
+        return None
+    org = membership.organisation
+    parts = (
+        request.get_full_path(),
+        request.headers.get("HX-Request", ""),
+        request.headers.get("HX-Target", ""),
+        str(org.pk),
+        org.cache_version,
+        str(_generation[0]),
+        str(membership.user_id),
+        membership.role,
+        translation.get_language() or "",
+        timezone.get_current_timezone_name(),
+        str(int(time.time() // seconds)),
+    )
+    return "page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _keep(response: HttpResponse, key: str, token: str | None) -> None:
+    limit = int(getattr(settings, "TRUENORTH_PAGE_CACHE_MAX_BYTES", 262_144))
+    if (
+        response.status_code != 200
+        or response.streaming
+        or response.cookies.keys() - {settings.CSRF_COOKIE_NAME}
+    ):
+        return
+    body = response.content
+    if len(body) > limit:
+        return
+    if token is not None:
+        body = body.replace(token.encode(), CSRF_PLACEHOLDER.encode())
+    _cache().set(key, (response["Content-Type"], body), _seconds())
+
+
+def _hit(request: HttpRequest, key: str | None) -> HttpResponse | None:
+    if key is None:
+        return None
+    found = _cache().get(key)
+    if found is None:
+        return None
+    content_type, body = found
+    if CSRF_PLACEHOLDER.encode() in body:
+        body = body.replace(CSRF_PLACEHOLDER.encode(), get_token(request).encode())
+    return HttpResponse(body, content_type=content_type)
+
+
+def cached_render(
+    request: HttpRequest, membership: Membership, template: str, context: Callable[[], dict[str, Any]]
+) -> HttpResponse:
+    """`render(request, template, context())`, or the same page kept from an earlier request."""
+    key = _key(request, membership)
+    if (hit := _hit(request, key)) is not None:
+        return hit
+    token = get_token(request)
+    response = render(request, template, {**context(), "csrf_token": token})
+    if key is not None:
+        setattr(request, _STORE_ATTR, (key, token))
+    return response
+
+
+def cached_api(request: HttpRequest, membership: Membership, build: Callable[[], Any]) -> Any:
+    """An API operation's result (serialised by the API as usual, then kept), or the JSON kept from
+    an earlier request."""
+    key = _key(request, membership)
+    if (hit := _hit(request, key)) is not None:
+        return hit
+    result = build()
+    if key is not None:
+        setattr(request, _STORE_ATTR, (key, None))
+    return result
+
+
+def clear() -> None:
+    """Forget every kept answer of this process (tests, `truenorth restore`)."""
+    _cache().clear()
