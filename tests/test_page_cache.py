@@ -48,6 +48,7 @@ def _version(slug: str = "alpha") -> str:
 
 
 def _goal(owner: Persona, title: str) -> Any:
+    assert owner.membership is not None
     return strategy.create_goal(owner.membership, owner.user, title=title, product_id=None, parent_id=None)
 
 
