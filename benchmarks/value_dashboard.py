@@ -8,10 +8,11 @@ dashboard through Django's test client (the full middleware, view and template s
 reading the roll-ups ("after") and, for comparison, the observations themselves ("before": the same
 buckets from the raw rows), and prints per page the median and p95 server time, the CPU time (this
 process, plus the PostgreSQL backend's), the SQL queries, and the load average of the machine. Then
-the SQLite/PostgreSQL ratio. It never asserts on time.
+the SQLite/PostgreSQL ratio. It never asserts on time. `--plans` prints the plans of the bucket queries
+(90 days and a year).
 
     .venv/bin/python benchmarks/value_dashboard.py [--observations N] [--measures N] [--runs N]
-        [--postgres URL | --no-postgres] [--no-raw] [--plans]
+        [--postgres URL | --no-postgres] [--no-raw] [--plans] [--data-dir DIR]
 
 Each database runs in a child process of its own, since Django is configured once per process.
 """
@@ -198,15 +199,16 @@ def _explain(measure_ids: list[int], now: dt.datetime) -> str:
 
     from truenorth.measures.dashboard import bucket_sql, period_of, rollup_sql
 
-    period = period_of(now - dt.timedelta(days=90), now)
     prefix = "EXPLAIN QUERY PLAN " if connection.vendor == "sqlite" else "EXPLAIN "
     out = []
-    for name, build in (("roll-ups", rollup_sql), ("observations", bucket_sql)):
-        sql, params = build(measure_ids, period)
-        with connection.cursor() as cursor:
-            cursor.execute(prefix + sql, params)
-            out.append(f"{name}:")
-            out += ["  " + " ".join(str(c) for c in row) for row in cursor.fetchall()]
+    for days in (90, 365):
+        period = period_of(now - dt.timedelta(days=days), now)
+        for name, build in (("roll-ups", rollup_sql), ("observations", bucket_sql)):
+            sql, params = build(measure_ids, period)
+            with connection.cursor() as cursor:
+                cursor.execute(prefix + sql, params)
+                out.append(f"{name}, {days} days:")
+                out += ["  " + " ".join(str(c) for c in row) for row in cursor.fetchall()]
     return "\n".join(out)
 
 

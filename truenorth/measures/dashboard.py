@@ -8,8 +8,9 @@ aggregation and sends back summary rows only, in a fixed number of queries whate
    start of the period: correlated subqueries, each one index seek on Observation(measure,
    superseded, observed_at);
 3. the mean of each measure's current observations per bucket of the period, from the daily
-   roll-ups (measures/rollups.py: count and sum per measure and local day, one grouped query over
-   their covering index), which feeds the sparklines and the trend;
+   roll-ups (measures/rollups.py: count and sum per measure and local day): one query, a scalar
+   subquery per (measure, bucket) summing a range of their covering index (a dozen entries for a
+   year's bucket), which feeds the sparklines and the trend;
 4. the product's top-level goals, plus strategy.services.progress_for_org's few queries.
 
 The period is whole local days (settings.TIME_ZONE): the days that begin within [since, until] (so
@@ -44,6 +45,8 @@ DEFAULT_PERIOD = dt.timedelta(days=90)
 # Points per sparkline: enough to show a shape, few enough that 200 measures stay cheap.
 BUCKETS = 30
 DAY = 86400.0
+
+
 # The Measure fields the dashboard reads (its cards, the trend's direction, staleness).
 @dataclass(frozen=True)
 class MeasureSummary:
@@ -149,43 +152,56 @@ def period_of(since: dt.datetime, until: dt.datetime, buckets: int = BUCKETS) ->
 
 def bucket_means(
     measure_ids: Sequence[int], period: Period, *, from_rollups: bool = True
-) -> dict[int, dict[int, tuple[float, int]]]:
-    """{measure id: {bucket: (mean, count) of current observations}} in one grouped query: from the
-    daily roll-ups (sum of sums / sum of counts), or from the observations themselves."""
+) -> dict[int, dict[int, float]]:
+    """{measure id: {bucket: mean of its current observations}} (buckets without any left out) in one
+    query: from the daily roll-ups (sum of sums / sum of counts), or from the observations themselves."""
     if not measure_ids:
         return {}
     sql, params = (rollup_sql if from_rollups else bucket_sql)(measure_ids, period)
-    out: dict[int, dict[int, tuple[float, int]]] = {}
+    out: dict[int, dict[int, float]] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for measure_id, bucket, total, count in cursor.fetchall():
-            out.setdefault(measure_id, {})[int(bucket)] = (float(total) / int(count), int(count))
+        for measure_id, bucket, mean in cursor.fetchall():
+            if mean is not None:
+                out.setdefault(measure_id, {})[int(bucket)] = float(mean)
     return out
 
 
 def _slices(period: Period, edge: Any, cast: str) -> tuple[str, list[Any]]:
-    """`WITH slice(i, lo, hi) AS (VALUES …)`: the buckets' bounds, one row each."""
+    """`slice(i, lo, hi) AS (VALUES …)`: the buckets' bounds, one row each."""
     params: list[Any] = []
     for i, (lo, hi) in enumerate(pairwise(period.edges)):
         params += [i, edge(lo), edge(hi)]
     values = ", ".join([f"(%s, {cast}, {cast})"] * period.buckets)
-    return f"WITH slice(i, lo, hi) AS (VALUES {values}) ", params
+    return f"slice(i, lo, hi) AS (VALUES {values})", params
+
+
+def _measures(measure_ids: Sequence[int]) -> tuple[str, list[Any]]:
+    """`m(id) AS (VALUES …)`: the measures, one row each."""
+    cast = "CAST(%s AS BIGINT)" if connection.vendor == "postgresql" else "%s"
+    return f"m(id) AS (VALUES {', '.join([f'({cast})'] * len(measure_ids))})", list(measure_ids)
 
 
 def rollup_sql(measure_ids: Sequence[int], period: Period) -> tuple[str, list[Any]]:
-    """Sum and count per (measure, bucket) from the roll-ups: each (measure, bucket) is one range scan
-    of the covering index DailyRollup(measure, day, count, total)."""
-    cast = "CAST(%s AS DATE)" if connection.vendor == "postgresql" else "%s"
-    cte, params = _slices(period, connection.ops.adapt_datefield_value, cast)
-    placeholders = ", ".join(["%s"] * len(measure_ids))
-    q = connection.ops.quote_name
-    sql = (
-        f"{cte}SELECT r.measure_id, slice.i, SUM(r.total), SUM(r.{q('count')}) "  # noqa: S608 (placeholders only)
-        f"FROM slice JOIN {DailyRollup._meta.db_table} r ON r.measure_id IN ({placeholders}) "
-        f"AND r.{q('day')} >= slice.lo AND r.{q('day')} < slice.hi "
-        "GROUP BY r.measure_id, slice.i"
+    """(measure, bucket, mean) from the roll-ups, one row per measure and bucket (NULL: no observation):
+    a correlated scalar subquery per (measure, bucket), each one range scan of the covering index
+    DailyRollup(measure, day, count, total) that sums its few rows. (A join of the buckets with the
+    roll-ups grouped by (measure, bucket) sorted every daily row in a temporary B-tree on SQLite: with
+    365 days that sort, not reading the index, was most of the page's time.)"""
+    postgres = connection.vendor == "postgresql"
+    cte, params = _slices(
+        period, connection.ops.adapt_datefield_value, "CAST(%s AS DATE)" if postgres else "%s"
     )
-    return sql, [*params, *measure_ids]
+    measures, ids = _measures(measure_ids)
+    q = connection.ops.quote_name
+    # REAL over the integer sum of counts: a float division (SQLite divides two integers as integers).
+    mean = f"CAST(SUM(r.total) AS {'DOUBLE PRECISION' if postgres else 'REAL'}) / SUM(r.{q('count')})"
+    sql = (
+        f"WITH {cte}, {measures} SELECT m.id, slice.i, ("  # noqa: S608 (placeholders only)
+        f"SELECT {mean} FROM {DailyRollup._meta.db_table} r WHERE r.measure_id = m.id "
+        f"AND r.{q('day')} >= slice.lo AND r.{q('day')} < slice.hi) FROM m CROSS JOIN slice"
+    )
+    return sql, [*params, *ids]
 
 
 def bucket_sql(measure_ids: Sequence[int], period: Period) -> tuple[str, list[Any]]:
@@ -200,8 +216,9 @@ def bucket_sql(measure_ids: Sequence[int], period: Period) -> tuple[str, list[An
     cast = "CAST(%s AS TIMESTAMPTZ)" if connection.vendor == "postgresql" else "%s"
     cte, params = _slices(period, edge, cast)
     placeholders = ", ".join(["%s"] * len(measure_ids))
+    real = "DOUBLE PRECISION" if connection.vendor == "postgresql" else "REAL"
     sql = (
-        f"{cte}SELECT o.measure_id, slice.i, SUM(o.value), COUNT(*) "  # noqa: S608 (placeholders only)
+        f"WITH {cte} SELECT o.measure_id, slice.i, CAST(SUM(o.value) AS {real}) / COUNT(*) "  # noqa: S608 (placeholders only)
         f"FROM slice JOIN {Observation._meta.db_table} o ON o.measure_id IN ({placeholders}) "
         "AND o.superseded = %s AND o.observed_at >= slice.lo AND o.observed_at < slice.hi "
         "GROUP BY o.measure_id, slice.i"
@@ -209,9 +226,9 @@ def bucket_sql(measure_ids: Sequence[int], period: Period) -> tuple[str, list[An
     return sql, [*params, *measure_ids, False]
 
 
-def _series(raw: dict[int, tuple[float, int]], count: int) -> list[float | None]:
+def _series(raw: dict[int, float], count: int) -> list[float | None]:
     series: list[float | None] = [None] * count
-    for bucket, (mean, _) in raw.items():
+    for bucket, mean in raw.items():
         series[bucket] = mean
     return series
 
