@@ -171,14 +171,14 @@ def test_nothing_is_older_than_the_time_bucket(owner: Persona, monkeypatch: pyte
     assert _get(owner.client, DASHBOARD)[0] > HIT_QUERIES
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_reading_writes_nothing_that_renews_the_version(owner: Persona) -> None:
     """Session writes (the current organisation) and an API token's last use are bookkeeping."""
-    before = _version()
+    before = (_version(), pagecache._generation[0])
     for path in (DASHBOARD, DASHBOARD):
         _get(owner.client, path)
     _get(owner.api_read(), API_GOALS)
-    assert _version() == before
+    assert (_version(), pagecache._generation[0]) == before
 
 
 # --- other processes: only the organisation's version tells them ------------------------------------
@@ -243,4 +243,38 @@ def test_a_cli_command_that_only_reads_renews_nothing(
     _forget_local_writes(monkeypatch)
     before = _version()
     assert cli(["products", "list", "--org", "alpha", "--as", owner.user.email]) == 0
+    assert _version() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pulse_answered_by_link_renews_its_organisation_only(
+    owner: Persona, outsider: Persona, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from truenorth.engagement.services import pulses as pulses
+    from truenorth.engagement.services import throttle
+
+    throttle.reset("pulse-link", "127.0.0.1")
+    assert owner.membership is not None
+    product = strategy.create_product(owner.membership, owner.user, name="Checkout", product_goal="One day")
+    pulse = pulses.create_pulse(owner.membership, owner.user, product_id=product.pk, title="Pulse")
+    _, invitations = pulses.open_round(pulse, send=False)
+    _forget_local_writes(monkeypatch)
+    before, theirs = _version(), _version("bravo-secret")
+    answer = {
+        "own_words": "Value in a day",
+        "clarity": "4",
+        "commitment": "5",
+        "contribution": "",
+        "group": "",
+    }
+    done = client.post(reverse("engagement:pulse-answer", args=[invitations[0][1]]), answer)
+    assert done.status_code == 200 and b"Thank you" in done.content
+    assert _version() != before and _version("bravo-secret") == theirs
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_sign_in_renews_nobodys_pages(owner: Persona, client: Any) -> None:
+    before = _version()
+    response = client.post(reverse("accounts:login"), {"email": owner.user.email, "password": "wrong" * 3})
+    assert response.status_code in (200, 429)
     assert _version() == before

@@ -11,7 +11,7 @@ per-process cache `CACHES["pages"]` (settings TRUENORTH_PAGE_CACHE_*) under a ke
   check-ins, "3 days ago", a write that no boundary below saw).
 
 Writes are seen where they are made, not model by model: a database wrapper (`_watch`) marks every
-INSERT/UPDATE/DELETE except bookkeeping tables (sessions, the shared cache, rate counters) on the thread,
+INSERT/UPDATE/DELETE except bookkeeping tables (sessions, the shared cache, rate counters, failed sign-ins) on the thread,
 and each boundary replaces the version of the organisations it wrote for when it ends:
 - a web or API request: the organisation in its URL (`org_slug`/`slug`), else every organisation of
   the signed-in person (account pages, invitations), else every organisation;
@@ -45,8 +45,15 @@ from django.utils import timezone, translation
 if TYPE_CHECKING:  # imported before django.setup() by the CLI (truenorth/cli.py)
     from truenorth.orgs.models import Membership
 
-# Writes to these tables change no cached answer (sessions, the shared cache and its counters).
-BOOKKEEPING_TABLES = ("django_session", "truenorth_cache", "truenorth_rate_counter")
+# Writes to these tables change no kept answer: sessions, the shared cache and its counters, failed
+# sign-ins and API tokens' last use (else anyone could renew every page by failing to sign in).
+BOOKKEEPING_TABLES = (
+    "django_session",
+    "truenorth_cache",
+    "truenorth_rate_counter",
+    "accounts_loginattempt",
+    "accounts_apitoken",
+)
 CSRF_PLACEHOLDER = "__truenorth_csrf_token__"
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 _STORE_ATTR = "_truenorth_page_cache_store"
@@ -131,7 +138,19 @@ def every_organisation() -> Q | None:
 # --- the web and API boundary -----------------------------------------------------------------------
 
 
+_SCOPE_ATTR = "_truenorth_page_cache_org"
+
+
+def scope_request(request: HttpRequest, organisation_id: int) -> None:
+    """A page without the organisation in its address (a pulse answered by link) names the one it
+    writes for, so its writes renew that organisation's pages, not every organisation's."""
+    setattr(request, _SCOPE_ATTR, organisation_id)
+
+
 def _request_scope(request: HttpRequest) -> Q | None:
+    named = getattr(request, _SCOPE_ATTR, None)
+    if named is not None:
+        return Q(pk=named)
     match = getattr(request, "resolver_match", None)
     kwargs = match.kwargs if match is not None else {}
     slug = kwargs.get("org_slug") or kwargs.get("slug")

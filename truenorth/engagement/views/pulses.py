@@ -23,6 +23,7 @@ from truenorth.engagement.services import pulse_answers as answers
 from truenorth.engagement.services import pulse_results as results
 from truenorth.engagement.services import pulses as services
 from truenorth.history.services import entries_for
+from truenorth.orgs import pagecache
 from truenorth.orgs.access import apply_error, current_user, org_view
 from truenorth.orgs.models import Membership
 from truenorth.orgs.services import members_of, require_writer
@@ -286,6 +287,7 @@ def answer_by_link(request: HttpRequest, token: str) -> HttpResponse:
         )
     rnd = invitation.round
     pulse = rnd.pulse
+    pagecache.scope_request(request, pulse.organisation_id)
     form = _answer_form(pulse, invitation, request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
