@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gc
 import json
 import os
 import random
@@ -246,6 +247,9 @@ def child(args: argparse.Namespace) -> int:
         rollup_s = time.perf_counter() - t0
         rollup_cpu_s = time.process_time() - c0 + _cpu_of(backend) - b0
         built_days = built.days
+        # A server's process does not carry the loader's million rows of garbage: collect it now, so the
+        # first period timed does not pay for it (one run each: 63.6 ms CPU for 90 days without, 46.7 with).
+        gc.collect()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # what autovacuum does soon after: the visibility map
             cursor.execute("VACUUM ANALYZE measures_dailyrollup")
