@@ -7,19 +7,23 @@ those tests are transactional (the commit really happens)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from truenorth.cli import main as cli
 from truenorth.jobs.models import Job
 from truenorth.jobs.services import execute
 from truenorth.orgs import pagecache
-from truenorth.orgs.models import Organisation
+from truenorth.orgs.models import Membership, Organisation
 from truenorth.strategy import services as strategy
 
 if TYPE_CHECKING:
@@ -162,9 +166,9 @@ def test_a_page_over_the_size_limit_is_not_kept(owner: Persona, settings: Any) -
 
 
 @pytest.mark.django_db
-def test_nothing_is_older_than_the_time_bucket(owner: Persona, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nothing_is_kept_longer_than_the_setting(owner: Persona, monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1_000_000.0]
-    monkeypatch.setattr(pagecache.time, "time", lambda: now[0])
+    monkeypatch.setattr(time, "time", lambda: now[0])
     _get(owner.client, DASHBOARD)
     assert _get(owner.client, DASHBOARD)[0] == HIT_QUERIES
     now[0] += 61
@@ -278,3 +282,93 @@ def test_a_failed_sign_in_renews_nobodys_pages(owner: Persona, client: Any) -> N
     response = client.post(reverse("accounts:login"), {"email": owner.user.email, "password": "wrong" * 3})
     assert response.status_code in (200, 429)
     assert _version() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_missing_page_is_built_once_while_other_threads_wait(
+    owner: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads asking for the same missing page at once: one builds it, the others get it kept."""
+    from truenorth.home import views
+
+    built = []
+    real = views._dashboard
+
+    def slow(request: Any, membership: Any) -> Any:
+        built.append(1)
+        time.sleep(0.3)
+        return real(request, membership)
+
+    monkeypatch.setattr(views, "_dashboard", slow)
+    _get(owner.client, DASHBOARD)  # the session's first page writes it
+    pagecache.clear()
+    built.clear()
+    statuses: list[int] = []
+
+    def ask() -> None:
+        statuses.append(owner.client.get(DASHBOARD).status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert statuses == [200] * 4 and len(built) == 1
+
+
+# --- kept API lists answer before the API runs -------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_kept_api_list_costs_one_query(owner: Persona) -> None:
+    client = owner.api_read()
+    _get(client, API_GOALS)
+    queries, _ = _get(client, API_GOALS)
+    assert queries == 1
+
+
+@pytest.mark.django_db
+def test_a_revoked_token_never_reads_a_kept_list(owner: Persona) -> None:
+    from truenorth.accounts.models import APIToken, hash_token
+
+    client = owner.api_read()
+    _get(client, API_GOALS)
+    _get(client, API_GOALS)
+    APIToken.objects.filter(token_hash=hash_token(owner.read_token)).update(revoked_at=timezone.now())
+    assert client.get(API_GOALS).status_code == 401
+
+
+@pytest.mark.django_db
+def test_a_former_member_never_reads_a_kept_list(owner: Persona, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = owner.api_read()
+    _get(client, API_GOALS)
+    _forget_local_writes(monkeypatch)  # as if another process removed the membership
+    Membership.objects.filter(pk=owner.membership.pk if owner.membership else 0).delete()
+    assert client.get(API_GOALS).status_code == 404
+
+
+@pytest.mark.django_db
+def test_a_two_factor_organisation_is_never_answered_early(
+    owner: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = owner.api_read()
+    _get(client, API_GOALS)
+    _forget_local_writes(monkeypatch)
+    Organisation.objects.filter(slug="alpha").update(require_two_factor=True)
+    response = client.get(API_GOALS)
+    assert response.status_code == 403 and "two-factor" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_a_stale_last_use_takes_the_usual_way_and_is_recorded(owner: Persona) -> None:
+    from truenorth.accounts.models import APIToken, hash_token
+
+    client = owner.api_read()
+    _get(client, API_GOALS)
+    long_ago = timezone.now() - dt.timedelta(hours=1)
+    tokens = APIToken.objects.filter(token_hash=hash_token(owner.read_token))
+    tokens.update(last_used_at=long_ago)
+    queries, _ = _get(client, API_GOALS)
+    used = tokens.get().last_used_at
+    assert queries > 1 and used is not None and used > long_ago

@@ -121,11 +121,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Each request is a write boundary of the kept pages (orgs/pagecache.py); its kept API lists answer
+    # before the two-factor middleware's query (they are kept only for organisations without the policy).
+    "truenorth.orgs.pagecache.PageCacheMiddleware",
     "truenorth.accounts.twofactor.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Innermost: each request is a write boundary of the kept pages (orgs/pagecache.py).
-    "truenorth.orgs.pagecache.PageCacheMiddleware",
 ]
 
 ROOT_URLCONF = "truenorth.urls"

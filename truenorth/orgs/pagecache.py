@@ -7,8 +7,8 @@ per-process cache `CACHES["pages"]` (settings TRUENORTH_PAGE_CACHE_*) under a ke
 - the organisation's `cache_version`, a random token replaced after every write to the organisation's
   data (below), and this process's write generation, bumped by every write this process makes;
 - who asks (the person, their role), what (the full path, htmx headers), in which language and time zone;
-- the current time bucket of TRUENORTH_PAGE_CACHE_SECONDS, so nothing is older than that (overdue
-  check-ins, "3 days ago", a write that no boundary below saw).
+and is kept at most TRUENORTH_PAGE_CACHE_SECONDS, so nothing is older than that (overdue check-ins,
+"3 days ago", a write that no boundary below saw).
 
 Writes are seen where they are made, not model by model: a database wrapper (`_watch`) marks every
 INSERT/UPDATE/DELETE except bookkeeping tables (sessions, the shared cache, rate counters, failed sign-ins) on the thread,
@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import random
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -176,6 +176,54 @@ class PageCacheMiddleware:
             _keep(response, *store)
         return response
 
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: dict[str, Any]
+    ) -> HttpResponse | None:
+        """A kept API list answers before the API runs (no authentication, parsing or 2FA middleware
+        query of its own): one query checks what the API would (a live token of an active person who is
+        a member, in an organisation not requiring two-factor sign-in, its last use recorded within
+        LAST_USED_RESOLUTION) and reads the organisation's version. Anything else takes the usual way."""
+        match = request.resolver_match
+        if request.method != "GET" or match is None or match.view_name not in FAST_API_VIEWS:
+            return None
+        slug = kwargs.get("slug")
+        scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+        if _seconds() <= 0 or scheme.lower() != "bearer" or not raw.strip() or not isinstance(slug, str):
+            return None
+        caller = _api_caller(raw.strip(), slug)
+        if caller is None:
+            return None
+        return _hit(request, _key_of(request, *caller))
+
+
+# The API operations answered from the cache before the API runs (PageCacheMiddleware.process_view);
+# each calls `cached_api` itself, so a miss keeps its answer for the next request.
+FAST_API_VIEWS = frozenset({"api:list_goals", "api:list_measures"})
+
+
+def _api_caller(raw: str, slug: str) -> tuple[int, str, int, str] | None:
+    """(organisation id, its version, person id, role) of a token allowed to read organisation `slug`
+    whose last use is recent, or None."""
+    from django.db import connection as db
+
+    from truenorth.accounts.models import APIToken, User, hash_token
+    from truenorth.accounts.services import LAST_USED_RESOLUTION
+    from truenorth.orgs.models import Membership, Organisation
+
+    sql = (
+        f"SELECT o.id, o.cache_version, m.user_id, m.role FROM {APIToken._meta.db_table} t "  # noqa: S608
+        f"JOIN {User._meta.db_table} u ON u.id = t.user_id "
+        f"JOIN {Membership._meta.db_table} m ON m.user_id = t.user_id "
+        f"JOIN {Organisation._meta.db_table} o ON o.id = m.organisation_id "
+        "WHERE t.token_hash = %s AND t.revoked_at IS NULL AND t.last_used_at >= %s AND u.is_active = %s "
+        "AND o.slug = %s AND o.require_two_factor = %s"
+    )
+    since = db.ops.adapt_datetimefield_value(timezone.now() - LAST_USED_RESOLUTION)
+    with db.cursor() as cursor:
+        cursor.execute(sql, [hash_token(raw), since, True, slug, False])
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), str(row[1]), int(row[2]), str(row[3]))
+
 
 # --- keys, hits and stores --------------------------------------------------------------------------
 
@@ -190,24 +238,26 @@ def _seconds() -> int:
 
 def _key(request: HttpRequest, membership: Membership) -> str | None:
     """The answer's key, or None when it must not come from (or go to) the cache."""
-    seconds = _seconds()
-    if seconds <= 0 or request.method != "GET":
+    if _seconds() <= 0 or request.method != "GET":
         return None
     if len(messages.get_messages(request)) > 0:  # one-time messages: shown once, never kept
         return None
     org = membership.organisation
+    return _key_of(request, org.pk, org.cache_version, membership.user_id, membership.role)
+
+
+def _key_of(request: HttpRequest, org_id: int, version: str, user_id: int, role: str) -> str:
     parts = (
         request.get_full_path(),
         request.headers.get("HX-Request", ""),
         request.headers.get("HX-Target", ""),
-        str(org.pk),
-        org.cache_version,
+        str(org_id),
+        version,
         str(_generation[0]),
-        str(membership.user_id),
-        membership.role,
+        str(user_id),
+        role,
         translation.get_language() or "",
         timezone.get_current_timezone_name(),
-        str(int(time.time() // seconds)),
     )
     return "page:" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
@@ -225,7 +275,9 @@ def _keep(response: HttpResponse, key: str, token: str | None) -> None:
         return
     if token is not None:
         body = body.replace(token.encode(), CSRF_PLACEHOLDER.encode())
-    _cache().set(key, (response["Content-Type"], body), _seconds())
+    # Kept for the setting's time, less up to a fifth at random, so that the processes' copies do not all
+    # expire (and get built again) at the same moment.
+    _cache().set(key, (response["Content-Type"], body), _seconds() * random.uniform(0.8, 1.0))  # noqa: S311 (jitter)
 
 
 def _hit(request: HttpRequest, key: str | None) -> HttpResponse | None:
@@ -245,13 +297,35 @@ def cached_render(
 ) -> HttpResponse:
     """`render(request, template, context())`, or the same page kept from an earlier request."""
     key = _key(request, membership)
+    if key is None:
+        return render(request, template, context())
     if (hit := _hit(request, key)) is not None:
         return hit
-    token = get_token(request)
-    response = render(request, template, {**context(), "csrf_token": token})
-    if key is not None:
-        setattr(request, _STORE_ATTR, (key, token))
+    with _single_flight(key):  # the process's other threads asking for it wait for this one
+        if (hit := _hit(request, key)) is not None:
+            return hit
+        token = get_token(request)
+        response = render(request, template, {**context(), "csrf_token": token})
+        _keep(response, key, token)
     return response
+
+
+_flights: dict[str, threading.Lock] = {}
+_flights_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _single_flight(key: str) -> Iterator[None]:
+    """One thread of the process builds a missing page; the others asking for it meanwhile wait, then
+    find it kept (a page expiring under load is built once per process, not once per thread)."""
+    with _flights_lock:
+        lock = _flights.setdefault(key, threading.Lock())
+    with lock:
+        try:
+            yield
+        finally:
+            with _flights_lock:
+                _flights.pop(key, None)
 
 
 def cached_api(request: HttpRequest, membership: Membership, build: Callable[[], Any]) -> Any:
