@@ -65,7 +65,7 @@ load_demo()
 owner = User.objects.get(email=DEMO_USERS[0].email)
 session = SessionStore()
 session[SESSION_KEY] = str(owner.pk)
-session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+session[BACKEND_SESSION_KEY] = "truenorth.accounts.backends.SessionUserBackend"  # what a sign-in records
 session[HASH_SESSION_KEY] = owner.get_session_auth_hash()
 session.create()
 token = create_token(owner, "load benchmark", "read")[1]

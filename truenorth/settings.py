@@ -281,6 +281,14 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = TRUENORTH_MAX_JSON_BODY_MB * 2**20
 HTTPS = env_bool("TRUENORTH_HTTPS", not DEBUG)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
+# The signed-in person of a session loaded without building an ORM query (accounts/backends.py);
+# passwords are checked by ModelBackend.
+AUTHENTICATION_BACKENDS = [
+    "truenorth.accounts.backends.SessionUserBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Django's database sessions, read without building an ORM query per request (accounts/sessions.py).
+SESSION_ENGINE = "truenorth.accounts.sessions"
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"

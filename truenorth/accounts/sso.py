@@ -40,6 +40,7 @@ from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import KeySet
 
+from truenorth.accounts.backends import SESSION_BACKEND
 from truenorth.accounts.models import SSOIdentity, User
 from truenorth.conf.sso import LOOPBACK_HOSTS, check_sso
 from truenorth.core.health import CheckResult
@@ -333,7 +334,7 @@ def finish(request: HttpRequest) -> tuple[User, str]:
         raise SignInRefused(TOKEN_REFUSED, "token response without an id_token")
     claims = verify_id_token(cfg, found, id_token, flow["nonce"])
     user = user_for_identity(cfg, found.issuer, claims)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend=SESSION_BACKEND)
     # The identity provider does the second factor: two-factor sign-in (accounts/twofactor.py) exempts it.
     request.session[SIGN_IN_METHOD_KEY] = "oidc"
     return user, str(flow.get("next") or "")

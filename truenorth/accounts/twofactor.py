@@ -42,6 +42,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from truenorth.accounts.backends import SESSION_BACKEND
 from truenorth.accounts.models import RecoveryCode, TOTPDevice, TwoFactorFailure, User, hash_token
 from truenorth.core import crypto, telemetry
 from truenorth.core.errors import Conflict, TooManyRequests, ValidationFailed
@@ -346,7 +347,7 @@ def complete_sign_in(request: HttpRequest, user: User) -> HttpResponse | None:
         target = request.POST.get("next") or request.GET.get("next") or None
         request.session[PENDING_SESSION_KEY] = {"u": user.pk, "at": time.time(), "next": target}
         return redirect("accounts:two_factor_sign_in")
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend=SESSION_BACKEND)
     request.session[SIGN_IN_METHOD_KEY] = "password"
     return None
 
@@ -372,7 +373,7 @@ def pending_user(request: HttpRequest) -> tuple[User, str | None] | None:
 def finish_sign_in(request: HttpRequest, user: User, method: str) -> None:
     """The second step passed: sign the pending user in."""
     request.session.pop(PENDING_SESSION_KEY, None)
-    login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+    login(request, user, backend=SESSION_BACKEND)
     request.session[SIGN_IN_METHOD_KEY] = f"password+{method}"
 
 

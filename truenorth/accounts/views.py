@@ -19,6 +19,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.http import require_http_methods, require_POST
 
 from truenorth.accounts import services, sso, twofactor
+from truenorth.accounts.backends import SESSION_BACKEND
 from truenorth.accounts.forms import SignInForm, SignUpForm, TokenForm
 from truenorth.accounts.models import User
 from truenorth.core.errors import DomainError, NotFound, TooManyRequests
@@ -65,7 +66,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             apply_error(form, exc)
         else:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend=SESSION_BACKEND)
             messages.success(request, "Welcome to TrueNorth.")
             if target := _next_url(request):
                 return _remember_device(redirect(target), user)

@@ -179,26 +179,60 @@ class PageCacheMiddleware:
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: dict[str, Any]
     ) -> HttpResponse | None:
-        """A kept API list answers before the API runs (no authentication, parsing or 2FA middleware
-        query of its own): one query checks what the API would (a live token of an active person who is
-        a member, in an organisation not requiring two-factor sign-in, its last use recorded within
-        LAST_USED_RESOLUTION) and reads the organisation's version. Anything else takes the usual way."""
+        """A kept answer before the view runs, or None to run it. Only GETs of the views listed in
+        FAST_PAGE_VIEWS / FAST_API_VIEWS (which keep their answers themselves) are looked up, after one
+        query checks what the view would: see `_page_caller` and `_api_caller`."""
         match = request.resolver_match
-        if request.method != "GET" or match is None or match.view_name not in FAST_API_VIEWS:
+        if request.method != "GET" or match is None or _seconds() <= 0:
             return None
-        slug = kwargs.get("slug")
-        scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-        if _seconds() <= 0 or scheme.lower() != "bearer" or not raw.strip() or not isinstance(slug, str):
+        if match.view_name in FAST_PAGE_VIEWS:
+            slug = kwargs.get("org_slug")
+            caller = _page_caller(request, slug) if isinstance(slug, str) else None
+        elif match.view_name in FAST_API_VIEWS:
+            slug = kwargs.get("slug")
+            scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+            ok = scheme.lower() == "bearer" and raw.strip() and isinstance(slug, str)
+            caller = _api_caller(raw.strip(), str(slug)) if ok else None
+        else:
             return None
-        caller = _api_caller(raw.strip(), slug)
-        if caller is None:
-            return None
-        return _hit(request, _key_of(request, *caller))
+        return None if caller is None else _hit(request, _key_of(request, *caller))
 
 
-# The API operations answered from the cache before the API runs (PageCacheMiddleware.process_view);
-# each calls `cached_api` itself, so a miss keeps its answer for the next request.
+# The pages and API operations answered from the cache before they run (PageCacheMiddleware.
+# process_view); each calls `cached_render`/`cached_api` itself, so a miss keeps its answer.
+FAST_PAGE_VIEWS = frozenset({"home:dashboard", "strategy:goal"})
 FAST_API_VIEWS = frozenset({"api:list_goals", "api:list_measures"})
+
+
+def _membership_row(user_id: int, slug: str) -> tuple[int, str, str, bool] | None:
+    """(organisation id, its version, role, requires two-factor) of the person in organisation `slug`."""
+    from django.db import connection as db
+
+    from truenorth.orgs.models import Membership, Organisation
+
+    sql = (
+        f"SELECT o.id, o.cache_version, m.role, o.require_two_factor FROM {Membership._meta.db_table} m "  # noqa: S608
+        f"JOIN {Organisation._meta.db_table} o ON o.id = m.organisation_id WHERE o.slug = %s AND m.user_id = %s"
+    )
+    with db.cursor() as cursor:
+        cursor.execute(sql, [slug, user_id])
+        row = cursor.fetchone()
+    return None if row is None else (int(row[0]), str(row[1]), str(row[2]), bool(row[3]))
+
+
+def _page_caller(request: HttpRequest, slug: str) -> tuple[int, str, int, str] | None:
+    """What `org_view` would check before the page: a signed-in member (Django's own session and user
+    checks), whose session already names this organisation (else org_view records it), in an
+    organisation not requiring two-factor sign-in (else its gate decides), with no one-time message."""
+    from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY
+
+    user = request.user
+    if not user.is_authenticated or request.session.get(CURRENT_ORG_SESSION_KEY) != slug:
+        return None
+    row = _membership_row(int(user.pk), slug)
+    if row is None or row[3] or len(messages.get_messages(request)) > 0:
+        return None
+    return row[0], row[1], int(user.pk), row[2]
 
 
 def _api_caller(raw: str, slug: str) -> tuple[int, str, int, str] | None:

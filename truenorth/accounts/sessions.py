@@ -1,0 +1,34 @@
+"""Django's database sessions, read with one prepared statement instead of an ORM query per request.
+
+Every signed-in page reads its session first; building that query through the ORM costs more than
+running it (a kept page, orgs/pagecache.py, is otherwise three small queries). Same table, same rows,
+same rule (the key, not expired) as `django.contrib.sessions.backends.db`, so switching to or from it
+signs nobody out. Writes go through Django's own code.
+"""
+
+from __future__ import annotations
+
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.contrib.sessions.models import Session
+from django.db import connections, router
+from django.utils import timezone
+
+
+class SessionStore(DatabaseSessionStore):
+    def _get_session_from_db(self) -> Session | None:
+        if not self.session_key:
+            self._session_key = None
+            return None
+        alias = router.db_for_read(self.model, instance=None)
+        db = connections[alias]
+        table = db.ops.quote_name(self.model._meta.db_table)
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s",  # noqa: S608
+                [self.session_key, db.ops.adapt_datetimefield_value(timezone.now())],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            self._session_key = None
+            return None
+        return Session(session_key=self.session_key, session_data=row[0])
