@@ -372,3 +372,43 @@ def test_a_stale_last_use_takes_the_usual_way_and_is_recorded(owner: Persona) ->
     queries, _ = _get(client, API_GOALS)
     used = tokens.get().last_used_at
     assert queries > 1 and used is not None and used > long_ago
+
+
+# --- kept pages answer before the view --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_kept_page_costs_three_small_queries_before_the_view(owner: Persona) -> None:
+    _get(owner.client, DASHBOARD)
+    with CaptureQueriesContext(connection) as ctx:
+        assert owner.client.get(DASHBOARD).status_code == 200
+    tables = [q["sql"].split("FROM", 1)[1].split()[0].strip('"') for q in ctx.captured_queries]
+    assert tables == ["django_session", "accounts_user", "orgs_membership"]
+
+
+@pytest.mark.django_db
+def test_switching_organisation_goes_through_the_view_and_is_remembered(
+    owner: Persona, outsider: Persona
+) -> None:
+    from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY
+
+    Membership.objects.create(organisation=Organisation.objects.get(slug="bravo-secret"), user=owner.user)
+    other = "/o/bravo-secret/"
+    _get(owner.client, DASHBOARD)
+    _get(owner.client, DASHBOARD)
+    _get(owner.client, other)
+    assert owner.client.session[CURRENT_ORG_SESSION_KEY] == "bravo-secret"
+    queries, _ = _get(owner.client, DASHBOARD)  # kept, but the session must record the switch back
+    assert queries > HIT_QUERIES and owner.client.session[CURRENT_ORG_SESSION_KEY] == "alpha"
+
+
+@pytest.mark.django_db
+def test_a_two_factor_organisation_still_holds_a_kept_page(
+    owner: Persona, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _get(owner.client, DASHBOARD)
+    _get(owner.client, DASHBOARD)
+    _forget_local_writes(monkeypatch)
+    Organisation.objects.filter(slug="alpha").update(require_two_factor=True)
+    response = owner.client.get(DASHBOARD)
+    assert response.status_code == 302 and "two-factor" in response["Location"]
