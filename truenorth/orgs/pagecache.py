@@ -54,7 +54,9 @@ BOOKKEEPING_TABLES = (
     "accounts_loginattempt",
     "accounts_apitoken",
 )
-CSRF_PLACEHOLDER = "__truenorth_csrf_token__"
+# Stands for the asking session's CSRF token in kept pages: random per process (the cache is too), so
+# no text anyone writes into a goal can be mistaken for it.
+CSRF_PLACEHOLDER = f"csrf-{secrets.token_hex(16)}"
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
 _STORE_ATTR = "_truenorth_page_cache_store"
 
