@@ -253,8 +253,7 @@ def child(args: argparse.Namespace) -> int:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
             # What a running server's checkpoints do soon after a bulk load: the pages back in the database
-            # file and the write-ahead log emptied. Without it the pages timed right after a fresh load
-            # read 15-30 ms more CPU than the same rows kept from an earlier run (--data-dir).
+            # file and the write-ahead log emptied, as when the rows are kept from an earlier run.
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     rows = Observation.objects.count()
     ids = list(Measure.objects.values_list("id", flat=True))
