@@ -11,10 +11,11 @@ and is kept at most TRUENORTH_PAGE_CACHE_SECONDS, so nothing is older than that 
 "3 days ago", a write that no boundary below saw).
 
 Writes are seen where they are made, not model by model: a database wrapper (`_watch`) marks every
-INSERT/UPDATE/DELETE except bookkeeping tables (sessions, the shared cache, rate counters, failed sign-ins) on the thread,
-and each boundary replaces the version of the organisations it wrote for when it ends:
-- a web or API request: the organisation in its URL (`org_slug`/`slug`), else every organisation of
-  the signed-in person (account pages, invitations), else every organisation;
+INSERT/UPDATE/DELETE on the thread, except to bookkeeping tables (BOOKKEEPING_TABLES), and each
+boundary replaces the version of the organisations it wrote for when it ends:
+- a web or API request: the organisation in its URL (`org_slug`/`slug`) or named by the view
+  (`scope_request`: a pulse answered by link), else every organisation of the signed-in person
+  (account pages, invitations), else every organisation;
 - a background job: its organisation; a huey task or a CLI command: every organisation.
 The replacement runs after the commit (a reader never caches the new version with old data) and is
 one UPDATE per boundary, never per row. A session's CSRF token is not kept: pages are stored with a
