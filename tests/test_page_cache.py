@@ -412,3 +412,13 @@ def test_a_two_factor_organisation_still_holds_a_kept_page(
     Organisation.objects.filter(slug="alpha").update(require_two_factor=True)
     response = owner.client.get(DASHBOARD)
     assert response.status_code == 302 and "two-factor" in response["Location"]
+
+
+def test_truenorth_check_states_the_page_caches_time_and_memory(settings: Any) -> None:
+    settings.TRUENORTH_PAGE_CACHE_SECONDS = 60
+    settings.TRUENORTH_PAGE_CACHE_ENTRIES = 300
+    settings.TRUENORTH_PAGE_CACHE_MAX_BYTES = 262_144
+    (line,) = pagecache.check()
+    assert line.status == "ok" and "60 s" in line.detail and "75 MiB" in line.detail
+    settings.TRUENORTH_PAGE_CACHE_SECONDS = 0
+    assert "off" in pagecache.check()[0].detail

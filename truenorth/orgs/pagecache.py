@@ -380,3 +380,19 @@ def cached_api(request: HttpRequest, membership: Membership, build: Callable[[],
 def clear() -> None:
     """Forget every kept answer of this process (tests, `truenorth restore`)."""
     _cache().clear()
+
+
+def check() -> list[Any]:
+    """`truenorth check`: whether pages are kept, for how long and in how much memory at most."""
+    from truenorth.core.health import CheckResult
+
+    seconds = _seconds()
+    if seconds <= 0:
+        return [CheckResult("page cache", "ok", "off (TRUENORTH_PAGE_CACHE_SECONDS=0): every page is built")]
+    entries = int(getattr(settings, "TRUENORTH_PAGE_CACHE_ENTRIES", 300))
+    size = int(getattr(settings, "TRUENORTH_PAGE_CACHE_MAX_BYTES", 262_144))
+    detail = (
+        f"pages kept up to {seconds} s per server process, at most {entries} of at most {size // 1024} KiB "
+        f"(<= {entries * size / 2**20:.0f} MiB per process); renewed after every write"
+    )
+    return [CheckResult("page cache", "ok", detail)]
