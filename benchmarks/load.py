@@ -240,6 +240,10 @@ def run_database(label: str, database_url: str, args: argparse.Namespace) -> dic
             serve += ["--workers", str(args.workers)]
         if args.threads:
             serve += ["--threads", str(args.threads)]
+        if args.max_requests is not None:
+            serve += ["--max-requests", str(args.max_requests)]
+            if args.max_requests and args.max_requests <= 100:
+                serve += ["--max-requests-jitter", "0"]
         log = workdir / "server.log"
         with log.open("wb") as out:
             server = subprocess.Popen(  # noqa: S603
@@ -294,6 +298,12 @@ def main() -> int:
         type=int,
         default=DEFAULT_THREADS,
         help=f"threads per worker (default {DEFAULT_THREADS}: gthread workers, see DEFAULT_THREADS; 0: the setting's)",
+    )
+    parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=None,
+        help="requests before a worker is replaced (default: the setting's; 0 never)",
     )
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=30, help="wrk's per-request timeout, seconds")
