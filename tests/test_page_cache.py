@@ -422,3 +422,19 @@ def test_truenorth_check_states_the_page_caches_time_and_memory(settings: Any) -
     assert line.status == "ok" and "60 s" in line.detail and "75 MiB" in line.detail
     settings.TRUENORTH_PAGE_CACHE_SECONDS = 0
     assert "off" in pagecache.check()[0].detail
+
+
+@pytest.mark.django_db
+def test_a_signed_out_page_naming_no_organisation_renews_none(owner: Persona, outsider: Persona) -> None:
+    """Sign-in links, password resets: renewing every organisation per signed-out request would let
+    anyone send an UPDATE of every organisation's row at will."""
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/accounts/password/reset/")
+    request.user = AnonymousUser()
+    assert not Organisation.objects.filter(pagecache._request_scope(request)).exists()
+    request.user = owner.user
+    assert list(
+        Organisation.objects.filter(pagecache._request_scope(request)).values_list("slug", flat=True)
+    ) == ["alpha"]

@@ -15,7 +15,7 @@ INSERT/UPDATE/DELETE on the thread, except to bookkeeping tables (BOOKKEEPING_TA
 boundary replaces the version of the organisations it wrote for when it ends:
 - a web or API request: the organisation in its URL (`org_slug`/`slug`) or named by the view
   (`scope_request`: a pulse answered by link), else every organisation of the signed-in person
-  (account pages, invitations), else every organisation;
+  (account pages, invitations), else none (signed-out pages);
 - a background job: its organisation; a huey task or a CLI command: every organisation.
 The replacement runs after the commit (a reader never caches the new version with old data) and is
 one UPDATE per boundary, never per row. A session's CSRF token is not kept: pages are stored with a
@@ -162,7 +162,10 @@ def _request_scope(request: HttpRequest) -> Q | None:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return Q(memberships__user=user)
-    return None
+    # Signed out, with no organisation named (sign-up, sign-in links, password resets): nothing such a
+    # request writes is on an organisation's pages, and renewing every organisation's would let anyone
+    # send an UPDATE of every organisation per request.
+    return Q(pk__in=[])
 
 
 class PageCacheMiddleware:
