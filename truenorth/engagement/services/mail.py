@@ -303,7 +303,10 @@ def retry_now(membership: Membership, actor: User, email_id: int) -> OutgoingEma
 
 # --- unsubscribe -----------------------------------------------------------------------------------
 
-UNSUBSCRIBE_SALT = "truenorth.engagement.unsubscribe"
+UNSUBSCRIBE_SALT = "truenorth.engagement.unsubscribe.v2"
+# Links sent before v2 carried a timestamp, so one message could hold two different links for the same
+# person (body and header signed a second apart); they are still honoured.
+_TIMESTAMPED_UNSUBSCRIBE_SALT = "truenorth.engagement.unsubscribe"
 UNSUBSCRIBABLE = (EmailKind.REMINDER, EmailKind.DIGEST)
 
 
@@ -315,7 +318,17 @@ class UnsubscribeTarget:
 
 
 def unsubscribe_token(user: User, organisation: Organisation, kind: str) -> str:
-    return signing.dumps({"u": user.pk, "o": organisation.pk, "k": kind}, salt=UNSUBSCRIBE_SALT, compress=True)
+    """The same person, organisation and kind always give the same link (no timestamp: links never
+    expire, and a message's body and its List-Unsubscribe header must name the same one)."""
+    payload = {"u": user.pk, "o": organisation.pk, "k": kind}
+    return signing.Signer(salt=UNSUBSCRIBE_SALT).sign_object(payload, compress=True)
+
+
+def _unsubscribe_payload(token: str) -> Any:
+    try:
+        return signing.Signer(salt=UNSUBSCRIBE_SALT).unsign_object(token)
+    except signing.BadSignature:
+        return signing.loads(token, salt=_TIMESTAMPED_UNSUBSCRIBE_SALT)
 
 
 def unsubscribe_url(user: User, organisation: Organisation, kind: str) -> str:
@@ -326,7 +339,7 @@ def unsubscribe_url(user: User, organisation: Organisation, kind: str) -> str:
 def read_unsubscribe_token(token: str) -> UnsubscribeTarget:
     """The person, organisation and kind a link names; NotFound for a tampered or unknown one."""
     try:
-        data = signing.loads(token, salt=UNSUBSCRIBE_SALT)
+        data = _unsubscribe_payload(token)
         user_id, org_id, kind = int(data["u"]), int(data["o"]), str(data["k"])
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         raise NotFound("This unsubscribe link is not valid.") from None

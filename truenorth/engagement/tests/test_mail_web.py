@@ -71,6 +71,25 @@ def test_tampered_or_foreign_token_is_404(member) -> None:
     assert mail.settings_for(member.user, member.membership.organisation).checkin_reminders
 
 
+def test_unsubscribe_link_is_stable_and_links_sent_before_v2_still_work(member) -> None:
+    import time
+    from unittest import mock
+
+    from django.core import signing
+
+    organisation = member.membership.organisation
+    first = mail.unsubscribe_token(member.user, organisation, "reminder")
+    with mock.patch("django.core.signing.time.time", return_value=time.time() + 5):
+        assert mail.unsubscribe_token(member.user, organisation, "reminder") == first
+    assert mail.unsubscribe_token(member.user, organisation, "digest") != first
+    legacy = signing.dumps(
+        {"u": member.user.pk, "o": organisation.pk, "k": "reminder"},
+        salt="truenorth.engagement.unsubscribe", compress=True,
+    )
+    assert Client().post(reverse("engagement:unsubscribe", kwargs={"token": legacy})).status_code == 200
+    assert mail.settings_for(member.user, organisation).checkin_reminders is False
+
+
 def test_unsubscribe_is_rate_limited(member) -> None:
     throttle.reset("unsubscribe-bad", "127.0.0.1")
     url = reverse("engagement:unsubscribe", kwargs={"token": "nonsense"})
