@@ -9,6 +9,9 @@ from truenorth.ops.metrics import metrics_view
 register_converter(ObjectIdConverter, "id")
 
 urlpatterns = [
+    # First: every API request used to try the ~180 page patterns below before reaching it (0.07 ms
+    # of a kept list's 0.6); no page's address could start with api/ (tests/test_urls.py).
+    path("api/v1/", api.urls),
     path("", include("truenorth.core.urls")),
     # Prometheus metrics behind a token (truenorth/ops/metrics.py).
     path("metrics", metrics_view, name="metrics"),
@@ -24,7 +27,6 @@ urlpatterns = [
     path("", include("truenorth.delivery.urls")),
     path("", include("truenorth.engagement.urls")),
     path("", include("truenorth.handbook.urls")),
-    path("api/v1/", api.urls),
 ]
 
 handler400 = "truenorth.core.views.bad_request"

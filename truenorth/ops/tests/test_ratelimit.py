@@ -154,6 +154,20 @@ def test_one_round_trip_per_request(shared_cache, owner, django_assert_num_queri
     assert len(counting) == 1
 
 
+def test_reading_counts_writes_nothing(shared_cache, django_assert_num_queries) -> None:
+    counters.hit("read", 60, amount=2)
+    with django_assert_num_queries(1) as captured:
+        assert counters.hit_many([("read", 60, 0), ("unseen", 60, 0)]) == [
+            counters.Hit(2, 30.0),
+            counters.Hit(0, 30.0),
+        ]
+    assert captured.captured_queries[0]["sql"].lstrip().upper().startswith("SELECT")
+    assert RateCounter.objects.count() == 1  # the unseen key was not created
+    shared_cache[0] = T0 + 30  # the next window: the old count is over
+    assert counters.hit("read", 60, amount=0) == counters.Hit(0, 60.0)
+    assert counters.hit("read", 60).count == 1
+
+
 def test_the_public_link_throttle_counts_in_the_shared_cache(shared_cache) -> None:
     for _ in range(3):
         throttle.hit("pulse-link", "10.1.1.1", limit=3, window=60)
