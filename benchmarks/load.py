@@ -16,7 +16,7 @@ timeouts) and the throughput as a share of the bare view's. It never asserts.
 
     .venv/bin/python benchmarks/load.py                        # quick: 100 clients, 10 s per target
     .venv/bin/python benchmarks/load.py --seconds 120          # the issue's run: 100 clients, 2 minutes
-        [--clients N] [--workers N] [--threads N (default 4)] [--postgres URL | --no-postgres] [--no-sqlite]
+        [--clients N] [--workers N] [--threads N] [--postgres URL | --no-postgres] [--no-sqlite]
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 SCRATCH_DB = "truenorth_bench_load"
-# gthread workers (TRUENORTH_WEB_THREADS > 1) keep each client's connection open between requests;
-# sync workers answer one request per connection and close it, so 100 clients reconnect all the time
-# and, with the listen queue full, wait for SYN retries (1 s, 3 s, …): that was most of the sync set-up's
-# p99. Measured (15 s, SQLite, 5 workers, same loaded machine): bare view 145 req/s sync, 470 gthread x 4;
-# the org dashboard 4.3 and 12.8 req/s. Every target runs on the same server, set up the same way.
-DEFAULT_THREADS = 4
+# The server runs with the settings' defaults (one worker per core, 2 to 8, x 8 threads: gunicorn's
+# threaded worker, which keeps each client's connection open) unless --workers/--threads say otherwise.
+# Measured on 2 cores: sync workers answer one request per connection and close it, so 100 clients
+# reconnected all the time and waited for SYN retries (bare view 145 req/s sync, 470 threaded, session
+# 7); 5 workers x 4 threads had the throughput of 2 x 8 but a p99 of 0.8-1.8 s instead of 0.24-0.49 s
+# (session 10; truenorth/conf/server.py).
 STARTUP_SECONDS = 600  # a fresh start migrates nothing here but compresses the static files
 
 # Runs in the server's environment (after `truenorth migrate`): the demo, a signed-in session for its
@@ -54,7 +54,9 @@ django.setup()
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH
 from django.urls import reverse
+from django.utils.crypto import get_random_string
 from truenorth.accounts.models import User
 from truenorth.accounts.services import create_token
 from truenorth.demo import DEMO_ORG, DEMO_USERS, load_demo
@@ -72,7 +74,10 @@ token = create_token(owner, "load benchmark", "read")[1]
 slug = DEMO_ORG[1]
 goals = Goal.objects.filter(organisation__slug=slug)
 goal = goals.filter(parent__isnull=True).order_by("id").first() or goals.order_by("id").first()
-cookie = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}"}
+# A browser signed in also holds the CSRF cookie (set by the sign-in page); without it every page would
+# make a new CSRF secret and send it in a Set-Cookie, which no signed-in browser sees.
+csrf = get_random_string(CSRF_SECRET_LENGTH, CSRF_ALLOWED_CHARS)
+cookie = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={session.session_key}; {settings.CSRF_COOKIE_NAME}={csrf}"}
 bearer = {"Authorization": f"Bearer {token}"}
 print(json.dumps({
     "size": {
@@ -296,8 +301,8 @@ def main() -> int:
     parser.add_argument(
         "--threads",
         type=int,
-        default=DEFAULT_THREADS,
-        help=f"threads per worker (default {DEFAULT_THREADS}: gthread workers, see DEFAULT_THREADS; 0: the setting's)",
+        default=0,
+        help="threads per worker (default: the setting's, TRUENORTH_WEB_THREADS)",
     )
     parser.add_argument(
         "--max-requests",

@@ -37,6 +37,18 @@ PROXY = "127.0.0.2"  # the trusted proxy's address; 127.0.0.1 is a client reachi
 # --- gunicorn's options from the settings and the command line ------------------------------------
 
 
+@pytest.mark.parametrize(("cores", "workers"), [(1, 2), (2, 2), (4, 4), (32, 8)])
+def test_the_default_is_a_threaded_worker_per_core(monkeypatch: pytest.MonkeyPatch, cores: int, workers: int) -> None:
+    from truenorth.conf import server
+
+    monkeypatch.setattr(server.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert server._default_workers() == workers
+    assert server.DEFAULT_THREADS == 8
+    with override_settings(TRUENORTH_WEB_WORKERS=server._default_workers(), TRUENORTH_WEB_THREADS=8):
+        options = gunicorn_options(ServeOverrides())
+    assert (options["workers"], options["threads"], options["worker_class"]) == (workers, 8, "gthread")
+
+
 @override_settings(
     TRUENORTH_WEB_BIND="127.0.0.1:8000",
     TRUENORTH_WEB_WORKERS=3,

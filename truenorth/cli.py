@@ -93,12 +93,12 @@ def serve(
     ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Worker processes [default: TRUENORTH_WEB_WORKERS, 2 x cores + 1, at most 8]."),
+        typer.Option(help="Worker processes [default: TRUENORTH_WEB_WORKERS, one per core, 2 to 8]."),
     ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
-            help="Threads per worker; above 1, gunicorn's threaded worker [default: TRUENORTH_WEB_THREADS, 1]."
+            help="Threads per worker; above 1, gunicorn's threaded worker [default: TRUENORTH_WEB_THREADS, 8]."
         ),
     ] = None,
     timeout: Annotated[
