@@ -1,7 +1,8 @@
 """Django's database sessions, read with one prepared statement instead of an ORM query per request.
 
 Every signed-in page reads its session first; building that query through the ORM costs more than
-running it (a kept page, orgs/pagecache.py, is otherwise three small queries). Same table, same rows,
+running it. (A kept page, orgs/pagecache.py, reads the session row in its own statement and hands it to
+`preload`.) Same table, same rows,
 same rule (the key, not expired) as `django.contrib.sessions.backends.db`, so switching to or from it
 signs nobody out. Writes go through Django's own code.
 """
@@ -15,6 +16,15 @@ from django.utils import timezone
 
 
 class SessionStore(DatabaseSessionStore):
+    def is_loaded(self) -> bool:
+        """Whether the session's data has been read (from the database, or given to `preload`)."""
+        return hasattr(self, "_session_cache")
+
+    def preload(self, session_data: str) -> None:
+        """Take the session's row, read by a caller's own statement (same key, not expired), instead of
+        reading it again; the data is checked (signature) and decoded exactly as a load would."""
+        self._session_cache = self.decode(session_data)
+
     def _get_session_from_db(self) -> Session | None:
         if not self.session_key:
             self._session_key = None

@@ -232,13 +232,104 @@ def _page_caller(request: HttpRequest, slug: str) -> tuple[int, str, int, str] |
     organisation not requiring two-factor sign-in (else its gate decides), with no one-time message."""
     from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY
 
-    user = request.user
-    if not user.is_authenticated or request.session.get(CURRENT_ORG_SESSION_KEY) != slug:
+    found = _session_member(request, slug)
+    row: tuple[int, str, str, bool] | None
+    if found is not None:
+        user, row = found
+    else:
+        if request.session.get(CURRENT_ORG_SESSION_KEY) != slug:
+            return None
+        user = request.user
+        if not user.is_authenticated:
+            return None
+        row = _membership_row(int(user.pk), slug)
+    if request.session.get(CURRENT_ORG_SESSION_KEY) != slug:
         return None
-    row = _membership_row(int(user.pk), slug)
     if row is None or row[3] or len(messages.get_messages(request)) > 0:
         return None
     return row[0], row[1], int(user.pk), row[2]
+
+
+# The sign-ins whose person `_session_member` loads itself (each loads the row by id, active only).
+_SESSION_BACKENDS = ("truenorth.accounts.backends.SessionUserBackend", "django.contrib.auth.backends.ModelBackend")
+# Session key -> the person it signed in, as this process last saw it: only a hint for reading the
+# session, the person and the membership in one statement (the session's own data is still checked).
+_session_people: dict[str, int] = {}
+SESSION_HINTS = 10_000
+
+
+def _session_member(request: HttpRequest, slug: str) -> tuple[Any, tuple[int, str, str, bool]] | None:
+    """The signed-in person and their membership row, doing what Django's `get_user` does (the
+    session's backend, an active person, the session's hash of their password), then setting
+    `request.user`; None when the person is loaded already or anything is unusual (the caller then
+    goes Django's way, which also signs out a stale session).
+
+    One statement reads the session, the person and the membership when this process has seen the
+    session before (`_session_people`), else two (the session, then the person with the membership)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.db import connection as db
+    from django.utils.crypto import constant_time_compare
+    from django.utils.functional import SimpleLazyObject, empty
+
+    from truenorth.accounts.backends import user_columns, user_from_row
+    from truenorth.accounts.models import User
+    from truenorth.accounts.sessions import SessionStore
+    from truenorth.orgs.models import Membership, Organisation
+
+    lazy = request.__dict__.get("user")
+    session = request.session
+    if not isinstance(lazy, SimpleLazyObject) or lazy._wrapped is not empty or not isinstance(session, SessionStore):
+        return None
+    memberships = (
+        f"JOIN {Membership._meta.db_table} m ON m.user_id = u.id "
+        f"JOIN {Organisation._meta.db_table} o ON o.id = m.organisation_id"
+    )
+    columns = f"{user_columns()}, o.id, o.cache_version, m.role, o.require_two_factor"
+    hinted = _session_people.get(session.session_key or "")
+    if hinted is not None and not session.is_loaded():
+        sql = (
+            f"SELECT s.session_data, {columns} FROM {session.model._meta.db_table} s "  # noqa: S608
+            f"JOIN {User._meta.db_table} u ON u.id = %s {memberships} "
+            "WHERE s.session_key = %s AND s.expire_date > %s AND o.slug = %s"
+        )
+        params = [hinted, session.session_key, db.ops.adapt_datetimefield_value(timezone.now()), slug]
+        with db.cursor() as cursor:
+            cursor.execute(sql, params)
+            found = cursor.fetchone()
+        if found is None:  # signed out, expired, no longer a member, or the hint is wrong
+            _session_people.pop(str(session.session_key), None)
+            return None
+        session.preload(found[0])
+        found = found[1:]
+    else:
+        hinted = None
+    backend, session_hash = session.get(BACKEND_SESSION_KEY), session.get(HASH_SESSION_KEY)
+    if backend not in _SESSION_BACKENDS or backend not in settings.AUTHENTICATION_BACKENDS or not session_hash:
+        return None
+    try:
+        user_id = User._meta.pk.to_python(session.get(SESSION_KEY))
+    except Exception:  # a malformed id: Django's way decides
+        return None
+    if hinted is None:
+        sql = f"SELECT {columns} FROM {User._meta.db_table} u {memberships} WHERE u.id = %s AND o.slug = %s"  # noqa: S608
+        with db.cursor() as cursor:
+            cursor.execute(sql, [user_id, slug])
+            found = cursor.fetchone()
+        if found is None:
+            return None
+    elif user_id != hinted:
+        _session_people.pop(str(session.session_key), None)
+        return None
+    user = user_from_row(found)
+    if not user.is_active or not constant_time_compare(session_hash, user.get_session_auth_hash()):
+        return None
+    user.backend = backend
+    request.user = request._cached_user = user  # type: ignore[attr-defined]
+    if len(_session_people) >= SESSION_HINTS:
+        _session_people.clear()
+    _session_people[str(session.session_key)] = int(user.pk)
+    org_id, version, role, two_factor = found[-4:]
+    return user, (int(org_id), str(version), str(role), bool(two_factor))
 
 
 def _api_caller(raw: str, slug: str) -> tuple[int, str, int, str] | None:
