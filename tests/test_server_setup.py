@@ -128,6 +128,27 @@ def test_nonsense_is_refused_naming_the_option_or_setting(
     assert message in str(refused.value)
 
 
+def test_a_connection_is_closed_after_the_requests_per_connection() -> None:
+    from types import SimpleNamespace
+
+    from truenorth.ops.serving import requests_per_connection
+    from truenorth.wsgi import close_connections_after
+
+    hook = close_connections_after(3)
+    requests = [SimpleNamespace(req_number=n, must_close=False) for n in (1, 2, 3, 4)]
+    for req in requests:
+        hook(None, req)
+    assert [req.must_close for req in requests] == [False, False, True, True]
+    never = SimpleNamespace(req_number=10_000, must_close=False)
+    close_connections_after(0)(None, never)
+    assert never.must_close is False
+    with override_settings(TRUENORTH_WEB_KEEPALIVE_REQUESTS=100):
+        assert requests_per_connection(ServeOverrides()) == 100
+        assert requests_per_connection(ServeOverrides(keep_alive_requests=0)) == 0
+        with pytest.raises(ServeOptionError, match="--keep-alive-requests: must be at least 0"):
+            requests_per_connection(ServeOverrides(keep_alive_requests=-1))
+
+
 def test_serve_refuses_a_bad_option_with_one_line_and_exit_2_before_touching_anything(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -308,8 +329,19 @@ def test_static_files_are_served_hashed_compressed_and_cached_for_a_year(
     tmp_path: Path, server_database_url: str
 ) -> None:
     env = live_server.server_env(tmp_path / "data", server_database_url)
-    proc, port, _ = _serve(tmp_path, env, "--workers", "1")
+    proc, port, log = _serve(tmp_path, env, "--workers", "1", "--keep-alive-requests", "3")
     try:
+        # The threaded worker by default, keeping a connection for three requests, then closing it.
+        assert "1 workers x 8 threads" in log.read_text() and "Using worker: gthread" in log.read_text()
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        answers = []
+        for _ in range(3):
+            kept.request("GET", "/healthz")
+            response = kept.getresponse()
+            response.read()
+            answers.append(response.headers["Connection"])
+        kept.close()
+        assert answers == ["keep-alive", "keep-alive", "close"]
         status, _, page = _request(port, "/accounts/login/")
         assert status == 200
         stylesheet = re.search(rb'href="(/static/truenorth/app\.[0-9a-f]{12}\.css)"', page)

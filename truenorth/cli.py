@@ -117,6 +117,13 @@ def serve(
             help="Seconds an idle connection stays open, threaded workers [default: TRUENORTH_WEB_KEEPALIVE, 5]."
         ),
     ] = None,
+    keep_alive_requests: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests before a kept-alive connection is closed, 0 never "
+            "[default: TRUENORTH_WEB_KEEPALIVE_REQUESTS, 100]."
+        ),
+    ] = None,
     max_requests: Annotated[
         int | None,
         typer.Option(
@@ -141,7 +148,12 @@ def serve(
     # Prometheus multiprocess mode (truenorth/ops/metrics.py): every gunicorn worker writes its samples
     # under metrics/web/, emptied here, before any worker forks.
     prepare_multiprocess("web")
-    from truenorth.ops.serving import ServeOptionError, ServeOverrides, gunicorn_options
+    from truenorth.ops.serving import (
+        ServeOptionError,
+        ServeOverrides,
+        gunicorn_options,
+        requests_per_connection,
+    )
 
     overrides = ServeOverrides(
         bind=bind,
@@ -152,11 +164,13 @@ def serve(
         timeout=timeout,
         graceful_timeout=graceful_timeout,
         keep_alive=keep_alive,
+        keep_alive_requests=keep_alive_requests,
         max_requests=max_requests,
         max_requests_jitter=max_requests_jitter,
     )
     try:
         options = gunicorn_options(overrides)
+        per_connection = requests_per_connection(overrides)
     except ServeOptionError as exc:
         raise UsageFailure(str(exc)) from None
     # Migrate and collect static files in a child process, so the gunicorn master never holds a database
@@ -175,7 +189,7 @@ def serve(
     from django.urls import get_resolver
     from gunicorn.app.base import BaseApplication
 
-    from truenorth.wsgi import GUNICORN_HOOKS, application
+    from truenorth.wsgi import GUNICORN_HOOKS, application, close_connections_after
 
     # Import every view before forking (no database needed): workers share the modules, and no first
     # request pays seconds of imports (which, on a busy machine, could exceed the timeout).
@@ -183,7 +197,8 @@ def serve(
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
-            for name, value in {**options, **GUNICORN_HOOKS}.items():
+            hooks = {**GUNICORN_HOOKS, "pre_request": close_connections_after(per_connection)}
+            for name, value in {**options, **hooks}.items():
                 self.cfg.set(name, value)
             if "control_socket_disable" in self.cfg.settings:
                 # gunicorn 25.1+ opens a control socket at one path per user ($HOME/.gunicorn/): two

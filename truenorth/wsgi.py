@@ -107,6 +107,18 @@ def child_exit(server: Any = None, worker: Any = None) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+def close_connections_after(limit: int) -> Callable[[Any, Any], None]:
+    """A gunicorn `pre_request` hook: the `limit`-th request on a connection (0: none) is answered with
+    `Connection: close` (TRUENORTH_WEB_KEEPALIVE_REQUESTS), so clients reconnect to whichever worker
+    accepts first, the least busy."""
+
+    def pre_request(worker: Any, req: Any) -> None:
+        if limit and getattr(req, "req_number", 1) >= limit:
+            req.must_close = True
+
+    return pre_request
+
+
 # Every hook `truenorth serve` installs, by gunicorn's name for it.
 GUNICORN_HOOKS: dict[str, Callable[..., None]] = {
     "on_starting": on_starting,

@@ -105,6 +105,7 @@ class ServeOverrides:
     timeout: int | None = None
     graceful_timeout: int | None = None
     keep_alive: int | None = None
+    keep_alive_requests: int | None = None
     max_requests: int | None = None
     max_requests_jitter: int | None = None
 
@@ -160,6 +161,14 @@ def _pick(option: str, given: int | None, setting: str, low: int, high: int | No
         bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
         raise ServeOptionError(f"{source}: must be {bounds}, got {value}")
     return value
+
+
+def requests_per_connection(overrides: ServeOverrides) -> int:
+    """Requests a kept-alive connection serves before it is closed (0: no limit); truenorth/wsgi.py's
+    `close_connections_after` applies it."""
+    return _pick(
+        "--keep-alive-requests", overrides.keep_alive_requests, "TRUENORTH_WEB_KEEPALIVE_REQUESTS", 0
+    )
 
 
 def gunicorn_options(overrides: ServeOverrides) -> dict[str, Any]:
