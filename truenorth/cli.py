@@ -127,13 +127,13 @@ def serve(
     max_requests: Annotated[
         int | None,
         typer.Option(
-            help="Requests before a worker is replaced, 0 never [default: TRUENORTH_WEB_MAX_REQUESTS, 20000]."
+            help="Requests before a worker is replaced, 0 never [default: TRUENORTH_WEB_MAX_REQUESTS, 50000]."
         ),
     ] = None,
     max_requests_jitter: Annotated[
         int | None,
         typer.Option(
-            help="Random extra requests per worker [default: TRUENORTH_WEB_MAX_REQUESTS_JITTER, 2000]."
+            help="Random extra requests per worker [default: TRUENORTH_WEB_MAX_REQUESTS_JITTER, 5000]."
         ),
     ] = None,
     migrate_first: Annotated[

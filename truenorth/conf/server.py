@@ -53,13 +53,13 @@ TRUENORTH_WEB_GRACEFUL_TIMEOUT = env_int("TRUENORTH_WEB_GRACEFUL_TIMEOUT", 30, m
 TRUENORTH_WEB_KEEPALIVE = env_int("TRUENORTH_WEB_KEEPALIVE", 5, minimum=0)
 # A kept-alive connection is closed (`Connection: close` on its answer) after this many requests (0: never),
 # so that clients reconnect now and then and their connections spread over the workers again: each
-# worker keeps the connections it accepted, so after a worker is replaced the others held every client
-# (measured: a two-minute load run then served half its throughput).
+# worker keeps the connections it accepted, so after a worker is replaced the others would hold every
+# client until the client itself reconnected, and the new worker would sit idle.
 TRUENORTH_WEB_KEEPALIVE_REQUESTS = env_int("TRUENORTH_WEB_KEEPALIVE_REQUESTS", 100, minimum=0)
 # A worker is replaced after this many requests (0: never), plus a random 0..jitter so they do not all
 # restart at once; bounds the memory a slow leak can take.
-TRUENORTH_WEB_MAX_REQUESTS = env_int("TRUENORTH_WEB_MAX_REQUESTS", 20000, minimum=0)
-TRUENORTH_WEB_MAX_REQUESTS_JITTER = env_int("TRUENORTH_WEB_MAX_REQUESTS_JITTER", 2000, minimum=0)
+TRUENORTH_WEB_MAX_REQUESTS = env_int("TRUENORTH_WEB_MAX_REQUESTS", 50000, minimum=0)
+TRUENORTH_WEB_MAX_REQUESTS_JITTER = env_int("TRUENORTH_WEB_MAX_REQUESTS_JITTER", 5000, minimum=0)
 # Where to listen: HOST:PORT (`[::1]:8000` for IPv6) or unix:/path/to/socket.
 TRUENORTH_WEB_BIND = env_str("TRUENORTH_WEB_BIND", "127.0.0.1:8000").strip()
 
