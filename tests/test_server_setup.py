@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -523,3 +524,35 @@ def test_the_worker_runs_a_job_as_a_second_process_with_redis_as_the_queue(
             assert [row["value"] for row in observations] == [42.0], observations
     finally:
         live_server.stop(redis)
+
+
+PRINT_PREPARE = """
+import django
+django.setup()
+from django.conf import settings
+print(settings.DATABASES["default"]["OPTIONS"].get("prepare_threshold", "absent"))
+"""
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "5"), ("0", "None"), ("20", "20")])
+def test_postgresql_statements_are_prepared_after_the_threshold(
+    tmp_path: Path, given: str | None, expected: str
+) -> None:
+    extra = {} if given is None else {"DATABASE_PREPARE_THRESHOLD": given}
+    env = live_server.server_env(tmp_path / "data", "postgres://nobody@127.0.0.1:9/none", **extra)
+    done = subprocess.run(
+        [sys.executable, "-c", PRINT_PREPARE], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == expected
+
+
+@pytest.mark.django_db
+def test_this_runs_connection_prepares_as_configured() -> None:
+    from django.db import connection
+
+    connection.ensure_connection()
+    if connection.vendor != "postgresql":
+        assert "prepare_threshold" not in connection.settings_dict.get("OPTIONS", {})
+        return
+    assert connection.connection.prepare_threshold == 5

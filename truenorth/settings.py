@@ -160,6 +160,12 @@ try:
     }
 except ValueError as exc:  # dj_database_url raises ValueError on unknown schemes
     raise ConfigError(f"DATABASE_URL: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Statements a connection has sent this many times are prepared on the server (psycopg), so
+    # PostgreSQL stops parsing and planning them again (0: never; Django's default). Off behind a
+    # PgBouncer older than 1.21 in transaction pooling, which cannot keep them.
+    _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare or None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Django's backend, creating the file and its -wal/-shm 0600 (truenorth/db/sqlite3/base.py).
     DATABASES["default"]["ENGINE"] = "truenorth.db.sqlite3"
