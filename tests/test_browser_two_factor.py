@@ -50,8 +50,10 @@ def _set_up(page: Page) -> tuple[pyotp.TOTP, list[str]]:
     app = pyotp.TOTP(secret)
     page.get_by_label("Code").fill(app.now())
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
+    # all_inner_texts() does not wait: read the codes once the next page shows them.
+    expect(page.get_by_test_id("recovery-codes").locator("code")).to_have_count(10)
     codes = page.get_by_test_id("recovery-codes").locator("code").all_inner_texts()
-    assert len(codes) == 10
+    assert len(set(codes)) == 10
     return app, codes
 
 
