@@ -402,7 +402,7 @@ def test_a_wrong_hint_never_answers_as_another_person(owner: Persona, outsider: 
     Membership.objects.create(organisation=Organisation.objects.get(slug="alpha"), user=outsider.user)
     _get(outsider.client, DASHBOARD)  # the outsider's own page of alpha is kept
     _get(owner.client, DASHBOARD)
-    key = owner.client.session.session_key
+    key = str(owner.client.session.session_key)
     pagecache._session_people[key] = outsider.user.pk  # the hint names someone else
     response = owner.client.get(DASHBOARD)
     assert response.status_code == 200 and response.wsgi_request.user == owner.user

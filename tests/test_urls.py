@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from typing import Any
+
+from django.urls import URLResolver, get_resolver, resolve, reverse
 
 from truenorth import urls
 
 
-def _routes(patterns: list[URLPattern | URLResolver], prefix: str = "") -> list[str]:
+def _routes(patterns: list[Any], prefix: str = "") -> list[str]:
     found = []
     for pattern in patterns:
         route = prefix + str(pattern.pattern)
