@@ -8,6 +8,7 @@ so a wrong password is still hashed once. Sessions recorded with either backend 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ class SessionUserBackend(ModelBackend):
 _CONVERTERS = "_truenorth_user_converters"
 
 
+@functools.cache
 def user_columns() -> str:
     """The person's columns, as `u.column, …`, for a statement that names the users table `u`."""
     return ", ".join(f"u.{field.column}" for field in User._meta.concrete_fields)

@@ -233,18 +233,16 @@ def _page_caller(request: HttpRequest, slug: str) -> tuple[int, str, int, str] |
     from truenorth.orgs.access import CURRENT_ORG_SESSION_KEY
 
     found = _session_member(request, slug)
+    if request.session.get(CURRENT_ORG_SESSION_KEY) != slug:  # loaded by then, or loaded now
+        return None
     row: tuple[int, str, str, bool] | None
     if found is not None:
         user, row = found
     else:
-        if request.session.get(CURRENT_ORG_SESSION_KEY) != slug:
-            return None
         user = request.user
         if not user.is_authenticated:
             return None
         row = _membership_row(int(user.pk), slug)
-    if request.session.get(CURRENT_ORG_SESSION_KEY) != slug:
-        return None
     if row is None or row[3] or len(messages.get_messages(request)) > 0:
         return None
     return row[0], row[1], int(user.pk), row[2]
