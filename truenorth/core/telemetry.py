@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,8 +61,14 @@ def multiprocess() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
 
 
+# Metric objects are made once per process: two made at once by two threads of a threaded worker would,
+# in multiprocess mode, each keep their own copy of the same file entry and overwrite each other's counts.
+CREATION_LOCK = threading.RLock()
+
+
 def _counters() -> dict[str, Counter]:
-    return _counters_for(os.environ.get(MULTIPROC_ENV))
+    with CREATION_LOCK:
+        return _counters_for(os.environ.get(MULTIPROC_ENV))
 
 
 @functools.cache

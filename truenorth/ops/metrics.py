@@ -75,7 +75,8 @@ def _request_metrics(multiprocess_dir: str | None) -> _RequestMetrics:
 
 
 def request_metrics() -> _RequestMetrics:
-    return _request_metrics(os.environ.get(telemetry.MULTIPROC_ENV))
+    with telemetry.CREATION_LOCK:  # one set per process, even when a worker's threads start together
+        return _request_metrics(os.environ.get(telemetry.MULTIPROC_ENV))
 
 
 def route_of(request: HttpRequest) -> str:
