@@ -17,16 +17,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import click
-import duckdb
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from truenorth.stats import engine
+
+if TYPE_CHECKING:  # imported when a file is read: `truenorth serve` forks workers from the CLI's process,
+    import duckdb  # and a DuckDB instance inherited across fork aborts the worker when it exits
 
 console = Console()
 RAW_COLUMNS = ("unit", "variation", "metric", "value")
@@ -39,6 +41,8 @@ class AnalyzeError(click.ClickException):
 
 
 def _connect_and_read(path: Path) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation]:
+    import duckdb
+
     if not path.is_file():
         raise AnalyzeError(f"FILE: no such file: {path}")
     suffix = path.suffix.lower()
@@ -79,6 +83,8 @@ def read_table(path: Path, columns: dict[str, str] | None = None) -> tuple[str, 
     """The file as summary rows (raw events aggregated first): ``("summary"|"raw", rows)``.
     ``columns`` maps a raw-event column (``unit``, ``variation``, ``metric``, ``value``) to the file's
     own name for it (a file column already called that is then ignored)."""
+    import duckdb
+
     con, rel = _connect_and_read(path)
     try:
         original = list(rel.columns)

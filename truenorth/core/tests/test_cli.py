@@ -400,3 +400,12 @@ def test_env_list_values(monkeypatch):
     assert env_list(VAR, default) == ["example.com", "www.example.com"]
     monkeypatch.setenv(VAR, "")
     assert env_list(VAR, default) == []
+
+
+def test_the_command_does_not_start_duckdb_until_it_needs_it() -> None:
+    """`truenorth serve` forks its web workers from the CLI's process: DuckDB, imported there, would leave
+    each worker a database instance whose threads did not survive the fork (the worker aborts on exit)."""
+    probe = "import sys, truenorth.cli; print(sorted(m for m in ('duckdb', '_duckdb') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
