@@ -330,6 +330,22 @@ def test_a_kept_api_list_costs_one_query(owner: Persona) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_on_postgresql_the_one_statement_of_a_kept_answer_is_prepared(owner: Persona) -> None:
+    """Django binds parameters on the client, which psycopg never prepares: the kept answers' statements
+    go through truenorth.core.prepared, so after DATABASE_PREPARE_THRESHOLD (5) they are only executed."""
+    api = owner.api_read()
+    for _ in range(7):
+        _get(api, API_GOALS)
+        _get(owner.client, DASHBOARD)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        statements = [str(row[0]) for row in cursor.fetchall()]
+    assert any("accounts_apitoken t" in sql for sql in statements), statements
+    assert any("django_session s" in sql for sql in statements), statements
+
+
+@pytest.mark.django_db
 def test_a_revoked_token_never_reads_a_kept_list(owner: Persona) -> None:
     from truenorth.accounts.models import APIToken, hash_token
 

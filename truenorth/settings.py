@@ -162,8 +162,10 @@ except ValueError as exc:  # dj_database_url raises ValueError on unknown scheme
     raise ConfigError(f"DATABASE_URL: {exc}") from exc
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Statements a connection has sent this many times are prepared on the server (psycopg), so
-    # PostgreSQL stops parsing and planning them again (0: never; Django's default). Off behind a
-    # PgBouncer older than 1.21 in transaction pooling, which cannot keep them.
+    # PostgreSQL stops parsing and planning them again (0: never). psycopg prepares only statements
+    # bound on the server: the per-request ones that go through truenorth.core.prepared (session, API
+    # token, rate counters); Django's own queries bind on the client (its default) and never are. Set 0
+    # behind a PgBouncer older than 1.21 in transaction pooling, which cannot keep them.
     _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = _prepare or None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

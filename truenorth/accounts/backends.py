@@ -17,6 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest
 
 from truenorth.accounts.models import User
+from truenorth.core import prepared
 
 # What `login()` records in the session (settings.AUTHENTICATION_BACKENDS lists it first).
 SESSION_BACKEND = "truenorth.accounts.backends.SessionUserBackend"
@@ -27,7 +28,7 @@ class SessionUserBackend(ModelBackend):
         return None  # passwords are ModelBackend's
 
     def get_user(self, user_id: Any) -> User | None:
-        with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        with prepared.cursor(connections[DEFAULT_DB_ALIAS]) as cursor:
             cursor.execute(f"SELECT {user_columns()} FROM {User._meta.db_table} u WHERE u.id = %s", [user_id])  # noqa: S608
             row = cursor.fetchone()
         if row is None:

@@ -14,6 +14,8 @@ from django.contrib.sessions.models import Session
 from django.db import connections, router
 from django.utils import timezone
 
+from truenorth.core import prepared
+
 
 class SessionStore(DatabaseSessionStore):
     def is_loaded(self) -> bool:
@@ -32,7 +34,7 @@ class SessionStore(DatabaseSessionStore):
         alias = router.db_for_read(self.model, instance=None)
         db = connections[alias]
         table = db.ops.quote_name(self.model._meta.db_table)
-        with db.cursor() as cursor:
+        with prepared.cursor(db) as cursor:
             cursor.execute(
                 f"SELECT session_data FROM {table} WHERE session_key = %s AND expire_date > %s",  # noqa: S608
                 [self.session_key, db.ops.adapt_datetimefield_value(timezone.now())],

@@ -30,6 +30,8 @@ from django.core.cache.backends.redis import RedisCache
 from django.db import connections, router, transaction
 from django.db.models import QuerySet
 
+from truenorth.core import prepared
+
 TABLE = "truenorth_rate_counter"
 # Expired rows are deleted by one hit in this many (on the database; Redis expires keys itself).
 SWEEP_ONE_IN = 200
@@ -183,7 +185,7 @@ def _database_hits(requests: dict[str, tuple[int, int]], moment: float) -> dict[
     sweep = random.randrange(SWEEP_ONE_IN) == 0  # noqa: S311 (not security: when to sweep)
     # Inside a transaction (a view's, a test's), a savepoint keeps a failed count from spoiling it.
     guard = transaction.atomic(using=alias) if connection.in_atomic_block else _nothing()
-    with guard, connection.cursor() as cursor:
+    with guard, prepared.cursor(connection) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if sweep:
@@ -202,7 +204,7 @@ def _database_reads(
         f"SELECT counter_key, {count}, {expires} FROM {table} "  # noqa: S608 (quoted constants)
         f"WHERE counter_key IN ({marks}) AND {expires} > %s"
     )
-    with connections[alias].cursor() as cursor:
+    with prepared.cursor(connections[alias]) as cursor:
         cursor.execute(sql, [*requests, second])
         rows = {str(key): (int(n), int(end)) for key, n, end in cursor.fetchall()}
     hits = {}

@@ -43,6 +43,8 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.utils import timezone, translation
 
+from truenorth.core import prepared
+
 if TYPE_CHECKING:  # imported before django.setup() by the CLI (truenorth/cli.py)
     from truenorth.orgs.models import Membership
 
@@ -220,7 +222,7 @@ def _membership_row(user_id: int, slug: str) -> tuple[int, str, str, bool] | Non
         f"SELECT o.id, o.cache_version, m.role, o.require_two_factor FROM {Membership._meta.db_table} m "  # noqa: S608
         f"JOIN {Organisation._meta.db_table} o ON o.id = m.organisation_id WHERE o.slug = %s AND m.user_id = %s"
     )
-    with db.cursor() as cursor:
+    with prepared.cursor(db) as cursor:
         cursor.execute(sql, [slug, user_id])
         row = cursor.fetchone()
     return None if row is None else (int(row[0]), str(row[1]), str(row[2]), bool(row[3]))
@@ -291,7 +293,7 @@ def _session_member(request: HttpRequest, slug: str) -> tuple[Any, tuple[int, st
             "WHERE s.session_key = %s AND s.expire_date > %s AND o.slug = %s"
         )
         params = [hinted, session.session_key, db.ops.adapt_datetimefield_value(timezone.now()), slug]
-        with db.cursor() as cursor:
+        with prepared.cursor(db) as cursor:
             cursor.execute(sql, params)
             found = cursor.fetchone()
         if found is None:  # signed out, expired, no longer a member, or the hint is wrong
@@ -310,7 +312,7 @@ def _session_member(request: HttpRequest, slug: str) -> tuple[Any, tuple[int, st
         return None
     if hinted is None:
         sql = f"SELECT {columns} FROM {User._meta.db_table} u {memberships} WHERE u.id = %s AND o.slug = %s"  # noqa: S608
-        with db.cursor() as cursor:
+        with prepared.cursor(db) as cursor:
             cursor.execute(sql, [user_id, slug])
             found = cursor.fetchone()
         if found is None:
@@ -348,7 +350,7 @@ def _api_caller(raw: str, slug: str) -> tuple[int, str, int, str] | None:
         "AND o.slug = %s AND o.require_two_factor = %s"
     )
     since = db.ops.adapt_datetimefield_value(timezone.now() - LAST_USED_RESOLUTION)
-    with db.cursor() as cursor:
+    with prepared.cursor(db) as cursor:
         cursor.execute(sql, [hash_token(raw), since, True, slug, False])
         row = cursor.fetchone()
     return None if row is None else (int(row[0]), str(row[1]), int(row[2]), str(row[3]))
