@@ -306,6 +306,12 @@ def add_observations(
     # A replay is compared with the batch stored under its key (store_batch), so its rows are not
     # refused for being stored already.
     clean, errors = clean_rows(membership.organisation_id, rows, check_existing=earlier is None)
+    if errors and earlier is None and key:
+        # A batch stored under this key since we looked (a concurrent request) makes its rows "stored
+        # already" here: the key decides instead, as for a replay (store_batch: same rows replayed, else 409).
+        earlier = find_batch(membership, key)
+        if earlier is not None:
+            clean, errors = clean_rows(membership.organisation_id, rows, check_existing=False)
     if errors:
         flat = {
             f"rows[{index}].{name}": message

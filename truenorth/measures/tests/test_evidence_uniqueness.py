@@ -105,6 +105,27 @@ def test_batches_store_a_hash_of_their_rows(member, measure):
     assert len(ObservationBatch.objects.get(idempotency_key="k3").payload_hash) == 64
 
 
+def test_a_key_stored_by_another_request_after_the_lookup_still_decides(member, measure, monkeypatch):
+    """The interleaving of two concurrent batches under one key, made deterministic: the second looked the
+    key up before the first committed, then finds the first's rows stored. The key decides (409 for other
+    rows; same rows: replayed), not "already has a value" (422)."""
+    assert _post(member.api(), f"{BASE}/observations/batch", _batch(measure, "raced", 1, 2)).status_code == 201
+    real = observations.find_batch
+    calls: list[str] = []
+
+    def looked_too_early(*args: Any, **kwargs: Any) -> Any:
+        calls.append("find")
+        return None if len(calls) == 1 else real(*args, **kwargs)
+
+    monkeypatch.setattr(observations, "find_batch", looked_too_early)
+    other = _post(member.api(), f"{BASE}/observations/batch", _batch(measure, "raced", 7, 8, 9))
+    assert other.status_code == 409, other.content
+    calls.clear()
+    same = _post(member.api(), f"{BASE}/observations/batch", _batch(measure, "raced", 1, 2))
+    assert same.status_code == 200 and same.json()["replayed"] is True, same.content
+    assert sorted(Observation.objects.values_list("value", flat=True)) == [1, 2]
+
+
 # --- real concurrency: PostgreSQL ------------------------------------------------------------------
 
 
