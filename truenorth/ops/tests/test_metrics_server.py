@@ -64,8 +64,9 @@ def test_a_scrape_counts_the_requests_of_every_worker(tmp_path: Path, server_dat
 
     log = log_path.read_text()
     assert counts == [REQUESTS] * 6, log[-3000:]
-    # Workers stop cleanly (a DuckDB instance inherited from the CLI's process once aborted them on exit).
-    assert "was sent SIG" not in log and "terminate called" not in log, log[-3000:]
+    # Workers stop without crashing (a DuckDB instance inherited from the CLI's process once aborted them
+    # on exit). A SIGTERM from the master to a worker still finishing is gunicorn's normal shutdown.
+    assert not any(crash in log for crash in ("SIGABRT", "SIGSEGV", "terminate called")), log[-3000:]
     web = data_dir / "metrics" / "web"
     pids = {f.stem.rsplit("_", 1)[1] for f in web.glob("histogram_*.db")}
     entries = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
