@@ -535,7 +535,7 @@ print(settings.DATABASES["default"]["OPTIONS"].get("prepare_threshold", "absent"
 
 
 @pytest.mark.parametrize(("given", "expected"), [(None, "5"), ("0", "None"), ("20", "20")])
-def test_postgresql_statements_are_prepared_after_the_threshold(
+def test_the_prepare_threshold_comes_from_the_environment(
     tmp_path: Path, given: str | None, expected: str
 ) -> None:
     extra = {} if given is None else {"DATABASE_PREPARE_THRESHOLD": given}
